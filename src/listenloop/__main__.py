@@ -1,0 +1,3 @@
+from listenloop.cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""`listenloop features`: placeholder until its module lands."""
+
+from listenloop.cli.app import app, bench_app  # noqa: F401
