@@ -1,0 +1,135 @@
+"""A simulation experiment: every strategy over every (split, run) pair, paired on the same
+split and the same initial labelled set, plus the learner trained on the whole pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+from listenloop.errors import ListenloopError
+from listenloop.learners import make_learner
+from listenloop.sim.loop import Curve, LoopConfig, run_loop
+from listenloop.sim.metrics import task_scores
+from listenloop.strategies import make_strategy
+
+
+@dataclass
+class ExperimentConfig:
+    """What to compare and how often."""
+
+    strategies: list[str]
+    task: str = "classification"
+    learner: str | None = None
+    learner_params: dict[str, Any] = field(default_factory=dict)
+    upsample: bool = False
+    runs: int = 10
+    seed: int = 0
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """One strategy's curve on one (split, run) pair."""
+
+    strategy: str
+    split: str
+    run: int
+    curve: Curve
+
+
+@dataclass
+class ExperimentResult:
+    """All curves, plus the full-pool score of each split."""
+
+    config: ExperimentConfig
+    runs: list[RunResult]
+    full_pool: dict[str, dict[str, float]]  # split name -> scores of the learner on the whole pool
+    splits: list[str]
+
+
+def initial_labelled(pool: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator, task: str) -> np.ndarray:
+    """`n` random pool rows; for classification at least two classes when the pool has them."""
+    if n >= len(pool):
+        return np.sort(pool)
+    for _ in range(100):
+        rows = rng.choice(pool, size=n, replace=False)
+        if task != "classification" or len(np.unique(y[rows])) >= min(2, len(np.unique(y[pool]))):
+            return np.sort(rows)
+    return np.sort(rows)
+
+
+def standardise(X: np.ndarray, pool: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """Features scaled by a StandardScaler fitted on the (unlabelled) pool: needs no labels."""
+    scaler = StandardScaler()
+    for i in range(0, len(pool), chunk_rows):
+        scaler.partial_fit(np.asarray(X[np.sort(pool[i : i + chunk_rows])], dtype=np.float64))
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    return ((np.asarray(X, dtype=np.float32) - scaler.mean_.astype(np.float32)) / scale.astype(np.float32))
+
+
+def _learner_factory(config: ExperimentConfig, seed: int) -> Callable[[], Any]:
+    return lambda: make_learner(config.learner, config.task, upsample=config.upsample, random_state=seed,
+                                **config.learner_params)
+
+
+def _run_pair(Xs: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, split_name: str, s: int,
+              r: int, config: ExperimentConfig) -> list[RunResult]:
+    """Every strategy on one (split, run) pair, from one initial labelled set and one learner seed."""
+    init_rng = np.random.default_rng(np.random.SeedSequence([config.seed, s, r]))
+    init = initial_labelled(train, y, config.loop.initial, init_rng, config.task)
+    learner_seed = int(init_rng.integers(2**31))
+    out = []
+    for name in config.strategies:
+        strategy = make_strategy(name, config.task, **config.strategy_params.get(name, {}))
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, s, r, 1]))
+        curve = run_loop(Xs, y, train, test, init, strategy, _learner_factory(config, learner_seed), config.loop,
+                         rng, config.task)
+        out.append(RunResult(name, split_name, r, curve))
+    return out
+
+
+def run_experiment(
+    X: np.ndarray,
+    y: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray, str]],
+    config: ExperimentConfig,
+    progress: bool = True,
+    jobs: int = 1,
+) -> ExperimentResult:
+    """Run every strategy on every (split, run) pair; `jobs` pairs run in parallel processes.
+
+    Within a pair, all strategies start from the same initial labelled set and the same
+    learner seed, so their curves are paired for the significance tests. Results do not
+    depend on `jobs`.
+    """
+    if config.loop.initial < 1:
+        raise ListenloopError("--initial must be at least 1")
+    for name in config.strategies:  # fail early on bad names, before any work
+        make_strategy(name, config.task, **config.strategy_params.get(name, {}))
+    make_learner(config.learner, config.task, **config.learner_params)
+    results: list[RunResult] = []
+    full_pool: dict[str, dict[str, float]] = {}
+    bar = tqdm(total=len(splits) * config.runs, desc="simulate", unit="run", disable=not progress, leave=False)
+    with Parallel(n_jobs=jobs, return_as="generator") as parallel:
+        for s, (train, test, split_name) in enumerate(splits):
+            if len(train) <= config.loop.initial:
+                raise ListenloopError(f"split {split_name}: {len(train)} training clips, not more than "
+                                      f"--initial {config.loop.initial}")
+            Xs = standardise(X, train)
+            full = _learner_factory(config, config.seed)().fit(Xs[train], y[train])
+            full_pool[split_name] = task_scores(config.task, y[test], full.predict(Xs[test]))
+            pairs = parallel(delayed(_run_pair)(Xs, y, train, test, split_name, s, r, config)
+                             for r in range(config.runs))
+            for pair in pairs:
+                results.extend(pair)
+                bar.update(1)
+                bar.set_postfix_str(split_name)
+    bar.close()
+    return ExperimentResult(config, results, full_pool, [name for _, _, name in splits])

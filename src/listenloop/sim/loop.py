@@ -1,0 +1,126 @@
+"""The active-learning loops of a simulation: pool-based (000_ Table 1, 001_ Table 1) and
+stream-based (001_ Table 2), with the dataset's labels as the oracle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from listenloop.sim.metrics import MAIN_METRIC, task_scores
+from listenloop.strategies.base import QueryContext
+
+
+@dataclass
+class LoopConfig:
+    """How a loop asks: sizes, stopping rules, random-subset evaluation, stream buffer."""
+
+    initial: int = 30
+    batch: int = 30
+    iterations: int = 20
+    budget: int | None = None  # stop once this many labels are used
+    target: float | None = None  # stop once the main metric reaches this
+    subset: int | None = None  # score only a random subset of this many pool clips per query
+    stream: bool = False  # stream-based: a buffer of `buffer` arriving clips, label the best half
+    buffer: int | None = None  # stream buffer size (default: 2 × batch)
+    pseudo_weight: float = 1.0  # sample weight of pseudo-labelled clips (self_training)
+
+
+@dataclass
+class Curve:
+    """One run's learning curve: labelled-set size and scores at each evaluation point."""
+
+    labels: list[int] = field(default_factory=list)
+    scores: list[dict[str, float]] = field(default_factory=list)
+    queried: list[int] = field(default_factory=list)  # row indices in the order they were asked
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+    def metric(self, name: str) -> np.ndarray:
+        """The curve of one metric."""
+        return np.array([s[name] for s in self.scores])
+
+
+def _fit(make_model: Callable[[], Any], X: np.ndarray, rows: np.ndarray, y: np.ndarray,
+         weights: np.ndarray | None) -> Any:
+    model = make_model()
+    Xl = np.asarray(X[rows])
+    if weights is None:
+        return model.fit(Xl, y)
+    return model.fit(Xl, y, sample_weight=weights)
+
+
+def run_loop(
+    X: np.ndarray,
+    y: np.ndarray,
+    pool: np.ndarray,
+    test: np.ndarray,
+    initial: np.ndarray,
+    strategy: Any,
+    make_model: Callable[[], Any],
+    config: LoopConfig,
+    rng: np.random.Generator,
+    task: str = "classification",
+) -> Curve:
+    """Run one AL loop and score the model on `test` after every step.
+
+    `pool` are the training rows (labels hidden until asked), `initial` the rows labelled
+    at the start (a subset of `pool`). The labels `y` answer every query (the oracle).
+    """
+    metric = MAIN_METRIC[task]
+    labelled = list(np.asarray(initial, dtype=np.int64))
+    remaining = np.setdiff1d(np.asarray(pool, dtype=np.int64), labelled)
+    arrivals = rng.permutation(remaining) if config.stream else None
+    buffer_size = config.buffer or 2 * config.batch
+    budget = config.budget if config.budget is not None else np.inf
+    y_test = y[test]
+    curve = Curve(queried=list(labelled))
+
+    def fit_and_score(pseudo_rows: np.ndarray | None = None, pseudo_y: np.ndarray | None = None) -> Any:
+        rows = np.asarray(labelled, dtype=np.int64)
+        labels = y[rows]
+        weights = None
+        if pseudo_rows is not None and len(pseudo_rows):
+            rows = np.concatenate([rows, pseudo_rows])
+            labels = np.concatenate([labels, pseudo_y])
+            weights = np.concatenate([np.ones(len(labelled)), np.full(len(pseudo_rows), config.pseudo_weight)])
+        model = _fit(make_model, X, rows, labels, weights)
+        pred = np.concatenate([model.predict(np.asarray(X[test[i : i + 65536]]))
+                               for i in range(0, len(test), 65536)])
+        curve.labels.append(len(labelled))
+        curve.scores.append(task_scores(task, y_test, pred))
+        return model
+
+    model = fit_and_score()
+    for it in range(config.iterations):
+        if len(labelled) >= budget or (config.target is not None and curve.scores[-1][metric] >= config.target):
+            break
+        if config.stream:
+            start = it * buffer_size
+            candidates = np.sort(arrivals[start : start + buffer_size])
+            n = len(candidates) // 2
+        else:
+            candidates = remaining
+            if config.subset is not None and config.subset < len(remaining):
+                candidates = np.sort(rng.choice(remaining, size=config.subset, replace=False))
+            n = config.batch
+        n = int(min(n, budget - len(labelled), len(candidates)))
+        if n <= 0:
+            break
+        ctx = QueryContext(model=model, X=X, candidates=candidates, labelled=np.asarray(labelled),
+                           y_labelled=y[np.asarray(labelled)], iteration=it, rng=rng, task=task)
+        picked = np.asarray(strategy.select(ctx, n), dtype=np.int64)
+        if len(np.unique(picked)) != len(picked) or not np.isin(picked, candidates).all():
+            raise RuntimeError(f"strategy {strategy.name} returned repeated or non-candidate rows")
+        labelled.extend(picked.tolist())
+        curve.queried.extend(picked.tolist())
+        remaining = np.setdiff1d(remaining, picked, assume_unique=True)
+        pseudo_rows = pseudo_y = None
+        if hasattr(strategy, "pseudo_labels"):
+            ctx.candidates = remaining
+            pseudo_rows, pseudo_y = strategy.pseudo_labels(ctx, exclude=picked)
+            ctx.extra["pseudo_labels"] = len(pseudo_rows)
+        curve.notes.append(dict(ctx.extra))
+        model = fit_and_score(pseudo_rows, pseudo_y)
+    return curve

@@ -1,0 +1,40 @@
+"""Learning-curve plots: mean ± std per strategy, the full-pool score as a reference line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+METRIC_NAMES = {"uar": "UAR", "cc": "Pearson CC"}
+
+
+def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Write the learning curves of `summary` (summary.json's dict) to a PNG at `path`."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    for name, st in summary["strategies"].items():
+        labels, mean, std = (np.asarray(st[k], float) for k in ("labels", "mean", "std"))
+        style = {"color": "0.3", "linestyle": "--"} if name == "random" else {}
+        line = ax.plot(labels, mean, marker="o", markersize=3, label=f"{name} (AULC {st['aulc']:.3f})",
+                       **style)[0]
+        ax.fill_between(labels, mean - std, mean + std, alpha=0.15, color=line.get_color())
+    full = summary.get("full_pool_score")
+    if full is not None:
+        ax.axhline(full, color="black", linewidth=0.8, linestyle=":", label=f"full pool ({full:.3f})")
+    metric = METRIC_NAMES.get(summary["metric"], summary["metric"])
+    ax.set_xlabel("labelled clips")
+    ax.set_ylabel(metric)
+    n_runs = len(next(iter(summary["strategies"].values()))["final"])
+    ax.set_title(title or f"{Path(summary['dataset']).name}: {metric}, mean ± std over {n_runs} runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
