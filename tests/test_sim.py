@@ -1,0 +1,150 @@
+"""Simulation: splits, the pool and stream loops, stopping rules, summary schema, reproducibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+
+from listenloop.errors import ListenloopError
+from listenloop.learners import make_learner
+from listenloop.sim.experiment import ExperimentConfig, run_experiment
+from listenloop.sim.loop import LoopConfig, run_loop
+from listenloop.sim.metrics import pearson_cc, uar
+from listenloop.sim.splits import make_splits
+from listenloop.sim.summary import aulc, summarise
+from listenloop.strategies import make_strategy
+
+SUMMARY_KEYS = {"labels", "mean", "std", "final", "aulc_runs", "aulc", "labels_to_passive_best",
+                "p_value_vs_random"}
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X, y = make_classification(n_samples=400, n_features=10, n_informative=5, n_classes=3, n_clusters_per_class=1,
+                               class_sep=1.5, random_state=0)
+    groups = np.array([f"g{i % 4}" for i in range(len(y))])
+    return X.astype(np.float32), np.array(["0", "1", "2"])[y], groups
+
+
+def test_metrics() -> None:
+    assert uar(np.array(["a", "a", "b", "b"]), np.array(["a", "a", "a", "b"])) == pytest.approx(0.75)
+    assert pearson_cc(np.array([1, 2, 3]), np.array([2, 4, 6])) == pytest.approx(1.0)
+    assert pearson_cc(np.array([1, 2, 3]), np.array([1, 1, 1])) == 0.0
+
+
+def test_group_folds_leave_one_group_out(blobs) -> None:
+    _, y, g = blobs
+    splits = make_splits(y, g, "classification", folds=4)
+    assert [name for _, _, name in splits] == ["g0", "g1", "g2", "g3"]
+    for train, test, name in splits:
+        assert set(g[test]) == {name} and name not in set(g[train])
+
+
+def test_group_kfold_and_fraction(blobs) -> None:
+    _, y, g = blobs
+    for train, test, _ in make_splits(y, g, "classification", folds=2):
+        assert not set(g[train]) & set(g[test])
+    train, test, _ = make_splits(y, None, "classification", test_fraction=0.25)[0]
+    assert len(test) == 100 and not set(train) & set(test)
+
+
+def test_split_errors(blobs) -> None:
+    _, y, g = blobs
+    with pytest.raises(ListenloopError, match="exclude each other"):
+        make_splits(y, g, "classification", folds=2, test_groups=["g0"])
+    with pytest.raises(ListenloopError, match="no group"):
+        make_splits(y, g, "classification", test_groups=["zz"])
+    with pytest.raises(ListenloopError, match="only 4 groups"):
+        make_splits(y, g, "classification", folds=5)
+
+
+def _loop(blobs, strategy: str, **cfg) -> object:
+    X, y, _ = blobs
+    pool, test = np.arange(300), np.arange(300, 400)
+    rng = np.random.default_rng(0)
+    init = rng.choice(pool, 12, replace=False)
+    return run_loop(X, y, pool, test, init, make_strategy(strategy), lambda: make_learner("logreg", C=1.0),
+                    LoopConfig(**cfg), np.random.default_rng(1))
+
+
+def test_pool_loop_grows_the_labelled_set_by_batches(blobs) -> None:
+    curve = _loop(blobs, "margin", initial=12, batch=10, iterations=5)
+    assert curve.labels == [12, 22, 32, 42, 52, 62]
+    assert len(set(curve.queried)) == len(curve.queried) == 62
+    assert all(0 <= s["uar"] <= 1 for s in curve.scores)
+
+
+def test_stream_loop_labels_half_of_each_buffer(blobs) -> None:
+    curve = _loop(blobs, "least_confidence", initial=12, batch=10, iterations=4, stream=True, buffer=20)
+    assert curve.labels == [12, 22, 32, 42, 52]
+
+
+def test_budget_target_and_subset(blobs) -> None:
+    assert _loop(blobs, "margin", initial=12, batch=10, iterations=10, budget=37).labels == [12, 22, 32, 37]
+    short = _loop(blobs, "margin", initial=12, batch=10, iterations=10, target=0.0)
+    assert short.labels == [12]
+    sub = _loop(blobs, "entropy", initial=12, batch=10, iterations=3, subset=25)
+    assert sub.labels == [12, 22, 32, 42]
+
+
+def test_self_training_pseudo_labels_are_not_counted(blobs) -> None:
+    curve = _loop(blobs, "self_training", initial=12, batch=10, iterations=3)
+    assert curve.labels == [12, 22, 32, 42]
+    assert all("pseudo_labels" in note for note in curve.notes)
+
+
+def test_aulc_is_the_mean_height() -> None:
+    assert aulc(np.array([0, 10]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert aulc(np.array([0, 10, 20]), np.array([0.0, 1.0, 1.0])) == pytest.approx(0.75)
+
+
+def _experiment(blobs, **kw):
+    X, y, g = blobs
+    splits = make_splits(y, g, "classification", folds=2)
+    cfg = ExperimentConfig(strategies=["random", "margin", "least_confidence"], learner="logreg",
+                           learner_params={"C": 1.0}, runs=3, seed=kw.pop("seed", 0),
+                           loop=LoopConfig(initial=10, batch=10, iterations=4))
+    return run_experiment(X, y, splits, cfg, progress=False, **kw)
+
+
+def test_summary_schema_and_pairing(blobs) -> None:
+    summary = summarise(_experiment(blobs), "blobs")
+    assert summary["task"] == "classification" and summary["metric"] == "uar"
+    assert 0 <= summary["full_pool_score"] <= 1
+    for name, st in summary["strategies"].items():
+        assert SUMMARY_KEYS <= set(st)
+        assert st["labels"] == [10, 20, 30, 40, 50]
+        assert len(st["mean"]) == len(st["std"]) == 5
+        assert len(st["final"]) == len(st["aulc_runs"]) == 2 * 3  # folds × runs
+        assert st["aulc"] == pytest.approx(np.mean(st["aulc_runs"]))
+        if name == "random":
+            assert st["p_value_vs_random"] is None
+        else:
+            assert st["p_value_vs_random"] is None or 0 <= st["p_value_vs_random"] <= 1
+    random = summary["strategies"]["random"]
+    assert random["labels_to_passive_best"] == random["labels"][int(np.argmax(random["mean"]))]
+    # All strategies of a (split, run) pair start from the same initial set: same first score.
+    firsts = {name: [r.curve.scores[0]["uar"] for r in _experiment(blobs).runs if r.strategy == name]
+              for name in summary["strategies"]}
+    assert firsts["random"] == firsts["margin"] == firsts["least_confidence"]
+
+
+def test_same_seed_same_numbers_and_jobs_do_not_matter(blobs) -> None:
+    a = summarise(_experiment(blobs), "b")
+    b = summarise(_experiment(blobs, jobs=2), "b")
+    c = summarise(_experiment(blobs, seed=1), "b")
+    assert a["strategies"] == b["strategies"]
+    assert a["strategies"]["margin"]["aulc_runs"] != c["strategies"]["margin"]["aulc_runs"]
+
+
+def test_regression_experiment() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5)).astype(np.float32)
+    y = X[:, 0] * 2 + 0.1 * rng.normal(size=300)
+    splits = make_splits(y, None, "regression", test_fraction=0.3)
+    cfg = ExperimentConfig(strategies=["random", "regression_binary_confidence"], task="regression", runs=2,
+                           loop=LoopConfig(initial=10, batch=10, iterations=3))
+    summary = summarise(run_experiment(X, y, splits, cfg, progress=False), "reg")
+    assert summary["metric"] == "cc" and summary["full_pool_score"] > 0.9
+    assert summary["strategies"]["regression_binary_confidence"]["labels"] == [10, 20, 30, 40]
