@@ -1,0 +1,43 @@
+"""`listenloop bench query` on a tiny pool: rows with the documented schema."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from listenloop.bench.query import STRATEGIES, make_pool
+from listenloop.cli import app
+
+KEYS = {"pool", "strategy", "listenloop_s", "modal_s", "peak_mb", "modal_peak_mb", "same_batch", "ratio"}
+
+
+def test_bench_query_writes_rows(tmp_path) -> None:
+    out = tmp_path / "x.json"
+    result = CliRunner().invoke(
+        app, ["bench", "query", "--pool-sizes", "2000", "--repeats", "2", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [r["strategy"] for r in rows] == list(STRATEGIES)
+    for r in rows:
+        assert set(r) == KEYS
+        assert r["pool"] == 2000 and r["listenloop_s"] >= 0 and r["peak_mb"] >= 0
+        if r["strategy"] == "random":
+            assert r["modal_s"] is None and r["same_batch"] is None and r["ratio"] is None
+        else:
+            assert r["modal_s"] > 0 and r["modal_peak_mb"] >= 0 and r["ratio"] > 0
+            assert r["same_batch"] is True
+    assert "least_confidence" in result.stdout
+
+
+def test_bench_query_rejects_bad_sizes() -> None:
+    result = CliRunner().invoke(app, ["bench", "query", "--pool-sizes", "10,x"])
+    assert result.exit_code != 0
+
+
+def test_make_pool_is_float32_and_seeded() -> None:
+    X, y = make_pool(500, 88, 7, seed=3)
+    assert X.dtype == np.float32 and X.shape == (500, 88) and set(np.unique(y)) <= set(range(7))
+    np.testing.assert_array_equal(X, make_pool(500, 88, 7, seed=3)[0])
