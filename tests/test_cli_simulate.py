@@ -9,13 +9,22 @@ from pathlib import Path
 
 import pytest
 
-SUMMARY_KEYS = {"labels", "mean", "std", "final", "aulc_runs", "aulc", "labels_to_passive_best",
-                "p_value_vs_random"}
+SUMMARY_KEYS = {
+    "labels",
+    "mean",
+    "std",
+    "final",
+    "aulc_runs",
+    "aulc",
+    "labels_to_passive_best",
+    "p_value_vs_random",
+}
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "listenloop", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "listenloop", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +32,35 @@ def fsdd_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     fsdd_dir = Path(__file__).parent / "fixtures" / "fsdd"
     out = tmp_path_factory.mktemp("sim")
     cache = tmp_path_factory.mktemp("cache")
-    proc = run_cli("simulate", str(fsdd_dir), "--label-column", "label", "--features", "egemaps",
-                   "--strategies", "random,least_confidence,medium_certainty,margin", "--initial", "10",
-                   "--batch", "10", "--iterations", "3", "--runs", "2", "--group-column", "speaker",
-                   "--folds", "3", "--seed", "0", "--cache-dir", str(cache), "--out", str(out / "res"), "--quiet")
+    proc = run_cli(
+        "simulate",
+        str(fsdd_dir),
+        "--label-column",
+        "label",
+        "--features",
+        "egemaps",
+        "--strategies",
+        "random,least_confidence,medium_certainty,margin",
+        "--initial",
+        "10",
+        "--batch",
+        "10",
+        "--iterations",
+        "3",
+        "--runs",
+        "2",
+        "--group-column",
+        "speaker",
+        "--folds",
+        "3",
+        "--seed",
+        "0",
+        "--cache-dir",
+        str(cache),
+        "--out",
+        str(out / "res"),
+        "--quiet",
+    )
     return out / "res", proc
 
 
@@ -38,7 +72,7 @@ def test_simulate_writes_summary_plot_and_report(fsdd_run) -> None:
     assert isinstance(summary["full_pool_score"], float)
     assert set(summary["strategies"]) == {"random", "least_confidence", "medium_certainty", "margin"}
     for st in summary["strategies"].values():
-        assert SUMMARY_KEYS <= set(st)
+        assert set(st) >= SUMMARY_KEYS
         assert st["labels"] == [10, 20, 30, 40]
         assert len(st["aulc_runs"]) == 3 * 2
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -48,10 +82,33 @@ def test_simulate_writes_summary_plot_and_report(fsdd_run) -> None:
 
 def test_simulate_same_seed_same_numbers(fsdd_run, fsdd_dir: Path, tmp_path: Path) -> None:
     out, _ = fsdd_run
-    proc = run_cli("simulate", str(fsdd_dir), "--features", "egemaps", "--strategies",
-                   "random,least_confidence,medium_certainty,margin", "--initial", "10", "--batch", "10",
-                   "--iterations", "3", "--runs", "2", "--group-column", "speaker", "--folds", "3", "--seed", "0",
-                   "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "again"), "--quiet")
+    proc = run_cli(
+        "simulate",
+        str(fsdd_dir),
+        "--features",
+        "egemaps",
+        "--strategies",
+        "random,least_confidence,medium_certainty,margin",
+        "--initial",
+        "10",
+        "--batch",
+        "10",
+        "--iterations",
+        "3",
+        "--runs",
+        "2",
+        "--group-column",
+        "speaker",
+        "--folds",
+        "3",
+        "--seed",
+        "0",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(tmp_path / "again"),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     a = json.loads((out / "summary.json").read_text())["strategies"]
     b = json.loads((tmp_path / "again" / "summary.json").read_text())["strategies"]
@@ -67,17 +124,33 @@ def test_simulate_refuses_to_overwrite(fsdd_run, fsdd_dir: Path) -> None:
     assert (out / "summary.json").read_bytes() == before
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--label-column", "nope"], "no column 'nope'"),
-    (["--strategies", "random,psychic"], "unknown strategy"),
-    (["--folds", "3", "--test-groups", "theo", "--group-column", "speaker"], "exclude each other"),
-    (["--features", "nope"], "nope"),
-    (["--learner", "nope"], "unknown classification learner"),
-])
-def test_simulate_bad_input_is_one_clear_line(fsdd_dir: Path, tmp_path: Path, args: list[str],
-                                              message: str) -> None:
-    proc = run_cli("simulate", str(fsdd_dir), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"),
-                   "--quiet", "--iterations", "1", "--runs", "1", *args)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--label-column", "nope"], "no column 'nope'"),
+        (["--strategies", "random,psychic"], "unknown strategy"),
+        (["--folds", "3", "--test-groups", "theo", "--group-column", "speaker"], "exclude each other"),
+        (["--features", "nope"], "nope"),
+        (["--learner", "nope"], "unknown classification learner"),
+    ],
+)
+def test_simulate_bad_input_is_one_clear_line(
+    fsdd_dir: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    proc = run_cli(
+        "simulate",
+        str(fsdd_dir),
+        "--out",
+        str(tmp_path / "o"),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--quiet",
+        "--iterations",
+        "1",
+        "--runs",
+        "1",
+        *args,
+    )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert lines and lines[-1].startswith("error:") and message in lines[-1], proc.stderr
@@ -94,10 +167,33 @@ def test_regression_with_mixed_office_events(office_dir: Path, tmp_path: Path) -
     mixed = tmp_path / "ebr"
     proc = run_cli("mix", str(office_dir), str(mixed), "--clips", "80", "--duration", "1.0", "--seed", "0")
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli("simulate", str(mixed), "--label-column", "ebr", "--task", "regression", "--features", "egemaps",
-                   "--strategies", "random,regression_binary_confidence", "--initial", "10", "--batch", "5",
-                   "--iterations", "3", "--runs", "2", "--test-fraction", "0.25", "--cache-dir", str(tmp_path / "c"),
-                   "--out", str(tmp_path / "res"), "--quiet")
+    proc = run_cli(
+        "simulate",
+        str(mixed),
+        "--label-column",
+        "ebr",
+        "--task",
+        "regression",
+        "--features",
+        "egemaps",
+        "--strategies",
+        "random,regression_binary_confidence",
+        "--initial",
+        "10",
+        "--batch",
+        "5",
+        "--iterations",
+        "3",
+        "--runs",
+        "2",
+        "--test-fraction",
+        "0.25",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(tmp_path / "res"),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "res" / "summary.json").read_text())
     assert summary["task"] == "regression" and summary["metric"] == "cc"
@@ -105,9 +201,28 @@ def test_regression_with_mixed_office_events(office_dir: Path, tmp_path: Path) -
 
 
 def test_stream_mode(fsdd_dir: Path, tmp_path: Path) -> None:
-    proc = run_cli("simulate", str(fsdd_dir), "--features", "egemaps", "--strategies", "random,margin", "--stream",
-                   "--buffer", "20", "--initial", "10", "--iterations", "2", "--runs", "1", "--cache-dir",
-                   str(tmp_path / "c"), "--out", str(tmp_path / "s"), "--quiet")
+    proc = run_cli(
+        "simulate",
+        str(fsdd_dir),
+        "--features",
+        "egemaps",
+        "--strategies",
+        "random,margin",
+        "--stream",
+        "--buffer",
+        "20",
+        "--initial",
+        "10",
+        "--iterations",
+        "2",
+        "--runs",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(tmp_path / "s"),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["strategies"]["margin"]["labels"] == [10, 20, 30]

@@ -66,9 +66,17 @@ def test_upsampled_learner(data: tuple[np.ndarray, np.ndarray]) -> None:
     assert model.predict_proba(X).shape[1] == len(np.unique(y[keep]))
 
 
-@pytest.mark.parametrize(("name", "task"), [("svm", "classification"), ("logreg", "classification"),
-                                            ("rf", "classification"), ("svr", "regression"),
-                                            ("rf", "regression"), ("ridge", "regression")])
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("svm", "classification"),
+        ("logreg", "classification"),
+        ("rf", "classification"),
+        ("svr", "regression"),
+        ("rf", "regression"),
+        ("ridge", "regression"),
+    ],
+)
 def test_registry_builds_every_learner(data: tuple[np.ndarray, np.ndarray], name: str, task: str) -> None:
     X, y = data
     target = y if task == "classification" else X[:, 0] * 3.0
@@ -85,7 +93,11 @@ def test_registry_errors() -> None:
 
 def test_parse_params() -> None:
     assert parse_params("C=0.1,kernel=rbf,degree=3,class_weight=none") == {
-        "C": 0.1, "kernel": "rbf", "degree": 3, "class_weight": None}
+        "C": 0.1,
+        "kernel": "rbf",
+        "degree": 3,
+        "class_weight": None,
+    }
     with pytest.raises(ListenloopError):
         parse_params("C")
 

@@ -33,21 +33,30 @@ class TableModel:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-PROBA = np.array([
-    [0.90, 0.05, 0.05],  # 0 sure
-    [0.40, 0.35, 0.25],  # 1 least confident, small margin
-    [0.50, 0.49, 0.01],  # 2 smallest margin
-    [0.34, 0.33, 0.33],  # 3 least confident, highest entropy
-    [0.70, 0.20, 0.10],  # 4
-    [0.60, 0.30, 0.10],  # 5
-])
+PROBA = np.array(
+    [
+        [0.90, 0.05, 0.05],  # 0 sure
+        [0.40, 0.35, 0.25],  # 1 least confident, small margin
+        [0.50, 0.49, 0.01],  # 2 smallest margin
+        [0.34, 0.33, 0.33],  # 3 least confident, highest entropy
+        [0.70, 0.20, 0.10],  # 4
+        [0.60, 0.30, 0.10],  # 5
+    ]
+)
 
 
 def ctx_for(proba: np.ndarray, candidates: np.ndarray | None = None, iteration: int = 0) -> QueryContext:
     X = np.arange(len(proba), dtype=float)[:, None]
     cand = np.arange(len(proba)) if candidates is None else candidates
-    return QueryContext(model=TableModel(proba), X=X, candidates=cand, labelled=np.array([], dtype=int),
-                        y_labelled=np.array([]), iteration=iteration, rng=np.random.default_rng(0))
+    return QueryContext(
+        model=TableModel(proba),
+        X=X,
+        candidates=cand,
+        labelled=np.array([], dtype=int),
+        y_labelled=np.array([]),
+        iteration=iteration,
+        rng=np.random.default_rng(0),
+    )
 
 
 def test_measures_known_values() -> None:
@@ -79,11 +88,14 @@ def test_random_k_is_distinct_and_seeded() -> None:
     assert a.tolist() == random_k(100, 10, np.random.default_rng(1)).tolist()
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("least_confidence", [3, 1]),
-    ("margin", [2, 3]),
-    ("entropy", [3, 1]),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("least_confidence", [3, 1]),
+        ("margin", [2, 3]),
+        ("entropy", [3, 1]),
+    ],
+)
 def test_uncertainty_sampling(name: str, expected: list[int]) -> None:
     assert make_strategy(name).select(ctx_for(PROBA), 2).tolist() == expected
 
@@ -140,8 +152,15 @@ def test_threshold_tuned_on_labelled_set() -> None:
     y = (X[:, 0] > 0.8).astype(int)  # imbalanced: the best threshold is below 0.5
     lab = np.arange(120)
     model = LogisticRegression().fit(X[lab], y[lab])
-    ctx = QueryContext(model=model, X=X, candidates=np.arange(120, 200), labelled=lab, y_labelled=y[lab],
-                       iteration=0, rng=rng)
+    ctx = QueryContext(
+        model=model,
+        X=X,
+        candidates=np.arange(120, 200),
+        labelled=lab,
+        y_labelled=y[lab],
+        iteration=0,
+        rng=rng,
+    )
     picked = make_strategy("least_confidence_tuned").select(ctx, 5)
     assert len(picked) == 5 and set(picked.tolist()) <= set(range(120, 200))
     assert 0.05 <= ctx.extra["threshold"] <= 0.95
@@ -170,8 +189,16 @@ def test_regression_binary_confidence_queries_near_the_centre() -> None:
     X = rng.uniform(-1, 1, size=(300, 2))
     y = X[:, 0] * 10
     lab = np.arange(100)
-    ctx = QueryContext(model=None, X=X, candidates=np.arange(100, 300), labelled=lab, y_labelled=y[lab],
-                       iteration=0, rng=rng, task="regression")
+    ctx = QueryContext(
+        model=None,
+        X=X,
+        candidates=np.arange(100, 300),
+        labelled=lab,
+        y_labelled=y[lab],
+        iteration=0,
+        rng=rng,
+        task="regression",
+    )
     picked = make_strategy("regression_binary_confidence", "regression", centre=0.0).select(ctx, 10)
     assert np.abs(X[picked, 0]).mean() < 0.25  # the boundary of the sign is x0 = 0
     assert ctx.extra["centre"] == 0.0

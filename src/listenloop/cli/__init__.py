@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from listenloop.cli.app import app, bench_app
-from listenloop.errors import ListenloopError
+from listenloop.cli import bench_features as _bench_features  # noqa: F401
+from listenloop.cli import bench_query as _bench_query  # noqa: F401
 
 # Importing a command module registers its commands on `app` / `bench_app`.
-from listenloop.cli import features as _features  # noqa: E402,F401
-from listenloop.cli import simulate as _simulate  # noqa: E402,F401
-from listenloop.cli import bench_features as _bench_features  # noqa: E402,F401
-from listenloop.cli import bench_query as _bench_query  # noqa: E402,F401
-from listenloop.cli import mix as _mix  # noqa: E402,F401
+from listenloop.cli import features as _features  # noqa: F401
+from listenloop.cli import mix as _mix  # noqa: F401
+from listenloop.cli import simulate as _simulate  # noqa: F401
+from listenloop.cli.app import app, bench_app
+from listenloop.errors import ListenloopError
 
 __all__ = ["app", "bench_app", "main"]
 

@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +17,7 @@ from listenloop.cli.app import app
 from listenloop.errors import ListenloopError
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     classification = "classification"
     regression = "regression"
 
@@ -32,35 +32,64 @@ DEFAULT_FEATURES = "compare"  # findings: ComParE beats eGeMAPS everywhere (FSDD
 @app.command()
 def simulate(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder with labels.csv (file + label columns).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for summary.json, learning_curve.png, report.md.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for summary.json, learning_curve.png, report.md.")
+    ],
     label_column: Annotated[str, typer.Option(help="Column with the target.")] = "label",
-    group_column: Annotated[str | None, typer.Option(help="Column of groups (e.g. speaker) kept apart.")] = None,
-    features: Annotated[str, typer.Option(help="Feature set: compare, egemaps, logmel, mfcc.")] = DEFAULT_FEATURES,
-    learner: Annotated[str | None, typer.Option(help="svm, logreg, rf (classification); svr, rf, ridge.")] = None,
-    learner_params: Annotated[str | None, typer.Option(help="Learner parameters, e.g. 'C=0.1,kernel=rbf'.")] = None,
+    group_column: Annotated[
+        str | None, typer.Option(help="Column of groups (e.g. speaker) kept apart.")
+    ] = None,
+    features: Annotated[
+        str, typer.Option(help="Feature set: compare, egemaps, logmel, mfcc.")
+    ] = DEFAULT_FEATURES,
+    learner: Annotated[
+        str | None, typer.Option(help="svm, logreg, rf (classification); svr, rf, ridge.")
+    ] = None,
+    learner_params: Annotated[
+        str | None, typer.Option(help="Learner parameters, e.g. 'C=0.1,kernel=rbf'.")
+    ] = None,
     strategies: Annotated[str, typer.Option(help="Comma-separated strategies; random is the baseline.")] = (
-        "random,margin"),
+        "random,margin"
+    ),
     initial: Annotated[int, typer.Option(help="Random labels to start from.")] = 30,
     batch: Annotated[int, typer.Option(help="Clips asked per iteration.")] = 30,
-    iterations: Annotated[int, typer.Option(help="Query iterations (stops earlier at --budget/--target).")] = 20,
+    iterations: Annotated[
+        int, typer.Option(help="Query iterations (stops earlier at --budget/--target).")
+    ] = 20,
     runs: Annotated[int, typer.Option(help="Runs per split, each with its own initial set.")] = 10,
     folds: Annotated[int | None, typer.Option(help="K-fold CV (group-wise with --group-column).")] = None,
-    test_groups: Annotated[str | None, typer.Option(help="Groups held out for testing, e.g. '03,08'.")] = None,
-    test_fraction: Annotated[float | None, typer.Option(help="Share held out for testing (default 0.2).")] = None,
+    test_groups: Annotated[
+        str | None, typer.Option(help="Groups held out for testing, e.g. '03,08'.")
+    ] = None,
+    test_fraction: Annotated[
+        float | None, typer.Option(help="Share held out for testing (default 0.2).")
+    ] = None,
     task: Annotated[Task, typer.Option(help="classification or regression.")] = Task.classification,
-    positive: Annotated[str | None, typer.Option(help="Classes that form the positive side of a binary task.")] = None,
+    positive: Annotated[
+        str | None, typer.Option(help="Classes that form the positive side of a binary task.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of splits, initial sets and learners.")] = 0,
-    stream: Annotated[bool, typer.Option("--stream", help="Stream-based: label the best half of each buffer.")] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Stream-based: label the best half of each buffer.")
+    ] = False,
     buffer: Annotated[int | None, typer.Option(help="Stream buffer size (default 2 × batch).")] = None,
-    subset: Annotated[int | None, typer.Option(help="Score only a random subset of this many pool clips.")] = None,
+    subset: Annotated[
+        int | None, typer.Option(help="Score only a random subset of this many pool clips.")
+    ] = None,
     budget: Annotated[int | None, typer.Option(help="Stop when this many labels are used.")] = None,
     target: Annotated[float | None, typer.Option(help="Stop when the test metric reaches this.")] = None,
     upsample: Annotated[bool, typer.Option("--upsample", help="Balance classes by upsampling L.")] = False,
-    centre: Annotated[float | None, typer.Option(help="regression_binary_confidence centre (default median).")] = None,
+    centre: Annotated[
+        float | None, typer.Option(help="regression_binary_confidence centre (default median).")
+    ] = None,
     ssl_threshold: Annotated[float, typer.Option(help="self_training: pseudo-label threshold T_SSL.")] = 0.95,
     hc_threshold: Annotated[float, typer.Option(help="alternating_confidence: high confidence T_HC.")] = 0.85,
-    hc_every: Annotated[int, typer.Option(help="alternating_confidence: a high-confidence query every k.")] = 10,
-    workers: Annotated[int | None, typer.Option(help="Feature-extraction workers (local Dask cluster).")] = None,
+    hc_every: Annotated[
+        int, typer.Option(help="alternating_confidence: a high-confidence query every k.")
+    ] = 10,
+    workers: Annotated[
+        int | None, typer.Option(help="Feature-extraction workers (local Dask cluster).")
+    ] = None,
     scheduler: Annotated[str | None, typer.Option(help="Address of an existing Dask scheduler.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder.")] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel processes.")] = 1,
@@ -90,32 +119,65 @@ def simulate(
         raise ListenloopError("--strategies names no strategy")
     ds = load_dataset(dataset, label_column, group_column, task.value, _csv_list(positive) or None)
     started = time.perf_counter()
-    table = extract_features(ds, features, workers=workers, scheduler=scheduler, cache_dir=cache_dir,
-                             progress=not quiet, log=lambda m: print(m, file=sys.stderr))
+    table = extract_features(
+        ds,
+        features,
+        workers=workers,
+        scheduler=scheduler,
+        cache_dir=cache_dir,
+        progress=not quiet,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     ds = ds.subset(table.kept)
     if len(ds) < 2:
         raise ListenloopError(f"{dataset}: fewer than two usable clips")
-    splits = make_splits(ds.labels, ds.groups, task.value, folds=folds, test_groups=_csv_list(test_groups) or None,
-                         test_fraction=test_fraction, seed=seed)
+    splits = make_splits(
+        ds.labels,
+        ds.groups,
+        task.value,
+        folds=folds,
+        test_groups=_csv_list(test_groups) or None,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
     strategy_params = {
         "regression_binary_confidence": {"centre": centre},
         "self_training": {"threshold": ssl_threshold},
         "alternating_confidence": {"high_threshold": hc_threshold, "every": hc_every},
     }
     config = ExperimentConfig(
-        strategies=names, task=task.value, learner=learner, learner_params=parse_params(learner_params),
-        upsample=upsample, runs=runs, seed=seed,
-        loop=LoopConfig(initial=initial, batch=batch, iterations=iterations, budget=budget, target=target,
-                        subset=subset, stream=stream, buffer=buffer),
+        strategies=names,
+        task=task.value,
+        learner=learner,
+        learner_params=parse_params(learner_params),
+        upsample=upsample,
+        runs=runs,
+        seed=seed,
+        loop=LoopConfig(
+            initial=initial,
+            batch=batch,
+            iterations=iterations,
+            budget=budget,
+            target=target,
+            subset=subset,
+            stream=stream,
+            buffer=buffer,
+        ),
         strategy_params={k: v for k, v in strategy_params.items() if k in names},
     )
     result = run_experiment(table.X, ds.labels, splits, config, progress=not quiet, jobs=jobs)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(result, str(dataset))
     command = "listenloop " + shlex.join(sys.argv[1:])
-    summary["config"] = {"command": command, "features": features, "learner": learner or "default",
-                         "clips": len(ds), "skipped": len(table.skipped), "splits": result.splits,
-                         "seconds": round(time.perf_counter() - started, 1)}
+    summary["config"] = {
+        "command": command,
+        "features": features,
+        "learner": learner or "default",
+        "clips": len(ds),
+        "skipped": len(table.skipped),
+        "splits": result.splits,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "summary.json")
@@ -127,13 +189,19 @@ def simulate(
             for step, (n, sc) in enumerate(zip(r.curve.labels, r.curve.scores, strict=True)):
                 writer.writerow([r.strategy, r.split, r.run, step, n, *(f"{sc[m]:.6f}" for m in metrics)])
     plot_learning_curves(summary, out / "learning_curve.png")
-    details = {"clips": f"{len(ds)} ({len(table.skipped)} skipped)", "features": features,
-               "learner": learner or "default", "splits": ", ".join(result.splits)}
+    details = {
+        "clips": f"{len(ds)} ({len(table.skipped)} skipped)",
+        "features": features,
+        "learner": learner or "default",
+        "splits": ", ".join(result.splits),
+    }
     write_report(summary, out / "report.md", command=command, details=details)
     metric = summary["metric"]
     print(f"full pool {metric} {summary['full_pool_score']:.3f}")
     for name, st in sorted(summary["strategies"].items(), key=lambda kv: -kv[1]["aulc"]):
         p = st["p_value_vs_random"]
-        print(f"{name:>24}: AULC {st['aulc']:.4f}  final {st['mean'][-1]:.3f}  labels to random's best "
-              f"{st['labels_to_passive_best']}  p {'-' if p is None else f'{p:.4f}'}")
+        print(
+            f"{name:>24}: AULC {st['aulc']:.4f}  final {st['mean'][-1]:.3f}  labels to random's best "
+            f"{st['labels_to_passive_best']}  p {'-' if p is None else f'{p:.4f}'}"
+        )
     print(f"wrote {out}/summary.json, learning_curve.png, report.md")

@@ -5,5 +5,13 @@ from listenloop.learners.sign_classifier import SignClassifier
 from listenloop.learners.svm import SVMClassifier
 from listenloop.learners.upsampling import Upsampled, upsample_indices
 
-__all__ = ["CLASSIFIERS", "REGRESSORS", "SVMClassifier", "SignClassifier", "Upsampled", "make_learner",
-           "parse_params", "upsample_indices"]
+__all__ = [
+    "CLASSIFIERS",
+    "REGRESSORS",
+    "SVMClassifier",
+    "SignClassifier",
+    "Upsampled",
+    "make_learner",
+    "parse_params",
+    "upsample_indices",
+]

@@ -59,8 +59,14 @@ REGRESSORS: dict[str, Callable[..., BaseEstimator]] = {"svr": _svr, "rf": _rf_re
 DEFAULT_LEARNER = {"classification": "svm", "regression": "svr"}
 
 
-def make_learner(name: str | None, task: str = "classification", *, upsample: bool = False,
-                 random_state: int | None = 0, **params: Any) -> BaseEstimator:
+def make_learner(
+    name: str | None,
+    task: str = "classification",
+    *,
+    upsample: bool = False,
+    random_state: int | None = 0,
+    **params: Any,
+) -> BaseEstimator:
     """A fresh, unfitted learner `name` for `task`; `upsample` balances classes before fitting."""
     table = CLASSIFIERS if task == "classification" else REGRESSORS
     name = name or DEFAULT_LEARNER[task]

@@ -19,8 +19,9 @@ class SignClassifier(ClassifierMixin, BaseEstimator):
     balanced whatever the label's scale (the paper's 0 suits labels in [-1, 1]).
     """
 
-    def __init__(self, centre: float | None = None, kernel: str = "rbf", C: float = 1.0,
-                 random_state: int | None = 0) -> None:
+    def __init__(
+        self, centre: float | None = None, kernel: str = "rbf", C: float = 1.0, random_state: int | None = 0
+    ) -> None:
         self.centre = centre
         self.kernel = kernel
         self.C = C

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 from joblib import Parallel, delayed
+from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from listenloop.errors import ListenloopError
@@ -54,7 +54,9 @@ class ExperimentResult:
     splits: list[str]
 
 
-def initial_labelled(pool: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator, task: str) -> np.ndarray:
+def initial_labelled(
+    pool: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator, task: str
+) -> np.ndarray:
     """`n` random pool rows; for classification at least two classes when the pool has them."""
     if n >= len(pool):
         return np.sort(pool)
@@ -71,16 +73,25 @@ def standardise(X: np.ndarray, pool: np.ndarray, chunk_rows: int = 65536) -> np.
     for i in range(0, len(pool), chunk_rows):
         scaler.partial_fit(np.asarray(X[np.sort(pool[i : i + chunk_rows])], dtype=np.float64))
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    return ((np.asarray(X, dtype=np.float32) - scaler.mean_.astype(np.float32)) / scale.astype(np.float32))
+    return (np.asarray(X, dtype=np.float32) - scaler.mean_.astype(np.float32)) / scale.astype(np.float32)
 
 
 def _learner_factory(config: ExperimentConfig, seed: int) -> Callable[[], Any]:
-    return lambda: make_learner(config.learner, config.task, upsample=config.upsample, random_state=seed,
-                                **config.learner_params)
+    return lambda: make_learner(
+        config.learner, config.task, upsample=config.upsample, random_state=seed, **config.learner_params
+    )
 
 
-def _run_pair(Xs: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, split_name: str, s: int,
-              r: int, config: ExperimentConfig) -> list[RunResult]:
+def _run_pair(
+    Xs: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    split_name: str,
+    s: int,
+    r: int,
+    config: ExperimentConfig,
+) -> list[RunResult]:
     """Every strategy on one (split, run) pair, from one initial labelled set and one learner seed."""
     init_rng = np.random.default_rng(np.random.SeedSequence([config.seed, s, r]))
     init = initial_labelled(train, y, config.loop.initial, init_rng, config.task)
@@ -89,8 +100,18 @@ def _run_pair(Xs: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray
     for name in config.strategies:
         strategy = make_strategy(name, config.task, **config.strategy_params.get(name, {}))
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, s, r, 1]))
-        curve = run_loop(Xs, y, train, test, init, strategy, _learner_factory(config, learner_seed), config.loop,
-                         rng, config.task)
+        curve = run_loop(
+            Xs,
+            y,
+            train,
+            test,
+            init,
+            strategy,
+            _learner_factory(config, learner_seed),
+            config.loop,
+            rng,
+            config.task,
+        )
         out.append(RunResult(name, split_name, r, curve))
     return out
 
@@ -116,17 +137,22 @@ def run_experiment(
     make_learner(config.learner, config.task, **config.learner_params)
     results: list[RunResult] = []
     full_pool: dict[str, dict[str, float]] = {}
-    bar = tqdm(total=len(splits) * config.runs, desc="simulate", unit="run", disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(splits) * config.runs, desc="simulate", unit="run", disable=not progress, leave=False
+    )
     with Parallel(n_jobs=jobs, return_as="generator") as parallel:
         for s, (train, test, split_name) in enumerate(splits):
             if len(train) <= config.loop.initial:
-                raise ListenloopError(f"split {split_name}: {len(train)} training clips, not more than "
-                                      f"--initial {config.loop.initial}")
+                raise ListenloopError(
+                    f"split {split_name}: {len(train)} training clips, not more than "
+                    f"--initial {config.loop.initial}"
+                )
             Xs = standardise(X, train)
             full = _learner_factory(config, config.seed)().fit(Xs[train], y[train])
             full_pool[split_name] = task_scores(config.task, y[test], full.predict(Xs[test]))
-            pairs = parallel(delayed(_run_pair)(Xs, y, train, test, split_name, s, r, config)
-                             for r in range(config.runs))
+            pairs = parallel(
+                delayed(_run_pair)(Xs, y, train, test, split_name, s, r, config) for r in range(config.runs)
+            )
             for pair in pairs:
                 results.extend(pair)
                 bar.update(1)

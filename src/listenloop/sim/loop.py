@@ -42,8 +42,9 @@ class Curve:
         return np.array([s[name] for s in self.scores])
 
 
-def _fit(make_model: Callable[[], Any], X: np.ndarray, rows: np.ndarray, y: np.ndarray,
-         weights: np.ndarray | None) -> Any:
+def _fit(
+    make_model: Callable[[], Any], X: np.ndarray, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None
+) -> Any:
     model = make_model()
     Xl = np.asarray(X[rows])
     if weights is None:
@@ -84,17 +85,22 @@ def run_loop(
         if pseudo_rows is not None and len(pseudo_rows):
             rows = np.concatenate([rows, pseudo_rows])
             labels = np.concatenate([labels, pseudo_y])
-            weights = np.concatenate([np.ones(len(labelled)), np.full(len(pseudo_rows), config.pseudo_weight)])
+            weights = np.concatenate(
+                [np.ones(len(labelled)), np.full(len(pseudo_rows), config.pseudo_weight)]
+            )
         model = _fit(make_model, X, rows, labels, weights)
-        pred = np.concatenate([model.predict(np.asarray(X[test[i : i + 65536]]))
-                               for i in range(0, len(test), 65536)])
+        pred = np.concatenate(
+            [model.predict(np.asarray(X[test[i : i + 65536]])) for i in range(0, len(test), 65536)]
+        )
         curve.labels.append(len(labelled))
         curve.scores.append(task_scores(task, y_test, pred))
         return model
 
     model = fit_and_score()
     for it in range(config.iterations):
-        if len(labelled) >= budget or (config.target is not None and curve.scores[-1][metric] >= config.target):
+        if len(labelled) >= budget or (
+            config.target is not None and curve.scores[-1][metric] >= config.target
+        ):
             break
         if config.stream:
             start = it * buffer_size
@@ -108,8 +114,16 @@ def run_loop(
         n = int(min(n, budget - len(labelled), len(candidates)))
         if n <= 0:
             break
-        ctx = QueryContext(model=model, X=X, candidates=candidates, labelled=np.asarray(labelled),
-                           y_labelled=y[np.asarray(labelled)], iteration=it, rng=rng, task=task)
+        ctx = QueryContext(
+            model=model,
+            X=X,
+            candidates=candidates,
+            labelled=np.asarray(labelled),
+            y_labelled=y[np.asarray(labelled)],
+            iteration=it,
+            rng=rng,
+            task=task,
+        )
         picked = np.asarray(strategy.select(ctx, n), dtype=np.int64)
         if len(np.unique(picked)) != len(picked) or not np.isin(picked, candidates).all():
             raise RuntimeError(f"strategy {strategy.name} returned repeated or non-candidate rows")

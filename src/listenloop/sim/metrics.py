@@ -37,7 +37,11 @@ def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float
 
 def task_scores(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """All scores of `task`."""
-    return classification_scores(y_true, y_pred) if task == "classification" else regression_scores(y_true, y_pred)
+    return (
+        classification_scores(y_true, y_pred)
+        if task == "classification"
+        else regression_scores(y_true, y_pred)
+    )
 
 
 MAIN_METRIC = {"classification": "uar", "regression": "cc"}

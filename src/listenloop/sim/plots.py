@@ -8,8 +8,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 METRIC_NAMES = {"uar": "UAR", "cc": "Pearson CC"}
 
@@ -20,8 +20,9 @@ def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str |
     for name, st in summary["strategies"].items():
         labels, mean, std = (np.asarray(st[k], float) for k in ("labels", "mean", "std"))
         style = {"color": "0.3", "linestyle": "--"} if name == "random" else {}
-        line = ax.plot(labels, mean, marker="o", markersize=3, label=f"{name} (AULC {st['aulc']:.3f})",
-                       **style)[0]
+        line = ax.plot(
+            labels, mean, marker="o", markersize=3, label=f"{name} (AULC {st['aulc']:.3f})", **style
+        )[0]
         ax.fill_between(labels, mean - std, mean + std, alpha=0.15, color=line.get_color())
     full = summary.get("full_pool_score")
     if full is not None:

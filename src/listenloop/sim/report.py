@@ -14,8 +14,9 @@ def _fmt_p(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def write_report(summary: dict[str, Any], path: str | Path, *, command: str = "",
-                 details: dict[str, Any] | None = None) -> Path:
+def write_report(
+    summary: dict[str, Any], path: str | Path, *, command: str = "", details: dict[str, Any] | None = None
+) -> Path:
     """Write the markdown report of `summary` next to its plot."""
     st = summary["strategies"]
     metric = summary["metric"].upper()
@@ -44,18 +45,25 @@ def write_report(summary: dict[str, Any], path: str | Path, *, command: str = ""
         runs = np.asarray(s["aulc_runs"])
         need = s["labels_to_passive_best"]
         share = f"{need / rb['labels']:.0%}" if (need is not None and rb) else "–"
-        lines.append(f"| {name} | {final.mean():.3f} ± {final.std():.3f} | {runs.mean():.4f} ± {runs.std():.4f} "
-                     f"| {need if need is not None else 'not reached'} | {share} | {_fmt_p(s['p_value_vs_random'])} |")
+        lines.append(
+            f"| {name} | {final.mean():.3f} ± {final.std():.3f} | {runs.mean():.4f} ± {runs.std():.4f} "
+            f"| {need if need is not None else 'not reached'} | {share} | {_fmt_p(s['p_value_vs_random'])} |"
+        )
     best = next((kv for kv in ranked if kv[0] != "random"), None)
     lines.append("")
     if best and "random" in st:
         name, s = best
         p = s["p_value_vs_random"]
         gain = s["aulc"] - st["random"]["aulc"]
-        verdict = ("beats random sampling" if gain > 0 and p is not None and p < 0.05
-                   else "does not beat random sampling significantly")
-        lines.append(f"**Verdict:** the best strategy, {name}, {verdict} (AULC {gain:+.4f}, p {_fmt_p(p)}). "
-                     "Active learning does not always pay: check this on your own data before spending.")
+        verdict = (
+            "beats random sampling"
+            if gain > 0 and p is not None and p < 0.05
+            else "does not beat random sampling significantly"
+        )
+        lines.append(
+            f"**Verdict:** the best strategy, {name}, {verdict} (AULC {gain:+.4f}, p {_fmt_p(p)}). "
+            "Active learning does not always pay: check this on your own data before spending."
+        )
     lines += ["", "![learning curves](learning_curve.png)", ""]
     path = Path(path)
     path.write_text("\n".join(lines))

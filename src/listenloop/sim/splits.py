@@ -1,4 +1,4 @@
-"""Train/test splits: K folds (stratified, group-wise with a group column), named test groups, or a fraction."""
+"""Train/test splits: K folds (stratified; group-wise with a group column), test groups, or a fraction."""
 
 from __future__ import annotations
 
@@ -41,8 +41,10 @@ def make_splits(
     if test_groups:
         unknown = sorted(set(test_groups) - set(groups))
         if unknown:
-            raise ListenloopError(f"--test-groups: no group {', '.join(unknown)} (groups: "
-                                  f"{', '.join(sorted(set(groups))[:20])})")
+            raise ListenloopError(
+                f"--test-groups: no group {', '.join(unknown)} (groups: "
+                f"{', '.join(sorted(set(groups))[:20])})"
+            )
         test = np.isin(groups, test_groups)
         return [(np.flatnonzero(~test), np.flatnonzero(test), "+".join(test_groups))]
     if folds is not None:
@@ -54,8 +56,9 @@ def make_splits(
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         train, test = next(splitter.split(np.zeros(n), labels, groups))
     elif task == "classification" and _stratifiable(labels, 2):
-        train, test = next(StratifiedShuffleSplit(1, test_size=fraction, random_state=seed).split(
-            np.zeros(n), labels))
+        train, test = next(
+            StratifiedShuffleSplit(1, test_size=fraction, random_state=seed).split(np.zeros(n), labels)
+        )
     else:
         train, test = next(ShuffleSplit(1, test_size=fraction, random_state=seed).split(np.zeros(n)))
     return [(np.sort(train), np.sort(test), f"test{fraction:g}")]
@@ -65,8 +68,9 @@ def _stratifiable(labels: np.ndarray, k: int) -> bool:
     return np.unique(labels, return_counts=True)[1].min() >= k
 
 
-def _folds(labels: np.ndarray, groups: np.ndarray | None, task: str, k: int,
-           seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+def _folds(
+    labels: np.ndarray, groups: np.ndarray | None, task: str, k: int, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
     n = len(labels)
     if k < 2:
         raise ListenloopError(f"--folds must be at least 2, got {k}")

@@ -13,7 +13,7 @@ from listenloop.sim.metrics import MAIN_METRIC
 
 
 def aulc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under a learning curve divided by its label range: the curve's mean height, in the metric's units."""
+    """Area under a learning curve divided by its label range: the curve's mean height."""
     labels, scores = np.asarray(labels, float), np.asarray(scores, float)
     if len(labels) < 2 or labels[-1] == labels[0]:
         return float(scores.mean())
@@ -77,10 +77,15 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
         else:
             reach = [n for n, m in zip(st["labels"], st["mean"], strict=True) if m >= best_random - 1e-12]
             st["labels_to_passive_best"] = int(reach[0]) if reach else None
-        st["p_value_vs_random"] = (None if random is None or name == "random"
-                                   else _p_value(np.array(st["aulc_runs"]), np.array(random["aulc_runs"])))
+        st["p_value_vs_random"] = (
+            None
+            if random is None or name == "random"
+            else _p_value(np.array(st["aulc_runs"]), np.array(random["aulc_runs"]))
+        )
         out["strategies"][name] = st
     if random is not None:
-        out["random_best"] = {"score": best_random,
-                              "labels": int(random["labels"][int(np.argmax(random["mean"]))])}
+        out["random_best"] = {
+            "score": best_random,
+            "labels": int(random["labels"][int(np.argmax(random["mean"]))]),
+        }
     return out

@@ -1,4 +1,4 @@
-"""Alternating confidence sampling (002_): a high-confidence query every k iterations, least confidence otherwise.
+"""Alternating confidence (002_): a high-confidence query every k iterations, least confidence otherwise.
 
 Asking now and then about a clip the model is sure of lets annotators catch confident
 mistakes that pure uncertainty sampling would never show them.

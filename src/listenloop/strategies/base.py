@@ -11,10 +11,13 @@ import numpy as np
 CHUNK_ROWS = 65536
 
 
-def predict_proba_chunked(model: Any, X: np.ndarray, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+def predict_proba_chunked(
+    model: Any, X: np.ndarray, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS
+) -> np.ndarray:
     """`model.predict_proba(X[rows])`, computed chunk by chunk (X may be a np.memmap)."""
-    parts = [model.predict_proba(np.asarray(X[rows[i : i + chunk_rows]]))
-             for i in range(0, len(rows), chunk_rows)]
+    parts = [
+        model.predict_proba(np.asarray(X[rows[i : i + chunk_rows]])) for i in range(0, len(rows), chunk_rows)
+    ]
     return np.vstack(parts) if parts else np.empty((0, len(getattr(model, "classes_", [0, 1]))))
 
 

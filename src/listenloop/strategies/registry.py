@@ -32,8 +32,10 @@ def make_strategy(name: str, task: str = "classification", **params: Any) -> Any
     if name not in STRATEGIES:
         raise ListenloopError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
     if task == "regression" and name not in REGRESSION_STRATEGIES:
-        raise ListenloopError(f"strategy '{name}' needs class probabilities; for regression use "
-                              f"{' or '.join(sorted(REGRESSION_STRATEGIES))}")
+        raise ListenloopError(
+            f"strategy '{name}' needs class probabilities; for regression use "
+            f"{' or '.join(sorted(REGRESSION_STRATEGIES))}"
+        )
     if task == "classification" and name == "regression_binary_confidence":
         raise ListenloopError("regression_binary_confidence is for continuous labels (--task regression)")
     return STRATEGIES[name](**params)

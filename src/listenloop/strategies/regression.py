@@ -27,8 +27,9 @@ class RegressionBinaryConfidence:
 
     def select(self, ctx: QueryContext, n: int) -> np.ndarray:
         """Top-n by binary-classification informativeness."""
-        clf = SignClassifier(centre=self.centre, kernel=self.kernel, C=self.C,
-                             random_state=int(ctx.rng.integers(2**31)))
+        clf = SignClassifier(
+            centre=self.centre, kernel=self.kernel, C=self.C, random_state=int(ctx.rng.integers(2**31))
+        )
         clf.fit(ctx.X_labelled, ctx.y_labelled)
         ctx.extra["centre"] = clf.centre_
         p_above = ctx.proba(clf)[:, 1]

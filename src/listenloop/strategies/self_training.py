@@ -1,4 +1,4 @@
-"""Semi-supervised active learning (002_): least confidence for the humans, confident predictions as pseudo-labels."""
+"""Semi-supervised AL (002_): least confidence for the humans, confident predictions as pseudo-labels."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from listenloop.strategies.base import QueryContext
 from listenloop.strategies.scoring import query_top
 
 
-def balanced_pseudo_labels(proba: np.ndarray, classes: np.ndarray, threshold: float,
-                           exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def balanced_pseudo_labels(
+    proba: np.ndarray, classes: np.ndarray, threshold: float, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Clips predicted above `threshold`, balanced across the predicted classes.
 
     Each class that has candidates contributes as many as the scarcest such class, its

@@ -15,8 +15,7 @@ from listenloop.strategies.selection import top_k
 from listenloop.strategies.uncertainty import threshold_closeness
 
 
-def tune_threshold(p_positive: np.ndarray, y_binary: np.ndarray,
-                   grid: np.ndarray | None = None) -> float:
+def tune_threshold(p_positive: np.ndarray, y_binary: np.ndarray, grid: np.ndarray | None = None) -> float:
     """The Td that maximises unweighted average recall of `p >= Td` on a validation split.
 
     Ties go to the threshold closest to 0.5, so an uninformative split keeps the default.
@@ -52,8 +51,9 @@ class ThresholdLeastConfidence:
         if k < 2:
             return self.threshold
         cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=int(ctx.rng.integers(2**31)))
-        proba = cross_val_predict(clone(ctx.model), ctx.X_labelled, ctx.y_labelled, cv=cv,
-                                  method="predict_proba")
+        proba = cross_val_predict(
+            clone(ctx.model), ctx.X_labelled, ctx.y_labelled, cv=cv, method="predict_proba"
+        )
         positive = classes[-1]
         return tune_threshold(proba[:, -1], ctx.y_labelled == positive)
 
