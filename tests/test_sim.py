@@ -183,3 +183,9 @@ def test_regression_experiment() -> None:
     summary = summarise(run_experiment(X, y, splits, cfg, progress=False), "reg")
     assert summary["metric"] == "cc" and summary["full_pool_score"] > 0.9
     assert summary["strategies"]["regression_binary_confidence"]["labels"] == [10, 20, 30, 40]
+
+
+def test_warmup_asks_at_random_first(blobs) -> None:
+    warm = _loop(blobs, "margin", initial=12, batch=10, iterations=3, warmup=1)
+    rand = _loop(blobs, "random", initial=12, batch=10, iterations=1)
+    assert warm.queried[:22] == rand.queried[:22]  # the warm-up batch is random's batch

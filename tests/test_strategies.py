@@ -211,3 +211,26 @@ def test_registry_checks_names_and_tasks() -> None:
         make_strategy("margin", "regression")
     with pytest.raises(ListenloopError, match="continuous"):
         make_strategy("regression_binary_confidence", "classification")
+
+
+def test_margin_diverse_spreads_the_batch_over_clusters() -> None:
+    # Two tight groups of near-duplicates on the boundary: plain margin takes one group only.
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.01, size=(10, 2)) + [0, 5]
+    b = rng.normal(0, 0.01, size=(10, 2)) + [0, -5]
+    far = rng.normal(0, 0.01, size=(10, 2)) + [9, 0]
+    X = np.vstack([a, b, far])
+
+    class Boundary:
+        classes_ = np.array(["l", "r"])
+
+        def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+            p = 1 / (1 + np.exp(-np.asarray(rows)[:, 0] - 0.001 * np.asarray(rows)[:, 1]))
+            return np.column_stack([1 - p, p])
+
+    ctx = QueryContext(model=Boundary(), X=X, candidates=np.arange(30), labelled=np.array([], dtype=int),
+                       y_labelled=np.array([]), iteration=0, rng=np.random.default_rng(0))
+    plain = make_strategy("margin").select(ctx, 2)
+    diverse = make_strategy("margin_diverse", candidates_per_query=10).select(ctx, 2)
+    assert len({int(i) // 10 for i in plain}) == 1  # both from the same group
+    assert {int(i) // 10 for i in diverse} == {0, 1}  # one from each boundary group, none from far

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
 import sys
 import time
@@ -26,6 +27,7 @@ def _csv_list(text: str | None) -> list[str]:
     return [s.strip() for s in (text or "").split(",") if s.strip()]
 
 
+DEFAULT_WARMUP = 1  # one random batch before AL: uncertainty from 30 labels is unreliable (BENCHMARKS.md)
 DEFAULT_FEATURES = "compare"  # findings: ComParE beats eGeMAPS everywhere (FSDD full pool 0.83 vs 0.50)
 
 
@@ -79,6 +81,9 @@ def simulate(
     budget: Annotated[int | None, typer.Option(help="Stop when this many labels are used.")] = None,
     target: Annotated[float | None, typer.Option(help="Stop when the test metric reaches this.")] = None,
     upsample: Annotated[bool, typer.Option("--upsample", help="Balance classes by upsampling L.")] = False,
+    warmup: Annotated[
+        int, typer.Option(help="First iterations asked at random before a strategy takes over (T0).")
+    ] = DEFAULT_WARMUP,
     centre: Annotated[
         float | None, typer.Option(help="regression_binary_confidence centre (default median).")
     ] = None,
@@ -92,7 +97,9 @@ def simulate(
     ] = None,
     scheduler: Annotated[str | None, typer.Option(help="Address of an existing Dask scheduler.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder.")] = None,
-    jobs: Annotated[int, typer.Option(help="Runs in parallel processes.")] = 1,
+    jobs: Annotated[
+        int | None, typer.Option(help="Runs in parallel processes (default: one per CPU).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier result in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
@@ -162,9 +169,11 @@ def simulate(
             subset=subset,
             stream=stream,
             buffer=buffer,
+            warmup=warmup,
         ),
         strategy_params={k: v for k, v in strategy_params.items() if k in names},
     )
+    jobs = jobs or os.cpu_count() or 1
     result = run_experiment(table.X, ds.labels, splits, config, progress=not quiet, jobs=jobs)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(result, str(dataset))

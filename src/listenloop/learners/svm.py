@@ -101,5 +101,13 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         return np.concatenate([self.svc_.decision_function(b) for b in self._blocks(X)])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """The most probable class of each row (argmax of `predict_proba`)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """libsvm's pairwise vote, as `SVC.predict`.
+
+        Not the argmax of `predict_proba`: Platt's sigmoids come from an internal 5-fold
+        fit that is unreliable on a few labels per class (UAR 0.22 against 0.37 for the
+        vote with 30 FSDD labels), while the vote uses the SVM itself.
+        """
+        check_is_fitted(self, "classes_")
+        if self.svc_ is None:
+            return np.repeat(self.classes_, len(X))
+        return np.concatenate([self.svc_.predict(b) for b in self._blocks(X)])

@@ -11,6 +11,9 @@ import numpy as np
 
 from listenloop.sim.metrics import MAIN_METRIC, task_scores
 from listenloop.strategies.base import QueryContext
+from listenloop.strategies.passive import RandomSampling
+
+_RANDOM = RandomSampling()
 
 
 @dataclass
@@ -26,6 +29,7 @@ class LoopConfig:
     stream: bool = False  # stream-based: a buffer of `buffer` arriving clips, label the best half
     buffer: int | None = None  # stream buffer size (default: 2 × batch)
     pseudo_weight: float = 1.0  # sample weight of pseudo-labelled clips (self_training)
+    warmup: int = 0  # first iterations asked at random before the strategy takes over (T0 in 003_)
 
 
 @dataclass
@@ -124,7 +128,8 @@ def run_loop(
             rng=rng,
             task=task,
         )
-        picked = np.asarray(strategy.select(ctx, n), dtype=np.int64)
+        asker = _RANDOM if it < config.warmup else strategy
+        picked = np.asarray(asker.select(ctx, n), dtype=np.int64)
         if len(np.unique(picked)) != len(picked) or not np.isin(picked, candidates).all():
             raise RuntimeError(f"strategy {strategy.name} returned repeated or non-candidate rows")
         labelled.extend(picked.tolist())

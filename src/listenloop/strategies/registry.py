@@ -7,6 +7,7 @@ from typing import Any
 
 from listenloop.errors import ListenloopError
 from listenloop.strategies.alternating import AlternatingConfidence
+from listenloop.strategies.diverse import DiverseUncertainty
 from listenloop.strategies.passive import RandomSampling
 from listenloop.strategies.regression import RegressionBinaryConfidence
 from listenloop.strategies.self_training import SelfTraining
@@ -18,6 +19,7 @@ STRATEGIES: dict[str, Callable[..., Any]] = {
     "least_confidence": lambda **p: UncertaintySampling("least_confidence", **p),
     "margin": lambda **p: UncertaintySampling("margin", **p),
     "entropy": lambda **p: UncertaintySampling("entropy", **p),
+    "margin_diverse": DiverseUncertainty,
     "medium_certainty": MediumCertainty,
     "least_confidence_tuned": ThresholdLeastConfidence,
     "alternating_confidence": AlternatingConfidence,
