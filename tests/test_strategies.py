@@ -216,9 +216,9 @@ def test_registry_checks_names_and_tasks() -> None:
 def test_margin_diverse_spreads_the_batch_over_clusters() -> None:
     # Two tight groups of near-duplicates on the boundary: plain margin takes one group only.
     rng = np.random.default_rng(0)
-    a = rng.normal(0, 0.01, size=(10, 2)) + [0, 5]
-    b = rng.normal(0, 0.01, size=(10, 2)) + [0, -5]
-    far = rng.normal(0, 0.01, size=(10, 2)) + [9, 0]
+    a = rng.normal(0, 0.01, size=(10, 2)) + np.array([0, 5])
+    b = rng.normal(0, 0.01, size=(10, 2)) + np.array([0, -5])
+    far = rng.normal(0, 0.01, size=(10, 2)) + np.array([9, 0])
     X = np.vstack([a, b, far])
 
     class Boundary:
@@ -228,8 +228,15 @@ def test_margin_diverse_spreads_the_batch_over_clusters() -> None:
             p = 1 / (1 + np.exp(-np.asarray(rows)[:, 0] - 0.001 * np.asarray(rows)[:, 1]))
             return np.column_stack([1 - p, p])
 
-    ctx = QueryContext(model=Boundary(), X=X, candidates=np.arange(30), labelled=np.array([], dtype=int),
-                       y_labelled=np.array([]), iteration=0, rng=np.random.default_rng(0))
+    ctx = QueryContext(
+        model=Boundary(),
+        X=X,
+        candidates=np.arange(30),
+        labelled=np.array([], dtype=int),
+        y_labelled=np.array([]),
+        iteration=0,
+        rng=np.random.default_rng(0),
+    )
     plain = make_strategy("margin").select(ctx, 2)
     diverse = make_strategy("margin_diverse", candidates_per_query=10).select(ctx, 2)
     assert len({int(i) // 10 for i in plain}) == 1  # both from the same group

@@ -1,6 +1,11 @@
 """The Typer application that every command module registers itself on."""
 
+import json
+from pathlib import Path
+
 import typer
+
+from listenloop.errors import ListenloopError
 
 app = typer.Typer(
     name="listenloop",
@@ -11,3 +16,11 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks against the peers, measured in the same run.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+
+def write_json(path: Path, data: object, option: str = "--json") -> None:
+    """Write `data` as JSON to `path`; a path that cannot be written is a user error."""
+    try:
+        path.write_text(json.dumps(data, indent=1) + "\n")
+    except OSError as exc:
+        raise ListenloopError(f"{option} {path}: {exc.strerror or exc}") from None

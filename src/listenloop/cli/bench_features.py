@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from listenloop.cli.app import app, bench_app  # noqa: F401
+from listenloop.cli.app import bench_app, write_json
 from listenloop.errors import ListenloopError
 
 
@@ -36,7 +35,4 @@ def bench_features(
     )
     print(format_table(result))
     if json_out is not None:
-        try:
-            json_out.write_text(json.dumps(result, indent=1) + "\n")
-        except OSError as exc:
-            raise ListenloopError(f"--json {json_out}: {exc.strerror or exc}") from None
+        write_json(json_out, result)

@@ -11,6 +11,18 @@ from scipy.stats import ttest_rel
 from listenloop.sim.experiment import ExperimentResult
 from listenloop.sim.metrics import MAIN_METRIC
 
+#: The fields every strategy has in summary.json (the contract outside checks read).
+STRATEGY_KEYS = (
+    "labels",
+    "mean",
+    "std",
+    "final",
+    "aulc_runs",
+    "aulc",
+    "labels_to_passive_best",
+    "p_value_vs_random",
+)
+
 
 def aulc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under a learning curve divided by its label range: the curve's mean height."""
