@@ -48,6 +48,10 @@ def test_out_csv_round_trips_file_ids(fsdd_dir: Path, tmp_path: Path, capsys) ->
     assert table["file"].tolist() == labels["file"].tolist()
     assert table.shape == (100, 1 + 273)
     assert table.columns[1] == "mfcc0_min"
+    before = out_csv.read_bytes()
+    code, _, err = run([*args, "--no-progress"], capsys)  # a second run must not overwrite silently
+    assert code != 0 and "exists" in err and out_csv.read_bytes() == before
+    assert run([*args, "--no-progress", "--force"], capsys)[0] == 0
 
 
 def test_out_npy_with_file_ids(fsdd_dir: Path, tmp_path: Path, capsys) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
+from listenloop import __version__
 from listenloop.cli import bench_features as _bench_features  # noqa: F401
 from listenloop.cli import bench_query as _bench_query  # noqa: F401
 
@@ -17,8 +20,18 @@ from listenloop.errors import ListenloopError
 __all__ = ["app", "bench_app", "main"]
 
 
+def _usage_message(exc: Exception) -> str:
+    """`--initial: not a valid integer: 'abc'` from a click/Typer usage error."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    param = getattr(exc, "param", None)
+    opts = getattr(param, "opts", None)
+    if opts and opts[0] not in message:
+        return f"{opts[0]}: {message}"
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one `error: ...` line on stderr and exit code 2.
+    """Entry point: bad input becomes one `error: ...` line on stderr and exit code 2.
 
     `--debug` anywhere on the command line shows the full traceback instead.
     """
@@ -26,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    if args in (["--version"], ["-V"]):
+        print(f"listenloop {__version__}")
+        return
     try:
         app(args=args, standalone_mode=False)
     except ListenloopError as exc:
@@ -33,23 +49,19 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except SystemExit:
-        raise
+    except (SystemExit, typer.Exit) as exc:
+        sys.exit(getattr(exc, "code", getattr(exc, "exit_code", 0)))
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and unexpected failures
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            print("error: aborted", file=sys.stderr)
-            sys.exit(1)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:
         if debug:
             raise
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click/Typer usage errors
+            print(f"error: {_usage_message(exc)} (see --help)", file=sys.stderr)
+            sys.exit(2)
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)

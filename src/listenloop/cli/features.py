@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from listenloop.cli.app import app, bench_app  # noqa: F401
+from listenloop.cli.app import app
 from listenloop.errors import ListenloopError
 
 
@@ -15,8 +15,8 @@ from listenloop.errors import ListenloopError
 def features(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder with labels.csv (a 'file' column).")],
     feature_set: Annotated[
-        str, typer.Option("--set", help="Feature set: egemaps, compare, logmel or mfcc.")
-    ] = "egemaps",
+        str, typer.Option("--set", help="Feature set: compare (default), egemaps, logmel or mfcc.")
+    ] = "compare",
     workers: Annotated[
         int | None,
         typer.Option(help="Worker processes (default: the CPUs; 1, or few files, computes in this process)."),
@@ -35,6 +35,7 @@ def features(
         Path | None, typer.Option(help="Write the features here: .csv (with a 'file' column) or .npy.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")] = False,
 ) -> None:
     """Extract the features of every file of DATASET, reusing cached ones, and print the time it took."""
     from listenloop.features import get_extractor
@@ -44,6 +45,8 @@ def features(
         raise ListenloopError(f"--workers must be at least 1 (got {workers})")
     if out is not None and out.suffix.lower() not in (".csv", ".npy"):
         raise ListenloopError(f"--out {out}: use a .csv or .npy file")
+    if out is not None and out.exists() and not force:
+        raise ListenloopError(f"--out {out} exists: choose another file or pass --force")
     extractor = get_extractor(feature_set)
     ds = files_dataset(dataset)
     table = extract_features(

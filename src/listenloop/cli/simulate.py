@@ -12,10 +12,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 from listenloop.cli.app import app
+from listenloop.datasets import load_dataset
 from listenloop.errors import ListenloopError
+from listenloop.features import get_extractor
+from listenloop.features.extraction import extract_features
+from listenloop.learners import describe_learner, parse_params
+from listenloop.sim.experiment import ExperimentConfig, ExperimentResult, run_experiment, validate_config
+from listenloop.sim.loop import LoopConfig
+from listenloop.sim.plots import plot_learning_curves
+from listenloop.sim.report import write_report
+from listenloop.sim.splits import make_splits
+from listenloop.sim.summary import summarise
 
 
 class Task(StrEnum):
@@ -104,16 +115,6 @@ def simulate(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Compare query strategies on a labelled dataset: learning curves, labels saved, p-values."""
-    from listenloop.datasets import load_dataset
-    from listenloop.features.extraction import extract_features
-    from listenloop.learners import parse_params
-    from listenloop.sim.experiment import ExperimentConfig, run_experiment
-    from listenloop.sim.loop import LoopConfig
-    from listenloop.sim.plots import plot_learning_curves
-    from listenloop.sim.report import write_report
-    from listenloop.sim.splits import make_splits
-    from listenloop.sim.summary import summarise
-
     if (out / "summary.json").exists() and not force:
         raise ListenloopError(f"{out}/summary.json exists: choose another --out or pass --force")
     for name, value in (("--initial", initial), ("--batch", batch), ("--runs", runs)):
@@ -124,29 +125,6 @@ def simulate(
     names = _csv_list(strategies)
     if not names:
         raise ListenloopError("--strategies names no strategy")
-    ds = load_dataset(dataset, label_column, group_column, task.value, _csv_list(positive) or None)
-    started = time.perf_counter()
-    table = extract_features(
-        ds,
-        features,
-        workers=workers,
-        scheduler=scheduler,
-        cache_dir=cache_dir,
-        progress=not quiet,
-        log=lambda m: print(m, file=sys.stderr),
-    )
-    ds = ds.subset(table.kept)
-    if len(ds) < 2:
-        raise ListenloopError(f"{dataset}: fewer than two usable clips")
-    splits = make_splits(
-        ds.labels,
-        ds.groups,
-        task.value,
-        folds=folds,
-        test_groups=_csv_list(test_groups) or None,
-        test_fraction=test_fraction,
-        seed=seed,
-    )
     strategy_params = {
         "regression_binary_confidence": {"centre": centre},
         "self_training": {"threshold": ssl_threshold},
@@ -173,20 +151,67 @@ def simulate(
         ),
         strategy_params={k: v for k, v in strategy_params.items() if k in names},
     )
-    jobs = jobs or os.cpu_count() or 1
-    result = run_experiment(table.X, ds.labels, splits, config, progress=not quiet, jobs=jobs)
-    out.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset(dataset, label_column, group_column, task.value, _csv_list(positive) or None)
+
+    def splits_of(labels: np.ndarray, groups: np.ndarray | None) -> list:
+        return make_splits(
+            labels,
+            groups,
+            task.value,
+            folds=folds,
+            test_groups=_csv_list(test_groups) or None,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+
+    # Every check that needs no features runs first: a typo must not cost a whole extraction.
+    validate_config(config)
+    get_extractor(features)
+    splits_of(ds.labels, ds.groups)
+    started = time.perf_counter()
+    table = extract_features(
+        ds,
+        features,
+        workers=workers,
+        scheduler=scheduler,
+        cache_dir=cache_dir,
+        progress=not quiet,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    ds = ds.subset(table.kept)
+    if len(ds) < 2:
+        raise ListenloopError(f"{dataset}: fewer than two usable clips")
+    splits = splits_of(ds.labels, ds.groups)
+    result = run_experiment(
+        table.X, ds.labels, splits, config, progress=not quiet, jobs=jobs or os.cpu_count() or 1
+    )
     summary = summarise(result, str(dataset))
     command = "listenloop " + shlex.join(sys.argv[1:])
+    learner_text = describe_learner(learner, task.value, config.learner_params)
     summary["config"] = {
         "command": command,
         "features": features,
-        "learner": learner or "default",
+        "learner": learner_text,
+        "warmup": warmup,
         "clips": len(ds),
         "skipped": len(table.skipped),
         "splits": result.splits,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    details = {
+        "clips": f"{len(ds)} ({len(table.skipped)} skipped)",
+        "features": features,
+        "learner": learner_text,
+        "warm-up": f"the first {warmup} iteration(s) ask at random (all strategies share them)",
+        "splits": ", ".join(result.splits),
+    }
+    write_outputs(out, summary, result, command, details)
+    print_summary(summary)
+
+
+def write_outputs(out: Path, summary: dict, result: ExperimentResult, command: str, details: dict) -> None:
+    """summary.json (atomically), runs.csv, learning_curve.png and report.md in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "summary.json")
@@ -198,19 +223,18 @@ def simulate(
             for step, (n, sc) in enumerate(zip(r.curve.labels, r.curve.scores, strict=True)):
                 writer.writerow([r.strategy, r.split, r.run, step, n, *(f"{sc[m]:.6f}" for m in metrics)])
     plot_learning_curves(summary, out / "learning_curve.png")
-    details = {
-        "clips": f"{len(ds)} ({len(table.skipped)} skipped)",
-        "features": features,
-        "learner": learner or "default",
-        "splits": ", ".join(result.splits),
-    }
     write_report(summary, out / "report.md", command=command, details=details)
-    metric = summary["metric"]
-    print(f"full pool {metric} {summary['full_pool_score']:.3f}")
+
+
+def print_summary(summary: dict) -> None:
+    """A few lines on stdout: the full-pool score and each strategy, best AULC first."""
+    print(f"full pool {summary['metric']} {summary['full_pool_score']:.3f}")
     for name, st in sorted(summary["strategies"].items(), key=lambda kv: -kv[1]["aulc"]):
         p = st["p_value_vs_random"]
+        need = st["labels_to_passive_best"]
         print(
             f"{name:>24}: AULC {st['aulc']:.4f}  final {st['mean'][-1]:.3f}  labels to random's best "
-            f"{st['labels_to_passive_best']}  p {'-' if p is None else f'{p:.4f}'}"
+            f"{'not reached' if need is None else need}  p {'-' if p is None else f'{p:.4f}'}"
         )
-    print(f"wrote {out}/summary.json, learning_curve.png, report.md")
+        if st.get("stopped", {}).get("pool"):
+            print(f"{'':>24}  note: the pool ran out early in {st['stopped']['pool']} runs", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Learners with scikit-learn's interface: svm, logreg, rf (classification); svr, rf, ridge (regression)."""
 
-from listenloop.learners.registry import CLASSIFIERS, REGRESSORS, make_learner, parse_params
+from listenloop.learners.registry import CLASSIFIERS, REGRESSORS, describe_learner, make_learner, parse_params
 from listenloop.learners.sign_classifier import SignClassifier
 from listenloop.learners.svm import SVMClassifier
 from listenloop.learners.upsampling import Upsampled, upsample_indices
@@ -11,6 +11,7 @@ __all__ = [
     "SVMClassifier",
     "SignClassifier",
     "Upsampled",
+    "describe_learner",
     "make_learner",
     "parse_params",
     "upsample_indices",

@@ -96,3 +96,17 @@ def parse_params(text: str | None) -> dict[str, Any]:
         else:
             out[key] = {"none": None, "true": True, "false": False}.get(value.lower(), value)
     return out
+
+
+def describe_learner(name: str | None, task: str, params: dict[str, Any]) -> str:
+    """A short human description of the learner a command will use, its parameters included."""
+    model = make_learner(name, task, **params)
+    inner = getattr(model, "regressor", model)
+    shown = {
+        k: v for k, v in inner.get_params(deep=False).items() if k in ("kernel", "C", "n_estimators", "alpha")
+    }
+    return (
+        f"{name or DEFAULT_LEARNER[task]} ({type(inner).__name__}"
+        + "".join(f", {k}={v}" for k, v in shown.items())
+        + ")"
+    )

@@ -56,6 +56,10 @@ class SVMClassifier(ClassifierMixin, BaseEstimator):
         # libsvm's own Platt scaling (pairwise coupling) is the seeds' method; scikit-learn 1.9
         # deprecates the flag (removal in 1.11, pinned below that) in favour of one-vs-rest calibration.
         warnings.filterwarnings("ignore", message="The `probability` parameter", category=FutureWarning)
+        # A handful of labels over many classes is normal at the start of active learning.
+        warnings.filterwarnings(
+            "ignore", message="The number of unique classes is greater", category=UserWarning
+        )
         self.svc_ = SVC(
             kernel=svc_kernel,
             C=self.C,

@@ -116,6 +116,15 @@ def _run_pair(
     return out
 
 
+def validate_config(config: ExperimentConfig) -> None:
+    """Raise ListenloopError for bad strategy or learner names and sizes, before any work."""
+    if config.loop.initial < 1:
+        raise ListenloopError("--initial must be at least 1")
+    for name in config.strategies:
+        make_strategy(name, config.task, **config.strategy_params.get(name, {}))
+    make_learner(config.learner, config.task, upsample=config.upsample, **config.learner_params)
+
+
 def run_experiment(
     X: np.ndarray,
     y: np.ndarray,
@@ -130,11 +139,7 @@ def run_experiment(
     learner seed, so their curves are paired for the significance tests. Results do not
     depend on `jobs`.
     """
-    if config.loop.initial < 1:
-        raise ListenloopError("--initial must be at least 1")
-    for name in config.strategies:  # fail early on bad names, before any work
-        make_strategy(name, config.task, **config.strategy_params.get(name, {}))
-    make_learner(config.learner, config.task, **config.learner_params)
+    validate_config(config)
     results: list[RunResult] = []
     full_pool: dict[str, dict[str, float]] = {}
     bar = tqdm(

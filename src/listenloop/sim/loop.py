@@ -40,6 +40,7 @@ class Curve:
     scores: list[dict[str, float]] = field(default_factory=list)
     queried: list[int] = field(default_factory=list)  # row indices in the order they were asked
     notes: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = "iterations"  # why the loop ended: iterations, budget, target or pool (ran out of clips)
 
     def metric(self, name: str) -> np.ndarray:
         """The curve of one metric."""
@@ -102,9 +103,11 @@ def run_loop(
 
     model = fit_and_score()
     for it in range(config.iterations):
-        if len(labelled) >= budget or (
-            config.target is not None and curve.scores[-1][metric] >= config.target
-        ):
+        if len(labelled) >= budget:
+            curve.stopped = "budget"
+            break
+        if config.target is not None and curve.scores[-1][metric] >= config.target:
+            curve.stopped = "target"
             break
         if config.stream:
             start = it * buffer_size
@@ -117,6 +120,7 @@ def run_loop(
             n = config.batch
         n = int(min(n, budget - len(labelled), len(candidates)))
         if n <= 0:
+            curve.stopped = "pool"
             break
         ctx = QueryContext(
             model=model,

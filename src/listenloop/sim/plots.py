@@ -23,7 +23,7 @@ def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str |
         line = ax.plot(
             labels, mean, marker="o", markersize=3, label=f"{name} (AULC {st['aulc']:.3f})", **style
         )[0]
-        ax.fill_between(labels, mean - std, mean + std, alpha=0.15, color=line.get_color())
+        ax.fill_between(labels, mean - std, mean + std, alpha=0.08, color=line.get_color())
     full = summary.get("full_pool_score")
     if full is not None:
         ax.axhline(full, color="black", linewidth=0.8, linestyle=":", label=f"full pool ({full:.3f})")

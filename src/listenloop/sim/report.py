@@ -55,14 +55,23 @@ def write_report(
         name, s = best
         p = s["p_value_vs_random"]
         gain = s["aulc"] - st["random"]["aulc"]
-        verdict = (
-            "beats random sampling"
-            if gain > 0 and p is not None and p < 0.05
-            else "does not beat random sampling significantly"
-        )
+        if gain > 0 and p is not None and p < 0.05:
+            verdict = "beats random sampling"
+        elif gain <= 0:
+            verdict = "does no better than random sampling"
+        else:
+            verdict = "is ahead of random sampling, but not significantly"
         lines.append(
-            f"**Verdict:** the best strategy, {name}, {verdict} (AULC {gain:+.4f}, p {_fmt_p(p)}). "
+            f"**Verdict:** the active-learning strategy with the largest area under the curve, {name}, "
+            f"{verdict} (AULC {gain:+.4f} against random, p {_fmt_p(p)}). "
             "Active learning does not always pay: check this on your own data before spending."
+        )
+    short = {name: s["stopped"].get("pool", 0) for name, s in st.items() if s.get("stopped", {}).get("pool")}
+    if short:
+        lines.append(
+            "\n**Note:** the pool ran out before the last iteration in "
+            + ", ".join(f"{n} runs of {name}" for name, n in short.items())
+            + ": those curves end early (carried forward)."
         )
     lines += ["", "![learning curves](learning_curve.png)", ""]
     path = Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,8 @@ def _aligned(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, n
 
 
 def _p_value(a: np.ndarray, b: np.ndarray) -> float | None:
-    if len(a) != len(b) or len(a) < 2 or np.all(a == b):
+    """Paired t-test p; None for unpaired runs, one run, or areas equal within 1e-4 (solver noise)."""
+    if len(a) != len(b) or len(a) < 2 or np.allclose(a, b, rtol=0, atol=1e-4):
         return None
     p = float(ttest_rel(a, b).pvalue)
     return None if math.isnan(p) else p
@@ -75,6 +77,7 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
             "final": sc[:, -1].tolist(),
             "aulc_runs": [aulc(lab[i], sc[i]) for i in range(len(sc))],
             "runs": [{"split": r.split, "run": r.run} for r in runs],
+            "stopped": dict(Counter(r.curve.stopped for r in runs)),
         }
         for other in ("f1", "accuracy", "rmse"):
             if other in runs[0].curve.scores[0]:
