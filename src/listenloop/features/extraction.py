@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -266,6 +267,10 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+if TYPE_CHECKING:
+    from distributed import LocalCluster
+
+
 def _compute(
     ext: Extractor, jobs: list[Job], workers: int | None, scheduler: str | None, chunk_size: int | None
 ) -> Iterator[Result]:
@@ -289,7 +294,8 @@ def _compute_dask(
 ) -> Iterator[Result]:
     """Run the chunks on a local cluster (closed afterwards) or on the cluster at `scheduler`."""
     _quiet_dask()
-    from distributed import Client, LocalCluster, as_completed
+    import dask
+    from distributed import Client, as_completed
 
     cluster = client = None
     try:
@@ -300,17 +306,11 @@ def _compute_dask(
                 raise ListenloopError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from exc
         else:
             one_thread = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                # no dashboard, and its HTTP server on a free port: no "8787 in use" warning
-                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.ERROR,
-                env=one_thread,
-            )
+            # Forked workers inherit the imported openSMILE and numpy: on FSDD two workers took
+            # 23.9 s against 29.5 s when spawned (one worker: 44 s). Kept where fork is safe (Linux).
+            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+                cluster = _local_cluster(n_workers, one_thread)
             client = Client(cluster, set_as_default=False)
         futures = [client.submit(extract_chunk, ext, chunk, pure=False) for chunk in chunks]
         for fut in as_completed(futures, loop=client.loop):
@@ -322,6 +322,23 @@ def _compute_dask(
             client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _local_cluster(n_workers: int, env: dict[str, str]) -> LocalCluster:
+    """A local cluster of single-threaded worker processes, quiet and without a dashboard."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        # no dashboard, and its HTTP server on a free port: no "8787 in use" warning
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+        env=env,
+    )
 
 
 def _quiet_dask() -> None:
