@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
@@ -178,3 +181,32 @@ def test_warmup_asks_at_random_first(blobs) -> None:
     warm = _loop(blobs, "margin", initial=12, batch=10, iterations=3, warmup=1)
     rand = _loop(blobs, "random", initial=12, batch=10, iterations=1)
     assert warm.queried[:22] == rand.queried[:22]  # the warm-up batch is random's batch
+
+
+def test_memory_mapped_pool_gives_the_same_numbers_and_cleans_up(blobs, tmp_path) -> None:
+    X, y, g = blobs
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    mapped = np.load(path, mmap_mode="r")
+    splits = make_splits(y, g, "classification", folds=2)
+    cfg = ExperimentConfig(
+        strategies=["random", "margin"],
+        learner="logreg",
+        learner_params={"C": 1.0},
+        runs=2,
+        loop=LoopConfig(initial=10, batch=10, iterations=3),
+    )
+    in_ram = summarise(run_experiment(X, y, splits, cfg, progress=False), "b")
+    tmp_before = set(Path(tempfile.gettempdir()).glob("listenloop-scaled-*"))
+    on_disk = summarise(run_experiment(mapped, y, splits, cfg, progress=False), "b")
+    assert in_ram["strategies"] == on_disk["strategies"]
+    assert set(Path(tempfile.gettempdir()).glob("listenloop-scaled-*")) == tmp_before  # spill files removed
+
+
+def test_full_pool_reference_is_capped_on_huge_pools() -> None:
+    from listenloop.sim.experiment import full_pool_rows
+
+    train = np.arange(100)
+    assert full_pool_rows(train, 200, 0) is train
+    capped = full_pool_rows(train, 30, 0)
+    assert len(capped) == 30 and len(set(capped.tolist())) == 30 and set(capped.tolist()) <= set(range(100))

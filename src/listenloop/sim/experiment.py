@@ -3,6 +3,8 @@ split and the same initial labelled set, plus the learner trained on the whole p
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +16,7 @@ from tqdm import tqdm
 
 from listenloop.errors import ListenloopError
 from listenloop.learners import make_learner
-from listenloop.sim.loop import Curve, LoopConfig, run_loop
+from listenloop.sim.loop import Curve, LoopConfig, predict_rows, run_loop
 from listenloop.sim.metrics import task_scores
 from listenloop.strategies import make_strategy
 
@@ -32,6 +34,7 @@ class ExperimentConfig:
     seed: int = 0
     loop: LoopConfig = field(default_factory=LoopConfig)
     strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    full_pool_max: int = 20000  # the full-pool reference learner sees at most this many training rows
 
 
 @dataclass
@@ -67,13 +70,42 @@ def initial_labelled(
     return np.sort(rows)
 
 
-def standardise(X: np.ndarray, pool: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """Features scaled by a StandardScaler fitted on the (unlabelled) pool: needs no labels."""
+def standardise(
+    X: np.ndarray, pool: np.ndarray, chunk_rows: int = 65536, spill_dir: str | None = None
+) -> np.ndarray:
+    """Features scaled by a StandardScaler fitted on the (unlabelled) pool: needs no labels.
+
+    A memory-mapped X (a pool bigger than RAM) gives a memory-mapped result, written chunk
+    by chunk to a temporary .npy in `spill_dir`; the caller deletes it (`release`).
+    """
     scaler = StandardScaler()
     for i in range(0, len(pool), chunk_rows):
         scaler.partial_fit(np.asarray(X[np.sort(pool[i : i + chunk_rows])], dtype=np.float64))
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    return (np.asarray(X, dtype=np.float32) - scaler.mean_.astype(np.float32)) / scale.astype(np.float32)
+    mean = scaler.mean_.astype(np.float32)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32)
+    if not isinstance(X, np.memmap):
+        return (np.asarray(X, dtype=np.float32) - mean) / scale
+    fd, name = tempfile.mkstemp(suffix=".npy", prefix="listenloop-scaled-", dir=spill_dir)
+    os.close(fd)
+    out = np.lib.format.open_memmap(name, mode="w+", dtype=np.float32, shape=X.shape)
+    for i in range(0, len(X), chunk_rows):
+        out[i : i + chunk_rows] = (np.asarray(X[i : i + chunk_rows], dtype=np.float32) - mean) / scale
+    out.flush()
+    return np.load(name, mmap_mode="r")
+
+
+def release(X: np.ndarray) -> None:
+    """Delete the temporary file behind a memory-mapped matrix made by `standardise`."""
+    name = getattr(X, "filename", None)
+    if name and os.path.basename(name).startswith("listenloop-scaled-"):
+        os.unlink(name)
+
+
+def full_pool_rows(train: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """The training rows the full-pool reference is fitted on: all, or a random `limit` of a huge pool."""
+    if len(train) <= limit:
+        return train
+    return np.sort(np.random.default_rng(seed).choice(train, size=limit, replace=False))
 
 
 def _learner_factory(config: ExperimentConfig, seed: int) -> Callable[[], Any]:
@@ -153,14 +185,19 @@ def run_experiment(
                     f"--initial {config.loop.initial}"
                 )
             Xs = standardise(X, train)
-            full = _learner_factory(config, config.seed)().fit(Xs[train], y[train])
-            full_pool[split_name] = task_scores(config.task, y[test], full.predict(Xs[test]))
-            pairs = parallel(
-                delayed(_run_pair)(Xs, y, train, test, split_name, s, r, config) for r in range(config.runs)
-            )
-            for pair in pairs:
-                results.extend(pair)
-                bar.update(1)
-                bar.set_postfix_str(split_name)
+            try:
+                rows = full_pool_rows(train, config.full_pool_max, config.seed)
+                full = _learner_factory(config, config.seed)().fit(np.asarray(Xs[rows]), y[rows])
+                full_pool[split_name] = task_scores(config.task, y[test], predict_rows(full, Xs, test))
+                pairs = parallel(
+                    delayed(_run_pair)(Xs, y, train, test, split_name, s, r, config)
+                    for r in range(config.runs)
+                )
+                for pair in pairs:
+                    results.extend(pair)
+                    bar.update(1)
+                    bar.set_postfix_str(split_name)
+            finally:
+                release(Xs)
     bar.close()
     return ExperimentResult(config, results, full_pool, [name for _, _, name in splits])

@@ -47,6 +47,12 @@ class Curve:
         return np.array([s[name] for s in self.scores])
 
 
+def predict_rows(model: Any, X: np.ndarray, rows: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """`model.predict(X[rows])` in chunks, so a memory-mapped test set is never loaded whole."""
+    parts = [model.predict(np.asarray(X[rows[i : i + chunk_rows]])) for i in range(0, len(rows), chunk_rows)]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def _fit(
     make_model: Callable[[], Any], X: np.ndarray, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None
 ) -> Any:
@@ -94,9 +100,7 @@ def run_loop(
                 [np.ones(len(labelled)), np.full(len(pseudo_rows), config.pseudo_weight)]
             )
         model = _fit(make_model, X, rows, labels, weights)
-        pred = np.concatenate(
-            [model.predict(np.asarray(X[test[i : i + 65536]])) for i in range(0, len(test), 65536)]
-        )
+        pred = predict_rows(model, X, test)
         curve.labels.append(len(labelled))
         curve.scores.append(task_scores(task, y_test, pred))
         return model
