@@ -1,0 +1,1 @@
+"""Crowd quality control: answers, trust, aggregation, soft labels, redundancy, simulated crowds."""

@@ -1,0 +1,1 @@
+"""Aggregators with crowd-kit's interface: `fit_predict(answers)` over an item, worker, label table."""
