@@ -1,0 +1,35 @@
+"""Aggregation methods by the names the command line uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from listenloop.errors import ListenloopError
+
+CATEGORICAL = ("mv", "trust", "ds", "mace", "glad")
+CONTINUOUS = ("mean", "median", "trust_mean")
+
+
+def make_aggregator(method: str, trust: Any = None) -> Any:
+    """A fresh categorical aggregator for `method` (`trust` feeds the trust-weighted vote)."""
+    if method == "mv":
+        from listenloop.crowd.aggregation.majority_vote import MajorityVote
+
+        return MajorityVote()
+    if method == "trust":
+        from listenloop.crowd.aggregation.trust_weighted_vote import TrustWeightedVote
+
+        return TrustWeightedVote(trust=trust)
+    if method == "ds":
+        from listenloop.crowd.aggregation.dawid_skene import DawidSkene
+
+        return DawidSkene()
+    if method == "mace":
+        from listenloop.crowd.aggregation.mace import MACE
+
+        return MACE()
+    if method == "glad":
+        from listenloop.crowd.aggregation.glad import GLAD
+
+        return GLAD()
+    raise ListenloopError(f"unknown method '{method}' (known: {', '.join(CATEGORICAL + CONTINUOUS)})")
