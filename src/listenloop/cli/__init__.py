@@ -7,6 +7,7 @@ import sys
 import typer
 
 from listenloop import __version__
+from listenloop.cli import aggregate as _aggregate  # noqa: F401
 from listenloop.cli import bench_features as _bench_features  # noqa: F401
 from listenloop.cli import bench_query as _bench_query  # noqa: F401
 
