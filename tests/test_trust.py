@@ -1,0 +1,84 @@
+"""Trustability from control/consistency questions (iHEARu-PLAY, section 2.3) and spammer detection."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from listenloop.crowd.trust import detect_spammers, trust_from_answers, update_trust
+from test_crowd_mace_glad import GOOD, synthetic_crowd
+
+
+def test_update_rule_by_hand() -> None:
+    t = 0.5  # prior mean 0.5, strength 4
+    t = update_trust(t, True, 0)  # (0.5*4 + 1) / 5
+    assert t == pytest.approx(0.6)
+    t = update_trust(t, False, 1)  # (0.6*5 + 0) / 6
+    assert t == pytest.approx(0.5)
+    t = update_trust(t, True, 2)  # (0.5*6 + 1) / 7
+    assert t == pytest.approx(4 / 7)
+
+
+def test_right_raises_wrong_lowers_and_bounds() -> None:
+    assert update_trust(0.7, True, 3) > 0.7
+    assert update_trust(0.7, False, 3) < 0.7
+    assert update_trust(1.0, True, 3) == 1.0
+    assert update_trust(0.0, False, 3) == 0.0
+    t = 0.5
+    for n, ok in enumerate([True] * 50 + [False] * 50):
+        t = update_trust(t, ok, n)
+        assert 0.0 <= t <= 1.0
+
+
+def test_batch_matches_live() -> None:
+    answers = pd.DataFrame(
+        {
+            "item": ["a", "b", "c", "x", "x", "d"],
+            "worker": ["w"] * 5 + ["v"],
+            "label": ["1", "0", "1", "1", "0", "0"],
+            "kind": ["control", "control", "", "regular", "consistency", "regular"],
+        }
+    )
+    gold = {"a": "1", "b": "1", "c": "1"}
+    trust = trust_from_answers(answers, gold)
+    live = 0.5
+    for n, ok in enumerate([True, False, True, False]):  # a right, b wrong, c (no kind) right, x changed
+        live = update_trust(live, ok, n)
+    assert trust["w"] == pytest.approx(live)
+    assert trust["v"] == 0.5  # nothing checked: the prior
+
+
+def test_consistency_contradiction_lowers() -> None:
+    base = pd.DataFrame({"item": ["x", "x"], "worker": ["w", "w"], "label": ["1", "1"]})
+    same = base.assign(kind=["regular", "consistency"])
+    changed = same.assign(label=["1", "0"])
+    assert trust_from_answers(changed, {})["w"] < 0.5 < trust_from_answers(same, {})["w"]
+
+
+def test_consistency_uses_time_order() -> None:
+    answers = pd.DataFrame(
+        {
+            "item": ["x", "x", "x"],
+            "worker": ["w"] * 3,
+            "label": ["0", "1", "1"],
+            "kind": ["consistency", "regular", "consistency"],
+            "time": [3, 1, 2],
+        }
+    )
+    # by time: 1 (regular "1"), 2 (consistency "1": agrees), 3 (consistency "0": contradicts)
+    assert trust_from_answers(answers, {})["w"] == pytest.approx((2 + 1) / 6)
+
+
+def test_detect_spammers_on_synthetic_crowd() -> None:
+    answers, _ = synthetic_crowd(seed=2)
+    found = detect_spammers(answers)
+    assert list(found.columns) == ["worker", "kind", "score"]
+    kinds = dict(zip(found["worker"], found["kind"], strict=True))
+    assert kinds == {"c0": "constant", "c1": "constant", "r0": "uniform_random", "r1": "uniform_random"}
+    assert not set(found["worker"]) & set(GOOD)
+    assert found["score"].between(0, 1).all()
+
+
+def test_detect_spammers_needs_enough_answers() -> None:
+    answers, _ = synthetic_crowd(seed=2)
+    assert detect_spammers(answers, min_answers=10_000).empty
