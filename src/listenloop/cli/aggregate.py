@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import pandas as pd
 import typer
 
 from listenloop.cli.app import app
 from listenloop.errors import ListenloopError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _read_gold(path: Path, answers: pd.DataFrame) -> dict[str, str]:
     """`item,label` of the control items; every gold item must occur among the answers."""
+    import pandas as pd
+
     if not path.is_file():
         raise ListenloopError(f"{path}: no such file")
     try:
@@ -40,6 +43,9 @@ def aggregate(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
 ) -> None:
     """Aggregate crowd answers into one label (and a confidence) per item."""
+    import numpy as np
+    import pandas as pd
+
     from listenloop.crowd.aggregation import registry
     from listenloop.crowd.answers import read_answers
 

@@ -10,23 +10,15 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from listenloop.cli.app import app
-from listenloop.datasets import load_dataset
 from listenloop.errors import ListenloopError
-from listenloop.features import get_extractor
-from listenloop.features.extraction import extract_features
-from listenloop.learners import describe_learner, parse_params
-from listenloop.sim.experiment import ExperimentConfig, ExperimentResult, run_experiment, validate_config
-from listenloop.sim.loop import LoopConfig
-from listenloop.sim.plots import plot_learning_curves
-from listenloop.sim.report import write_report
-from listenloop.sim.splits import make_splits
-from listenloop.sim.summary import summarise
+
+if TYPE_CHECKING:
+    from listenloop.sim.experiment import ExperimentResult
 
 
 class Task(StrEnum):
@@ -115,6 +107,16 @@ def simulate(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Compare query strategies on a labelled dataset: learning curves, labels saved, p-values."""
+    # Imported here, not at the top: `listenloop --help` and the other commands start faster.
+    from listenloop.datasets import load_dataset
+    from listenloop.features import get_extractor
+    from listenloop.features.extraction import extract_features
+    from listenloop.learners import describe_learner, parse_params
+    from listenloop.sim.experiment import ExperimentConfig, run_experiment, validate_config
+    from listenloop.sim.loop import LoopConfig
+    from listenloop.sim.splits import make_splits
+    from listenloop.sim.summary import summarise
+
     if (out / "summary.json").exists() and not force:
         raise ListenloopError(f"{out}/summary.json exists: choose another --out or pass --force")
     for name, value in (("--initial", initial), ("--batch", batch), ("--runs", runs)):
@@ -153,7 +155,7 @@ def simulate(
     )
     ds = load_dataset(dataset, label_column, group_column, task.value, _csv_list(positive) or None)
 
-    def splits_of(labels: np.ndarray, groups: np.ndarray | None) -> list:
+    def splits_of(labels: Any, groups: Any) -> list:
         return make_splits(
             labels,
             groups,
@@ -211,6 +213,9 @@ def simulate(
 
 def write_outputs(out: Path, summary: dict, result: ExperimentResult, command: str, details: dict) -> None:
     """summary.json (atomically), runs.csv, learning_curve.png and report.md in `out`."""
+    from listenloop.sim.plots import plot_learning_curves
+    from listenloop.sim.report import write_report
+
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
