@@ -1,0 +1,289 @@
+"""How many answers an item needs: a fixed number, or dynamic until the crowd agrees.
+
+After iHEARu-PLAY's active-learning loop (Table 1, steps 5a-5d): items whose aggregated
+answers have low confidence are kept and asked again until a stop criterion holds.
+
+- `FixedPolicy(k)`: every item gets `k` answers.
+- `DynamicPolicy(min_answers, max_answers, tau)`: ask one answer at a time; stop as soon as
+  the item's posterior confidence reaches `tau` (with at least `min_answers` answers and at
+  least one trusted answer for the winning class), or at `max_answers` (then the item is
+  *low-agreement* if confidence is still below `tau`).
+
+Posterior (both policies): the trust-weighted vote, Beta/Dirichlet-smoothed so one answer
+never gives confidence 1:
+
+    posterior_c = (w_c + s) / (W + s * K),
+
+`w_c` the summed trust of the answers for class c, `W` the summed trust of all class answers,
+`K` the number of classes and `s = SMOOTHING` (0.1) pseudo-votes per class. With trust 1 and
+two classes, two agreeing answers give 2.1 / 2.2 = 0.955; one dissent among ten answers
+keeps it below 0.9, so tau near 1 means "near-unanimous trusted answers".
+
+"Can't tell" (`CANT_TELL`) is an answer: it counts toward the answers an item used and toward
+no class; an item whose answers are mostly can't-tell is never done by confidence, so it ends
+at the maximum as low-agreement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from listenloop.errors import ListenloopError
+
+CANT_TELL = "can't tell"
+SMOOTHING = 0.1
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a policy says about one item after the answers so far."""
+
+    done: bool
+    label: str | None  # the winning class (None when no answer names a class)
+    confidence: float  # the winning class's smoothed posterior (0 when no class answer)
+    low_agreement: bool
+
+
+def _posterior(
+    labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(posterior per class, class code per answer or -1, weight per answer, can't-tell count)."""
+    labels = np.asarray(labels, dtype=str)
+    weights = np.ones(len(labels)) if trust is None else np.asarray(trust, dtype=float)
+    if len(weights) != len(labels):
+        raise ListenloopError(f"{len(labels)} answers but {len(weights)} trust values")
+    lookup = {c: i for i, c in enumerate(classes)}
+    codes = np.array([lookup.get(v, -1) for v in labels], dtype=np.int64)
+    cant = labels == CANT_TELL
+    unknown = (codes < 0) & ~cant
+    if unknown.any():
+        raise ListenloopError(f"answer {labels[unknown][0]!r} is not one of {list(classes)} or {CANT_TELL!r}")
+    k = len(classes)
+    named = codes >= 0
+    w = np.bincount(codes[named], weights=weights[named], minlength=k)
+    post = (w + SMOOTHING) / (w.sum() + SMOOTHING * k)
+    return post, codes, weights, int(cant.sum())
+
+
+def _vote(labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]) -> tuple[str | None, float]:
+    """Winning class (ties: first in `classes`) and its confidence; (None, 0) without class answers."""
+    post, codes, _, _ = _posterior(labels, trust, classes)
+    if not (codes >= 0).any():
+        return None, 0.0
+    win = int(np.argmax(post))
+    return str(classes[win]), float(post[win])
+
+
+class Policy:
+    """A stop rule: `decide` says whether an item's answers so far are enough."""
+
+    max_answers: int
+
+    def decide(self, labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]) -> Decision:
+        """Decision after `labels` (answers in the order they came), with per-answer `trust`."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FixedPolicy(Policy):
+    """Every item gets exactly `k` answers; label = trust-weighted vote."""
+
+    k: int
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ListenloopError(f"fixed policy needs k >= 1, not {self.k}")
+
+    @property
+    def max_answers(self) -> int:  # type: ignore[override]
+        return self.k
+
+    def decide(self, labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]) -> Decision:
+        """Done once `k` answers are in; low-agreement if mostly can't-tell or no class answer."""
+        labels = np.asarray(labels, dtype=str)
+        label, conf = _vote(labels, trust, classes)
+        cant = int((labels == CANT_TELL).sum())
+        return Decision(len(labels) >= self.k, label, conf, label is None or 2 * cant > len(labels))
+
+
+@dataclass(frozen=True)
+class DynamicPolicy(Policy):
+    """Ask until confident: done at confidence >= `tau` (>= `min_answers` answers, one trusted
+    answer for the winner, can't-tell not the majority), or at `max_answers`.
+
+    Answers from workers with trust < `untrusted_below` still vote (weighted by their trust)
+    but can never make an item done on their own.
+    """
+
+    min_answers: int
+    max_answers: int  # type: ignore[misc]
+    tau: float
+    untrusted_below: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_answers <= self.max_answers:
+            raise ListenloopError(
+                f"dynamic policy needs 1 <= min <= max, not min={self.min_answers}, max={self.max_answers}"
+            )
+        if not 0.0 < self.tau <= 1.0:
+            raise ListenloopError(f"dynamic policy needs 0 < tau <= 1, not tau={self.tau}")
+
+    def decide(self, labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]) -> Decision:
+        """Decision after the answers so far (see the class docstring for the stop rule)."""
+        labels = np.asarray(labels, dtype=str)
+        n = len(labels)
+        post, codes, weights, cant = _posterior(labels, trust, classes)
+        if not (codes >= 0).any():
+            done = n >= self.max_answers
+            return Decision(done, None, 0.0, done)
+        win = int(np.argmax(post))
+        conf = float(post[win])
+        trusted_agree = bool(((codes == win) & (weights >= self.untrusted_below)).any())
+        confident = conf >= self.tau and trusted_agree and 2 * cant <= n
+        if confident and n >= self.min_answers:
+            return Decision(True, str(classes[win]), conf, False)
+        done = n >= self.max_answers
+        return Decision(done, str(classes[win]), conf, done and not confident)
+
+
+_FIXED = re.compile(r"fixed:(\d+)")
+_DYNAMIC_KEYS = {"min": "min_answers", "max": "max_answers", "tau": "tau", "untrusted": "untrusted_below"}
+POLICY_HELP = (
+    "expected 'fixed:K' (e.g. fixed:7) or 'dynamic:min=M,max=N,tau=T' (e.g. dynamic:min=2,max=9,tau=0.95)"
+)
+
+
+def parse_policy(text: str) -> Policy:
+    """`fixed:7` -> FixedPolicy(7); `dynamic:min=2,max=9,tau=0.95[,untrusted=0.5]` -> DynamicPolicy."""
+    raw = text.strip().replace(" ", "")
+    m = _FIXED.fullmatch(raw)
+    if m:
+        return FixedPolicy(int(m.group(1)))
+    if not raw.startswith("dynamic:"):
+        raise ListenloopError(f"policy {text!r}: {POLICY_HELP}")
+    values: dict[str, float] = {}
+    for part in raw[len("dynamic:") :].split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key not in _DYNAMIC_KEYS:
+            raise ListenloopError(f"policy {text!r}: bad part {part!r}; {POLICY_HELP}")
+        if key in values:
+            raise ListenloopError(f"policy {text!r}: {key} given twice")
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise ListenloopError(f"policy {text!r}: {key}={value!r} is not a number") from None
+    missing = [k for k in ("min", "max", "tau") if k not in values]
+    if missing:
+        raise ListenloopError(f"policy {text!r}: missing {', '.join(missing)}; {POLICY_HELP}")
+    for key in ("min", "max"):
+        if values[key] != int(values[key]):
+            raise ListenloopError(f"policy {text!r}: {key} must be a whole number, not {values[key]}")
+    kwargs = {_DYNAMIC_KEYS[k]: v for k, v in values.items()}
+    kwargs["min_answers"] = int(kwargs["min_answers"])
+    kwargs["max_answers"] = int(kwargs["max_answers"])
+    return DynamicPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class ReplayResult:
+    """Per-item outcome of a replay or simulation, and its summary."""
+
+    labels: pd.Series  # item -> label (None when no class answer)
+    answers_used: pd.Series  # item -> int
+    low_agreement: pd.Series  # item -> bool
+    accuracy: float  # over items in truth (no label counts as wrong); nan if none
+    answers_per_item: float
+    short_items: int  # items that ran out of answers before the policy was done
+
+    def summary(self) -> dict[str, float]:
+        """The headline numbers, for reports."""
+        return {
+            "accuracy": self.accuracy,
+            "answers_per_item": self.answers_per_item,
+            "short_items": self.short_items,
+            "low_agreement": int(self.low_agreement.sum()),
+            "items": len(self.labels),
+        }
+
+
+def result_from(
+    items: Sequence[str],
+    labels: Sequence[str | None],
+    used: Sequence[int],
+    low: Sequence[bool],
+    short: int,
+    truth: Mapping[str, str],
+) -> ReplayResult:
+    """Assemble a ReplayResult; accuracy over the items that `truth` names."""
+    index = pd.Index([str(i) for i in items], name="item")
+    lab = pd.Series(list(labels), index=index, name="label", dtype=object)
+    gold = pd.Series({str(k): str(v) for k, v in truth.items()}, dtype=object)
+    known = index.intersection(gold.index)
+    accuracy = float((lab[known] == gold[known]).mean()) if len(known) else float("nan")
+    used_s = pd.Series(np.asarray(used, dtype=np.int64), index=index, name="answers_used")
+    return ReplayResult(
+        lab,
+        used_s,
+        pd.Series(np.asarray(low, dtype=bool), index=index, name="low_agreement"),
+        accuracy,
+        float(used_s.mean()) if len(used_s) else float("nan"),
+        int(short),
+    )
+
+
+def class_list(answers: pd.DataFrame, truth: Mapping[str, str] | None = None) -> list[str]:
+    """Sorted classes named by the answers (and truth), without can't-tell."""
+    found = set(answers["label"].astype(str)) | {str(v) for v in (truth or {}).values()}
+    return sorted(found - {CANT_TELL})
+
+
+def replay(
+    answers: pd.DataFrame,
+    truth: Mapping[str, str],
+    policy: Policy,
+    rng: np.random.Generator,
+    trust: Mapping[str, float] | None = None,
+) -> ReplayResult:
+    """Replay real answers: each item's answers in a random order, fed one by one until done.
+
+    Items are visited in sorted id order; each draws `rng.permutation(n_answers)` of its rows
+    (in file order), so a seeded rng gives a reproducible replay. Workers missing from `trust`
+    get trust 1 (as when `trust` is None). An item that runs out of answers before the policy
+    is done keeps its decision on all its answers and counts in `short_items`.
+    """
+    table = answers.astype({"item": str, "worker": str, "label": str}).reset_index(drop=True)
+    order = np.argsort(table["item"].to_numpy(), kind="stable")
+    items = table["item"].to_numpy()[order]
+    labels_all = table["label"].to_numpy()[order]
+    if trust is None:
+        weights_all: np.ndarray | None = None
+    else:
+        table_trust = {str(k): float(v) for k, v in trust.items()}
+        weights_all = np.array([table_trust.get(w, 1.0) for w in table["worker"].to_numpy()[order]])
+    classes = class_list(table, truth)
+    item_ids, starts, counts = np.unique(items, return_index=True, return_counts=True)
+    out_labels: list[str | None] = []
+    used = np.zeros(len(item_ids), dtype=np.int64)
+    low = np.zeros(len(item_ids), dtype=bool)
+    short = 0
+    # A Python loop over items: the policy is sequential per item (each answer may stop it).
+    for i, (start, n) in enumerate(zip(starts, counts, strict=True)):
+        perm = start + rng.permutation(n)
+        lab = labels_all[perm]
+        wts = None if weights_all is None else weights_all[perm]
+        decision = None
+        for m in range(1, n + 1):
+            decision = policy.decide(lab[:m], None if wts is None else wts[:m], classes)
+            if decision.done:
+                break
+        assert decision is not None
+        short += not decision.done
+        out_labels.append(decision.label)
+        used[i] = m
+        low[i] = decision.low_agreement or decision.label is None
+    return result_from(item_ids, out_labels, used, low, short, truth)
