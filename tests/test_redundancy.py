@@ -16,7 +16,8 @@ from listenloop.crowd.redundancy import (
 from listenloop.errors import ListenloopError
 
 AB = ["a", "b"]
-DYN = DynamicPolicy(min_answers=2, max_answers=5, tau=0.95)
+# Workers assumed 90 % accurate: two agreeing answers reach 0.988, one stays at 0.9.
+DYN = DynamicPolicy(min_answers=2, max_answers=5, tau=0.95, default_accuracy=0.9)
 
 
 def labels(*values: str) -> np.ndarray:
@@ -117,7 +118,7 @@ def test_replay_hand_made() -> None:
         }
     )
     truth = {"x": "a", "y": "b", "z": "a", "other": "a"}
-    res = replay(answers, truth, DynamicPolicy(2, 9, 0.95), np.random.default_rng(3))
+    res = replay(answers, truth, DynamicPolicy(2, 9, 0.95, default_accuracy=0.9), np.random.default_rng(3))
     # x: any 2 of (a,a,a) agree -> 2. y: a,b never agree -> all 2, short.
     # z: done at 2 only when the first two drawn are both "a" (rows 0, 1 of z).
     rng = np.random.default_rng(3)

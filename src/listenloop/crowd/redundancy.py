@@ -9,15 +9,19 @@ answers have low confidence are kept and asked again until a stop criterion hold
   least one trusted answer for the winning class), or at `max_answers` (then the item is
   *low-agreement* if confidence is still below `tau`).
 
-Posterior (both policies): the trust-weighted vote, Beta/Dirichlet-smoothed so one answer
-never gives confidence 1:
+Fixed policy's label: the trust-weighted vote, Beta/Dirichlet-smoothed so one answer never
+gives confidence 1: `posterior_c = (w_c + s) / (W + s * K)`, `w_c` the summed trust of the
+answers for class c, `W` the summed trust of all class answers, `K` the number of classes,
+`s = SMOOTHING` (0.1) pseudo-votes per class.
 
-    posterior_c = (w_c + s) / (W + s * K),
-
-`w_c` the summed trust of the answers for class c, `W` the summed trust of all class answers,
-`K` the number of classes and `s = SMOOTHING` (0.1) pseudo-votes per class. With trust 1 and
-two classes, two agreeing answers give 2.1 / 2.2 = 0.955; one dissent among ten answers
-keeps it below 0.9, so tau near 1 means "near-unanimous trusted answers".
+Dynamic policy's confidence: a one-coin Bayesian posterior, so that confidence grows with the
+number of agreeing answers (a vote share does not: 8 against 1 stays at 0.88 however many
+more agree). Worker j is right with probability q_j (its trust, clipped to
+[1/K + 0.001, 0.99]; `default_accuracy` when no trust is known) and otherwise picks one of
+the K - 1 other classes at random, so each answer adds log(q_j (K - 1) / (1 - q_j)) to its
+class's log-odds; posterior = softmax of the log-odds (uniform class prior). With q = 0.7 and
+two classes, 3 agreeing answers give 0.93 and 4 give 0.97; with four classes 2 give 0.96. A
+worker at chance level adds nothing.
 
 "Can't tell" (`CANT_TELL`) is an answer: it counts toward the answers an item used and toward
 no class; an item whose answers are mostly can't-tell is never done by confidence, so it ends
@@ -37,6 +41,19 @@ from listenloop.errors import ListenloopError
 
 CANT_TELL = "can't tell"
 SMOOTHING = 0.1
+DEFAULT_ACCURACY = 0.7  # a worker's assumed accuracy when no trust is known
+
+
+def bayes_posterior(codes: np.ndarray, accuracy: np.ndarray, k: int) -> np.ndarray:
+    """One-coin posterior over k classes from class codes (-1 = no class) and per-answer accuracies."""
+    if k < 2:
+        return np.ones(k)
+    q = np.clip(np.asarray(accuracy, dtype=float), 1.0 / k + 1e-3, 0.99)
+    named = codes >= 0
+    evidence = np.bincount(codes[named], weights=np.log(q[named] * (k - 1) / (1 - q[named])), minlength=k)
+    evidence -= evidence.max()
+    post = np.exp(evidence)
+    return post / post.sum()
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,7 @@ class DynamicPolicy(Policy):
     max_answers: int  # type: ignore[misc]
     tau: float
     untrusted_below: float = 0.5
+    default_accuracy: float = DEFAULT_ACCURACY
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_answers <= self.max_answers:
@@ -137,13 +155,16 @@ class DynamicPolicy(Policy):
         """Decision after the answers so far (see the class docstring for the stop rule)."""
         labels = np.asarray(labels, dtype=str)
         n = len(labels)
-        post, codes, weights, cant = _posterior(labels, trust, classes)
+        _, codes, weights, cant = _posterior(labels, trust, classes)
         if not (codes >= 0).any():
             done = n >= self.max_answers
             return Decision(done, None, 0.0, done)
+        accuracy = np.full(n, self.default_accuracy) if trust is None else weights
+        post = bayes_posterior(codes, accuracy, len(classes))
         win = int(np.argmax(post))
         conf = float(post[win])
-        trusted_agree = bool(((codes == win) & (weights >= self.untrusted_below)).any())
+        trusted = accuracy >= self.untrusted_below
+        trusted_agree = bool(((codes == win) & trusted).any())
         confident = conf >= self.tau and trusted_agree and 2 * cant <= n
         if confident and n >= self.min_answers:
             return Decision(True, str(classes[win]), conf, False)
