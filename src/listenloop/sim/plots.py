@@ -39,3 +39,27 @@ def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str |
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_policies(policies: dict[str, Any], path: str | Path, title: str = "") -> Path:
+    """Accuracy against answers used per item, one point (± std over runs) per policy."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=120)
+    for name, p in policies.items():
+        ax.errorbar(
+            p["answers_per_item"],
+            p["accuracy"],
+            yerr=p.get("accuracy_std", 0),
+            fmt="o",
+            capsize=3,
+            label=f"{name}: {p['accuracy']:.4f} at {p['answers_per_item']:.2f}",
+        )
+    ax.set_xlabel("answers per item")
+    ax.set_ylabel("accuracy against truth")
+    ax.set_title(title or "redundancy policies")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
