@@ -52,10 +52,7 @@ def aggregate(
     for path in (out, workers_out):
         if path is not None and path.exists() and not force:
             raise ListenloopError(f"{path} exists: choose another file or pass --force")
-    if method not in registry.CATEGORICAL + registry.CONTINUOUS:
-        raise ListenloopError(
-            f"unknown method '{method}' (known: {', '.join(registry.CATEGORICAL + registry.CONTINUOUS)})"
-        )
+    registry.check_method(method)
     answers = read_answers(answers_csv)
     gold_labels = _read_gold(gold, answers) if gold is not None else {}
     trust = None

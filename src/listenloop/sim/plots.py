@@ -32,13 +32,7 @@ def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str |
     ax.set_ylabel(metric)
     n_runs = len(next(iter(summary["strategies"].values()))["final"])
     ax.set_title(title or f"{Path(summary['dataset']).name}: {metric}, mean ± std over {n_runs} runs")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path)
 
 
 def plot_policies(policies: dict[str, Any], path: str | Path, title: str = "") -> Path:
@@ -56,6 +50,11 @@ def plot_policies(policies: dict[str, Any], path: str | Path, title: str = "") -
     ax.set_xlabel("answers per item")
     ax.set_ylabel("accuracy against truth")
     ax.set_title(title or "redundancy policies")
+    return _finish(fig, ax, path)
+
+
+def _finish(fig: Any, ax: Any, path: str | Path) -> Path:
+    """Grid, legend, tight layout; save the figure as a PNG at `path` and free it."""
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

@@ -6,6 +6,16 @@ import numpy as np
 import pandas as pd
 
 from listenloop.crowd.answers import EncodedAnswers, encode
+from listenloop.errors import ListenloopError
+
+CLASS_PRIORS = ("uniform", "estimated")
+
+
+def check_class_prior(class_prior: str) -> str:
+    """`class_prior` if it is one of CLASS_PRIORS, else a clear error."""
+    if class_prior not in CLASS_PRIORS:
+        raise ListenloopError(f"class_prior must be 'uniform' or 'estimated', not {class_prior!r}")
+    return class_prior
 
 
 class Aggregator:

@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from listenloop.crowd.aggregation.base import Aggregator
+from listenloop.crowd.aggregation.base import Aggregator, check_class_prior
 from listenloop.crowd.aggregation.mace import _normalise_log, canonical_order
 from listenloop.crowd.answers import EncodedAnswers
-from listenloop.errors import ListenloopError
 
 
 def _log_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -45,9 +44,7 @@ class GLAD(Aggregator):
         prior_weight: float = 1.0,
         class_prior: Literal["uniform", "estimated"] = "uniform",
     ) -> None:
-        if class_prior not in ("uniform", "estimated"):
-            raise ListenloopError(f"class_prior must be 'uniform' or 'estimated', not {class_prior!r}")
-        self.class_prior = class_prior
+        self.class_prior = check_class_prior(class_prior)
         self.n_iter = n_iter
         self.tol = tol
         self.m_step_iter = m_step_iter

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from listenloop.crowd.aggregation.base import Aggregator
+from listenloop.crowd.aggregation.base import Aggregator, check_class_prior
 from listenloop.crowd.answers import EncodedAnswers
 from listenloop.errors import ListenloopError
 
@@ -53,15 +53,13 @@ class MACE(Aggregator):
         xi_smoothing: float = 1.0,
         random_state: int | None = 0,
     ) -> None:
-        if class_prior not in ("uniform", "estimated"):
-            raise ListenloopError(f"class_prior must be 'uniform' or 'estimated', not {class_prior!r}")
         if n_restarts < 1:
             raise ListenloopError("n_restarts must be at least 1")
         self.n_restarts = n_restarts
         self.n_iter = n_iter
         self.n_restart_iter = n_restart_iter
         self.tol = tol
-        self.class_prior = class_prior
+        self.class_prior = check_class_prior(class_prior)
         self.alpha = alpha
         self.beta = beta
         self.xi_smoothing = xi_smoothing

@@ -10,6 +10,13 @@ CATEGORICAL = ("mv", "trust", "ds", "mace", "glad")
 CONTINUOUS = ("mean", "median", "trust_mean")
 
 
+def check_method(method: str) -> str:
+    """`method` if it is a known aggregation method, else a clear error listing them."""
+    if method not in CATEGORICAL + CONTINUOUS:
+        raise ListenloopError(f"unknown method '{method}' (known: {', '.join(CATEGORICAL + CONTINUOUS)})")
+    return method
+
+
 def make_aggregator(method: str, trust: Any = None) -> Any:
     """A fresh categorical aggregator for `method` (`trust` feeds the trust-weighted vote)."""
     if method == "mv":
@@ -32,4 +39,5 @@ def make_aggregator(method: str, trust: Any = None) -> Any:
         from listenloop.crowd.aggregation.glad import GLAD
 
         return GLAD()
-    raise ListenloopError(f"unknown method '{method}' (known: {', '.join(CATEGORICAL + CONTINUOUS)})")
+    check_method(method)
+    raise ListenloopError(f"'{method}' is a method for continuous answers, not an aggregator of classes")
