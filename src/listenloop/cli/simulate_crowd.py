@@ -27,7 +27,11 @@ def simulate_crowd(
         str, typer.Option(help="replay (real answers) or simulate (a calibrated crowd).")
     ] = "replay",
     trust: Annotated[
-        str, typer.Option(help="Worker trust: ds (Dawid-Skene skills, no truth used) or none.")
+        str,
+        typer.Option(
+            help="What policies know of workers (from the answers, no truth): ds (Dawid-Skene "
+            "confusions and prior), skills (Dawid-Skene skills as one-coin accuracies) or none."
+        ),
     ] = "ds",
     seed: Annotated[int, typer.Option(help="Seed of answer orders and crowds.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier result in --out.")] = False,

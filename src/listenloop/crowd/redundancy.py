@@ -23,6 +23,11 @@ class's log-odds; posterior = softmax of the log-odds (uniform class prior). Wit
 two classes, 3 agreeing answers give 0.93 and 4 give 0.97; with four classes 2 give 0.96. A
 worker at chance level adds nothing.
 
+With a `WorkerModel` (per-worker confusion matrices and a class prior from the whole-project
+Dawid-Skene fit) both policies use its posterior instead: each answer contributes its
+log P(answer | true class) (`evidence`), and the prior is added once. This is Dawid-Skene's
+E-step for one item, and it knows that workers confuse some classes more than others.
+
 "Can't tell" (`CANT_TELL`) is an answer: it counts toward the answers an item used and toward
 no class; an item whose answers are mostly can't-tell is never done by confidence, so it ends
 at the maximum as low-agreement.
@@ -37,11 +42,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from listenloop.crowd.worker_model import WorkerModel
 from listenloop.errors import ListenloopError
 
 CANT_TELL = "can't tell"
 SMOOTHING = 0.1
 DEFAULT_ACCURACY = 0.7  # a worker's assumed accuracy when no trust is known
+
+
+def evidence_posterior(evidence: np.ndarray, log_prior: np.ndarray | None) -> np.ndarray:
+    """Posterior over classes from per-answer log-likelihood rows (answers × classes) and a log prior."""
+    log_post = np.asarray(evidence, dtype=float).sum(axis=0)
+    if log_prior is not None:
+        log_post = log_post + log_prior
+    post = np.exp(log_post - log_post.max())
+    return post / post.sum()
 
 
 def bayes_posterior(codes: np.ndarray, accuracy: np.ndarray, k: int) -> np.ndarray:
@@ -101,8 +116,19 @@ class Policy:
 
     max_answers: int
 
-    def decide(self, labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]) -> Decision:
-        """Decision after `labels` (answers in the order they came), with per-answer `trust`."""
+    def decide(
+        self,
+        labels: np.ndarray,
+        trust: np.ndarray | None,
+        classes: Sequence[str],
+        evidence: np.ndarray | None = None,
+        log_prior: np.ndarray | None = None,
+    ) -> Decision:
+        """Decision after `labels` (answers in the order they came), with per-answer `trust`.
+
+        `evidence` (answers × classes log-likelihoods, from a `WorkerModel`) and `log_prior`,
+        when given, replace the trust-based posterior.
+        """
         raise NotImplementedError
 
 
@@ -120,10 +146,21 @@ class FixedPolicy(Policy):
     def max_answers(self) -> int:  # type: ignore[override]
         return self.k
 
-    def decide(self, labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]) -> Decision:
+    def decide(
+        self,
+        labels: np.ndarray,
+        trust: np.ndarray | None,
+        classes: Sequence[str],
+        evidence: np.ndarray | None = None,
+        log_prior: np.ndarray | None = None,
+    ) -> Decision:
         """Done once `k` answers are in; low-agreement if mostly can't-tell or no class answer."""
         labels = np.asarray(labels, dtype=str)
         label, conf = _vote(labels, trust, classes)
+        if evidence is not None and label is not None:
+            post = evidence_posterior(evidence, log_prior)
+            win = int(np.argmax(post))
+            label, conf = str(classes[win]), float(post[win])
         cant = int((labels == CANT_TELL).sum())
         return Decision(len(labels) >= self.k, label, conf, label is None or 2 * cant > len(labels))
 
@@ -151,7 +188,14 @@ class DynamicPolicy(Policy):
         if not 0.0 < self.tau <= 1.0:
             raise ListenloopError(f"dynamic policy needs 0 < tau <= 1, not tau={self.tau}")
 
-    def decide(self, labels: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]) -> Decision:
+    def decide(
+        self,
+        labels: np.ndarray,
+        trust: np.ndarray | None,
+        classes: Sequence[str],
+        evidence: np.ndarray | None = None,
+        log_prior: np.ndarray | None = None,
+    ) -> Decision:
         """Decision after the answers so far (see the class docstring for the stop rule)."""
         labels = np.asarray(labels, dtype=str)
         n = len(labels)
@@ -160,7 +204,10 @@ class DynamicPolicy(Policy):
             done = n >= self.max_answers
             return Decision(done, None, 0.0, done)
         accuracy = np.full(n, self.default_accuracy) if trust is None else weights
-        post = bayes_posterior(codes, accuracy, len(classes))
+        if evidence is not None:
+            post = evidence_posterior(evidence, log_prior)
+        else:
+            post = bayes_posterior(codes, accuracy, len(classes))
         win = int(np.argmax(post))
         conf = float(post[win])
         trusted = accuracy >= self.untrusted_below
@@ -263,30 +310,46 @@ def class_list(answers: pd.DataFrame, truth: Mapping[str, str] | None = None) ->
     return sorted(found - {CANT_TELL})
 
 
+def answer_weights(
+    trust: Mapping[str, float] | WorkerModel | None,
+    workers: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """(trust per answer, evidence per answer, log prior) for answers given by `workers`.
+
+    A plain mapping gives trust only (workers missing from it: 1); a `WorkerModel` gives all three.
+    """
+    if trust is None:
+        return None, None, None
+    if isinstance(trust, WorkerModel):
+        return trust.trust(workers), trust.evidence(workers, labels, classes), trust.prior(classes)
+    table = {str(k): float(v) for k, v in trust.items()}
+    return np.array([table.get(str(w), 1.0) for w in workers]), None, None
+
+
 def replay(
     answers: pd.DataFrame,
     truth: Mapping[str, str],
     policy: Policy,
     rng: np.random.Generator,
-    trust: Mapping[str, float] | None = None,
+    trust: Mapping[str, float] | WorkerModel | None = None,
 ) -> ReplayResult:
     """Replay real answers: each item's answers in a random order, fed one by one until done.
 
     Items are visited in sorted id order; each draws `rng.permutation(n_answers)` of its rows
     (in file order), so a seeded rng gives a reproducible replay. Workers missing from `trust`
-    get trust 1 (as when `trust` is None). An item that runs out of answers before the policy
+    get trust 1 (as when `trust` is None); a `WorkerModel` gives the policy each answer's
+    evidence and its skills as trust. An item that runs out of answers before the policy
     is done keeps its decision on all its answers and counts in `short_items`.
     """
     table = answers.astype({"item": str, "worker": str, "label": str}).reset_index(drop=True)
     order = np.argsort(table["item"].to_numpy(), kind="stable")
     items = table["item"].to_numpy()[order]
     labels_all = table["label"].to_numpy()[order]
-    if trust is None:
-        weights_all: np.ndarray | None = None
-    else:
-        table_trust = {str(k): float(v) for k, v in trust.items()}
-        weights_all = np.array([table_trust.get(w, 1.0) for w in table["worker"].to_numpy()[order]])
     classes = class_list(table, truth)
+    workers_all = table["worker"].to_numpy()[order]
+    weights_all, evidence_all, log_prior = answer_weights(trust, workers_all, labels_all, classes)
     item_ids, starts, counts = np.unique(items, return_index=True, return_counts=True)
     out_labels: list[str | None] = []
     used = np.zeros(len(item_ids), dtype=np.int64)
@@ -297,9 +360,12 @@ def replay(
         perm = start + rng.permutation(n)
         lab = labels_all[perm]
         wts = None if weights_all is None else weights_all[perm]
+        ev = None if evidence_all is None else evidence_all[perm]
         decision = None
         for m in range(1, n + 1):
-            decision = policy.decide(lab[:m], None if wts is None else wts[:m], classes)
+            decision = policy.decide(
+                lab[:m], None if wts is None else wts[:m], classes, None if ev is None else ev[:m], log_prior
+            )
             if decision.done:
                 break
         assert decision is not None

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from listenloop.crowd.redundancy import CANT_TELL, Policy, ReplayResult, result_from
+from listenloop.crowd.redundancy import CANT_TELL, Policy, ReplayResult, answer_weights, result_from
+from listenloop.crowd.worker_model import WorkerModel
 from listenloop.errors import ListenloopError
 
 _EPS = 1e-6
@@ -184,13 +185,13 @@ class SimulatedCrowd:
         truth: Mapping[str, str],
         policy: Policy,
         rng: np.random.Generator,
-        trust: Mapping[str, float] | None = None,
+        trust: Mapping[str, float] | WorkerModel | None = None,
     ) -> ReplayResult:
         """Ask the crowd about each truth item until `policy` is done (at most its `max_answers`).
 
         Answers are drawn up front (vectorised: `max_answers` distinct workers per item, in
         draw order) and fed to the policy one at a time. `trust` maps workers to trust
-        (missing: 1), e.g. `crowd.accuracies` as an oracle. Items use their calibrated
+        (missing: 1), e.g. `crowd.accuracies` as an oracle, or is a `WorkerModel`. Items use their calibrated
         difficulty when known.
         """
         items = sorted(str(i) for i in truth)
@@ -200,18 +201,23 @@ class SimulatedCrowd:
         m = policy.max_answers
         workers, codes = self._draw(truths, d, m, rng)
         labels = np.asarray(self.values, dtype=object)[codes].astype(str)
-        if trust is None:
-            weights = None
-        else:
-            t = {str(k): float(v) for k, v in trust.items()}
-            weights = np.array([t.get(str(w), 1.0) for w in self.worker_ids])[workers]
+        flat_workers = np.asarray(self.worker_ids, dtype=object)[workers].ravel()
+        w_flat, e_flat, log_prior = answer_weights(trust, flat_workers, labels.ravel(), self.classes)
+        weights = None if w_flat is None else w_flat.reshape(workers.shape)
+        evidence = None if e_flat is None else e_flat.reshape(*workers.shape, len(self.classes))
         out: list[str | None] = []
         used = np.zeros(len(items), dtype=np.int64)
         low = np.zeros(len(items), dtype=bool)
         # A Python loop over items: the policy is sequential per item (each answer may stop it).
         for i in range(len(items)):
             for j in range(1, m + 1):
-                dec = policy.decide(labels[i, :j], None if weights is None else weights[i, :j], self.classes)
+                dec = policy.decide(
+                    labels[i, :j],
+                    None if weights is None else weights[i, :j],
+                    self.classes,
+                    None if evidence is None else evidence[i, :j],
+                    log_prior,
+                )
                 if dec.done:
                     break
             out.append(dec.label)

@@ -12,10 +12,11 @@ from tqdm import tqdm
 
 from listenloop.crowd.redundancy import Policy, replay
 from listenloop.crowd.simulated import SimulatedCrowd
+from listenloop.crowd.worker_model import WorkerModel
 from listenloop.errors import ListenloopError
 
 MODES = ("replay", "simulate")
-TRUST_SOURCES = ("ds", "none")
+TRUST_SOURCES = ("ds", "skills", "none")
 
 
 def read_truth(path: str | Path) -> dict[str, str]:
@@ -33,17 +34,20 @@ def read_truth(path: str | Path) -> dict[str, str]:
     return dict(zip(table["item"], table[column], strict=True))
 
 
-def worker_trust(answers: pd.DataFrame, source: str) -> pd.Series | None:
-    """Per-worker accuracy used as trust: Dawid-Skene skills from the answers alone (no truth), or none.
+def worker_trust(answers: pd.DataFrame, source: str) -> WorkerModel | pd.Series | None:
+    """What the policies know of the workers, estimated from the answers alone (no truth).
 
-    A live platform knows such estimates from its running aggregation and control questions.
+    `ds`: the Dawid-Skene worker model (confusion matrices, class prior, skills as trust);
+    `skills`: Dawid-Skene skills only, as one-coin accuracies; `none`: nothing. A live
+    platform knows such estimates from its running aggregation and control questions.
     """
     if source == "none":
         return None
-    if source == "ds":
+    if source in ("ds", "skills"):
         from listenloop.crowd.aggregation.dawid_skene import DawidSkene
 
-        return DawidSkene().fit(answers).skills_
+        ds = DawidSkene().fit(answers)
+        return WorkerModel.from_dawid_skene(ds) if source == "ds" else ds.skills_
     raise ListenloopError(f"--trust must be one of {', '.join(TRUST_SOURCES)}, not '{source}'")
 
 
