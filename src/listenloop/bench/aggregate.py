@@ -204,7 +204,7 @@ def plot_aggregate(rows: list[AggregateRow], path: Path) -> None:
             for bar, r in zip(bars, side_rows, strict=True):
                 if r is not None and r.fit_s is not None:
                     ax.annotate(
-                        f"{r.fit_s:.2g}s",
+                        f"{r.fit_s:.2g}s" if r.fit_s < 10 else f"{r.fit_s:.0f}s",
                         (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center",
                         va="bottom",
