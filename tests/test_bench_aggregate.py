@@ -84,6 +84,26 @@ def test_command_writes_json_and_plot(root: Path, tmp_path: Path) -> None:
     ]
     assert (tmp_path / "r.png").stat().st_size > 1000
     assert "ds" in proc.stdout
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "listenloop",
+            "bench",
+            "aggregate",
+            str(root / "one"),
+            "--no-peer",
+            "--method",
+            "mv",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert len(json.loads((tmp_path / "r.json").read_text())) == 2  # the earlier result is intact
 
 
 def test_missing_peer_is_a_clear_error(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

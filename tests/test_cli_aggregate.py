@@ -77,3 +77,21 @@ def test_malformed_input_is_one_clear_line(tmp_path: Path, content: str, args: l
 def test_missing_answers_file(tmp_path: Path) -> None:
     proc = run_cli("aggregate", "missing.csv", "--method", "mv", "--out", "o.csv", cwd=tmp_path)
     assert proc.returncode != 0 and "no such file" in proc.stderr
+
+
+def test_output_folder_must_exist_and_nothing_is_written(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(ANSWERS)
+    proc = run_cli("aggregate", "a.csv", "--out", "o.csv", "--workers-out", "nodir/w.csv", cwd=tmp_path)
+    assert proc.returncode == 2 and "nodir" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_trust_without_checks_warns(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(ANSWERS)
+    proc = run_cli("aggregate", "a.csv", "--method", "trust", "--out", "o.csv", cwd=tmp_path)
+    assert proc.returncode == 0 and "equals majority vote" in proc.stderr
+
+
+def test_no_arguments_shows_help(tmp_path: Path) -> None:
+    proc = run_cli(cwd=tmp_path)
+    assert proc.returncode == 0 and "aggregate" in proc.stdout and "error" not in proc.stderr

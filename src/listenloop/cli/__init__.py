@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     if debug:
         args.remove("--debug")
+    if not args:
+        app(args=["--help"], standalone_mode=False)
+        return
     if args in (["--version"], ["-V"]):
         print(f"listenloop {__version__}")
         return

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from listenloop.cli.app import app
+from listenloop.cli.app import app, check_outputs
 from listenloop.errors import ListenloopError
 
 if TYPE_CHECKING:
@@ -49,9 +50,7 @@ def aggregate(
     from listenloop.crowd.aggregation import registry
     from listenloop.crowd.answers import read_answers
 
-    for path in (out, workers_out):
-        if path is not None and path.exists() and not force:
-            raise ListenloopError(f"{path} exists: choose another file or pass --force")
+    check_outputs({"--out": out, "--workers-out": workers_out}, force)
     registry.check_method(method)
     answers = read_answers(answers_csv)
     gold_labels = _read_gold(gold, answers) if gold is not None else {}
@@ -60,6 +59,15 @@ def aggregate(
         from listenloop.crowd.trust import trust_from_answers
 
         trust = trust_from_answers(answers, gold_labels)
+        if (
+            not gold_labels
+            and not answers.get("kind", pd.Series(dtype=str)).isin(["control", "consistency"]).any()
+        ):
+            print(
+                "warning: no --gold and no control or consistency answers: every worker keeps the prior "
+                "trust, so the trust-weighted vote equals majority vote",
+                file=sys.stderr,
+            )
     regular = answers[~answers["item"].isin(gold_labels)] if gold_labels else answers
     if regular.empty:
         raise ListenloopError(f"{answers_csv}: every item is a gold item: nothing to aggregate")

@@ -24,3 +24,14 @@ def write_json(path: Path, data: object, option: str = "--json") -> None:
         path.write_text(json.dumps(data, indent=1) + "\n")
     except OSError as exc:
         raise ListenloopError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
+def check_outputs(outputs: dict[str, Path | None], force: bool) -> None:
+    """Before any work: each output's folder exists, and no earlier file is overwritten without --force."""
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise ListenloopError(f"{option} {path}: folder {path.parent} does not exist")
+        if path.exists() and not force:
+            raise ListenloopError(f"{option} {path} exists: choose another file or pass --force")

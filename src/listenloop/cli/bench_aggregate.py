@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from listenloop.cli.app import bench_app, write_json
-from listenloop.errors import ListenloopError
+from listenloop.cli.app import bench_app, check_outputs, write_json
 
 
 @bench_app.command("aggregate")
@@ -27,6 +26,9 @@ def bench_aggregate(
     plot: Annotated[
         Path | None, typer.Option(help="Write a bar chart of accuracy (and times) here (PNG).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing --json and --plot files.")
+    ] = False,
 ) -> None:
     """Accuracy and fit time of each aggregation method, beside crowd-kit's same method in the same run."""
     from listenloop.bench.aggregate import (
@@ -37,9 +39,7 @@ def bench_aggregate(
         run_aggregate_bench,
     )
 
-    for path in (json_out, plot):
-        if path is not None and not path.parent.exists():
-            raise ListenloopError(f"{path.parent}: no such folder")
+    check_outputs({"--json": json_out, "--plot": plot}, force)
     rows = run_aggregate_bench(
         root,
         methods=tuple(method) if method else METHODS,

@@ -69,7 +69,8 @@ def simulate_crowd(
         command,
         "```",
         "",
-        "| policy | accuracy (mean ± std) | answers per item | items short of answers | low agreement |",
+        "| policy | accuracy (mean ± std) | answers per item | items short of answers (mean per run) "
+        "| low-agreement items (mean per run) |",
         "|---|---|---|---|---|",
     ]
     for name, p in result.items():
