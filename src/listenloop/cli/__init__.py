@@ -15,8 +15,10 @@ from listenloop.cli import bench_query as _bench_query  # noqa: F401
 # Importing a command module registers its commands on `app` / `bench_app`.
 from listenloop.cli import features as _features  # noqa: F401
 from listenloop.cli import mix as _mix  # noqa: F401
+from listenloop.cli import serve as _serve  # noqa: F401
 from listenloop.cli import simulate as _simulate  # noqa: F401
 from listenloop.cli import simulate_crowd as _simulate_crowd  # noqa: F401
+from listenloop.cli import user as _user  # noqa: F401
 from listenloop.cli.app import app, bench_app
 from listenloop.errors import ListenloopError
 

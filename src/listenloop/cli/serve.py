@@ -1,0 +1,71 @@
+"""`listenloop serve`: the platform's HTTP server (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from listenloop.cli.app import app
+from listenloop.errors import ListenloopError
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    db: Annotated[str, typer.Option("--db", help="sqlite:///FILE or postgresql+psycopg://...")] = (
+        "sqlite:///./listenloop.db"
+    ),
+    data: Annotated[Path, typer.Option("--data", help="Folder for audio and caches.")] = Path(
+        "listenloop-data"
+    ),
+    workers: Annotated[
+        int, typer.Option("--workers", help="Server processes (they share the database).")
+    ] = 1,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler ADDRESS for background work.")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first."""
+    import uvicorn
+
+    from listenloop.server.app import create_app
+    from listenloop.store.database import Database
+
+    if workers < 1:
+        raise ListenloopError(f"--workers must be at least 1, not {workers}")
+    if not 0 < port < 65536:
+        raise ListenloopError(f"--port {port}: not a TCP port")
+    try:
+        data.expanduser().mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ListenloopError(f"--data {data}: {exc.strerror or exc}") from None
+    database = Database(db)
+    try:
+        database.upgrade()  # once, here, so that workers never race to migrate
+    finally:
+        database.dispose()
+    print(
+        f"listenloop serving on http://{host}:{port} (docs at /docs), database {db}, data {data}", flush=True
+    )
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(db, data, migrate=False, scheduler=scheduler), **options)  # type: ignore[arg-type]
+        return
+    os.environ.update(
+        LISTENLOOP_DB=db,
+        LISTENLOOP_DATA=str(data.expanduser().resolve()),
+        LISTENLOOP_SCHEDULER=scheduler or "",
+        LISTENLOOP_PARENT_PID=str(os.getpid()),
+    )
+    uvicorn.run("listenloop.server.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]

@@ -1,0 +1,121 @@
+"""People and credentials: argon2 password hashes, random bearer tokens stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from listenloop.engine.errors import ConflictError, InvalidError, UnauthorizedError
+from listenloop.store.models import ROLES, ApiToken, Event, User, utcnow
+
+TOKEN_LIFETIME = timedelta(days=7)
+MIN_PASSWORD = 8
+USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so that timing does not tell who exists.
+_DUMMY_HASH = _hasher.hash("listenloop-no-such-user")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, detached from any session."""
+
+    id: int
+    username: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins may do everything an owner may, on every project."""
+        return self.role == "admin"
+
+
+def check_credentials(username: str, password: str, role: str = "annotator") -> None:
+    """Reject a malformed username, a short password or an unknown role (InvalidError)."""
+    if not USERNAME.fullmatch(username or ""):
+        raise InvalidError("username: 1 to 64 letters, digits or . _ @ -")
+    if len(password or "") < MIN_PASSWORD:
+        raise InvalidError(f"password: at least {MIN_PASSWORD} characters")
+    if role not in ROLES:
+        raise InvalidError(f"role {role!r}: one of {', '.join(ROLES)}")
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash of `password` (slow on purpose: call it off the event loop)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when `password` matches; a missing user costs the same time as a wrong password."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_user(session: Session, username: str, password_hash: str, role: str = "annotator") -> User:
+    """Add a user (the hash made by `hash_password`); a taken username is a ConflictError."""
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ConflictError(f"username {username!r} is taken")
+    user = User(username=username, password_hash=password_hash, role=role)
+    session.add(user)
+    session.flush()
+    session.add(Event(user_id=user.id, kind="user_created", data={"role": role}))
+    return user
+
+
+def password_hash_of(session: Session, username: str) -> str | None:
+    """The stored hash of `username`, or None."""
+    return session.scalar(select(User.password_hash).where(User.username == username))
+
+
+def token_digest(token: str) -> str:
+    """What is stored for a token: its SHA-256 (tokens are random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, username: str, now: datetime | None = None) -> str:
+    """A new bearer token for `username` (whose password was verified); returns the token itself."""
+    user_id = session.scalar(select(User.id).where(User.username == username))
+    if user_id is None:
+        raise UnauthorizedError("wrong username or password")
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            user_id=user_id, token_hash=token_digest(token), created_at=now, expires_at=now + TOKEN_LIFETIME
+        )
+    )
+    session.execute(ApiToken.__table__.delete().where(ApiToken.user_id == user_id, ApiToken.expires_at < now))
+    return token
+
+
+_U, _T = User.__table__, ApiToken.__table__
+_BY_TOKEN = (
+    select(_U.c.id, _U.c.username, _U.c.role)
+    .select_from(_U.join(_T, _T.c.user_id == _U.c.id))
+    .where(_T.c.token_hash == bindparam("digest"), _T.c.expires_at > bindparam("now"))
+)
+
+
+def principal_for_token(session: Session, token: str, now: datetime | None = None) -> Principal:
+    """The user behind a bearer token; an unknown or expired token is an UnauthorizedError."""
+    params = {"digest": token_digest(token), "now": now or utcnow()}
+    row = session.connection().execute(_BY_TOKEN, params).first()
+    if row is None:
+        raise UnauthorizedError("invalid or expired token")
+    return Principal(row.id, row.username, row.role)
+
+
+def principal_for_username(session: Session, username: str) -> Principal | None:
+    """The user named `username`, or None."""
+    row = session.execute(select(User.id, User.username, User.role).where(User.username == username)).first()
+    return None if row is None else Principal(row.id, row.username, row.role)

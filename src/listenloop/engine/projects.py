@@ -1,0 +1,220 @@
+"""Projects: creation from a ProjectConfig, who may see or run them, members, progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from listenloop.engine.accounts import Principal
+from listenloop.engine.config import ProjectConfig, Redundancy
+from listenloop.engine.errors import ForbiddenError, NotFoundError
+from listenloop.engine.views import ProjectView
+from listenloop.store.models import Clip, Event, Project, ProjectMember, User
+
+
+def create_project(session: Session, owner: Principal, config: ProjectConfig) -> Project:
+    """Store a new project owned by `owner` (an owner or admin)."""
+    if owner.role not in ("owner", "admin"):
+        raise ForbiddenError("only owners create projects")
+    project = Project(
+        name=config.name,
+        owner_id=owner.id,
+        task_type=config.task_type,
+        classes=list(config.classes or []),
+        range_min=config.range[0] if config.range else None,
+        range_max=config.range[1] if config.range else None,
+        feature_set=config.feature_set,
+        learner=config.learner or ("svr" if config.task_type == "continuous" else "svm"),
+        strategy=config.strategy,
+        mode=config.mode,
+        retrain_every=config.retrain_every,
+        redundancy_min=config.redundancy.min,
+        redundancy_max=config.redundancy.max,
+        redundancy_tau=config.redundancy.tau,
+        control_rate=config.control_rate,
+        consistency_rate=config.consistency_rate,
+        trust_threshold=config.trust_threshold,
+        budget=config.budget,
+        invite_only=config.invite_only,
+        settings={},
+        answers_used=0,
+    )
+    session.add(project)
+    session.flush()
+    session.add(
+        Event(project_id=project.id, user_id=owner.id, kind="project_created", data={"name": config.name})
+    )
+    return project
+
+
+def project_config(project: Project) -> ProjectConfig:
+    """The configuration a project was made with (defaults filled in)."""
+    return ProjectConfig(
+        name=project.name,
+        task_type=project.task_type,  # type: ignore[arg-type]
+        classes=list(project.classes) or None,
+        range=(project.range_min, project.range_max) if project.range_min is not None else None,  # type: ignore[arg-type]
+        feature_set=project.feature_set,
+        learner=project.learner,
+        strategy=project.strategy,
+        mode=project.mode,  # type: ignore[arg-type]
+        retrain_every=project.retrain_every,
+        redundancy=Redundancy(
+            min=project.redundancy_min, max=project.redundancy_max, tau=project.redundancy_tau
+        ),
+        control_rate=project.control_rate,
+        consistency_rate=project.consistency_rate,
+        trust_threshold=project.trust_threshold,
+        budget=project.budget,
+        invite_only=project.invite_only,
+    )
+
+
+def describe_project(project: Project, who: Principal | None = None) -> dict[str, Any]:
+    """`{id, name, task_type, ...}` as the API shows a project.
+
+    Its owner (and admins; `who` None) see the whole configuration and the answers used;
+    annotators see what they need to take part, and nothing about how answers are checked.
+    """
+    config = project_config(project).model_dump(mode="json")
+    if who is not None and not is_owner(project, who):
+        public = ("name", "task_type", "classes", "range", "invite_only")
+        return {"id": project.id, **{k: config[k] for k in public}}
+    return {"id": project.id, **config, "answers_used": project.answers_used}
+
+
+def load_project(session: Session, project_id: int) -> Project:
+    """The project, or NotFoundError."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFoundError(f"project {project_id} does not exist")
+    return project
+
+
+def is_owner(project: Project | ProjectView, who: Principal) -> bool:
+    """The project's owner, or an admin."""
+    return who.is_admin or project.owner_id == who.id
+
+
+def require_owner(project: Project, who: Principal) -> None:
+    """ForbiddenError unless `who` owns the project (or is an admin)."""
+    if not is_owner(project, who):
+        raise ForbiddenError(f"only the owner of project {project.id} may do this")
+
+
+def _membership(session: Session, project: Project, who: Principal) -> ProjectMember | None:
+    return session.get(ProjectMember, (project.id, who.id))
+
+
+def is_member(session: Session, project: Project, who: Principal) -> bool:
+    """Owner, admin, or an active member (an annotator who joined or was invited)."""
+    if is_owner(project, who):
+        return True
+    member = _membership(session, project, who)
+    return member is not None and member.active
+
+
+def can_see(session: Session, project: Project, who: Principal) -> bool:
+    """Members see a project; so does everyone for an open project, unless removed from it."""
+    if is_owner(project, who):
+        return True
+    member = _membership(session, project, who)
+    if member is not None:
+        return member.active
+    return not project.invite_only
+
+
+def require_visible(session: Session, project: Project, who: Principal) -> None:
+    """ForbiddenError when `who` may not see the project."""
+    if not can_see(session, project, who):
+        raise ForbiddenError(f"project {project.id} is invite-only")
+
+
+def join(session: Session, project: Project, who: Principal) -> None:
+    """Make `who` a member on their first task (open projects); ForbiddenError where they may not."""
+    if is_owner(project, who):
+        return
+    member = _membership(session, project, who)
+    if member is not None:
+        if not member.active:
+            raise ForbiddenError(f"you were removed from project {project.id}")
+        return
+    if project.invite_only:
+        raise ForbiddenError(f"project {project.id} is invite-only")
+    session.add(ProjectMember(project_id=project.id, user_id=who.id, active=True))
+    session.add(Event(project_id=project.id, user_id=who.id, kind="member_joined", data={}))
+
+
+def visible_projects(session: Session, who: Principal) -> list[Project]:
+    """Every project `who` may see, oldest first."""
+    query = select(Project).order_by(Project.id)
+    if not who.is_admin:
+        member = select(ProjectMember.project_id).where(ProjectMember.user_id == who.id)
+        active = member.where(ProjectMember.active.is_(True))
+        query = query.where(
+            or_(
+                Project.owner_id == who.id,
+                Project.id.in_(active),
+                Project.invite_only.is_(False) & Project.id.not_in(member),
+            )
+        )
+    return list(session.scalars(query))
+
+
+def set_member(
+    session: Session, project: Project, who: Principal, username: str, active: bool
+) -> dict[str, Any]:
+    """Invite (`active`) or remove a user; a removed user gets no more tasks from the project."""
+    require_owner(project, who)
+    user_id = session.scalar(select(User.id).where(User.username == username))
+    if user_id is None:
+        raise NotFoundError(f"user {username!r} does not exist")
+    member = session.get(ProjectMember, (project.id, user_id))
+    if member is None:
+        member = ProjectMember(project_id=project.id, user_id=user_id, active=active)
+        session.add(member)
+    member.active = active
+    kind = "member_added" if active else "member_removed"
+    session.add(Event(project_id=project.id, user_id=who.id, kind=kind, data={"username": username}))
+    return {"project_id": project.id, "username": username, "active": active}
+
+
+def list_members(session: Session, project: Project) -> list[dict[str, Any]]:
+    """`{username, active}` of every member row."""
+    rows = session.execute(
+        select(User.username, ProjectMember.active)
+        .join(ProjectMember, ProjectMember.user_id == User.id)
+        .where(ProjectMember.project_id == project.id)
+        .order_by(User.username)
+    )
+    return [{"username": r.username, "active": r.active} for r in rows]
+
+
+def project_status(session: Session, project: Project) -> dict[str, Any]:
+    """Progress, answers used, labels done, model score history and budget left."""
+    counts: dict[str, int] = {"pool": 0, "queued": 0, "done": 0, "low_agreement": 0}
+    rows = session.execute(
+        select(Clip.status, Clip.is_gold, func.count())
+        .where(Clip.project_id == project.id)
+        .group_by(Clip.status, Clip.is_gold)
+    )
+    for status, is_gold, n in rows:
+        if not is_gold:  # control clips are not part of the work (and annotators must not count them)
+            counts[status] = counts.get(status, 0) + n
+    clips = sum(counts.values())
+    finished = counts["done"] + counts["low_agreement"]
+    budget_left = None if project.budget is None else max(project.budget - project.answers_used, 0)
+    return {
+        "project_id": project.id,
+        "clips": clips,
+        "clips_by_status": counts,
+        "progress": round(finished / clips, 4) if clips else 0.0,
+        "answers_used": project.answers_used,
+        "labels_done": counts["done"],
+        "low_agreement": counts["low_agreement"],
+        "model_scores": list((project.settings or {}).get("model_scores", [])),
+        "budget": project.budget,
+        "budget_left": budget_left,
+    }

@@ -1,0 +1,386 @@
+"""The live loop's request path (000_ Table 1, steps 4-5): hand out the next task, take an answer.
+
+`next_task` gives an annotator the best-ranked queued clip they have not answered, leased for
+a few minutes, and mixes in control questions (clips with a known answer) and consistency
+questions (a repeat of one of their earlier clips) at the project's rates; all three look the
+same to the annotator. `submit_answer` stores an answer once (a retry or a late answer is a
+ConflictError and stores nothing), updates the annotator's trust from control and consistency
+answers, re-aggregates the one clip and asks the redundancy policy whether it is done.
+
+Both run inside the caller's write transaction (`Database.write()`: on SQLite it holds the
+write lock from its start, so it never needs a lock upgrade) and use Core statements built
+once at import with bind parameters: at hundreds of requests a second, building statements
+and loading ORM objects would cost more than the queries themselves.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, false, func, or_, select, true
+from sqlalchemy import bindparam as bp
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.crowd.trust import PRIOR_TRUST, update_trust
+from listenloop.engine.accounts import Principal
+from listenloop.engine.aggregate import aggregate_clip
+from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
+from listenloop.engine.labels import normalize_label
+from listenloop.engine.views import ProjectView, load_view
+from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust, utcnow
+
+LEASE = timedelta(minutes=5)
+CONSISTENCY_DELAY = timedelta(seconds=60)  # a repeat comes at least this long after the first answer
+POINTS_PER_ANSWER = 10
+TRUSTED_BONUS = 5  # per answer while the annotator's trust is at least TRUSTED_AT
+TRUSTED_AT = 0.7
+POINTS_PER_LEVEL = 200
+
+P, C, T = Project.__table__, Clip.__table__, Task.__table__
+W, M, E = WorkerTrust.__table__, ProjectMember.__table__, Event.__table__
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A leased task as the annotator may see it (no kind, no known answer)."""
+
+    task_id: int
+    clip_id: int
+    leased_until: datetime
+
+
+def _mine(user: Any) -> Any:
+    """EXISTS: the annotator already has a task (of any kind) on the outer query's clip."""
+    mine = T.alias("mine")
+    return select(mine.c.id).where(mine.c.clip_id == C.c.id, mine.c.annotator_id == user).exists()
+
+
+_MEMBER = select(M.c.active).where(M.c.project_id == bp("project"), M.c.user_id == bp("user"))
+_JOIN = M.insert().values(project_id=bp("project"), user_id=bp("user"), active=True, added_at=bp("now"))
+_OPEN = (
+    select(T.c.id, T.c.clip_id, T.c.leased_until)
+    .where(
+        T.c.project_id == bp("project"),
+        T.c.annotator_id == bp("user"),
+        T.c.answered_at.is_(None),
+        T.c.leased_until > bp("now"),
+    )
+    .order_by(T.c.id)
+    .limit(1)
+)
+_LIVE = (
+    select(func.count())
+    .select_from(T)
+    .where(T.c.project_id == bp("project"), T.c.answered_at.is_(None), T.c.leased_until > bp("now"))
+)
+_lease = T.alias("lease")
+_live_on_clip = (
+    select(func.count())
+    .select_from(_lease)
+    .where(
+        _lease.c.clip_id == C.c.id,
+        _lease.c.kind == "regular",
+        _lease.c.answered_at.is_(None),
+        _lease.c.leased_until > bp("now"),
+    )
+    .scalar_subquery()
+)
+# A clip is handed out while its answers plus live leases stay below what it may still need:
+# up to the policy's minimum at once, then one at a time, never beyond the maximum.
+_REGULAR = (
+    select(C.c.id)
+    .where(
+        C.c.project_id == bp("project"),
+        C.c.status == "queued",
+        C.c.is_gold == false(),
+        ~_mine(bp("user")),
+        C.c.n_answers + _live_on_clip < bp("rmax"),
+        or_(_live_on_clip == 0, C.c.n_answers + _live_on_clip < bp("rmin")),
+    )
+    .order_by(C.c.rank, C.c.id)
+    .limit(1)
+)
+_REGULAR_PG = _REGULAR.with_for_update(skip_locked=True, of=C)
+_CONTROL = (
+    select(C.c.id)
+    .where(C.c.project_id == bp("project"), C.c.is_gold == true(), ~_mine(bp("user")))
+    .order_by(func.random())
+    .limit(1)
+)
+_rep = T.alias("rep")
+_CONSISTENCY = (
+    select(T.c.clip_id)
+    .where(
+        T.c.project_id == bp("project"),
+        T.c.annotator_id == bp("user"),
+        T.c.kind == "regular",
+        T.c.answered_at.is_not(None),
+        T.c.answered_at < bp("before"),
+        T.c.answer != CANT_TELL,
+        ~select(_rep.c.id)
+        .where(_rep.c.clip_id == T.c.clip_id, _rep.c.annotator_id == bp("user"), _rep.c.kind == "consistency")
+        .exists(),
+    )
+    .order_by(func.random())
+    .limit(1)
+)
+_NEW_TASK = T.insert().values(
+    project_id=bp("project"),
+    clip_id=bp("clip"),
+    annotator_id=bp("user"),
+    kind=bp("v_kind"),
+    created_at=bp("now"),
+    leased_until=bp("until"),
+    points=0,
+)
+_EVENT = E.insert().values(
+    project_id=bp("project"), user_id=bp("user"), kind=bp("v_kind"), data=bp("v_data"), created_at=bp("now")
+)
+
+_TASK = select(
+    T.c.project_id, T.c.clip_id, T.c.annotator_id, T.c.kind, T.c.answered_at, T.c.leased_until
+).where(T.c.id == bp("task"))
+_TASK_PG = _TASK.with_for_update()
+_STORE = (
+    T.update()
+    .where(T.c.id == bp("task"), T.c.answered_at.is_(None))
+    .values(answer=bp("v_answer"), answered_at=bp("now"), points=bp("v_points"))
+)
+_TRUST = select(W.c.trust, W.c.n_checked, W.c.n_right, W.c.n_answers, W.c.points).where(
+    W.c.project_id == bp("project"), W.c.user_id == bp("user")
+)
+_TRUST_NEW = W.insert().values(
+    project_id=bp("project"),
+    user_id=bp("user"),
+    trust=bp("v_trust"),
+    n_checked=bp("v_checked"),
+    n_right=bp("v_right"),
+    n_answers=bp("v_answers"),
+    points=bp("v_points"),
+)
+_TRUST_SET = (
+    W.update()
+    .where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
+    .values(
+        trust=bp("v_trust"),
+        n_checked=bp("v_checked"),
+        n_right=bp("v_right"),
+        n_answers=bp("v_answers"),
+        points=bp("v_points"),
+    )
+)
+_GOLD = select(C.c.gold_label).where(C.c.id == bp("clip"))
+_FIRST = select(T.c.answer).where(
+    T.c.clip_id == bp("clip"),
+    T.c.annotator_id == bp("user"),
+    T.c.kind == "regular",
+    T.c.answered_at.is_not(None),
+)
+_COUNT = P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answers_used + 1)
+_CLIP_STATUS = select(C.c.status).where(C.c.id == bp("clip"))
+_CLIP_STATUS_PG = _CLIP_STATUS.with_for_update()
+_ANSWERS = (
+    select(T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST))
+    .select_from(T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)))
+    .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
+    .order_by(T.c.answered_at, T.c.id)
+)
+_CLIP_SET = (
+    C.update()
+    .where(C.c.id == bp("clip"))
+    .values(
+        n_answers=bp("v_n"),
+        label=bp("v_label"),
+        confidence=bp("v_confidence"),
+        soft=bp("v_soft"),
+        status=bp("v_status"),
+        updated_at=bp("now"),
+    )
+)
+
+
+def _pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _event(conn: Connection, project: int, user: int, kind: str, data: dict[str, Any], now: datetime) -> None:
+    conn.execute(_EVENT, {"project": project, "user": user, "v_kind": kind, "v_data": data, "now": now})
+
+
+def _ensure_member(conn: Connection, project: ProjectView, who: Principal, now: datetime) -> None:
+    """Make `who` a member on their first task (open projects); ForbiddenError where they may not."""
+    if who.is_admin or project.owner_id == who.id:
+        return
+    active = conn.execute(_MEMBER, {"project": project.id, "user": who.id}).scalar()
+    if active is not None:
+        if not active:
+            raise ForbiddenError(f"you were removed from project {project.id}")
+        return
+    if project.invite_only:
+        raise ForbiddenError(f"project {project.id} is invite-only")
+    conn.execute(_JOIN, {"project": project.id, "user": who.id, "now": now})
+    _event(conn, project.id, who.id, "member_joined", {}, now)
+
+
+def next_task(
+    session: Session,
+    project: ProjectView | int,
+    who: Principal,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> Assignment | None:
+    """Lease the annotator's next task, or None when there is nothing to do (or the budget is spent).
+
+    A repeated call while a lease is open returns the same task. Joins the annotator to an
+    open project on their first task (ForbiddenError for an invite-only project they are not
+    a member of, or one they were removed from).
+    """
+    now = now or utcnow()
+    rng = rng or random.Random()
+    conn = session.connection()
+    view = load_view(session, project) if isinstance(project, int) else project
+    _ensure_member(conn, view, who, now)
+    keys = {"project": view.id, "user": who.id, "now": now}
+    open_task = conn.execute(_OPEN, keys).first()
+    if open_task is not None:
+        return Assignment(open_task.id, open_task.clip_id, open_task.leased_until)
+    if (
+        view.budget is not None
+        and view.answers_used + (conn.execute(_LIVE, keys).scalar() or 0) >= view.budget
+    ):
+        return None
+    regular = _REGULAR_PG if _pg(conn) else _REGULAR
+    clip_id = conn.execute(
+        regular, {**keys, "rmin": view.redundancy_min, "rmax": view.redundancy_max}
+    ).scalar()
+    if clip_id is None:
+        return None  # check questions only ever accompany real work
+    kind = "regular"
+    draw = rng.random()
+    if draw < view.control_rate:
+        other = conn.execute(_CONTROL, keys).scalar()
+        if other is not None:
+            kind, clip_id = "control", other
+    elif draw < view.control_rate + view.consistency_rate:
+        other = conn.execute(_CONSISTENCY, {**keys, "before": now - CONSISTENCY_DELAY}).scalar()
+        if other is not None:
+            kind, clip_id = "consistency", other
+    until = now + LEASE
+    result = conn.execute(_NEW_TASK, {**keys, "clip": clip_id, "v_kind": kind, "until": until})
+    task_id = int(result.inserted_primary_key[0])
+    _event(conn, view.id, who.id, "task_leased", {"task": task_id, "clip": clip_id, "kind": kind}, now)
+    return Assignment(task_id, clip_id, until)
+
+
+def _agrees(project: ProjectView, a: str, b: str | None) -> bool:
+    """Whether two answers agree: the same class or tag set; within 10 % of the range for ratings."""
+    if b is None:
+        return False
+    if project.task_type == "continuous":
+        width = float((project.range_max or 1.0) - (project.range_min or 0.0))
+        return abs(float(a) - float(b)) <= 0.1 * width
+    return a == b
+
+
+def _check(
+    conn: Connection, project: ProjectView, kind: str, clip_id: int, user: int, answer: str
+) -> bool | None:
+    """Whether a control or consistency answer passed its check (None: nothing to check)."""
+    if kind == "regular" or answer == CANT_TELL:
+        return None
+    if kind == "control":
+        return _agrees(project, answer, conn.execute(_GOLD, {"clip": clip_id}).scalar())
+    first = conn.execute(_FIRST, {"clip": clip_id, "user": user}).scalar()
+    if first is None or first == CANT_TELL:
+        return None
+    return _agrees(project, answer, first)
+
+
+def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int, now: datetime) -> None:
+    """Re-aggregate one clip with the current trust and let the redundancy policy decide."""
+    status = conn.execute(_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS, {"clip": clip_id}).scalar()
+    rows = conn.execute(_ANSWERS, {"clip": clip_id}).all()
+    verdict = aggregate_clip(project, [r[0] for r in rows], [float(r[1]) for r in rows])
+    if status == "queued" and verdict.done:
+        status = "low_agreement" if verdict.low_agreement else "done"
+        data = {
+            "clip": clip_id,
+            "label": verdict.label,
+            "confidence": verdict.confidence,
+            "answers": len(rows),
+        }
+        _event(conn, project.id, user, "clip_" + status, data, now)
+    conn.execute(
+        _CLIP_SET,
+        {
+            "clip": clip_id,
+            "v_n": len(rows),
+            "v_label": verdict.label,
+            "v_confidence": verdict.confidence,
+            "v_soft": verdict.soft,
+            "v_status": status,
+            "now": now,
+        },
+    )
+
+
+def submit_answer(
+    session: Session, task_id: int, who: Principal, value: Any, now: datetime | None = None
+) -> dict[str, Any]:
+    """Store `value` as the answer to task `task_id`: `{task_id, clip_id, points, total_points, level}`.
+
+    NotFoundError: no such task; ForbiddenError: another annotator's task; ConflictError:
+    answered already (a retry) or the lease expired; InvalidError: not an answer this project
+    takes. Nothing is stored on any of these.
+    """
+    now = now or utcnow()
+    conn = session.connection()
+    task = conn.execute(_TASK_PG if _pg(conn) else _TASK, {"task": task_id}).first()
+    if task is None:
+        raise NotFoundError(f"task {task_id} does not exist")
+    if task.annotator_id != who.id:
+        raise ForbiddenError(f"task {task_id} belongs to another annotator")
+    if task.answered_at is not None:
+        raise ConflictError(f"task {task_id} is already answered")
+    if task.leased_until < now:
+        raise ConflictError(f"the lease of task {task_id} expired; ask for the next task")
+    project = load_view(session, task.project_id)
+    answer = normalize_label(project, value, allow_cant_tell=True)
+    keys = {"project": project.id, "user": who.id, "now": now}
+    row = conn.execute(_TRUST, keys).first()
+    trust, checked, right, answers, points_so_far = row if row is not None else (PRIOR_TRUST, 0, 0, 0, 0)
+    passed = _check(conn, project, task.kind, task.clip_id, who.id, answer)
+    if passed is not None:
+        trust = update_trust(trust, passed, checked)
+        checked += 1
+        right += int(passed)
+    points = POINTS_PER_ANSWER + (TRUSTED_BONUS if trust >= TRUSTED_AT else 0)
+    stored = conn.execute(_STORE, {"task": task_id, "v_answer": answer, "now": now, "v_points": points})
+    if stored.rowcount != 1:
+        raise ConflictError(f"task {task_id} is already answered")
+    total = points_so_far + points
+    values = {
+        "v_trust": trust,
+        "v_checked": checked,
+        "v_right": right,
+        "v_answers": answers + 1,
+        "v_points": total,
+    }
+    conn.execute(_TRUST_SET if row is not None else _TRUST_NEW, {**keys, **values})
+    conn.execute(_COUNT, keys)
+    data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
+    _event(conn, project.id, who.id, "answer", data, now)
+    if task.kind == "regular":
+        _reaggregate(conn, project, task.clip_id, who.id, now)
+    return {
+        "task_id": task_id,
+        "clip_id": task.clip_id,
+        "points": points,
+        "total_points": total,
+        "level": 1 + total // POINTS_PER_LEVEL,
+    }

@@ -1,0 +1,373 @@
+"""Safe intake of uploaded zip archives of audio, stored content-addressed.
+
+Two steps, so that the slow one holds no database lock:
+1. `unpack_archive` (no database; run it off the event loop): refuses the whole archive when
+   it is not a zip, holds no file, names a path outside itself (zip-slip, absolute paths),
+   expands too much (a zip bomb: ratio or total size) or lies about an entry's size; then
+   decodes every entry with `listenloop.audio.io.load_audio` and rejects, one by one, those
+   that are not audio (text, empty, truncated). Nothing is written outside a temporary folder.
+2. `store_clips` (one short write transaction): moves accepted files to
+   `DATA/audio/ab/abcdef....ext` (named by their SHA-256) and adds the clips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import shutil
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from listenloop.audio.io import AUDIO_EXTENSIONS, load_audio
+from listenloop.engine.errors import InvalidError, TooLargeError
+from listenloop.engine.labels import normalize_label
+from listenloop.errors import AudioError
+from listenloop.store.models import Clip, Event, Project, utcnow
+
+CHUNK = 1 << 20
+MIN_DURATION = 0.05  # seconds: shorter than this is nothing a listener can label
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_SHORT_CHUNK = re.compile(r"^(\w+)\s*: (\d+) \(should be (\d+)\)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Upload bounds: request body, unpacked total and per entry, expansion ratio, file count."""
+
+    max_upload_bytes: int = 1 << 30
+    max_unpacked_bytes: int = 4 << 30
+    max_entry_bytes: int = 1 << 30
+    max_ratio: float = 100.0  # uncompressed / compressed size of one entry (audio barely compresses)
+    ratio_floor_bytes: int = 1 << 20  # entries smaller than this are not judged by ratio
+    max_files: int = 100_000
+
+
+@dataclass
+class Candidate:
+    """An archive entry that decoded as audio, waiting in the temporary folder."""
+
+    name: str
+    sha256: str
+    tmp_path: Path
+    ext: str
+    duration: float
+    sample_rate: int
+
+
+@dataclass
+class Unpacked:
+    """What `unpack_archive` found: decodable entries, rejected ones, and its temporary folder."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    workdir: Path | None = None
+
+    def cleanup(self) -> None:
+        """Remove the temporary folder and whatever is left in it."""
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+class ArchiveRejectedError(InvalidError):
+    """The whole archive is refused (nothing from it is stored)."""
+
+    def __init__(self, reason: str, rejected: list[dict[str, str]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.rejected = rejected or []
+
+
+class ArchiveTooLargeError(TooLargeError):
+    """The archive expands beyond the size limit (413)."""
+
+
+def entry_name(raw: str) -> str:
+    """The clean relative path of an archive entry; ArchiveRejectedError for one that would escape."""
+    name = raw.replace("\\", "/")
+    if name.startswith("/") or _DRIVE.match(name):
+        raise ArchiveRejectedError(
+            f"entry {raw!r} has an absolute path", [{"file": raw, "reason": "absolute path"}]
+        )
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ArchiveRejectedError(
+            f"entry {raw!r} points outside the archive (zip-slip)", [{"file": raw, "reason": "path with .."}]
+        )
+    if any(ord(ch) < 32 for ch in name):
+        raise ArchiveRejectedError(f"entry {raw!r} has control characters in its name")
+    return "/".join(parts)
+
+
+def _ignored(name: str) -> bool:
+    """macOS resource forks and hidden files that archivers add: skipped silently."""
+    path = PurePosixPath(name)
+    return (
+        path.parts[0] == "__MACOSX" or path.name.startswith(".") or path.name in ("Thumbs.db", "desktop.ini")
+    )
+
+
+def _check_infos(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The entries to read, after the archive-level checks (paths, count, sizes, ratios)."""
+    entries: list[tuple[zipfile.ZipInfo, str]] = []
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = entry_name(info.filename)
+        if info.is_dir() or not name or _ignored(name):
+            continue
+        if name in seen:
+            raise ArchiveRejectedError(f"entry {name!r} occurs twice in the archive")
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            raise ArchiveRejectedError(
+                f"entry {name!r} is encrypted", [{"file": name, "reason": "encrypted"}]
+            )
+        if info.file_size > limits.max_entry_bytes:
+            raise ArchiveTooLargeError(
+                f"entry {name!r} expands to {info.file_size} bytes (limit {limits.max_entry_bytes})"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
+            raise ArchiveRejectedError(
+                f"entry {name!r} expands {ratio:.0f} times (limit {limits.max_ratio:g}): a zip bomb",
+                [{"file": name, "reason": f"expansion ratio {ratio:.0f}"}],
+            )
+        total += info.file_size
+        entries.append((info, name))
+    if len(entries) > limits.max_files:
+        raise ArchiveRejectedError(f"the archive holds {len(entries)} files (limit {limits.max_files})")
+    if total > limits.max_unpacked_bytes:
+        limit = limits.max_unpacked_bytes
+        raise ArchiveTooLargeError(f"the archive expands to {total} bytes (limit {limit})")
+    if not entries:
+        raise ArchiveRejectedError("the archive holds no files")
+    return entries
+
+
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> str:
+    """Copy one entry to `dest`, never more bytes than its header declares; returns its SHA-256."""
+    digest = hashlib.sha256()
+    written = 0
+    with archive.open(info) as src, open(dest, "wb") as out:
+        while chunk := src.read(CHUNK):
+            written += len(chunk)
+            if written > info.file_size:
+                raise ArchiveRejectedError(f"entry {info.filename!r} is larger than its header says: refused")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def truncation(path: Path) -> str | None:
+    """Why a file that decodes is still incomplete (its header promises more data than it holds)."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            log = f.extra_info
+    except (sf.LibsndfileError, RuntimeError, ValueError):
+        return None
+    for chunk, declared, actual in _SHORT_CHUNK.findall(log):
+        if chunk.lower() == "data" and int(actual) < int(declared):
+            return f"truncated: the header declares {declared} bytes of audio, the file holds {actual}"
+    return None
+
+
+def _decode_reason(exc: AudioError, tmp: Path) -> str:
+    """AudioError's reason without the temporary path."""
+    return str(exc).replace(f"{tmp}: ", "").replace(str(tmp), "file")
+
+
+def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None = None) -> Unpacked:
+    """Check and decode every entry of the zip at `zip_path` into a folder under `tmp_root`.
+
+    ArchiveRejectedError / ArchiveTooLargeError refuse the whole archive (the temporary folder is removed);
+    otherwise entries that are not audio are listed in `rejected` with the reason.
+    """
+    limits = limits or UploadLimits()
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    result = Unpacked(workdir=Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root)))
+    try:
+        try:
+            archive = zipfile.ZipFile(zip_path)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ArchiveRejectedError(f"not a zip archive ({exc})") from None
+        with archive:
+            entries = _check_infos(archive.infolist(), limits)
+            for i, (info, name) in enumerate(entries):
+                ext = PurePosixPath(name).suffix.lower()
+                if ext not in AUDIO_EXTENSIONS:
+                    result.rejected.append(
+                        {"file": name, "reason": f"not an audio file name ({ext or 'no extension'})"}
+                    )
+                    continue
+                tmp = result.workdir / f"{i}{ext}"  # type: ignore[operator]
+                try:
+                    sha = _extract(archive, info, tmp)
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
+                    tmp.unlink(missing_ok=True)
+                    result.rejected.append({"file": name, "reason": f"damaged in the archive ({exc})"})
+                    continue
+                if info.file_size == 0:
+                    tmp.unlink(missing_ok=True)
+                    result.rejected.append({"file": name, "reason": "empty file"})
+                    continue
+                try:
+                    signal, sr = load_audio(tmp)
+                except AudioError as exc:
+                    tmp.unlink(missing_ok=True)
+                    result.rejected.append({"file": name, "reason": _decode_reason(exc, tmp)})
+                    continue
+                duration = len(signal) / sr
+                problem = truncation(tmp)
+                if problem is None and duration < MIN_DURATION:
+                    problem = f"too short to annotate ({duration * 1000:.0f} ms)"
+                if problem is not None:
+                    tmp.unlink(missing_ok=True)
+                    result.rejected.append({"file": name, "reason": problem})
+                    continue
+                result.candidates.append(Candidate(name, sha, tmp, ext, duration, sr))
+    except BaseException:
+        result.cleanup()
+        raise
+    return result
+
+
+def audio_path(sha256: str, ext: str) -> str:
+    """Where a clip's audio lives, relative to the data folder."""
+    return f"audio/{sha256[:2]}/{sha256}{ext}"
+
+
+def _match(names: set[str], wanted: str) -> str | None:
+    """The clip name that a labels row means: the same path, or the only one with that file name."""
+    if wanted in names:
+        return wanted
+    hits = [n for n in names if PurePosixPath(n).name == wanted]
+    return hits[0] if len(hits) == 1 else None
+
+
+def store_clips(
+    session: Session,
+    project: Project,
+    unpacked: Unpacked,
+    data_dir: Path,
+    *,
+    user_id: int | None = None,
+    labels: dict[str, str] | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """Add the decoded entries to `project`: `{added, rejected: [{file, reason}]}`.
+
+    Names or contents already in the project are rejected as duplicates. Clips with a label
+    from `labels` (file,label) join the labelled seed set (status done); the rest are queued
+    in random order (rank). Nothing is added when nothing is acceptable.
+    """
+    rng = rng or random.Random()
+    rejected = list(unpacked.rejected)
+    rows = session.execute(select(Clip.file_name, Clip.sha256).where(Clip.project_id == project.id))
+    names, hashes = set(), set()
+    for name, sha in rows:
+        names.add(name)
+        hashes.add(sha)
+    accepted: list[Candidate] = []
+    for cand in unpacked.candidates:
+        if cand.name in names:
+            rejected.append({"file": cand.name, "reason": "a clip with this name is already in the project"})
+        elif cand.sha256 in hashes:
+            rejected.append({"file": cand.name, "reason": "the same audio is already in the project"})
+        else:
+            names.add(cand.name)
+            hashes.add(cand.sha256)
+            accepted.append(cand)
+    seeds: dict[str, str] = {}
+    for wanted, value in (labels or {}).items():
+        target = _match({c.name for c in accepted}, wanted)
+        if target is None:
+            rejected.append({"file": wanted, "reason": "labels: no such clip in this upload"})
+            continue
+        try:
+            seeds[target] = normalize_label(project, value)
+        except InvalidError as exc:
+            rejected.append({"file": wanted, "reason": f"labels: {exc}"})
+    now = utcnow()
+    for cand in accepted:
+        rel = audio_path(cand.sha256, cand.ext)
+        dest = data_dir / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            cand.tmp_path.unlink(missing_ok=True)
+        else:
+            os.replace(cand.tmp_path, dest)
+        seed = seeds.get(cand.name)
+        session.add(
+            Clip(
+                project_id=project.id,
+                file_name=cand.name,
+                sha256=cand.sha256,
+                path=rel,
+                duration=cand.duration,
+                sample_rate=cand.sample_rate,
+                status="done" if seed is not None else "queued",
+                rank=rng.random(),
+                seed_label=seed,
+                label=seed,
+                confidence=1.0 if seed is not None else None,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    session.add(
+        Event(
+            project_id=project.id,
+            user_id=user_id,
+            kind="clips_uploaded",
+            data={"added": len(accepted), "rejected": len(rejected), "seed_labels": len(seeds)},
+        )
+    )
+    return {"added": len(accepted), "rejected": rejected}
+
+
+def mark_gold(
+    session: Session, project: Project, gold: dict[str, str], *, user_id: int | None = None
+) -> dict[str, Any]:
+    """Turn clips into control questions with a known answer: `{marked, rejected: [{file, reason}]}`.
+
+    A control clip leaves the regular queue; annotators get it at the project's control rate.
+    """
+    clips = {c.file_name: c for c in session.scalars(select(Clip).where(Clip.project_id == project.id))}
+    marked = 0
+    rejected: list[dict[str, str]] = []
+    for wanted, value in gold.items():
+        target = _match(set(clips), wanted)
+        if target is None:
+            rejected.append({"file": wanted, "reason": "no clip of this name in the project"})
+            continue
+        try:
+            label = normalize_label(project, value)
+        except InvalidError as exc:
+            rejected.append({"file": wanted, "reason": str(exc)})
+            continue
+        clip = clips[target]
+        clip.is_gold = True
+        clip.gold_label = label
+        clip.updated_at = utcnow()
+        marked += 1
+    session.add(
+        Event(
+            project_id=project.id,
+            user_id=user_id,
+            kind="gold_uploaded",
+            data={"marked": marked, "rejected": len(rejected)},
+        )
+    )
+    return {"marked": marked, "rejected": rejected}

@@ -1,0 +1,162 @@
+"""The FastAPI application: REST API v1 under /api/v1, OpenAPI at /docs.
+
+`create_app(db_url, data_dir)` builds it (and brings the database schema up to date);
+`app_from_env()` is the import-string factory that `listenloop serve --workers N` hands to
+uvicorn, configured by LISTENLOOP_DB, LISTENLOOP_DATA and LISTENLOOP_SCHEDULER.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from listenloop import __version__
+from listenloop.engine.errors import (
+    ConflictError,
+    EngineError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+    TooLargeError,
+    UnauthorizedError,
+)
+from listenloop.engine.uploads import ArchiveRejectedError, UploadLimits
+from listenloop.errors import ListenloopError
+from listenloop.server.deps import IdleCache, TokenCache
+from listenloop.server.limits import BodyLimitMiddleware
+from listenloop.server.routers import clips, exports, projects, tasks, users
+from listenloop.store.database import DEFAULT_URL, Database
+
+DEFAULT_DATA = "listenloop-data"
+STATUS: list[tuple[type[EngineError], int]] = [
+    (UnauthorizedError, 401),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (TooLargeError, 413),
+    (InvalidError, 422),
+]
+
+
+async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
+    """One status per engine error; the body is `{"detail": reason}` (plus the upload report)."""
+    code = next((c for cls, c in STATUS if isinstance(exc, cls)), 422)
+    body: dict[str, object] = {"detail": str(exc)}
+    if isinstance(exc, ArchiveRejectedError):
+        body.update(added=0, rejected=exc.rejected or [{"file": "(archive)", "reason": exc.reason}])
+    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+async def _busy(request: Request, exc: Exception) -> JSONResponse:
+    """The database stayed locked past the busy timeout: ask the client to retry."""
+    return JSONResponse(
+        {"detail": "the database is busy; retry"}, status_code=503, headers={"Retry-After": "1"}
+    )
+
+
+async def _integrity(request: Request, exc: Exception) -> JSONResponse:
+    """A concurrent request got there first (a unique constraint held)."""
+    return JSONResponse({"detail": "conflict with a concurrent change; retry"}, status_code=409)
+
+
+def create_app(
+    db_url: str = DEFAULT_URL,
+    data_dir: str | Path = DEFAULT_DATA,
+    *,
+    migrate: bool = True,
+    limits: UploadLimits | None = None,
+    scheduler: str | None = None,
+) -> FastAPI:
+    """The API on the database at `db_url` with audio under `data_dir` (created if missing).
+
+    `migrate` applies the schema migrations first (a new SQLite file needs nothing else).
+    `scheduler` is the Dask scheduler for background work (None: a local cluster).
+    """
+    data = Path(data_dir).expanduser().resolve()
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ListenloopError(f"--data {data_dir}: {exc.strerror or exc}") from None
+    db = Database(db_url)
+    if migrate:
+        db.upgrade()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop_checkpoints = db.start_checkpointer()
+        gc.freeze()  # start-up objects never need collecting: shorter GC pauses on the hot paths
+        try:
+            yield
+        finally:
+            stop_checkpoints()
+            db.dispose()
+
+    app = FastAPI(
+        title="listenloop",
+        version=__version__,
+        description="Crowdsourced audio annotation with active learning: REST API v1.",
+        lifespan=lifespan,
+    )
+    app.state.db = db
+    app.state.data_dir = data
+    app.state.limits = limits or UploadLimits()
+    app.state.scheduler = scheduler
+    app.state.token_cache = TokenCache()
+    app.state.idle = IdleCache()
+    app.add_middleware(BodyLimitMiddleware, max_upload_bytes=app.state.limits.max_upload_bytes)
+    app.add_exception_handler(EngineError, _engine_error)
+    app.add_exception_handler(ListenloopError, _engine_error)
+    app.add_exception_handler(OperationalError, _busy)
+    app.add_exception_handler(IntegrityError, _integrity)
+    for module in (users, projects, clips, tasks, exports):
+        app.include_router(module.router, prefix="/api/v1")
+    return app
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGKILL when the process that started it dies (even by kill -9)."""
+    parent = os.environ.get("LISTENLOOP_PARENT_PID")
+    if not parent:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1 or not _alive(int(parent)):
+        os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def app_from_env() -> FastAPI:
+    """The app as configured by LISTENLOOP_DB / LISTENLOOP_DATA / LISTENLOOP_SCHEDULER (workers).
+
+    The parent (`listenloop serve`) has already migrated the database.
+    """
+    _die_with_parent()
+    return create_app(
+        os.environ.get("LISTENLOOP_DB", DEFAULT_URL),
+        os.environ.get("LISTENLOOP_DATA", DEFAULT_DATA),
+        migrate=os.environ.get("LISTENLOOP_MIGRATE", "0") == "1",
+        scheduler=os.environ.get("LISTENLOOP_SCHEDULER") or None,
+    )

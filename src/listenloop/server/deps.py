@@ -1,0 +1,134 @@
+"""Dependencies shared by the routers: the database, the data folder, the caller.
+
+They are `async def` on purpose: FastAPI would run plain functions in its thread pool, and
+the hot paths (`next`, `answer`) avoid that hop. Database work itself is short and runs on
+the event loop, which also serialises this process's SQLite writers without lock waits.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from listenloop.engine.accounts import Principal, principal_for_token
+from listenloop.engine.errors import ForbiddenError, UnauthorizedError
+from listenloop.engine.uploads import UploadLimits
+from listenloop.store.database import Database
+
+SESSION_COOKIE = "listenloop_session"
+TOKEN_CACHE_SECONDS = 30.0
+TOKEN_CACHE_SIZE = 10_000
+
+
+class TokenCache:
+    """Who a bearer token belongs to, remembered for a few seconds.
+
+    Derived state only (the database stays the truth): it saves one query on every request
+    of an annotator's next/answer loop, and an expired token is still refused within
+    TOKEN_CACHE_SECONDS. Each worker process has its own.
+    """
+
+    def __init__(self, seconds: float = TOKEN_CACHE_SECONDS, size: int = TOKEN_CACHE_SIZE) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        """The cached caller, or None when unknown or stale."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            self._entries.pop(token, None)
+            return None
+        return entry[1]
+
+    def put(self, token: str, who: Principal) -> None:
+        """Remember `who` for `seconds`; the oldest entries go when the cache is full."""
+        if len(self._entries) >= self.size:
+            for key in list(self._entries)[: self.size // 10 + 1]:
+                self._entries.pop(key, None)
+        self._entries[token] = (time.monotonic() + self.seconds, who)
+
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
+
+
+async def get_db(request: Request) -> Database:
+    """The app's database."""
+    return request.app.state.db
+
+
+async def get_data_dir(request: Request) -> Path:
+    """The data folder (audio, spectrograms, temporary uploads)."""
+    return request.app.state.data_dir
+
+
+async def get_limits(request: Request) -> UploadLimits:
+    """Upload limits of this app."""
+    return request.app.state.limits
+
+
+async def current_user(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2)],
+    db: Annotated[Database, Depends(get_db)],
+) -> Principal:
+    """The caller from `Authorization: Bearer TOKEN` (or the session cookie of the pages); 401 otherwise."""
+    token = token or request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise UnauthorizedError("not authenticated: send Authorization: Bearer TOKEN (POST /api/v1/token)")
+    cache: TokenCache = request.app.state.token_cache
+    who = cache.get(token)
+    if who is None:
+        with db.read() as session:
+            who = principal_for_token(session, token)
+        cache.put(token, who)
+    return who
+
+
+async def owner_user(who: Annotated[Principal, Depends(current_user)]) -> Principal:
+    """The caller, who must be an owner or an admin (403 for annotators)."""
+    if who.role not in ("owner", "admin"):
+        raise ForbiddenError("this needs an owner account")
+    return who
+
+
+class IdleCache:
+    """Annotators who just got "nothing to do" (204) from a project, for about a second.
+
+    When a pool runs dry, every annotator polls `next`; answering those polls from memory
+    for a second keeps them off the database's write lock. Derived state only, per process.
+    """
+
+    def __init__(self, seconds: float = 1.0, size: int = 100_000) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._until: dict[tuple[int, int], float] = {}
+
+    def idle(self, project_id: int, user_id: int) -> bool:
+        """True while a recent `next` of this annotator on this project found nothing."""
+        until = self._until.get((project_id, user_id))
+        if until is None:
+            return False
+        if until < time.monotonic():
+            self._until.pop((project_id, user_id), None)
+            return False
+        return True
+
+    def mark(self, project_id: int, user_id: int) -> None:
+        """Remember that there was nothing to do."""
+        if len(self._until) >= self.size:
+            self._until.clear()
+        self._until[(project_id, user_id)] = time.monotonic() + self.seconds
+
+
+DB = Annotated[Database, Depends(get_db)]
+DataDir = Annotated[Path, Depends(get_data_dir)]
+Limits = Annotated[UploadLimits, Depends(get_limits)]
+User = Annotated[Principal, Depends(current_user)]
+Owner = Annotated[Principal, Depends(owner_user)]

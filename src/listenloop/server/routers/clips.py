@@ -1,0 +1,134 @@
+"""Clips: zip uploads (with optional seed labels), control questions, audio and spectrograms."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, UploadFile, status
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from listenloop.engine import projects as ops
+from listenloop.engine.errors import ForbiddenError, NotFoundError
+from listenloop.engine.labels import read_label_csv
+from listenloop.engine.media import render_spectrogram, spectrogram_path
+from listenloop.engine.uploads import Unpacked, mark_gold, store_clips, unpack_archive
+from listenloop.server.deps import DB, DataDir, Limits, User
+from listenloop.server.schemas import GoldOut, UploadOut
+from listenloop.store.database import Database
+from listenloop.store.models import Clip
+
+router = APIRouter(tags=["clips"])
+
+
+def _owned_project(db: Database, project_id: int, who: Any) -> None:
+    with db.read() as session:
+        ops.require_owner(ops.load_project(session, project_id), who)
+
+
+async def _intake(
+    db: Database,
+    project_id: int,
+    who: Any,
+    archive: UploadFile,
+    data_dir: Path,
+    limits: Any,
+    labels: dict[str, str] | None,
+) -> dict[str, Any]:
+    """Unpack off the event loop, then store in one short write transaction."""
+    unpacked: Unpacked = await run_in_threadpool(unpack_archive, archive.file, data_dir / "tmp", limits)
+    try:
+        if not unpacked.candidates:
+            return {"added": 0, "rejected": unpacked.rejected}
+        with db.write() as session:
+            project = ops.load_project(session, project_id)
+            return store_clips(session, project, unpacked, data_dir, user_id=who.id, labels=labels)
+    finally:
+        unpacked.cleanup()
+
+
+@router.post(
+    "/projects/{project_id}/clips",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UploadOut,
+    responses={413: {"description": "Over the size limit"}, 422: {"description": "Nothing usable"}},
+)
+async def upload_clips(
+    project_id: int,
+    who: User,
+    db: DB,
+    data_dir: DataDir,
+    limits: Limits,
+    archive: Annotated[UploadFile, File(description="A zip of audio files.")],
+    labels: Annotated[UploadFile | None, File(description="Optional CSV file,label: the seed set.")] = None,
+) -> Any:
+    """Add the audio in a zip (owner): `{added, rejected: [{file, reason}]}`; 422 when nothing was added."""
+    _owned_project(db, project_id, who)
+    seed = read_label_csv(await labels.read(), "labels") if labels is not None else None
+    result = await _intake(db, project_id, who, archive, data_dir, limits, seed)
+    if not result["added"]:
+        reason = "no file in the archive was added"
+        return JSONResponse({"detail": reason, **result}, status_code=422)
+    return result
+
+
+@router.post("/projects/{project_id}/gold", status_code=status.HTTP_201_CREATED, response_model=GoldOut)
+async def upload_gold(
+    project_id: int,
+    who: User,
+    db: DB,
+    data_dir: DataDir,
+    limits: Limits,
+    file: Annotated[UploadFile, File(description="CSV file,label: clips with a known answer.")],
+    archive: Annotated[UploadFile | None, File(description="Optional zip with these clips' audio.")] = None,
+) -> Any:
+    """Mark clips as control questions with their answers (owner): `{marked, rejected}`."""
+    _owned_project(db, project_id, who)
+    gold = read_label_csv(await file.read(), "gold")
+    extra: list[dict[str, str]] = []
+    if archive is not None:
+        extra = (await _intake(db, project_id, who, archive, data_dir, limits, None))["rejected"]
+    with db.write() as session:
+        result = mark_gold(session, ops.load_project(session, project_id), gold, user_id=who.id)
+    result["rejected"] = extra + result["rejected"]
+    if not result["marked"]:
+        return JSONResponse({"detail": "no clip was marked", **result}, status_code=422)
+    return result
+
+
+def _member_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
+    """(path, sha256) of a clip the caller may hear: members of its project only."""
+    with db.read() as session:
+        clip = session.get(Clip, clip_id)
+        if clip is None:
+            raise NotFoundError(f"clip {clip_id} does not exist")
+        project = ops.load_project(session, clip.project_id)
+        if not ops.is_member(session, project, who):
+            raise ForbiddenError(f"clip {clip_id} belongs to a project you are not a member of")
+        return clip.path, clip.sha256
+
+
+@router.get("/clips/{clip_id}/audio", response_class=FileResponse)
+async def clip_audio(clip_id: int, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+    """The clip's audio as uploaded (members of its project)."""
+    rel, _ = _member_clip(db, clip_id, who)
+    path = data_dir / rel
+    if not path.is_file():
+        raise NotFoundError(f"the audio of clip {clip_id} is missing from the data folder")
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/clips/{clip_id}/spectrogram.png", response_class=FileResponse)
+async def clip_spectrogram(clip_id: int, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+    """A spectrogram picture of the clip (members of its project), rendered once and cached."""
+    rel, sha = _member_clip(db, clip_id, who)
+    png = data_dir / spectrogram_path(sha)
+    if not png.is_file():
+        audio = data_dir / rel
+        if not audio.is_file():
+            raise NotFoundError(f"the audio of clip {clip_id} is missing from the data folder")
+        await run_in_threadpool(render_spectrogram, audio, png)
+    return FileResponse(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})

@@ -1,0 +1,81 @@
+"""Projects: create, list, show, progress, members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+from starlette.concurrency import run_in_threadpool
+
+from listenloop.engine import projects as ops
+from listenloop.engine.config import ProjectConfig, check_learning_setup
+from listenloop.engine.errors import InvalidError
+from listenloop.server.deps import DB, Owner, User
+from listenloop.server.schemas import MemberIn, MemberOut, StatusOut
+
+router = APIRouter(tags=["projects"])
+
+
+@router.get("/projects")
+async def list_projects(who: User, db: DB) -> list[dict[str, Any]]:
+    """The projects the caller may see: `[{id, name, task_type, ...}]`."""
+    with db.read() as session:
+        return [ops.describe_project(p, who) for p in ops.visible_projects(session, who)]
+
+
+@router.post("/projects", status_code=status.HTTP_201_CREATED)
+async def create_project(config: ProjectConfig, who: Owner, db: DB) -> dict[str, Any]:
+    """Create a project (owners). Only `name`, `task_type` and `classes` (or `range`) are needed."""
+    await run_in_threadpool(check_learning_setup, config)
+    with db.write() as session:
+        return ops.describe_project(ops.create_project(session, who, config))
+
+
+@router.get("/projects/{project_id}")
+async def get_project(project_id: int, who: User, db: DB) -> dict[str, Any]:
+    """One project's configuration."""
+    with db.read() as session:
+        project = ops.load_project(session, project_id)
+        ops.require_visible(session, project, who)
+        return ops.describe_project(project, who)
+
+
+@router.get("/projects/{project_id}/status", response_model=StatusOut)
+async def project_status(project_id: int, who: User, db: DB) -> dict[str, Any]:
+    """Progress, answers used, labels done, model score history and budget left."""
+    with db.read() as session:
+        project = ops.load_project(session, project_id)
+        ops.require_visible(session, project, who)
+        return ops.project_status(session, project)
+
+
+@router.get("/projects/{project_id}/members")
+async def list_members(project_id: int, who: User, db: DB) -> list[dict[str, Any]]:
+    """Members of a project (its owner)."""
+    with db.read() as session:
+        project = ops.load_project(session, project_id)
+        ops.require_owner(project, who)
+        return ops.list_members(session, project)
+
+
+@router.post("/projects/{project_id}/members", status_code=status.HTTP_201_CREATED, response_model=MemberOut)
+async def add_member(project_id: int, body: MemberIn, who: User, db: DB) -> dict[str, Any]:
+    """Invite a user (its owner); needed for invite-only projects."""
+    with db.write() as session:
+        return ops.set_member(session, ops.load_project(session, project_id), who, body.username, True)
+
+
+@router.delete("/projects/{project_id}/members", response_model=MemberOut)
+async def remove_member(
+    project_id: int,
+    who: User,
+    db: DB,
+    body: MemberIn | None = None,
+    username: str | None = Query(None, description="Instead of a JSON body."),
+) -> dict[str, Any]:
+    """Remove a user (its owner): they get no more tasks or audio from the project."""
+    name = body.username if body is not None else username
+    if not name:
+        raise InvalidError("say whom to remove: JSON body {username} or ?username=")
+    with db.write() as session:
+        return ops.set_member(session, ops.load_project(session, project_id), who, name, False)

@@ -1,0 +1,70 @@
+"""Tasks: the annotator's next clip and their answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.engine.tasks import next_task, submit_answer
+from listenloop.engine.views import ProjectView, load_view
+from listenloop.server.deps import DB, IdleCache, User
+from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question
+from listenloop.store.models import Project
+
+router = APIRouter(tags=["tasks"])
+
+
+def question_for(project: Project | ProjectView) -> Question:
+    """The same question for every task of a project: choices, tags or a range."""
+    if project.task_type == "continuous":
+        lo, hi = float(project.range_min or 0.0), float(project.range_max or 0.0)
+        return Question(type="continuous", text=f"Rate what you hear from {lo:g} to {hi:g}.", range=(lo, hi))
+    if project.task_type == "multilabel":
+        return Question(
+            type="multilabel",
+            text="Which of these do you hear? Mark every one.",
+            choices=list(project.classes),
+            multiple=True,
+        )
+    return Question(type=project.task_type, text="What do you hear?", choices=[*project.classes, CANT_TELL])
+
+
+@router.get(
+    "/projects/{project_id}/next",
+    response_model=NextOut,
+    responses={204: {"description": "Nothing to do now"}},
+)
+async def next_(project_id: int, who: User, db: DB, request: Request) -> Any:
+    """Lease the caller's next clip (a few minutes); 204 when there is nothing to do."""
+    idle: IdleCache = request.app.state.idle
+    if idle.idle(project_id, who.id):
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    with db.write() as session:
+        project = load_view(session, project_id)
+        assignment = next_task(session, project, who)
+        if assignment is None:
+            idle.mark(project_id, who.id)
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        question = question_for(project)
+    clip = assignment.clip_id
+    # A ready response skips FastAPI's second validation of the model: this is the hot path.
+    body = {
+        "task_id": assignment.task_id,
+        "clip_id": clip,
+        "audio_url": f"/api/v1/clips/{clip}/audio",
+        "spectrogram_url": f"/api/v1/clips/{clip}/spectrogram.png",
+        "question": question.model_dump(mode="json"),
+        "leased_until": assignment.leased_until.isoformat() + "Z",
+    }
+    return JSONResponse(body)
+
+
+@router.post("/tasks/{task_id}/answer", status_code=status.HTTP_201_CREATED, response_model=AnswerOut)
+async def answer(task_id: int, body: AnswerIn, who: User, db: DB) -> Any:
+    """Answer a task: 201 with the points earned; 403 someone else's task; 409 answered or expired."""
+    with db.write() as session:
+        result = submit_answer(session, task_id, who, body.answer)
+    return JSONResponse(result, status_code=status.HTTP_201_CREATED)

@@ -1,0 +1,124 @@
+"""Request and response bodies of REST API v1 (the project config is `engine.config.ProjectConfig`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class UserCreate(BaseModel):
+    """Self-registration of an annotator."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it (never the password hash)."""
+
+    id: int
+    username: str
+    role: str
+
+
+class TokenOut(BaseModel):
+    """A bearer token for the `Authorization: Bearer ...` header."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+
+
+class MemberIn(BaseModel):
+    """Who to invite to (or remove from) a project."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+
+
+class MemberOut(BaseModel):
+    """A membership after the change."""
+
+    project_id: int
+    username: str
+    active: bool
+
+
+class Rejected(BaseModel):
+    """One file that was not taken, and why."""
+
+    file: str
+    reason: str
+
+
+class UploadOut(BaseModel):
+    """Result of a clip upload."""
+
+    added: int
+    rejected: list[Rejected]
+
+
+class GoldOut(BaseModel):
+    """Result of a control-question upload."""
+
+    marked: int
+    rejected: list[Rejected]
+
+
+class Question(BaseModel):
+    """What the annotator is asked: the choices (or the range) of the project's task."""
+
+    type: str
+    text: str
+    choices: list[str] | None = None
+    multiple: bool = False
+    range: tuple[float, float] | None = None
+
+
+class NextOut(BaseModel):
+    """The next task. It never says whether it is a regular, a repeated or a check question."""
+
+    task_id: int
+    clip_id: int
+    audio_url: str
+    spectrogram_url: str
+    question: Question
+    leased_until: datetime
+
+
+class AnswerIn(BaseModel):
+    """An answer: a class (or "can't tell"), a list of tags, or a number for ratings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str | int | float | list[str]
+
+
+class AnswerOut(BaseModel):
+    """What an answer earned."""
+
+    task_id: int
+    clip_id: int
+    points: int
+    total_points: int
+    level: int
+
+
+class StatusOut(BaseModel):
+    """A project's progress."""
+
+    project_id: int
+    clips: int
+    clips_by_status: dict[str, int]
+    progress: float
+    answers_used: int
+    labels_done: int
+    low_agreement: int
+    model_scores: list[Any]
+    budget: int | None
+    budget_left: int | None

@@ -1,0 +1,173 @@
+"""Engine, sessions and migrations for a database URL (SQLite by default, or PostgreSQL).
+
+SQLite runs in WAL mode (readers never wait for the writer) with a busy timeout and foreign
+keys on. Write transactions start with `BEGIN IMMEDIATE` there: a transaction that reads
+first and writes later would otherwise fail with "database is locked" when another process
+wrote in between (the lock-upgrade deadlock), instead of waiting its turn.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from listenloop.errors import ListenloopError
+
+DEFAULT_URL = "sqlite:///./listenloop.db"
+BUSY_TIMEOUT_MS = 30_000
+AUTOCHECKPOINT_PAGES = 20_000
+CHECKPOINT_SECONDS = 1.0
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def is_sqlite(url: str) -> bool:
+    """True for a SQLite URL."""
+    return url.startswith("sqlite")
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3 (the driver we ship), not psycopg2."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL, busy timeout and foreign keys on every new SQLite connection; BEGIN is ours to emit."""
+    dbapi_connection.isolation_level = None  # pysqlite must not emit its own BEGIN
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable across a process crash
+    # Checkpoints (and their fsync) run in Database's background thread, not inside a request's
+    # commit; this threshold is only the safety net should that thread fall behind.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """BEGIN IMMEDIATE for write sessions (they take the write lock up front), BEGIN otherwise."""
+    immediate = conn.get_execution_options().get("listenloop_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str = DEFAULT_URL) -> Engine:
+    """An engine for `url`; a URL that cannot be used is a ListenloopError naming it."""
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ListenloopError(f"--db {url!r}: not a database URL (e.g. sqlite:///./listenloop.db)") from None
+    if is_sqlite(url):
+        database = parsed.database
+        if database and database != ":memory:":
+            folder = Path(database).expanduser().resolve().parent
+            if not folder.is_dir():
+                raise ListenloopError(f"--db {url}: folder {folder} does not exist")
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.drivername not in ("postgresql+psycopg",):
+        raise ListenloopError(f"--db {url}: only sqlite:/// and postgresql+psycopg:// URLs are supported")
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every migration up to head (idempotent: a current database is left as it is)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise ListenloopError(f"database {engine.url.render_as_string()}: {exc.orig}") from None
+
+
+class Database:
+    """One database: read sessions, write sessions (BEGIN IMMEDIATE on SQLite) and migrations."""
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        self.sqlite = is_sqlite(self.url)
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = self.engine.execution_options(listenloop_write=True)
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest revision."""
+        upgrade(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; whatever it did is rolled back at the end."""
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction: committed at the end, rolled back on an exception.
+
+        The transaction belongs to the connection and the session joins it: this skips the
+        ORM's own transaction bookkeeping, which costs as much as a query on the hot paths.
+        """
+        with self._writer.begin() as connection:
+            session = Session(bind=connection, expire_on_commit=False)
+            try:
+                yield session
+                session.flush()
+            finally:
+                session.close()
+
+    def start_checkpointer(self, interval: float = CHECKPOINT_SECONDS) -> Callable[[], None]:
+        """SQLite: copy the WAL into the database every `interval` seconds in a daemon thread
+        (PASSIVE: it never waits for readers or writers); returns the function that stops it."""
+        if not self.sqlite:
+            return lambda: None
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                try:
+                    raw = self.engine.raw_connection()  # outside any transaction, as checkpoints need
+                    try:
+                        raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    finally:
+                        raw.close()
+                except Exception:  # a failed checkpoint is simply retried next time
+                    continue
+
+        thread = threading.Thread(target=run, name="listenloop-wal-checkpoint", daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return halt
+
+    def dispose(self) -> None:
+        """Close pooled connections (after a fork, or at shutdown)."""
+        self.engine.dispose()
+
+
+def database_from_env() -> str:
+    """The database URL of `LISTENLOOP_DB`, or the default."""
+    return os.environ.get("LISTENLOOP_DB", DEFAULT_URL)

@@ -1,0 +1,209 @@
+"""ORM models of the platform: people, tokens, projects, clips, tasks, trust and events.
+
+Times are naive UTC datetimes (`utcnow()`), the same on SQLite and PostgreSQL. The queue
+columns (clip status and rank, task leases) are indexed: `next` and `answer` query them on
+every request.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ROLES = ("owner", "annotator", "admin")
+TASK_TYPES = ("classification", "binary", "continuous", "multilabel")
+CLIP_STATUSES = ("pool", "queued", "done", "low_agreement")
+TASK_KINDS = ("regular", "control", "consistency")
+
+# Constraint names fixed by convention, so that migrations can refer to them on every backend.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time as a naive UTC datetime (what every time column holds)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A person: owner (creates projects), annotator (answers tasks) or admin (everything)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="annotator")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token: only its SHA-256 is stored, so a database leak reveals no usable token."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Project(Base):
+    """An annotation campaign and its configuration (task, learning and crowd settings)."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    task_type: Mapped[str] = mapped_column(String(16))
+    classes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    range_min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    range_max: Mapped[float | None] = mapped_column(Float, nullable=True)
+    feature_set: Mapped[str] = mapped_column(String(64), default="compare")
+    learner: Mapped[str] = mapped_column(String(64), default="svm")
+    strategy: Mapped[str] = mapped_column(String(64), default="margin")
+    mode: Mapped[str] = mapped_column(String(16), default="pool")
+    retrain_every: Mapped[int] = mapped_column(Integer, default=20)
+    redundancy_min: Mapped[int] = mapped_column(Integer, default=2)
+    redundancy_max: Mapped[int] = mapped_column(Integer, default=7)
+    redundancy_tau: Mapped[float] = mapped_column(Float, default=0.95)
+    control_rate: Mapped[float] = mapped_column(Float, default=0.1)
+    consistency_rate: Mapped[float] = mapped_column(Float, default=0.05)
+    trust_threshold: Mapped[float] = mapped_column(Float, default=0.5)
+    budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    invite_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # anything else, free-form
+    answers_used: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    owner: Mapped[User] = relationship()
+
+
+class ProjectMember(Base):
+    """Membership: invited by the owner, or joined an open project; `active` False = removed."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Clip(Base):
+    """One audio clip of a project, stored content-addressed under the data folder."""
+
+    __tablename__ = "clips"
+    __table_args__ = (
+        UniqueConstraint("project_id", "file_name"),
+        Index("ix_clips_queue", "project_id", "status", "is_gold", "rank"),
+        Index("ix_clips_project_sha256", "project_id", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    file_name: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(512))  # relative to the data folder
+    duration: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    rank: Mapped[float] = mapped_column(Float, default=0.0)  # queue order: lowest first
+    seed_label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    is_gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    gold_label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    n_answers: Mapped[int] = mapped_column(Integer, default=0)  # regular answers stored
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)  # aggregated (hard) label
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    soft: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    project: Mapped[Project] = relationship()
+
+
+class Task(Base):
+    """One clip leased to one annotator; answered at most once (the UNIQUE constraint and a
+    conditional update on `answered_at` make a retried answer store nothing)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("clip_id", "annotator_id", "kind"),
+        Index("ix_tasks_open", "project_id", "annotator_id", "answered_at"),
+        Index("ix_tasks_clip_lease", "clip_id", "answered_at", "leased_until"),
+        Index("ix_tasks_project_answered", "project_id", "answered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="regular")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    leased_until: Mapped[datetime] = mapped_column(DateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+
+    clip: Mapped[Clip] = relationship()
+    annotator: Mapped[User] = relationship()
+
+
+class WorkerTrust(Base):
+    """An annotator's trust, checks and points within one project."""
+
+    __tablename__ = "worker_trust"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    trust: Mapped[float] = mapped_column(Float, default=0.5)
+    n_checked: Mapped[int] = mapped_column(Integer, default=0)
+    n_right: Mapped[int] = mapped_column(Integer, default=0)
+    n_answers: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Event(Base):
+    """Append-only log of what happened (uploads, tasks, answers, decisions)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_project_time", "project_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

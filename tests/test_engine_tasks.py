@@ -1,0 +1,182 @@
+"""The live loop without HTTP: leases, check questions, trust, redundancy decisions, conflicts."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.engine.accounts import Principal, create_user
+from listenloop.engine.config import ProjectConfig
+from listenloop.engine.errors import ConflictError, ForbiddenError, InvalidError
+from listenloop.engine.projects import create_project
+from listenloop.engine.tasks import CONSISTENCY_DELAY, LEASE, next_task, submit_answer
+from listenloop.store.database import Database
+from listenloop.store.models import Clip, Task, WorkerTrust, utcnow
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Database, int, list[Principal]]:
+    """A 6-clip digit project (the last 2 are control clips, answer "0") and three annotators."""
+    db = Database(f"sqlite:///{tmp_path / 'e.db'}")
+    db.upgrade()
+    with db.write() as s:
+        owner = create_user(s, "owner", "x", "owner")
+        people = [create_user(s, f"a{i}", "x") for i in range(3)]
+        config = ProjectConfig(
+            name="p",
+            task_type="classification",
+            classes=[str(d) for d in range(10)],
+            redundancy={"min": 2, "max": 3, "tau": 0.85},
+            control_rate=0.0,
+            consistency_rate=0.0,
+        )
+        project = create_project(s, Principal(owner.id, "owner", "owner"), config)
+        for i in range(6):
+            s.add(
+                Clip(
+                    project_id=project.id,
+                    file_name=f"c{i}.wav",
+                    sha256=f"{i:064d}",
+                    path=f"audio/{i}.wav",
+                    duration=1.0,
+                    sample_rate=8000,
+                    status="queued",
+                    rank=float(i),
+                    is_gold=i >= 4,
+                    gold_label="0" if i >= 4 else None,
+                )
+            )
+        pid = project.id
+        who = [Principal(p.id, p.username, "annotator") for p in people]
+    yield db, pid, who
+    db.dispose()
+
+
+def set_rates(db: Database, pid: int, control: float, consistency: float) -> None:
+    from listenloop.store.models import Project
+
+    with db.write() as s:
+        project = s.get(Project, pid)
+        project.control_rate, project.consistency_rate = control, consistency
+
+
+def test_queue_order_leases_and_redundancy(world) -> None:
+    db, pid, (a, b, c) = world
+    with db.write() as s:
+        first = next_task(s, pid, a)
+        assert next_task(s, pid, a).task_id == first.task_id  # an open lease comes back
+    with db.write() as s:
+        assert next_task(s, pid, b).clip_id == first.clip_id  # min=2: two at once on the top clip
+        assert next_task(s, pid, c).clip_id != first.clip_id  # the third waits for a verdict
+    assert first.clip_id == 1  # lowest rank first, control clips never in the regular queue
+
+
+def test_answer_conflicts_and_expiry(world) -> None:
+    db, pid, (a, b, _) = world
+    now = utcnow()
+    with db.write() as s:
+        task = next_task(s, pid, a, now=now)
+    with pytest.raises(ForbiddenError), db.write() as s:
+        submit_answer(s, task.task_id, b, "1", now=now)
+    with pytest.raises(InvalidError), db.write() as s:
+        submit_answer(s, task.task_id, a, "eleven", now=now)
+    with pytest.raises(ConflictError), db.write() as s:
+        submit_answer(s, task.task_id, a, "1", now=now + LEASE + timedelta(seconds=1))
+    with db.write() as s:
+        out = submit_answer(s, task.task_id, a, CANT_TELL, now=now)
+    assert out["points"] == 10 and out["level"] == 1
+    with pytest.raises(ConflictError), db.write() as s:
+        submit_answer(s, task.task_id, a, "1", now=now)
+    with db.read() as s:
+        stored = s.scalars(select(Task).where(Task.answered_at.is_not(None))).all()
+    assert [t.answer for t in stored] == [CANT_TELL]
+
+
+def test_agreement_closes_a_clip_and_disagreement_runs_to_max(world) -> None:
+    db, pid, (a, b, c) = world
+    answers = {a: ["1", "2"], b: ["1", "0"]}
+    for who, labels in answers.items():
+        for label in labels:
+            with db.write() as s:
+                task = next_task(s, pid, who)
+                submit_answer(s, task.task_id, who, label)
+    with db.read() as s:
+        clips = {c.id: c for c in s.scalars(select(Clip))}
+    assert clips[1].status == "done" and clips[1].label == "1" and clips[1].n_answers == 2
+    assert clips[1].soft["1"] == 1.0 and clips[1].confidence >= 0.85
+    assert clips[2].status == "queued" and clips[2].n_answers == 2  # 2 against 0: a third is asked
+    with db.write() as s:
+        task = next_task(s, pid, c)
+        assert task.clip_id == 2
+        submit_answer(s, task.task_id, c, "1")
+    with db.read() as s:
+        clip = s.get(Clip, 2)
+    assert clip.status == "low_agreement" and clip.n_answers == 3
+
+
+def test_control_answers_move_trust_and_look_like_any_task(world) -> None:
+    db, pid, (a, _, _) = world
+    set_rates(db, pid, 0.5, 0.0)
+    rng = random.Random(1)
+    kinds = []
+    for _ in range(4):
+        with db.write() as s:
+            task = next_task(s, pid, a, rng=rng)
+            kind = s.get(Task, task.task_id).kind
+            gold = s.get(Clip, task.clip_id).gold_label
+            kinds.append(kind)
+            submit_answer(s, task.task_id, a, "2" if kind == "control" else "1")  # wrong on controls
+            assert gold is None or kind == "control"
+    assert kinds.count("control") == 2  # both control clips, each once
+    with db.read() as s:
+        trust = s.get(WorkerTrust, (pid, a.id))
+    assert trust.n_checked == 2 and trust.n_right == 0 and trust.trust < 0.5 and trust.n_answers == 4
+
+
+def test_consistency_repeats_an_earlier_clip(world) -> None:
+    db, pid, (a, _, _) = world
+    set_rates(db, pid, 0.0, 0.5)
+    start = utcnow()
+    with db.write() as s:
+        first = next_task(s, pid, a, now=start)
+        submit_answer(s, first.task_id, a, "2", now=start)
+    later = start + CONSISTENCY_DELAY + timedelta(seconds=1)
+    rng = random.Random(0)
+    for _ in range(10):
+        with db.write() as s:
+            task = next_task(s, pid, a, now=later, rng=rng)
+            kind = s.get(Task, task.task_id).kind
+            submit_answer(s, task.task_id, a, "2", now=later)
+        if kind == "consistency":
+            assert task.clip_id == first.clip_id
+            break
+    else:
+        raise AssertionError("no consistency question in 10 tasks at rate 0.5")
+    with db.read() as s:
+        trust = s.get(WorkerTrust, (pid, a.id))
+    assert trust.n_checked == 1 and trust.n_right == 1 and trust.trust > 0.5
+
+
+def test_budget_and_membership(world) -> None:
+    db, pid, (a, b, _) = world
+    from listenloop.store.models import Project
+
+    with db.write() as s:
+        project = s.get(Project, pid)
+        project.budget, project.invite_only = 1, True
+    with pytest.raises(ForbiddenError), db.write() as s:
+        next_task(s, pid, a)
+    with db.write() as s:
+        project = s.get(Project, pid)
+        project.invite_only = False
+    with db.write() as s:
+        task = next_task(s, pid, a)
+        assert next_task(s, pid, b) is None  # the one answer of the budget is leased out
+        submit_answer(s, task.task_id, a, "1")
+    with db.write() as s:
+        assert next_task(s, pid, b) is None

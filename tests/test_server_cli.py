@@ -1,0 +1,169 @@
+"""`listenloop user create`, `listenloop serve` and migrations on an empty database file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import inspect, text
+
+from listenloop.store.database import Database
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "listenloop", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def test_migrations_build_an_empty_file_and_are_idempotent(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+    db.upgrade()
+    db.upgrade()  # a current schema is left as it is
+    tables = set(inspect(db.engine).get_table_names())
+    assert {
+        "users",
+        "api_tokens",
+        "projects",
+        "project_members",
+        "clips",
+        "tasks",
+        "worker_trust",
+        "events",
+    } <= tables
+    with db.engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
+        assert conn.execute(text("pragma foreign_keys")).scalar() == 1
+    db.dispose()
+
+
+def test_user_create(tmp_path: Path) -> None:
+    url = "sqlite:///./l.db"
+    ok = run_cli(
+        "user",
+        "create",
+        "--role",
+        "owner",
+        "--username",
+        "o",
+        "--password",
+        "owner-pass-1",
+        "--db",
+        url,
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "created owner o" in ok.stdout
+    again = run_cli(
+        "user",
+        "create",
+        "--role",
+        "owner",
+        "--username",
+        "o",
+        "--password",
+        "owner-pass-1",
+        "--db",
+        url,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 2 and again.stderr.strip() == "error: username 'o' is taken"
+    for bad, message in (
+        (["--role", "boss", "--username", "p", "--password", "long-enough"], "role 'boss'"),
+        (["--username", "p", "--password", "short"], "at least 8 characters"),
+        (
+            ["--username", "p", "--password", "long-enough", "--db", "sqlite:///./no/such/x.db"],
+            "does not exist",
+        ),
+    ):
+        r = (
+            run_cli("user", "create", *bad, "--db", url, cwd=tmp_path)
+            if "--db" not in bad
+            else run_cli("user", "create", *bad, cwd=tmp_path)
+        )
+        assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is `pid` (read from /proc: no ps needed)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
+
+
+def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path) -> None:
+    port = _free_port()
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    run_cli("user", "create", "--username", "o", "--password", "owner-pass-1", "--db", db, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "listenloop",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db,
+            "--data",
+            str(tmp_path / "d"),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                if httpx.get(f"{base}/docs", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the server did not answer")
+        r = httpx.post(f"{base}/api/v1/token", data={"username": "o", "password": "owner-pass-1"}, timeout=30)
+        assert r.status_code == 200
+        workers = {c for c in _children(proc.pid) if _alive(c)}
+        assert workers, "no worker processes"
+        os.kill(proc.pid, signal.SIGKILL)  # only the parent
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "a worker outlived its parent"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
