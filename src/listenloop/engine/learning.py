@@ -1,0 +1,106 @@
+"""One learning round of a live project: features of its clips, retrain on the labels so far, re-rank.
+
+No storage here: `learning_round` gets the clips' audio paths and what is known of them,
+and returns the new queue order and the model's score; the learning service (`engine/
+learning_service.py`) reads them from the store and writes the results back. Features come
+from `features.extraction` (on Dask: the local cluster, or the `--scheduler` address), with
+the content-hash cache under the data folder, so a round only computes new clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from listenloop.datasets import Dataset
+from listenloop.engine.retrain import retrain_and_rank
+from listenloop.errors import ListenloopError
+
+LEARNING_TASK = {"classification": "classification", "binary": "classification", "continuous": "regression"}
+
+
+@dataclass
+class RoundResult:
+    """Clip ids in queue order (best first), the model's score (None before one can be fitted)."""
+
+    order: list[int]
+    score: float | None
+    labels: int
+    cold_start: bool
+    skipped: int  # clips whose audio gave no features (they keep their place at the end)
+
+
+def learning_round(
+    root: Path,
+    clip_ids: Sequence[int],
+    paths: Sequence[str],
+    labels: Sequence[str | None],
+    in_pool: Sequence[bool],
+    *,
+    task_type: str,
+    classes: list[str] | None,
+    feature_set: str = "compare",
+    learner: str | None = None,
+    strategy: str = "margin",
+    iteration: int = 0,
+    cache_dir: Path | None = None,
+    scheduler: str | None = None,
+    workers: int | None = 1,
+) -> RoundResult:
+    """Fit on the labelled clips and order the pool clips for the queue.
+
+    `paths` are relative to `root`; `labels[i]` is the clip's training label (seed or
+    aggregated) or None; `in_pool[i]` says whether the clip still waits for answers.
+    """
+    if task_type not in LEARNING_TASK:
+        raise ListenloopError(
+            f"active learning supports {', '.join(LEARNING_TASK)} projects, not {task_type!r}: "
+            "its queue keeps the upload order"
+        )
+    if not (len(clip_ids) == len(paths) == len(labels) == len(in_pool)):
+        raise ListenloopError("clip ids, paths, labels and pool flags must have the same length")
+    from listenloop.features.extraction import extract_features
+
+    task = LEARNING_TASK[task_type]
+    ids = np.asarray(clip_ids, dtype=np.int64)
+    dataset = Dataset(root=Path(root), files=list(paths), labels=np.asarray([lab or "" for lab in labels]))
+    table = extract_features(
+        dataset,
+        feature_set,
+        workers=workers,
+        scheduler=scheduler,
+        cache_dir=cache_dir,
+        progress=False,
+        log=lambda _msg: None,
+    )
+    kept = np.asarray(table.kept, dtype=np.int64)
+    has_label = np.array([labels[i] is not None for i in kept], dtype=bool)
+    pool_mask = np.array([bool(in_pool[i]) for i in kept], dtype=bool) & ~has_label
+    labelled_rows = np.flatnonzero(has_label)
+    pool_rows = np.flatnonzero(pool_mask)
+    y = [labels[i] for i in kept[labelled_rows]]
+    target = np.asarray(y, dtype=str) if task == "classification" else np.asarray(y, dtype=float)
+    result = retrain_and_rank(
+        np.asarray(table.X),
+        labelled_rows,
+        target,
+        pool_rows,
+        classes=classes if task == "classification" else None,
+        strategy=strategy,
+        learner=learner,
+        task=task,
+        iteration=iteration,
+    )
+    ordered = ids[kept[result.order]].tolist()
+    unread = np.setdiff1d(np.arange(len(ids)), kept)
+    missing = [int(ids[i]) for i in unread if in_pool[i] and labels[i] is None]
+    return RoundResult(
+        order=ordered + missing,
+        score=result.score,
+        labels=len(labelled_rows),
+        cold_start=result.cold_start,
+        skipped=len(ids) - len(kept),
+    )

@@ -1,0 +1,148 @@
+"""The live loop's learning step: fit the model on the labels so far, rank the pool, score the model.
+
+Pure numpy/scikit-learn over row indices, no storage and no HTTP, so the engine can run it
+in a Dask task (in-process cluster or `--scheduler`) and write the ranks back itself.
+
+- Cold start (000_, Table 1 step 1): until every class has a label, the pool is ordered
+  for diversity: k-means over the pool, then round-robin over the clusters, so the first
+  clips people hear cover the feature space instead of repeating one corner.
+- Afterwards the project's strategy orders the pool: the first `queue_size` clips in the
+  strategy's order, then the rest in random order (scored again at the next retrain).
+- The score is the cross-validated UAR (balanced accuracy) on the labelled set, or the
+  Pearson correlation for continuous labels: the model score history of the status page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from listenloop.errors import ListenloopError
+from listenloop.learners.registry import make_learner
+from listenloop.strategies.base import QueryContext
+from listenloop.strategies.registry import make_strategy
+
+QUEUE_SIZE = 1000  # clips ordered by the strategy per retrain; the rest wait for the next one
+MIN_PER_CLASS_FOR_CV = 2
+
+
+@dataclass
+class RankResult:
+    """Pool rows in the order people should hear them, the fitted model (None at cold start), its score."""
+
+    order: np.ndarray
+    model: Any
+    score: float | None
+    cold_start: bool
+
+
+def diverse_order(
+    X: np.ndarray, rows: np.ndarray, rng: np.random.Generator, clusters: int = 20
+) -> np.ndarray:
+    """`rows` ordered round-robin over k-means clusters of their features (random order inside each)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    rows = np.asarray(rows)
+    k = min(clusters, len(rows))
+    if k <= 1:
+        return rng.permutation(rows)
+    seed = int(rng.integers(2**31 - 1))
+    km = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=max(1024, k * 20))
+    labels = km.fit_predict(np.asarray(X[rows], dtype=np.float64))
+    members = [rng.permutation(rows[labels == c]) for c in range(k)]
+    out: list[int] = []
+    for depth in range(max(len(m) for m in members)):
+        out.extend(int(m[depth]) for m in members if depth < len(m))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _cv_score(
+    learner: str | None, params: dict[str, Any], X: np.ndarray, y: np.ndarray, task: str, seed: int
+) -> float | None:
+    """Cross-validated UAR (classification) or Pearson CC (regression) of the labelled set; None: too few."""
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+
+    if task == "classification":
+        _, counts = np.unique(y, return_counts=True)
+        folds = int(min(5, counts.min()))
+        if len(counts) < 2 or folds < MIN_PER_CLASS_FOR_CV:
+            return None
+        cv: Any = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    else:
+        if len(y) < 5:
+            return None
+        cv = KFold(min(5, len(y)), shuffle=True, random_state=seed)
+    pred = cross_val_predict(make_learner(learner, task, **params), X, y, cv=cv)
+    if task == "classification":
+        return float(balanced_accuracy_score(y, pred))
+    if np.std(pred) == 0 or np.std(y) == 0:
+        return 0.0
+    return float(np.corrcoef(pred, y)[0, 1])
+
+
+def retrain_and_rank(
+    X: np.ndarray,
+    labelled: np.ndarray,
+    y: np.ndarray,
+    pool: np.ndarray,
+    *,
+    classes: list[str] | None,
+    strategy: str = "margin",
+    learner: str | None = None,
+    learner_params: dict[str, Any] | None = None,
+    task: str = "classification",
+    iteration: int = 0,
+    seed: int = 0,
+    queue_size: int = QUEUE_SIZE,
+    score: bool = True,
+) -> RankResult:
+    """Fit on `X[labelled]`, `y` and order `pool` (row indices into X) for the queue.
+
+    `task` is the learning core's: classification (single-label and binary projects) or
+    regression (continuous ratings). `classes` are the project's classes (None for
+    continuous labels); while some class has
+    no label yet, the pool gets the diverse cold-start order and no model is fitted.
+    Features are standardised on the labelled and pool rows together.
+    """
+    if task not in ("classification", "regression"):
+        raise ListenloopError(f"task must be classification or regression, not {task!r}")
+    rng = np.random.default_rng([seed, iteration])
+    labelled = np.asarray(labelled, dtype=np.int64)
+    pool = np.asarray(pool, dtype=np.int64)
+    y = np.asarray(y)
+    if len(labelled) != len(y):
+        raise ListenloopError(f"{len(labelled)} labelled rows but {len(y)} labels")
+    if len(pool) == 0:
+        return RankResult(pool, None, None, cold_start=False)
+    rows = np.concatenate([labelled, pool])
+    mean = np.asarray(X[rows], dtype=np.float64).mean(axis=0)
+    std = np.asarray(X[rows], dtype=np.float64).std(axis=0)
+    std[std == 0] = 1.0
+    Z = np.zeros((int(rows.max()) + 1, X.shape[1]), dtype=np.float32)
+    Z[rows] = (np.asarray(X[rows], dtype=np.float64) - mean) / std
+    needs = set(classes or []) - {str(v) for v in y}
+    if task == "classification" and (needs or len(set(y.tolist())) < 2):
+        return RankResult(diverse_order(Z, pool, rng), None, None, cold_start=True)
+    if task == "regression" and len(y) < 2:
+        return RankResult(diverse_order(Z, pool, rng), None, None, cold_start=True)
+    params = learner_params or {}
+    target = y.astype(str) if task == "classification" else y.astype(float)
+    model = make_learner(learner, task, **params).fit(Z[labelled], target)
+    strat = make_strategy(strategy, task)
+    ctx = QueryContext(
+        model=model,
+        X=Z,
+        candidates=pool,
+        labelled=labelled,
+        y_labelled=target,
+        iteration=iteration,
+        rng=rng,
+        task=task,
+    )
+    head = np.asarray(strat.select(ctx, min(queue_size, len(pool))), dtype=np.int64)
+    rest = rng.permutation(np.setdiff1d(pool, head, assume_unique=True))
+    cv = _cv_score(learner, params, Z[labelled], target, task, seed) if score else None
+    return RankResult(np.concatenate([head, rest]), model, cv, cold_start=False)
