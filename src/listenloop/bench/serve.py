@@ -1,0 +1,318 @@
+"""`listenloop bench serve`: annotators hammering a real `listenloop serve` on loopback.
+
+Protocol: a fresh data folder and database (SQLite unless `--db`), an owner made with
+`listenloop user create`, the server started as a child process group on a free loopback
+port, one classification project with the demo's 300 FSDD clips, then for each think
+time N registered annotators loop `GET /projects/{id}/next` -> `POST /tasks/{id}/answer`
+(a random class) for the given seconds, pausing `think` seconds after each answer.
+Latencies are measured at the client (httpx, one connection per annotator); the answers
+export is read back at the end to check that every acknowledged answer is stored once.
+This is the same load as the acceptance check's `loadtest.py`, so the figures compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from listenloop.errors import ListenloopError
+
+OWNER, OWNER_PASSWORD = "bench-owner", "bench-owner-pass"
+
+
+@dataclass
+class ServeRow:
+    """One load phase: its settings, throughput, latency percentiles and integrity."""
+
+    annotators: int
+    think_s: float
+    seconds: float
+    answers_per_s: float
+    next_p50_ms: float | None
+    next_p99_ms: float | None
+    answer_p50_ms: float | None
+    answer_p99_ms: float | None
+    acked: int
+    stored_once: bool
+    server_errors: int
+    failures: int
+    codes: dict[str, int] = field(default_factory=dict)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clips_zip(folder: Path, limit: int | None = None) -> tuple[bytes, list[str]]:
+    """A zip of the audio files in `folder` (sorted, at most `limit`) and the classes in its labels.csv."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+    if not files:
+        raise ListenloopError(f"{folder}: no audio files")
+    files = files[:limit] if limit else files
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for p in files:
+            z.write(p, p.name)
+    return buf.getvalue(), [str(d) for d in range(10)]
+
+
+def _percentile(values: list[float], q: int) -> float | None:
+    """q-th percentile in ms (None below 100 samples, where a p99 means little)."""
+    if len(values) < 100:
+        return None
+    return round(1000 * statistics.quantiles(values, n=100)[q - 1], 1)
+
+
+class Server:
+    """`listenloop serve` as a child process group on loopback; killed as a group on exit."""
+
+    def __init__(self, db: str, data: Path, workers: int, log: Path) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "listenloop",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            db,
+            "--data",
+            str(data),
+            "--workers",
+            str(workers),
+        ]
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait(self, timeout: float = 90.0) -> None:
+        import httpx
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise ListenloopError(f"the server exited with code {self.proc.returncode} (see its log)")
+            try:
+                if httpx.get(f"{self.base}/docs", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise ListenloopError(f"the server did not answer on {self.base} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+async def _phase(
+    base: str, pid: int, tokens: list[str], classes: list[str], seconds: float, think: float
+) -> tuple[ServeRow, list[str]]:
+    """One load phase: every annotator loops next -> answer until `seconds` are up; also the acked ids."""
+    import httpx
+
+    lat: dict[str, list[float]] = {"next": [], "answer": []}
+    codes: dict[str, int] = {}
+    acked: list[str] = []
+    limits = httpx.Limits(max_connections=len(tokens) + 8)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as c:
+        stop = time.monotonic() + seconds
+
+        def count(key: str) -> None:
+            codes[key] = codes.get(key, 0) + 1
+
+        async def annotator(tok: str) -> None:
+            h = {"Authorization": f"Bearer {tok}"}
+            rng = random.Random(tok)
+            while time.monotonic() < stop:
+                try:
+                    t = time.perf_counter()
+                    r = await c.get(f"/api/v1/projects/{pid}/next", headers=h)
+                    lat["next"].append(time.perf_counter() - t)
+                    count(f"next {r.status_code}")
+                    if r.status_code != 200:
+                        await asyncio.sleep(0.05)
+                        continue
+                    tid = r.json()["task_id"]
+                    t = time.perf_counter()
+                    r = await c.post(
+                        f"/api/v1/tasks/{tid}/answer", headers=h, json={"answer": rng.choice(classes)}
+                    )
+                    lat["answer"].append(time.perf_counter() - t)
+                    count(f"answer {r.status_code}")
+                    if r.status_code == 201:
+                        acked.append(str(tid))
+                    if think:
+                        await asyncio.sleep(think)
+                except httpx.TimeoutException:
+                    count("timeout")
+                except httpx.HTTPError:
+                    count("connection error")
+                    return
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(annotator(t) for t in tokens))
+        elapsed = time.monotonic() - t0
+    row = ServeRow(
+        annotators=len(tokens),
+        think_s=think,
+        seconds=round(elapsed, 1),
+        answers_per_s=round(len(acked) / elapsed, 1),
+        next_p50_ms=_percentile(lat["next"], 50),
+        next_p99_ms=_percentile(lat["next"], 99),
+        answer_p50_ms=_percentile(lat["answer"], 50),
+        answer_p99_ms=_percentile(lat["answer"], 99),
+        acked=len(acked),
+        stored_once=False,
+        server_errors=sum(v for k, v in codes.items() if k.split()[-1].startswith("5")),
+        failures=codes.get("timeout", 0) + codes.get("connection error", 0),
+        codes=codes,
+    )
+    return row, acked
+
+
+def _stored_once(base: str, owner_token: str, pid: int, acked: list[str]) -> bool:
+    """Every acknowledged task id appears exactly once in the answers export."""
+    import csv
+
+    import httpx
+
+    r = httpx.get(
+        f"{base}/api/v1/projects/{pid}/answers",
+        params={"format": "csv"},
+        headers={"Authorization": f"Bearer {owner_token}"},
+        timeout=120,
+    )
+    r.raise_for_status()
+    ids = [row["task_id"] for row in csv.DictReader(io.StringIO(r.text))]
+    return len(ids) == len(set(ids)) and set(acked) <= set(ids) and len(acked) == len(set(acked))
+
+
+def run_serve_bench(
+    annotators: int = 64,
+    seconds: float = 30.0,
+    thinks: tuple[float, ...] = (0.5, 0.0),
+    db: str | None = None,
+    workers: int = 1,
+    clips: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[ServeRow]:
+    """Start a server, set up one project and `annotators` users, run one load phase per think time."""
+    import httpx
+
+    from listenloop.demo import DEMO_DIR
+
+    say = progress or (lambda _line: None)
+    blob, classes = clips_zip(Path(clips) if clips else DEMO_DIR / "recordings")
+    with tempfile.TemporaryDirectory(prefix="listenloop-bench-serve-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        url = db or f"sqlite:///{data / 'listenloop.db'}"
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "listenloop",
+                "user",
+                "create",
+                "--role",
+                "owner",
+                "--username",
+                OWNER,
+                "--password",
+                OWNER_PASSWORD,
+                "--db",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if made.returncode != 0:
+            raise ListenloopError(f"cannot create the bench owner: {made.stderr.strip().splitlines()[-1:]}")
+        server = Server(url, data, workers, Path(tmp) / "server.log")
+        try:
+            server.wait()
+            say(f"server up on {server.base} ({workers} worker(s), {url.split(':')[0]})")
+            with httpx.Client(base_url=server.base, timeout=120) as c:
+                token = _token(c, OWNER, OWNER_PASSWORD)
+                oh = {"Authorization": f"Bearer {token}"}
+                rows: list[ServeRow] = []
+                for think in thinks:
+                    r = c.post(
+                        "/api/v1/projects",
+                        headers=oh,
+                        json={
+                            "name": f"bench think {think}",
+                            "task_type": "classification",
+                            "classes": classes,
+                        },
+                    )
+                    r.raise_for_status()
+                    pid = r.json()["id"]
+                    r = c.post(
+                        f"/api/v1/projects/{pid}/clips",
+                        headers=oh,
+                        files={"archive": ("clips.zip", blob, "application/zip")},
+                    )
+                    r.raise_for_status()
+                    tokens = []
+                    for i in range(annotators):
+                        user, pw = f"bench{i}_{random.randrange(1 << 30)}", "pw-" + os.urandom(6).hex()
+                        c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
+                        tokens.append(_token(c, user, pw))
+                    say(f"{annotators} annotators, think {think} s, {seconds:.0f} s ...")
+                    row, acked = asyncio.run(_phase(server.base, pid, tokens, classes, seconds, think))
+                    row.stored_once = _stored_once(server.base, token, pid, acked)
+                    say(format_row(row))
+                    rows.append(row)
+        finally:
+            server.stop()
+    return rows
+
+
+def _token(c: Any, user: str, password: str) -> str:
+    r = c.post("/api/v1/token", data={"username": user, "password": password})
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+def format_row(r: ServeRow) -> str:
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    return (
+        f"annotators {r.annotators} think {r.think_s:g} s: {r.answers_per_s} answers/s, "
+        f"next p50/p99 {ms(r.next_p50_ms)}/{ms(r.next_p99_ms)} ms, answer p50/p99 "
+        f"{ms(r.answer_p50_ms)}/{ms(r.answer_p99_ms)} ms, 5xx {r.server_errors}, failures {r.failures}, "
+        f"acked {r.acked}, stored once {r.stored_once}"
+    )
+
+
+def rows_as_dicts(rows: list[ServeRow]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]

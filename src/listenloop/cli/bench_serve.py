@@ -1,0 +1,60 @@
+"""`listenloop bench serve`: latency and throughput of the annotator API under a loopback load."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from listenloop.cli.app import bench_app, check_outputs, write_json
+from listenloop.errors import ListenloopError
+
+
+def _thinks(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ListenloopError(f"--think: expected comma-separated seconds, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise ListenloopError(f"--think: expected seconds >= 0, got {text!r}")
+    return values
+
+
+@bench_app.command("serve")
+def bench_serve(
+    annotators: Annotated[int, typer.Option(min=1, help="Simulated annotators.")] = 64,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds per load phase.")] = 30.0,
+    think: Annotated[
+        str, typer.Option(help="Pause after each answer, seconds; one phase per value (comma-separated).")
+    ] = "0.5,0",
+    db: Annotated[
+        str | None, typer.Option(help="Database URL (default: SQLite in a temporary folder).")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
+    clips: Annotated[
+        Path | None, typer.Option(help="Folder of audio clips for the project (default: the demo's FSDD).")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows here (JSON list).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier --json file.")] = False,
+) -> None:
+    """Start `listenloop serve` on loopback and load it with annotators: answers/s, p50/p99 latency."""
+    from listenloop.bench.serve import format_row, rows_as_dicts, run_serve_bench
+
+    check_outputs({"--json": json_out}, force)
+    if clips is not None and not clips.is_dir():
+        raise ListenloopError(f"--clips {clips}: no such folder")
+    rows = run_serve_bench(
+        annotators=annotators,
+        seconds=seconds,
+        thinks=_thinks(think),
+        db=db,
+        workers=workers,
+        clips=clips,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    for row in rows:
+        print(format_row(row))
+    if json_out is not None:
+        write_json(json_out, rows_as_dicts(rows))

@@ -1,0 +1,57 @@
+"""`listenloop bench serve`: a real server on loopback under a tiny load, both phases reported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from listenloop.bench.serve import clips_zip
+from listenloop.demo import DEMO_DIR
+
+
+def test_bench_serve_runs_both_phases(tmp_path: Path) -> None:
+    out = tmp_path / "serve.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "listenloop",
+            "bench",
+            "serve",
+            "--annotators",
+            "3",
+            "--seconds",
+            "2",
+            "--think",
+            "0.2,0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [r["think_s"] for r in rows] == [0.2, 0.0]
+    for r in rows:
+        assert r["annotators"] == 3 and r["acked"] > 0 and r["answers_per_s"] > 0
+        assert r["server_errors"] == 0 and r["failures"] == 0 and r["stored_once"] is True
+    assert "answers/s" in proc.stdout
+
+
+def test_bad_think_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "listenloop", "bench", "serve", "--think", "soon"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "--think" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_demo_clips_zip_has_every_clip() -> None:
+    blob, classes = clips_zip(DEMO_DIR / "recordings", limit=20)
+    assert classes == [str(d) for d in range(10)] and blob[:2] == b"PK"
