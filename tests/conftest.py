@@ -25,3 +25,39 @@ def office_dir() -> Path:
 def bad_dir() -> Path:
     """Two good FSDD clips plus empty, non-audio, header-only and missing files."""
     return FIXTURES / "bad"
+
+
+# PostgreSQL for the API tests: a server started as `.ci/postgres` does (role listenloop,
+# database listenloop_test) or the admin URL in LISTENLOOP_TEST_PG. Each test gets a fresh
+# database of its own. Without a server the PostgreSQL variants fail with the reason: they
+# never skip in silence.
+PG_ADMIN_URL = "postgresql+psycopg://listenloop:listenloop@127.0.0.1:5432/listenloop_test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A database URL for one test: a SQLite file, or a new PostgreSQL database dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'listenloop.db'}"
+        return
+    import os
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get("LISTENLOOP_TEST_PG", PG_ADMIN_URL)
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"ll_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL is not reachable at {admin_url} (start it with .ci/postgres): {exc.orig}")
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

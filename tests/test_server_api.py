@@ -1,4 +1,5 @@
-"""REST API v1 through FastAPI's TestClient on SQLite: people, projects, tasks, exports, access."""
+"""REST API v1 through FastAPI's TestClient on SQLite and PostgreSQL: people, projects, tasks, exports,
+access."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
-    app = create_app(f"sqlite:///{tmp_path / 'l.db'}", tmp_path / "data")
+def client(tmp_path: Path, database_url: str) -> TestClient:
+    app = create_app(database_url, tmp_path / "data")
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
         create_user(session, "owner2", hash_password("owner-pass-2"), "owner")
