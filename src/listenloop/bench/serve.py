@@ -72,6 +72,32 @@ def clips_zip(folder: Path, limit: int | None = None) -> tuple[bytes, list[str]]
     return buf.getvalue(), [str(d) for d in range(10)]
 
 
+def create_owner(url: str) -> None:
+    """The bench owner, made as a user would: `listenloop user create` in a child process."""
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "listenloop",
+            "user",
+            "create",
+            "--role",
+            "owner",
+            "--username",
+            OWNER,
+            "--password",
+            OWNER_PASSWORD,
+            "--db",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if made.returncode != 0:
+        raise ListenloopError(f"cannot create the bench owner: {made.stderr.strip()[-300:]}")
+
+
 def _percentile(values: list[float], q: int) -> float | None:
     """q-th percentile in ms (None below 100 samples, where a p99 means little)."""
     if len(values) < 100:
@@ -233,28 +259,7 @@ def run_serve_bench(
         data = Path(tmp) / "data"
         data.mkdir()
         url = db or f"sqlite:///{data / 'listenloop.db'}"
-        made = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "listenloop",
-                "user",
-                "create",
-                "--role",
-                "owner",
-                "--username",
-                OWNER,
-                "--password",
-                OWNER_PASSWORD,
-                "--db",
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if made.returncode != 0:
-            raise ListenloopError(f"cannot create the bench owner: {made.stderr.strip().splitlines()[-1:]}")
+        create_owner(url)
         server = Server(url, data, workers, Path(tmp) / "server.log")
         try:
             server.wait()

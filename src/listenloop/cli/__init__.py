@@ -9,6 +9,7 @@ import typer
 from listenloop import __version__
 from listenloop.cli import aggregate as _aggregate  # noqa: F401
 from listenloop.cli import bench_aggregate as _bench_aggregate  # noqa: F401
+from listenloop.cli import bench_campaign as _bench_campaign  # noqa: F401
 from listenloop.cli import bench_features as _bench_features  # noqa: F401
 from listenloop.cli import bench_query as _bench_query  # noqa: F401
 from listenloop.cli import bench_serve as _bench_serve  # noqa: F401

@@ -1,0 +1,279 @@
+"""`listenloop bench campaign`: a whole labelling campaign through the HTTP API, with simulated annotators.
+
+Protocol: a fresh server on loopback (as `bench serve`), one classification project over a
+labelled folder of clips (`labels.csv` with file,label), a seed set of `seeds` clips per
+class and `gold` control questions per class uploaded by the owner, then annotators of
+mixed skill answer through `next` / `answer` until the server has nothing left for them
+(or the time limit). Annotator j answers the clip's true class with probability
+`skills[j]` and otherwise a uniformly random other class; a skill of 0 is a spammer who
+answers uniformly at random. They cannot tell control or repeated clips from the rest.
+At the end the owner's export is compared with the truth: accuracy of the crowd labels,
+regular answers per crowd-labelled clip against a fixed 5, and the model score history
+from `status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import random
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from listenloop.bench.serve import OWNER, OWNER_PASSWORD, Server, _token, create_owner
+from listenloop.errors import ListenloopError
+
+DEFAULT_SKILLS = (0.95, 0.9, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.0)
+FIXED_ANSWERS = 5  # the baseline a campaign is compared with: every clip answered 5 times
+
+
+@dataclass
+class CampaignResult:
+    """What a campaign cost and what it gave."""
+
+    clips: int
+    crowd_clips: int  # clips labelled by the crowd (not seed, not gold)
+    labelled: int  # crowd clips with a label (done or low-agreement)
+    accuracy: float | None  # crowd labels against the truth
+    low_agreement: int
+    regular_answers: int
+    answers_total: int  # every kind: regular, control, consistency
+    answers_per_clip: float | None  # regular answers per crowd clip
+    fixed_answers: int  # FIXED_ANSWERS x crowd clips
+    seconds: float
+    model_scores: list[dict[str, Any]] = field(default_factory=list)
+    annotators: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_truth(folder: Path) -> dict[str, str]:
+    """`labels.csv` of `folder` as base file name -> label (files must be unique by name)."""
+    path = Path(folder) / "labels.csv"
+    if not path.is_file():
+        raise ListenloopError(f"{path}: no such file (expected columns file,label)")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not {"file", "label"} <= set(table.columns):
+        raise ListenloopError(f"{path}: needs columns file and label")
+    names = table["file"].map(lambda f: Path(f).name)
+    if names.duplicated().any():
+        raise ListenloopError(f"{path}: file names must be unique ({names[names.duplicated()].iloc[0]})")
+    return dict(zip(names, table["label"], strict=True))
+
+
+def _zip(folder: Path, names: Sequence[str]) -> bytes:
+    import zipfile
+
+    table = pd.read_csv(Path(folder) / "labels.csv", dtype=str, keep_default_na=False)
+    paths = {Path(f).name: Path(folder) / f for f in table["file"]}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in names:
+            z.write(paths[name], name)
+    return buf.getvalue()
+
+
+def _pick(truth: dict[str, str], per_class: int, rng: random.Random, exclude: set[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for label in sorted(set(truth.values())):
+        names = sorted(n for n, v in truth.items() if v == label and n not in exclude)
+        for n in rng.sample(names, min(per_class, len(names))):
+            out[n] = label
+    return out
+
+
+async def _annotate(
+    base: str,
+    pid: int,
+    tokens: list[str],
+    skills: Sequence[float],
+    clip_truth: dict[int, str],
+    classes: list[str],
+    deadline: float,
+    seed: int,
+) -> None:
+    """Every annotator answers until `next` has had nothing for them a few times in a row, or the deadline."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
+
+        async def one(tok: str, skill: float, k: int) -> None:
+            rng = random.Random(seed * 1000 + k)
+            h = {"Authorization": f"Bearer {tok}"}
+            idle = 0
+            while time.monotonic() < deadline and idle < 20:
+                r = await c.get(f"/api/v1/projects/{pid}/next", headers=h)
+                if r.status_code != 200:
+                    idle += 1
+                    await asyncio.sleep(0.5)
+                    continue
+                idle = 0
+                task = r.json()
+                truth = clip_truth[int(task["clip_id"])]
+                if skill > 0 and rng.random() < skill:
+                    answer = truth
+                elif skill > 0:
+                    answer = rng.choice([c_ for c_ in classes if c_ != truth])
+                else:
+                    answer = rng.choice(classes)
+                await c.post(f"/api/v1/tasks/{task['task_id']}/answer", headers=h, json={"answer": answer})
+
+        await asyncio.gather(*(one(t, s, k) for k, (t, s) in enumerate(zip(tokens, skills, strict=True))))
+
+
+def run_campaign(
+    folder: Path,
+    *,
+    skills: Sequence[float] = DEFAULT_SKILLS,
+    seeds: int = 2,
+    gold: int = 1,
+    limit: int | None = None,
+    feature_set: str = "compare",
+    retrain_every: int = 20,
+    max_seconds: float = 900.0,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> CampaignResult:
+    """Run one campaign on the clips of `folder` (at most `limit`, a stratified sample) and score it."""
+    import httpx
+
+    say = progress or (lambda _line: None)
+    rng = random.Random(seed)
+    truth = read_truth(folder)
+    if limit is not None and limit < len(truth):
+        keep = set(rng.sample(sorted(truth), limit))
+        truth = {n: v for n, v in truth.items() if n in keep}
+    classes = sorted(set(truth.values()))
+    seed_labels = _pick(truth, seeds, rng, set())
+    gold_labels = _pick(truth, gold, rng, set(seed_labels))
+    with tempfile.TemporaryDirectory(prefix="listenloop-bench-campaign-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        url = f"sqlite:///{data / 'listenloop.db'}"
+        create_owner(url)
+        server = Server(url, data, 1, Path(tmp) / "server.log")
+        t0 = time.monotonic()
+        try:
+            server.wait()
+            with httpx.Client(base_url=server.base, timeout=300) as c:
+                oh = {"Authorization": f"Bearer {_token(c, OWNER, OWNER_PASSWORD)}"}
+                r = c.post(
+                    "/api/v1/projects",
+                    headers=oh,
+                    json={
+                        "name": "campaign",
+                        "task_type": "classification",
+                        "classes": classes,
+                        "feature_set": feature_set,
+                        "retrain_every": retrain_every,
+                    },
+                )
+                r.raise_for_status()
+                pid = r.json()["id"]
+                seeds_csv = "file,label\n" + "".join(f"{n},{v}\n" for n, v in seed_labels.items())
+                r = c.post(
+                    f"/api/v1/projects/{pid}/clips",
+                    headers=oh,
+                    files={
+                        "archive": ("clips.zip", _zip(folder, sorted(truth)), "application/zip"),
+                        "labels": ("labels.csv", seeds_csv.encode(), "text/csv"),
+                    },
+                )
+                r.raise_for_status()
+                say(f"project {pid}: {r.json()['added']} clips, {len(seed_labels)} seed labels")
+                gold_csv = "file,label\n" + "".join(f"{n},{v}\n" for n, v in gold_labels.items())
+                c.post(
+                    f"/api/v1/projects/{pid}/gold",
+                    headers=oh,
+                    files={"file": ("gold.csv", gold_csv.encode(), "text/csv")},
+                ).raise_for_status()
+                clip_truth = {int(row["clip_id"]): truth[row["file"]] for row in _export(c, oh, pid)}
+                tokens = []
+                for k in range(len(skills)):
+                    user, pw = f"sim{k}_{rng.randrange(1 << 30)}", f"pw-{rng.randrange(1 << 40)}"
+                    c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
+                    tokens.append(_token(c, user, pw))
+                say(f"{len(skills)} annotators of skill {', '.join(f'{s:g}' for s in skills)} at work ...")
+                asyncio.run(
+                    _annotate(
+                        server.base,
+                        pid,
+                        tokens,
+                        skills,
+                        clip_truth,
+                        classes,
+                        time.monotonic() + max_seconds,
+                        seed,
+                    )
+                )
+                rows = _export(c, oh, pid)
+                status = c.get(f"/api/v1/projects/{pid}/status", headers=oh).json()
+                annotators = list(
+                    csv.DictReader(
+                        io.StringIO(
+                            c.get(
+                                f"/api/v1/projects/{pid}/export",
+                                params={"format": "csv", "table": "annotators"},
+                                headers=oh,
+                            ).text
+                        )
+                    )
+                )
+                answers = list(
+                    csv.DictReader(
+                        io.StringIO(
+                            c.get(
+                                f"/api/v1/projects/{pid}/answers", params={"format": "csv"}, headers=oh
+                            ).text
+                        )
+                    )
+                )
+        finally:
+            server.stop()
+    crowd = [r for r in rows if r["source"] == "crowd"]
+    labelled = [r for r in crowd if r["label"] not in ("", None)]
+    right = sum(r["label"] == truth[r["file"]] for r in labelled)
+    regular = sum(int(r["answers"] or 0) for r in crowd)
+    return CampaignResult(
+        clips=len(rows),
+        crowd_clips=len(crowd),
+        labelled=len(labelled),
+        accuracy=round(right / len(labelled), 4) if labelled else None,
+        low_agreement=sum(r["status"] == "low_agreement" for r in crowd),
+        regular_answers=regular,
+        answers_total=len(answers),
+        answers_per_clip=round(regular / len(crowd), 3) if crowd else None,
+        fixed_answers=FIXED_ANSWERS * len(crowd),
+        seconds=round(time.monotonic() - t0, 1),
+        model_scores=list(status.get("model_scores", [])),
+        annotators=annotators,
+    )
+
+
+def _export(c: Any, headers: dict[str, str], pid: int) -> list[dict[str, str]]:
+    r = c.get(f"/api/v1/projects/{pid}/export", params={"format": "csv"}, headers=headers)
+    r.raise_for_status()
+    return list(csv.DictReader(io.StringIO(r.text)))
+
+
+def format_result(r: CampaignResult) -> str:
+    scores = ", ".join(
+        f"{s.get('labels')}: {s['score']:.3f}" for s in r.model_scores if s.get("score") is not None
+    )
+    return (
+        f"{r.labelled} of {r.crowd_clips} crowd clips labelled, accuracy {r.accuracy}, "
+        f"{r.low_agreement} low-agreement; {r.regular_answers} regular answers "
+        f"({r.answers_per_clip} per clip) against {r.fixed_answers} for a fixed {FIXED_ANSWERS}; "
+        f"{r.answers_total} answers of every kind; {r.seconds} s\n"
+        f"model score history (labels: score): {scores or 'none'}"
+    )
+
+
+def result_as_json(r: CampaignResult) -> str:
+    return json.dumps(asdict(r), indent=1)

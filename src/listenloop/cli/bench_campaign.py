@@ -1,0 +1,58 @@
+"""`listenloop bench campaign`: a whole campaign through the HTTP API with simulated annotators."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from listenloop.cli.app import bench_app, check_outputs
+from listenloop.errors import ListenloopError
+
+
+@bench_app.command("campaign")
+def bench_campaign(
+    folder: Annotated[
+        Path, typer.Argument(help="A folder of clips with labels.csv (file,label): the truth.")
+    ],
+    limit: Annotated[int | None, typer.Option(min=10, help="Use a random sample of this many clips.")] = None,
+    skills: Annotated[
+        str,
+        typer.Option(help="Annotators' accuracies, comma-separated (0 = a spammer who answers at random)."),
+    ] = "0.95,0.9,0.9,0.85,0.8,0.75,0.7,0.6,0",
+    seeds: Annotated[int, typer.Option(min=0, help="Seed labels per class the owner uploads.")] = 2,
+    gold: Annotated[int, typer.Option(min=0, help="Control questions per class.")] = 1,
+    feature_set: Annotated[str, typer.Option(help="The project's feature set.")] = "compare",
+    retrain_every: Annotated[int, typer.Option(min=1, help="Retrain after this many new labels.")] = 20,
+    max_seconds: Annotated[float, typer.Option(min=10, help="Stop the annotators after this long.")] = 900,
+    seed: Annotated[int, typer.Option(help="Seed of the samples and the annotators.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here (JSON).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier --json file.")] = False,
+) -> None:
+    """Label a folder through the API with simulated annotators: accuracy, answers used, model scores."""
+    from listenloop.bench.campaign import format_result, result_as_json, run_campaign
+
+    check_outputs({"--json": json_out}, force)
+    try:
+        skill_values = tuple(float(v) for v in skills.split(",") if v.strip())
+    except ValueError:
+        raise ListenloopError(f"--skills: expected comma-separated numbers, got {skills!r}") from None
+    if not skill_values or not all(0.0 <= v <= 1.0 for v in skill_values):
+        raise ListenloopError(f"--skills: expected accuracies in [0, 1], got {skills!r}")
+    result = run_campaign(
+        folder,
+        skills=skill_values,
+        seeds=seeds,
+        gold=gold,
+        limit=limit,
+        feature_set=feature_set,
+        retrain_every=retrain_every,
+        max_seconds=max_seconds,
+        seed=seed,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(format_result(result))
+    if json_out is not None:
+        json_out.write_text(result_as_json(result) + "\n")

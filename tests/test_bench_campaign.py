@@ -1,0 +1,56 @@
+"""`listenloop bench campaign`: a small campaign through the API, scored against the truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_small_campaign_labels_every_clip(fsdd_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "listenloop",
+            "bench",
+            "campaign",
+            str(fsdd_dir),
+            "--limit",
+            "40",
+            "--skills",
+            "0.95,0.9,0.85,0.8",
+            "--seeds",
+            "1",
+            "--gold",
+            "1",
+            "--feature-set",
+            "mfcc",
+            "--max-seconds",
+            "120",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["clips"] == 40 and result["crowd_clips"] > 0
+    assert result["labelled"] == result["crowd_clips"]  # the annotators ran out of work: all done
+    assert result["accuracy"] >= 0.9
+    assert 2 <= result["answers_per_clip"] <= 7  # within the redundancy policy's min and max
+    assert result["answers_total"] >= result["regular_answers"]
+
+
+def test_bad_skills_is_one_line(fsdd_dir: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "listenloop", "bench", "campaign", str(fsdd_dir), "--skills", "1.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "--skills" in proc.stderr and "Traceback" not in proc.stderr
