@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi import Path as PathParam
 from fastapi.security import OAuth2PasswordBearer
 
 from listenloop.engine.accounts import Principal, principal_for_token
@@ -132,3 +133,9 @@ DataDir = Annotated[Path, Depends(get_data_dir)]
 Limits = Annotated[UploadLimits, Depends(get_limits)]
 User = Annotated[Principal, Depends(current_user)]
 Owner = Annotated[Principal, Depends(owner_user)]
+
+
+MAX_ID = 2**63 - 1  # the largest integer the databases store: larger ids are a 422, not a crash
+ProjectId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A project's id.")]
+ClipId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A clip's id.")]
+TaskId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A task's id.")]

@@ -15,7 +15,7 @@ from listenloop.engine.errors import ForbiddenError, NotFoundError
 from listenloop.engine.labels import read_label_csv
 from listenloop.engine.media import render_spectrogram, spectrogram_path
 from listenloop.engine.uploads import Unpacked, mark_gold, store_clips, unpack_archive
-from listenloop.server.deps import DB, DataDir, Limits, User
+from listenloop.server.deps import DB, ClipId, DataDir, Limits, ProjectId, User
 from listenloop.server.schemas import GoldOut, UploadOut
 from listenloop.store.database import Database
 from listenloop.store.models import Clip
@@ -30,7 +30,7 @@ def _owned_project(db: Database, project_id: int, who: Any) -> None:
 
 async def _intake(
     db: Database,
-    project_id: int,
+    project_id: ProjectId,
     who: Any,
     archive: UploadFile,
     data_dir: Path,
@@ -56,7 +56,7 @@ async def _intake(
     responses={413: {"description": "Over the size limit"}, 422: {"description": "Nothing usable"}},
 )
 async def upload_clips(
-    project_id: int,
+    project_id: ProjectId,
     who: User,
     db: DB,
     data_dir: DataDir,
@@ -76,7 +76,7 @@ async def upload_clips(
 
 @router.post("/projects/{project_id}/gold", status_code=status.HTTP_201_CREATED, response_model=GoldOut)
 async def upload_gold(
-    project_id: int,
+    project_id: ProjectId,
     who: User,
     db: DB,
     data_dir: DataDir,
@@ -111,7 +111,7 @@ def _member_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
 
 
 @router.get("/clips/{clip_id}/audio", response_class=FileResponse)
-async def clip_audio(clip_id: int, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+async def clip_audio(clip_id: ClipId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
     """The clip's audio as uploaded (members of its project)."""
     rel, _ = _member_clip(db, clip_id, who)
     path = data_dir / rel
@@ -122,7 +122,7 @@ async def clip_audio(clip_id: int, who: User, db: DB, data_dir: DataDir) -> File
 
 
 @router.get("/clips/{clip_id}/spectrogram.png", response_class=FileResponse)
-async def clip_spectrogram(clip_id: int, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+async def clip_spectrogram(clip_id: ClipId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
     """A spectrogram picture of the clip (members of its project), rendered once and cached."""
     rel, sha = _member_clip(db, clip_id, who)
     png = data_dir / spectrogram_path(sha)

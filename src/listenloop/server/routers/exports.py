@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from listenloop.engine import projects as ops
 from listenloop.engine.exports import export_answers, export_project
-from listenloop.server.deps import DB, User
+from listenloop.server.deps import DB, ProjectId, User
 
 router = APIRouter(tags=["exports"])
 MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -17,7 +17,7 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 @router.get("/projects/{project_id}/export", response_class=PlainTextResponse)
 async def export(
-    project_id: int,
+    project_id: ProjectId,
     who: User,
     db: DB,
     format: Literal["csv", "jsonl"] = Query("csv", description="csv or jsonl"),
@@ -39,7 +39,7 @@ async def export(
 
 @router.get("/projects/{project_id}/answers", response_class=PlainTextResponse)
 async def answers(
-    project_id: int,
+    project_id: ProjectId,
     who: User,
     db: DB,
     format: Literal["csv", "jsonl"] = Query("csv", description="csv or jsonl"),

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from listenloop.engine import projects as ops
 from listenloop.engine.config import ProjectConfig, check_learning_setup
 from listenloop.engine.errors import InvalidError
-from listenloop.server.deps import DB, Owner, User
+from listenloop.server.deps import DB, Owner, ProjectId, User
 from listenloop.server.schemas import MemberIn, MemberOut, StatusOut
 
 router = APIRouter(tags=["projects"])
@@ -32,7 +32,7 @@ async def create_project(config: ProjectConfig, who: Owner, db: DB) -> dict[str,
 
 
 @router.get("/projects/{project_id}")
-async def get_project(project_id: int, who: User, db: DB) -> dict[str, Any]:
+async def get_project(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
     """One project's configuration."""
     with db.read() as session:
         project = ops.load_project(session, project_id)
@@ -41,7 +41,7 @@ async def get_project(project_id: int, who: User, db: DB) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/status", response_model=StatusOut)
-async def project_status(project_id: int, who: User, db: DB) -> dict[str, Any]:
+async def project_status(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
     """Progress, answers used, labels done, model score history and budget left."""
     with db.read() as session:
         project = ops.load_project(session, project_id)
@@ -50,7 +50,7 @@ async def project_status(project_id: int, who: User, db: DB) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/members")
-async def list_members(project_id: int, who: User, db: DB) -> list[dict[str, Any]]:
+async def list_members(project_id: ProjectId, who: User, db: DB) -> list[dict[str, Any]]:
     """Members of a project (its owner)."""
     with db.read() as session:
         project = ops.load_project(session, project_id)
@@ -59,7 +59,7 @@ async def list_members(project_id: int, who: User, db: DB) -> list[dict[str, Any
 
 
 @router.post("/projects/{project_id}/members", status_code=status.HTTP_201_CREATED, response_model=MemberOut)
-async def add_member(project_id: int, body: MemberIn, who: User, db: DB) -> dict[str, Any]:
+async def add_member(project_id: ProjectId, body: MemberIn, who: User, db: DB) -> dict[str, Any]:
     """Invite a user (its owner); needed for invite-only projects."""
     with db.write() as session:
         return ops.set_member(session, ops.load_project(session, project_id), who, body.username, True)
@@ -67,7 +67,7 @@ async def add_member(project_id: int, body: MemberIn, who: User, db: DB) -> dict
 
 @router.delete("/projects/{project_id}/members", response_model=MemberOut)
 async def remove_member(
-    project_id: int,
+    project_id: ProjectId,
     who: User,
     db: DB,
     body: MemberIn | None = None,

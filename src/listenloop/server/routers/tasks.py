@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.tasks import next_task, submit_answer
 from listenloop.engine.views import ProjectView, load_view
-from listenloop.server.deps import DB, IdleCache, User
+from listenloop.server.deps import DB, IdleCache, ProjectId, TaskId, User
 from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question
 from listenloop.store.models import Project
 
@@ -37,7 +37,7 @@ def question_for(project: Project | ProjectView) -> Question:
     response_model=NextOut,
     responses={204: {"description": "Nothing to do now"}},
 )
-async def next_(project_id: int, who: User, db: DB, request: Request) -> Any:
+async def next_(project_id: ProjectId, who: User, db: DB, request: Request) -> Any:
     """Lease the caller's next clip (a few minutes); 204 when there is nothing to do."""
     idle: IdleCache = request.app.state.idle
     if idle.idle(project_id, who.id):
@@ -63,7 +63,7 @@ async def next_(project_id: int, who: User, db: DB, request: Request) -> Any:
 
 
 @router.post("/tasks/{task_id}/answer", status_code=status.HTTP_201_CREATED, response_model=AnswerOut)
-async def answer(task_id: int, body: AnswerIn, who: User, db: DB) -> Any:
+async def answer(task_id: TaskId, body: AnswerIn, who: User, db: DB) -> Any:
     """Answer a task: 201 with the points earned; 403 someone else's task; 409 answered or expired."""
     with db.write() as session:
         result = submit_answer(session, task_id, who, body.answer)
