@@ -35,7 +35,7 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 
 @pytest.fixture
 def client(tmp_path: Path, database_url: str) -> TestClient:
-    app = create_app(database_url, tmp_path / "data")
+    app = create_app(database_url, tmp_path / "data", learning=False)
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
         create_user(session, "owner2", hash_password("owner-pass-2"), "owner")

@@ -20,7 +20,7 @@ RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
 # Module level, because schemathesis builds its tests from the schema at collection time.
 TMP = Path(tempfile.mkdtemp(prefix="listenloop-fuzz-"))
 atexit.register(shutil.rmtree, TMP, ignore_errors=True)
-APP = create_app(f"sqlite:///{TMP / 'l.db'}", TMP / "data")
+APP = create_app(f"sqlite:///{TMP / 'l.db'}", TMP / "data", learning=False)
 HEADERS: dict[str, dict[str, str]] = {}
 
 

@@ -39,7 +39,7 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 def setup(tmp_path: Path) -> tuple[TestClient, dict[str, str], int, Path]:
     data = tmp_path / "data"
     limits = UploadLimits(max_upload_bytes=2_000_000, max_unpacked_bytes=50_000_000)
-    app = create_app(f"sqlite:///{tmp_path / 'l.db'}", data, limits=limits)
+    app = create_app(f"sqlite:///{tmp_path / 'l.db'}", data, limits=limits, learning=False)
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
     with TestClient(app) as c:

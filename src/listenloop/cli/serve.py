@@ -33,7 +33,8 @@ def serve(
     """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first."""
     import uvicorn
 
-    from listenloop.server.app import create_app
+    from listenloop.engine.learning_service import LearningService
+    from listenloop.server.app import create_app, learning_from_env
     from listenloop.store.database import Database
 
     if workers < 1:
@@ -59,13 +60,28 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": 5,
     }
+    learning = learning_from_env()
     if workers == 1:
-        uvicorn.run(create_app(db, data, migrate=False, scheduler=scheduler), **options)  # type: ignore[arg-type]
+        app = create_app(db, data, migrate=False, scheduler=scheduler, learning=learning)
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
+    # With several workers the learning service runs here, in uvicorn's supervising parent, and
+    # not in the workers: one service (and one Dask cluster) per server instead of one per worker,
+    # and the workers (spawned, not forked) serve requests only. The database lease still keeps
+    # several servers on one PostgreSQL from running the same project's round twice.
     os.environ.update(
         LISTENLOOP_DB=db,
         LISTENLOOP_DATA=str(data.expanduser().resolve()),
         LISTENLOOP_SCHEDULER=scheduler or "",
         LISTENLOOP_PARENT_PID=str(os.getpid()),
+        LISTENLOOP_LEARNING="0",
     )
-    uvicorn.run("listenloop.server.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    service = LearningService(Database(db), data, scheduler) if learning else None
+    if service is not None:
+        service.start()
+    try:
+        uvicorn.run("listenloop.server.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    finally:
+        if service is not None:
+            service.stop()
+            service.db.dispose()

@@ -11,7 +11,7 @@ from listenloop.engine.accounts import Principal
 from listenloop.engine.config import ProjectConfig, Redundancy
 from listenloop.engine.errors import ForbiddenError, NotFoundError
 from listenloop.engine.views import ProjectView
-from listenloop.store.models import Clip, Event, Project, ProjectMember, User
+from listenloop.store.models import Clip, Event, ModelRun, Project, ProjectMember, User
 
 
 def create_project(session: Session, owner: Principal, config: ProjectConfig) -> Project:
@@ -214,7 +214,27 @@ def project_status(session: Session, project: Project) -> dict[str, Any]:
         "answers_used": project.answers_used,
         "labels_done": counts["done"],
         "low_agreement": counts["low_agreement"],
-        "model_scores": list((project.settings or {}).get("model_scores", [])),
+        "model_scores": model_scores(session, project.id),
         "budget": project.budget,
         "budget_left": budget_left,
     }
+
+
+def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
+    """The project's model score history, oldest first: `{labels, score, metric, cold_start, at}`
+    per learning round (`score` None while too few labels to cross-validate)."""
+    rows = session.execute(
+        select(ModelRun.labels, ModelRun.score, ModelRun.metric, ModelRun.cold_start, ModelRun.created_at)
+        .where(ModelRun.project_id == project_id)
+        .order_by(ModelRun.id)
+    )
+    return [
+        {
+            "labels": r.labels,
+            "score": r.score,
+            "metric": r.metric,
+            "cold_start": r.cold_start,
+            "at": r.created_at.isoformat(timespec="seconds") + "Z",
+        }
+        for r in rows
+    ]

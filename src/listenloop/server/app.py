@@ -2,7 +2,9 @@
 
 `create_app(db_url, data_dir)` builds it (and brings the database schema up to date);
 `app_from_env()` is the import-string factory that `listenloop serve --workers N` hands to
-uvicorn, configured by LISTENLOOP_DB, LISTENLOOP_DATA and LISTENLOOP_SCHEDULER.
+uvicorn, configured by LISTENLOOP_DB, LISTENLOOP_DATA, LISTENLOOP_SCHEDULER and
+LISTENLOOP_LEARNING. The app's lifespan runs the background learning service
+(`engine/learning_service.py`) unless `learning=False` (or LISTENLOOP_LEARNING=0).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from listenloop.engine.errors import (
     TooLargeError,
     UnauthorizedError,
 )
+from listenloop.engine.learning_service import LearningService
 from listenloop.engine.uploads import ArchiveRejectedError, UploadLimits
 from listenloop.errors import ListenloopError
 from listenloop.server.deps import IdleCache, TokenCache
@@ -75,11 +78,14 @@ def create_app(
     migrate: bool = True,
     limits: UploadLimits | None = None,
     scheduler: str | None = None,
+    learning: bool = True,
 ) -> FastAPI:
     """The API on the database at `db_url` with audio under `data_dir` (created if missing).
 
     `migrate` applies the schema migrations first (a new SQLite file needs nothing else).
     `scheduler` is the Dask scheduler for background work (None: a local cluster).
+    `learning` runs the learning service (retrain and re-rank in the background) while the app
+    runs; tests of the request path turn it off.
     """
     data = Path(data_dir).expanduser().resolve()
     try:
@@ -90,13 +96,19 @@ def create_app(
     if migrate:
         db.upgrade()
 
+    service = LearningService(db, data, scheduler) if learning else None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop_checkpoints = db.start_checkpointer()
         gc.freeze()  # start-up objects never need collecting: shorter GC pauses on the hot paths
+        if service is not None:
+            service.start()
         try:
             yield
         finally:
+            if service is not None:
+                service.stop()
             stop_checkpoints()
             db.dispose()
 
@@ -110,6 +122,7 @@ def create_app(
     app.state.data_dir = data
     app.state.limits = limits or UploadLimits()
     app.state.scheduler = scheduler
+    app.state.learning = service
     app.state.token_cache = TokenCache()
     app.state.idle = IdleCache()
     app.add_middleware(BodyLimitMiddleware, max_upload_bytes=app.state.limits.max_upload_bytes)
@@ -149,9 +162,11 @@ def _alive(pid: int) -> bool:
 
 
 def app_from_env() -> FastAPI:
-    """The app as configured by LISTENLOOP_DB / LISTENLOOP_DATA / LISTENLOOP_SCHEDULER (workers).
+    """The app as configured by LISTENLOOP_DB / LISTENLOOP_DATA / LISTENLOOP_SCHEDULER /
+    LISTENLOOP_LEARNING (workers).
 
-    The parent (`listenloop serve`) has already migrated the database.
+    The parent (`listenloop serve`) has already migrated the database, and with several workers
+    it runs the learning service itself (LISTENLOOP_LEARNING=0 here).
     """
     _die_with_parent()
     return create_app(
@@ -159,4 +174,10 @@ def app_from_env() -> FastAPI:
         os.environ.get("LISTENLOOP_DATA", DEFAULT_DATA),
         migrate=os.environ.get("LISTENLOOP_MIGRATE", "0") == "1",
         scheduler=os.environ.get("LISTENLOOP_SCHEDULER") or None,
+        learning=learning_from_env(),
     )
+
+
+def learning_from_env() -> bool:
+    """LISTENLOOP_LEARNING=0 (or false, no, off) turns the background learning service off."""
+    return os.environ.get("LISTENLOOP_LEARNING", "1").strip().lower() not in ("0", "false", "no", "off")

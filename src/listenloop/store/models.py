@@ -105,6 +105,10 @@ class Project(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # anything else, free-form
     answers_used: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Until when a learning service holds this project's learning round (None: nobody). Taken
+    # with one conditional UPDATE, so one process runs a project's round at a time; it expires,
+    # so a killed process does not block the project for ever.
+    learning_lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     owner: Mapped[User] = relationship()
 
@@ -191,6 +195,29 @@ class WorkerTrust(Base):
     n_right: Mapped[int] = mapped_column(Integer, default=0)
     n_answers: Mapped[int] = mapped_column(Integer, default=0)
     points: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModelRun(Base):
+    """One learning round of a project: how many labels it trained on, its score, how it ranked.
+
+    The newest run per project is also what the learning service compares with to decide
+    when the next round is due (new labels, new clips).
+    """
+
+    __tablename__ = "model_runs"
+    __table_args__ = (Index("ix_model_runs_project_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    labels: Mapped[int] = mapped_column(Integer)  # training labels handed to the round
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: too few labels to score
+    metric: Mapped[str] = mapped_column(String(8))  # "uar" (classes) or "cc" (continuous)
+    strategy: Mapped[str] = mapped_column(String(64))
+    cold_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    clips: Mapped[int] = mapped_column(Integer)  # clips of the project the round read
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # clips whose audio gave no features
+    seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class Event(Base):

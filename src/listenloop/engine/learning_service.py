@@ -1,0 +1,552 @@
+"""The live loop's background learning: retrain and re-rank each project's queue when it is due.
+
+A daemon thread polls the database every few seconds for projects that need a learning
+round: never ranked and holding clips, `retrain_every` new training labels since the last
+round, or clips uploaded since. For each it takes the project's learning lease (one
+conditional UPDATE, so that one process of several, or one machine of several on one
+PostgreSQL, runs a project's round at a time; the lease expires, so a killed process does not
+block a project), reads the clips, runs `engine.learning.learning_round` on Dask, writes the
+new ranks in one executemany UPDATE and records a `ModelRun` (the status page's score
+history). A failed round is an event in the project's log; the lease is released, the
+project is tried again after a back-off and the thread goes on.
+
+Dask: an in-process `LocalCluster` of worker processes, started on the first round (1 worker
+by default, at nice 19 so that the request path keeps its latency, no dashboard, quiet), or
+the cluster at `--scheduler ADDRESS`. The whole round (feature extraction with the cache
+under the data folder, fit, scoring, ranking) is one task there, so the server process only
+reads and writes rows and never imports scikit-learn (an import holds the GIL for seconds,
+which every request on the event loop would wait through); on a cluster of several workers
+the round's task hands the feature extraction out in chunks across them. Worker processes
+exit when the server process dies, even by `kill -9` (distributed watches a pipe from its
+parent). In-process threads are not niced: a niced thread holding the GIL would stall the
+event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, case, func, or_, select, true, update
+from sqlalchemy import bindparam as bp
+
+from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.store.database import Database
+from listenloop.store.models import Clip, Event, ModelRun, Project, utcnow
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
+
+log = logging.getLogger("listenloop.learning")
+
+POLL_SECONDS = 5.0
+# Renewed every quarter of itself while a round computes, so a long round keeps it, and a
+# server killed mid-round (kill -9, then restarted) blocks the project for two minutes at most.
+LEASE = timedelta(minutes=2)
+RETRY_SECONDS = 30.0  # first back-off after a failed round; doubles up to MAX_RETRY_SECONDS
+MAX_RETRY_SECONDS = 600.0
+# Dask workers' nice value: they get the CPU the server leaves. With 10 they still took a
+# visible share from a saturated 2-core server (p99 of next/answer); 19 leaves it unchanged.
+WORKER_NICE = 19
+LOCAL_WORKERS = 1
+WAIT_STEP = 1.0  # how often a thread waiting for a Dask result checks stop and renews its lease
+
+# Score metric per task type that `learning.learning_round` supports (its LEARNING_TASK; kept
+# here so that polling never imports scikit-learn into the server process).
+METRIC = {"classification": "uar", "binary": "uar", "continuous": "cc"}
+
+P, C, R = Project.__table__, Clip.__table__, ModelRun.__table__
+IN_POOL = ("queued", "pool")
+
+_TAKE = (
+    update(P)
+    .where(
+        P.c.id == bp("project"),
+        or_(P.c.learning_lease_until.is_(None), P.c.learning_lease_until < bp("now")),
+    )
+    .values(learning_lease_until=bp("until"))
+)
+_RENEW = (
+    update(P)
+    .where(P.c.id == bp("project"), P.c.learning_lease_until == bp("token"))
+    .values(learning_lease_until=bp("until"))
+)
+_RELEASE = (
+    update(P)
+    .where(P.c.id == bp("project"), P.c.learning_lease_until == bp("token"))
+    .values(learning_lease_until=None)
+)
+_SET_RANK = update(C).where(C.c.id == bp("cid")).values(rank=bp("new_rank"))
+# A clip trains the model when it has a seed label, a known answer (control clip) or an
+# aggregated label from a done (confident) clip; low-agreement clips do not.
+_LABELLED = or_(
+    C.c.seed_label.is_not(None),
+    and_(C.c.is_gold == true(), C.c.gold_label.is_not(None)),
+    and_(C.c.status == "done", C.c.label.is_not(None), C.c.label != CANT_TELL),
+)
+
+
+@dataclass
+class Outcome:
+    """What one attempt at a project's round did: `ran`, `busy` (another holds the lease),
+    `failed` (an event says why), `stopped` (the service stopped meanwhile)."""
+
+    project_id: int
+    state: str
+    run_id: int | None = None
+    error: str | None = None
+
+
+class RoundStoppedError(Exception):
+    """The service was stopped while a round was computing."""
+
+
+class LeaseLostError(Exception):
+    """Another process took the project's lease (ours expired): our results are not written."""
+
+
+def take_lease(
+    db: Database, project_id: int, *, now: datetime | None = None, lease: timedelta = LEASE
+) -> datetime | None:
+    """Take the project's learning lease; its expiry time is the token to renew or release it
+    with, None when another process holds it. One conditional UPDATE: atomic on every backend."""
+    now = now or utcnow()
+    until = now + lease
+    with db.write() as session:
+        taken = session.connection().execute(_TAKE, {"project": project_id, "now": now, "until": until})
+    return until if taken.rowcount == 1 else None
+
+
+def renew_lease(
+    db: Database, project_id: int, token: datetime, *, lease: timedelta = LEASE
+) -> datetime | None:
+    """Extend our lease (long rounds); the new token, or None when it is no longer ours."""
+    until = max(utcnow() + lease, token + timedelta(microseconds=1))
+    with db.write() as session:
+        done = session.connection().execute(_RENEW, {"project": project_id, "token": token, "until": until})
+    return until if done.rowcount == 1 else None
+
+
+def release_lease(db: Database, project_id: int, token: datetime) -> None:
+    """Give our lease back (a lease someone else holds now is left alone)."""
+    with db.write() as session:
+        session.connection().execute(_RELEASE, {"project": project_id, "token": token})
+
+
+def training_label(
+    seed: str | None, status: str, is_gold: bool, gold: str | None, label: str | None
+) -> str | None:
+    """The label a clip trains the model with, or None (the same rule as `_LABELLED`)."""
+    if seed is not None:
+        return seed
+    if is_gold and gold is not None:
+        return gold
+    if status == "done" and label is not None and label != CANT_TELL:
+        return label
+    return None
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask preload of the local cluster's workers: run at a lower CPU priority than the server."""
+    _lower_priority()
+
+
+def _lower_priority() -> None:
+    """Nice every thread of this process to WORKER_NICE (on Linux the nice value is per thread;
+    threads started later inherit it from the thread that starts them)."""
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICE:
+                os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICE)
+        except OSError:  # a thread that just ended, or no permission: nothing to do
+            continue
+
+
+def run_round(kwargs: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
+    """`learning_round` with the service's inputs; its RoundResult as a plain dict, so that the
+    server process unpickles it without importing scikit-learn (seconds holding the GIL)."""
+    from dataclasses import asdict
+
+    from listenloop.engine.learning import learning_round
+
+    return asdict(learning_round(**kwargs, scheduler=scheduler, workers=1))
+
+
+def _round_task(kwargs: dict[str, Any], fan_out: str | None) -> dict[str, Any]:
+    """The Dask task of a round. With `fan_out` (a scheduler address) it leaves its worker's
+    thread pool and extracts features in chunks on that cluster's workers. (The local cluster's
+    workers are niced by their preload; an external cluster's priorities are its own.)"""
+    if fan_out is not None:
+        from distributed import secede
+
+        secede()  # a task waiting for tasks must not hold a worker thread (1-thread workers)
+    return run_round(kwargs, fan_out)
+
+
+class LearningService:
+    """Runs learning rounds for the projects of one database in a background thread.
+
+    `scheduler`: the address of a running Dask scheduler (None: a local cluster of
+    `local_workers` processes, started on the first round). `inline=True` runs rounds in the
+    calling thread without Dask (tests, tiny installs).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        scheduler: str | None = None,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        lease: timedelta = LEASE,
+        retry_seconds: float = RETRY_SECONDS,
+        local_workers: int = LOCAL_WORKERS,
+        inline: bool = False,
+    ) -> None:
+        self.db = db
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.scheduler = scheduler or None
+        self.poll_seconds = poll_seconds
+        self.lease = lease
+        self.retry_seconds = retry_seconds
+        self.local_workers = max(1, local_workers)
+        self.inline = inline
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._dask_lock = threading.Lock()
+        self._cluster: LocalCluster | None = None
+        self._client: Client | None = None
+        self._retry: dict[int, tuple[int, float]] = {}  # project -> (failures, monotonic retry time)
+        self._noted: set[int] = set()  # projects whose unsupported task type is logged
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the polling thread (a daemon: it never keeps the process alive)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="listenloop-learning", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread (a computing round is abandoned and its lease released), close Dask."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._close_dask()
+
+    @property
+    def running(self) -> bool:
+        """The polling thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        """Poll until stopped; nothing that goes wrong in a poll ends the thread."""
+        try:
+            if not self.inline:
+                # Imported now, at start-up, not under load: an import holds the GIL for ~0.6 s,
+                # which the request path on the event loop would wait through.
+                import distributed  # noqa: F401
+            while not self._stop.wait(self.poll_seconds):
+                try:
+                    self.run_once()
+                except Exception:  # e.g. the database stayed busy: try again at the next poll
+                    log.exception("learning service: poll failed")
+        finally:
+            self._close_dask()
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def run_once(self) -> list[Outcome]:
+        """One poll: run the round of every project that is due (what the thread does)."""
+        outcomes = []
+        for project_id in self.due_projects():
+            if self._stop.is_set():
+                break
+            outcomes.append(self.run_project(project_id))
+        return outcomes
+
+    def due_projects(self, now: datetime | None = None) -> list[int]:
+        """Projects that need a round now and whose lease is free, oldest first.
+
+        Logs once per project that its task type has no learning round (multi-label).
+        """
+        now = now or utcnow()
+        counts = (
+            select(
+                C.c.project_id,
+                func.count().label("clips"),
+                func.sum(case((_LABELLED, 1), else_=0)).label("labels"),
+            )
+            .group_by(C.c.project_id)
+            .subquery()
+        )
+        newest = select(R.c.project_id, func.max(R.c.id).label("run_id")).group_by(R.c.project_id).subquery()
+        query = (
+            select(
+                P.c.id,
+                P.c.task_type,
+                P.c.retrain_every,
+                P.c.learning_lease_until,
+                counts.c.clips,
+                counts.c.labels,
+                R.c.clips.label("run_clips"),
+                R.c.labels.label("run_labels"),
+            )
+            .join(counts, counts.c.project_id == P.c.id)
+            .outerjoin(newest, newest.c.project_id == P.c.id)
+            .outerjoin(R, R.c.id == newest.c.run_id)
+            .order_by(P.c.id)
+        )
+        with self.db.read() as session:
+            rows = session.connection().execute(query).all()
+        due, unsupported = [], []
+        tick = time.monotonic()
+        for row in rows:
+            if not row.clips:
+                continue
+            if row.task_type not in METRIC:
+                if row.id not in self._noted:
+                    unsupported.append((row.id, row.task_type))
+                continue
+            if row.learning_lease_until is not None and row.learning_lease_until > now:
+                continue
+            if self._retry.get(row.id, (0, 0.0))[1] > tick:
+                continue
+            if (
+                row.run_clips is None
+                or int(row.labels or 0) - row.run_labels >= max(1, row.retrain_every)
+                or row.clips > row.run_clips
+            ):
+                due.append(row.id)
+        for project_id, task_type in unsupported:
+            self._note_unsupported(project_id, task_type)
+        return due
+
+    def _note_unsupported(self, project_id: int, task_type: str) -> None:
+        """One `learning_skipped` event per project, not one per poll (nor per restart)."""
+        with self.db.write() as session:
+            seen = session.scalar(
+                select(Event.id)
+                .where(Event.project_id == project_id, Event.kind == "learning_skipped")
+                .limit(1)
+            )
+            if seen is None:
+                reason = (
+                    f"active learning does not support {task_type} projects: the queue keeps the upload order"
+                )
+                session.add(Event(project_id=project_id, kind="learning_skipped", data={"reason": reason}))
+        self._noted.add(project_id)
+
+    # -- one round -------------------------------------------------------------------------
+
+    def run_project(self, project_id: int) -> Outcome:
+        """Take the lease, run the project's round, write ranks and a ModelRun, release the lease."""
+        token = take_lease(self.db, project_id, lease=self.lease)
+        if token is None:
+            return Outcome(project_id, "busy")
+        start = time.perf_counter()
+        try:
+            inputs = self._read(project_id)
+            result, token = self._compute(project_id, inputs, token)
+            run_id = self._write(project_id, inputs, result, token, time.perf_counter() - start)
+        except RoundStoppedError:
+            release_lease(self.db, project_id, token)
+            return Outcome(project_id, "stopped")
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self._failed(project_id, token, error)
+            return Outcome(project_id, "failed", error=error)
+        self._retry.pop(project_id, None)
+        return Outcome(project_id, "ran", run_id=run_id)
+
+    def _read(self, project_id: int) -> dict[str, Any]:
+        """The project's learning settings and its clips, as `learning_round` takes them."""
+        with self.db.read() as session:
+            conn = session.connection()
+            project = conn.execute(
+                select(P.c.task_type, P.c.classes, P.c.feature_set, P.c.learner, P.c.strategy).where(
+                    P.c.id == project_id
+                )
+            ).one()
+            rows = conn.execute(
+                select(C.c.id, C.c.path, C.c.seed_label, C.c.status, C.c.is_gold, C.c.gold_label, C.c.label)
+                .where(C.c.project_id == project_id)
+                .order_by(C.c.id)
+            ).all()
+            iteration = conn.execute(select(func.count()).where(R.c.project_id == project_id)).scalar_one()
+        labels = [training_label(r.seed_label, r.status, r.is_gold, r.gold_label, r.label) for r in rows]
+        return {
+            "root": self.data_dir,
+            "clip_ids": [r.id for r in rows],
+            "paths": [r.path for r in rows],
+            "labels": labels,
+            "in_pool": [r.status in IN_POOL and not r.is_gold for r in rows],
+            "task_type": project.task_type,
+            "classes": list(project.classes or []) or None,
+            "feature_set": project.feature_set,
+            "learner": project.learner,
+            "strategy": project.strategy,
+            "iteration": int(iteration),
+            "cache_dir": self.data_dir / "features",
+        }
+
+    def _compute(
+        self, project_id: int, inputs: dict[str, Any], token: datetime
+    ) -> tuple[dict[str, Any], datetime]:
+        """The round's result (in this thread, or as one Dask task); renews the lease meanwhile."""
+        if self.inline:
+            return run_round(inputs, self.scheduler), token
+        from distributed import TimeoutError as DaskTimeout
+
+        client, fan_out = self._dask()
+        future = client.submit(_round_task, inputs, fan_out, pure=False)
+        renew_every = max(WAIT_STEP, self.lease.total_seconds() / 4)
+        renewed = time.monotonic()
+        try:
+            while True:
+                try:
+                    return future.result(timeout=WAIT_STEP), token
+                except (TimeoutError, DaskTimeout):
+                    pass
+                if self._stop.is_set():
+                    raise RoundStoppedError
+                if time.monotonic() - renewed >= renew_every:
+                    new = renew_lease(self.db, project_id, token, lease=self.lease)
+                    if new is None:
+                        raise LeaseLostError("the learning lease expired and another process took it")
+                    token, renewed = new, time.monotonic()
+        finally:
+            future.cancel()
+
+    def _write(
+        self, project_id: int, inputs: dict[str, Any], result: dict[str, Any], token: datetime, seconds: float
+    ) -> int:
+        """New ranks, the ModelRun, an event and the lease's release, in one transaction.
+
+        Ranks are position − n (negative): clips the round did not order (uploaded meanwhile,
+        at a random rank in [0, 1)) keep theirs and come after the ordered ones.
+        """
+        n = len(result["order"])
+        ranks = [{"cid": cid, "new_rank": float(i - n)} for i, cid in enumerate(result["order"])]
+        metric = METRIC[inputs["task_type"]]
+        labels = sum(label is not None for label in inputs["labels"])
+        with self.db.write() as session:
+            conn = session.connection()
+            if conn.execute(_RELEASE, {"project": project_id, "token": token}).rowcount != 1:
+                raise LeaseLostError("the learning lease expired and another process took it")
+            if ranks:
+                conn.execute(_SET_RANK, ranks)
+            run = ModelRun(
+                project_id=project_id,
+                labels=labels,
+                score=result["score"],
+                metric=metric,
+                strategy="diverse" if result["cold_start"] else inputs["strategy"],
+                cold_start=result["cold_start"],
+                clips=len(inputs["clip_ids"]),
+                skipped=result["skipped"],
+                seconds=round(seconds, 3),
+                created_at=utcnow(),
+            )
+            session.add(run)
+            session.flush()
+            session.add(
+                Event(
+                    project_id=project_id,
+                    kind="model_trained",
+                    data={
+                        "run": run.id,
+                        "labels": labels,
+                        "score": result["score"],
+                        "metric": metric,
+                        "cold_start": result["cold_start"],
+                        "ranked": n,
+                        "skipped": result["skipped"],
+                        "seconds": run.seconds,
+                    },
+                )
+            )
+        return run.id
+
+    def _failed(self, project_id: int, token: datetime, error: str) -> None:
+        """Log the failure as an event, release the lease, back off before the next try."""
+        failures = self._retry.get(project_id, (0, 0.0))[0] + 1
+        wait = min(self.retry_seconds * 2 ** (failures - 1), MAX_RETRY_SECONDS)
+        self._retry[project_id] = (failures, time.monotonic() + wait)
+        log.warning("learning round of project %s failed: %s", project_id, error)
+        try:
+            with self.db.write() as session:
+                session.connection().execute(_RELEASE, {"project": project_id, "token": token})
+                data = {"error": error[:2000], "failures": failures, "retry_in_s": round(wait, 1)}
+                session.add(Event(project_id=project_id, kind="learning_failed", data=data))
+        except Exception:  # the database itself failed: the lease expires on its own
+            log.exception("learning service: cannot record the failure of project %s", project_id)
+
+    # -- Dask ------------------------------------------------------------------------------
+
+    def _dask(self) -> tuple[Client, str | None]:
+        """The client (started on first use) and the address a round fans feature work out to."""
+        with self._dask_lock:
+            if self._client is None:
+                _quiet_dask()
+                from distributed import Client
+
+                if self.scheduler is not None:
+                    self._client = Client(self.scheduler, timeout="10s", set_as_default=False)
+                else:
+                    self._cluster = _local_cluster(self.local_workers)
+                    self._client = Client(self._cluster, set_as_default=False)
+            if self.scheduler is not None:
+                return self._client, self.scheduler
+            fan_out = self._cluster.scheduler_address if self.local_workers > 1 and self._cluster else None
+            return self._client, fan_out
+
+    def _close_dask(self) -> None:
+        """Close the client and the local cluster (its worker processes end)."""
+        with self._dask_lock:
+            client, cluster = self._client, self._cluster
+            self._client = self._cluster = None
+        for thing in (client, cluster):
+            if thing is None:
+                continue
+            try:
+                thing.close()
+            except Exception:  # closing at shutdown: nothing else to do
+                log.debug("learning service: closing Dask failed", exc_info=True)
+
+
+def _quiet_dask() -> None:
+    """Dask logs every worker start, stop and heartbeat at INFO: keep errors only."""
+    for name in ("distributed", "dask", "tornado", "bokeh"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _local_cluster(workers: int) -> LocalCluster:
+    """Worker processes (single-threaded, niced by the preload above), no dashboard, quiet."""
+    from distributed import LocalCluster
+
+    one_thread = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+        env=one_thread,
+        preload=[__name__],
+    )

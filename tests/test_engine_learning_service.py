@@ -1,0 +1,269 @@
+"""The background learning service on a real SQLite database with the FSDD fixture clips:
+rounds re-rank the queue and record model runs, leases keep rounds apart, failures are logged,
+cold start orders for diversity, and the app starts and stops the service without leftovers."""
+
+from __future__ import annotations
+
+import random
+import time
+import zipfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from sqlalchemy import select, update
+
+from listenloop.engine.accounts import Principal, create_user
+from listenloop.engine.config import ProjectConfig
+from listenloop.engine.learning import LEARNING_TASK, learning_round
+from listenloop.engine.learning_service import (
+    METRIC,
+    LearningService,
+    release_lease,
+    take_lease,
+    training_label,
+)
+from listenloop.engine.projects import create_project, project_status
+from listenloop.engine.uploads import store_clips, unpack_archive
+from listenloop.store.database import Database
+from listenloop.store.models import Clip, Event, ModelRun, Project, utcnow
+
+DIGITS = [str(d) for d in range(10)]
+
+
+def new_project(db: Database, fsdd_dir: Path, data: Path, seeds: int, **config: object) -> int:
+    """A project of the 100 fixture clips, `seeds` of them (spread over the digits) with labels."""
+    table = pd.read_csv(fsdd_dir / "labels.csv", dtype=str)
+    zpath = data.parent / f"clips-{random.randrange(1 << 30)}.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        for name in table["file"]:
+            z.write(fsdd_dir / name, Path(name).name)
+    table["name"] = table["file"].map(lambda f: Path(f).name)
+    # labels for the first seeds // 10 clips of each digit: every class has examples
+    labelled = table.groupby("label", group_keys=False).head(seeds // 10) if seeds else table.iloc[:0]
+    unpacked = unpack_archive(zpath, data.parent)
+    try:
+        with db.write() as s:
+            owner = s.scalar(select(Project.owner_id).limit(1)) or create_user(s, "owner", "x", "owner").id
+            body = {"name": "digits", "task_type": "classification", "classes": DIGITS}
+            body |= {"feature_set": "mfcc", "learner": "logreg", "retrain_every": 10} | config
+            project = create_project(s, Principal(owner, "owner", "owner"), ProjectConfig(**body))
+            labels = dict(zip(labelled["name"], labelled["label"], strict=True))
+            out = store_clips(s, project, unpacked, data, labels=labels, rng=random.Random(0))
+            assert out["added"] == 100 and not out["rejected"]
+            return project.id
+    finally:
+        unpacked.cleanup()
+
+
+@pytest.fixture
+def world(tmp_path: Path, fsdd_dir: Path) -> Iterator[tuple[Database, Path, int, LearningService]]:
+    """A database with a 100-clip digit project, 30 seed labels, and an inline service."""
+    db = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    db.upgrade()
+    data = tmp_path / "data"
+    data.mkdir()
+    pid = new_project(db, fsdd_dir, data, seeds=30)
+    service = LearningService(db, data, inline=True)
+    yield db, data, pid, service
+    service.stop()
+    db.dispose()
+
+
+def queue(db: Database, pid: int) -> list[int]:
+    """Ids of the clips waiting for answers, in queue order."""
+    with db.read() as s:
+        rows = s.execute(
+            select(Clip.id)
+            .where(Clip.project_id == pid, Clip.status == "queued", Clip.is_gold.is_(False))
+            .order_by(Clip.rank, Clip.id)
+        )
+        return [r.id for r in rows]
+
+
+def runs(db: Database, pid: int) -> list[ModelRun]:
+    with db.read() as s:
+        return list(s.scalars(select(ModelRun).where(ModelRun.project_id == pid).order_by(ModelRun.id)))
+
+
+def events(db: Database, pid: int, kind: str) -> list[Event]:
+    with db.read() as s:
+        return list(s.scalars(select(Event).where(Event.project_id == pid, Event.kind == kind)))
+
+
+def lease_of(db: Database, pid: int):
+    with db.read() as s:
+        return s.scalar(select(Project.learning_lease_until).where(Project.id == pid))
+
+
+def expected(service: LearningService, pid: int):
+    """What learning_round gives for the project's current rows (it is deterministic)."""
+    return learning_round(**service._read(pid), workers=1)
+
+
+def test_task_types_agree_with_the_learning_round() -> None:
+    assert set(METRIC) == set(LEARNING_TASK)
+    assert all((METRIC[t] == "cc") == (task == "regression") for t, task in LEARNING_TASK.items())
+
+
+def test_training_label_rule() -> None:
+    assert training_label("3", "done", False, None, "3") == "3"
+    assert training_label(None, "queued", True, "4", None) == "4"  # a control clip's known answer
+    assert training_label(None, "done", False, None, "5") == "5"
+    assert training_label(None, "low_agreement", False, None, "5") is None
+    assert training_label(None, "queued", False, None, None) is None
+
+
+def test_round_reranks_the_queue_and_records_a_run(world) -> None:
+    db, _, pid, service = world
+    assert service.due_projects() == [pid]  # never ranked, has clips
+    want = expected(service, pid)
+    assert not want.cold_start and want.labels == 30
+    outcomes = service.run_once()
+    assert [(o.project_id, o.state) for o in outcomes] == [(pid, "ran")]
+    assert queue(db, pid) == want.order  # the strategy's order, best first
+    (run,) = runs(db, pid)
+    assert run.labels == 30 and run.clips == 100 and run.metric == "uar" and run.strategy == "margin"
+    assert not run.cold_start and run.skipped == 0 and run.score is not None and 0.0 <= run.score <= 1.0
+    with db.read() as s:
+        status = project_status(s, s.get(Project, pid))
+    (score,) = status["model_scores"]
+    assert score["labels"] == 30 and score["score"] == run.score and score["metric"] == "uar"
+    assert score["at"].endswith("Z")
+    assert len(events(db, pid, "model_trained")) == 1 and lease_of(db, pid) is None
+    assert service.due_projects() == []  # nothing new since
+
+    # retrain_every=10 new confident labels make it due again; low-agreement clips do not count
+    ids = queue(db, pid)
+    with db.write() as s:
+        s.execute(update(Clip).where(Clip.id.in_(ids[:9])).values(status="done", label="1"))
+        s.execute(update(Clip).where(Clip.id.in_(ids[9:20])).values(status="low_agreement", label="2"))
+    assert service.due_projects() == []
+    with db.write() as s:
+        s.execute(update(Clip).where(Clip.id == ids[20]).values(status="done", label="3"))
+    assert service.due_projects() == [pid]
+    service.run_once()
+    assert [r.labels for r in runs(db, pid)] == [30, 40]
+    assert set(queue(db, pid)) == set(ids[21:])
+
+
+def test_new_clips_make_a_round_due_and_rank_after(world, fsdd_dir: Path) -> None:
+    db, _, pid, service = world
+    service.run_once()
+    with db.write() as s:
+        s.add(
+            Clip(
+                project_id=pid,
+                file_name="late.wav",
+                sha256="f" * 64,
+                path="audio/late.wav",
+                duration=1.0,
+                sample_rate=8000,
+                status="queued",
+                rank=0.5,
+            )
+        )
+    late = max(queue(db, pid))
+    assert queue(db, pid)[-1] == late  # uploaded after the round: after every ranked clip
+    assert service.due_projects() == [pid]  # new clips since the last round
+
+
+def test_the_lease_keeps_rounds_apart(world) -> None:
+    db, _, pid, service = world
+    token = take_lease(db, pid)
+    assert token is not None and take_lease(db, pid) is None  # one holder at a time
+    assert service.due_projects() == []  # a held lease: not due here
+    assert service.run_project(pid).state == "busy" and runs(db, pid) == []
+    # a lease left by a killed process expires
+    later = utcnow() + timedelta(minutes=11)
+    stolen = take_lease(db, pid, now=later)
+    assert stolen is not None
+    release_lease(db, pid, token)  # no longer ours: left alone
+    assert lease_of(db, pid) == stolen
+    release_lease(db, pid, stolen)
+    assert lease_of(db, pid) is None
+    assert service.run_project(pid).state == "ran"
+
+
+def test_a_failed_round_is_logged_and_releases_the_lease(world) -> None:
+    db, data, pid, service = world
+    with db.write() as s:
+        s.execute(update(Project).where(Project.id == pid).values(feature_set="no-such-set"))
+    (outcome,) = service.run_once()
+    assert outcome.state == "failed" and "no-such-set" in outcome.error
+    (event,) = events(db, pid, "learning_failed")
+    assert "no-such-set" in event.data["error"]
+    assert lease_of(db, pid) is None and runs(db, pid) == []
+    assert service.due_projects() == []  # backing off: no failure loop
+    assert service.run_once() == []
+
+    # a missing audio file is not a failure: that clip is skipped and goes to the end
+    with db.write() as s:
+        s.execute(update(Project).where(Project.id == pid).values(feature_set="mfcc"))
+    gone = queue(db, pid)[0]
+    with db.read() as s:
+        (data / s.get(Clip, gone).path).unlink()
+    assert service.run_project(pid).state == "ran"
+    (run,) = runs(db, pid)
+    assert run.skipped == 1 and queue(db, pid)[-1] == gone
+
+
+def test_cold_start_orders_for_diversity(tmp_path: Path, fsdd_dir: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    db.upgrade()
+    data = tmp_path / "data"
+    data.mkdir()
+    pid = new_project(db, fsdd_dir, data, seeds=0)
+    service = LearningService(db, data, inline=True)
+    want = expected(service, pid)
+    assert want.cold_start
+    assert [o.state for o in service.run_once()] == ["ran"]
+    assert queue(db, pid) == want.order
+    (run,) = runs(db, pid)
+    assert run.cold_start and run.score is None and run.labels == 0 and run.strategy == "diverse"
+    db.dispose()
+
+
+def test_multilabel_projects_are_skipped_with_one_event(tmp_path: Path, fsdd_dir: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db.upgrade()
+    data = tmp_path / "data"
+    data.mkdir()
+    pid = new_project(db, fsdd_dir, data, seeds=0, task_type="multilabel")
+    for _ in range(2):
+        assert LearningService(db, data, inline=True).run_once() == []  # a restart logs no more
+    assert len(events(db, pid, "learning_skipped")) == 1 and runs(db, pid) == []
+    db.dispose()
+
+
+def test_the_app_runs_the_service_on_a_local_cluster(tmp_path: Path, fsdd_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from listenloop.server import create_app
+
+    data = tmp_path / "data"
+    app = create_app(f"sqlite:///{tmp_path / 'a.db'}", data)
+    pid = new_project(app.state.db, fsdd_dir, data, seeds=30)
+    service = app.state.learning
+    service.poll_seconds = 0.1
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with TestClient(app) as client:
+        assert service.running
+        deadline = time.monotonic() + 120
+        while not runs(app.state.db, pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        children = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        workers = [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) == 1 and workers[0].nice() >= 10  # one niced Dask worker process
+        assert client.get("/api/v1/projects/1/status").status_code == 401
+    assert not service.running
+    (run,) = runs(app.state.db, pid)
+    assert run.score is not None and not run.cold_start
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive  # they ended with the app
+    assert (
+        create_app(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "d2", learning=False).state.learning is None
+    )
