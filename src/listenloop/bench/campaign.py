@@ -3,13 +3,13 @@
 Protocol: a fresh server on loopback (as `bench serve`), one classification project over a
 labelled folder of clips (`labels.csv` with file,label), a seed set of `seeds` clips per
 class and `gold` control questions per class uploaded by the owner, then annotators of
-mixed skill answer through `next` / `answer` until the server has nothing left for them
-(or the time limit). Annotator j answers the clip's true class with probability
-`skills[j]` and otherwise a uniformly random other class; a skill of 0 is a spammer who
-answers uniformly at random. They cannot tell control or repeated clips from the rest.
-At the end the owner's export is compared with the truth: accuracy of the crowd labels,
-regular answers per crowd-labelled clip against a fixed 5, and the model score history
-from `status`.
+mixed skill answer through `next` / `answer` (pausing `think` seconds after each) until
+the server has nothing left for them (or the time limit). Annotator j answers the clip's
+true class with probability `skills[j]` and otherwise a uniformly random other class; a
+skill of 0 is a spammer who answers uniformly at random. They cannot tell control or
+repeated clips from the rest. At the end the owner's export is compared with the truth:
+accuracy of the crowd labels, regular answers per crowd-labelled clip against a fixed 5,
+and the model score history from `status`.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ async def _annotate(
     classes: list[str],
     deadline: float,
     seed: int,
+    think: float = 0.0,
 ) -> None:
     """Every annotator answers until `next` has had nothing for them a few times in a row, or the deadline."""
     import httpx
@@ -123,6 +124,8 @@ async def _annotate(
                 else:
                     answer = rng.choice(classes)
                 await c.post(f"/api/v1/tasks/{task['task_id']}/answer", headers=h, json={"answer": answer})
+                if think:
+                    await asyncio.sleep(think)
 
         await asyncio.gather(*(one(t, s, k) for k, (t, s) in enumerate(zip(tokens, skills, strict=True))))
 
@@ -137,10 +140,15 @@ def run_campaign(
     feature_set: str = "compare",
     retrain_every: int = 20,
     max_seconds: float = 900.0,
+    think: float = 0.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> CampaignResult:
-    """Run one campaign on the clips of `folder` (at most `limit`, a stratified sample) and score it."""
+    """Run one campaign on the clips of `folder` (at most `limit`, a random sample) and score it.
+
+    `think` is each annotator's pause after an answer: at human pace the learning service
+    retrains every `retrain_every` labels while the campaign runs, so the score history fills.
+    """
     import httpx
 
     say = progress or (lambda _line: None)
@@ -210,6 +218,7 @@ def run_campaign(
                         classes,
                         time.monotonic() + max_seconds,
                         seed,
+                        think,
                     )
                 )
                 rows = _export(c, oh, pid)

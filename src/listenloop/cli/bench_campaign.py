@@ -27,6 +27,9 @@ def bench_campaign(
     feature_set: Annotated[str, typer.Option(help="The project's feature set.")] = "compare",
     retrain_every: Annotated[int, typer.Option(min=1, help="Retrain after this many new labels.")] = 20,
     max_seconds: Annotated[float, typer.Option(min=10, help="Stop the annotators after this long.")] = 900,
+    think: Annotated[
+        float, typer.Option(min=0, help="Each annotator's pause after an answer, seconds.")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the samples and the annotators.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here (JSON).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier --json file.")] = False,
@@ -50,6 +53,7 @@ def bench_campaign(
         feature_set=feature_set,
         retrain_every=retrain_every,
         max_seconds=max_seconds,
+        think=think,
         seed=seed,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
