@@ -53,7 +53,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.fail(f"PostgreSQL is not reachable at {admin_url} (start it with .ci/postgres): {exc.orig}")
+        shown = sa.engine.make_url(admin_url).render_as_string(hide_password=True)
+        pytest.fail(f"PostgreSQL is not reachable at {shown} (start it with .ci/postgres): {exc.orig}")
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url

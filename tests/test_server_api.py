@@ -274,7 +274,14 @@ def test_audio_and_spectrogram_for_members_only(client: TestClient) -> None:
 
 
 def test_openapi_and_docs(client: TestClient) -> None:
-    assert client.get("/docs").status_code == 200
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/") for a in assets), assets  # nothing from another host
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
     paths = client.get("/openapi.json").json()["paths"]
     for path in (
         "/api/v1/users",

@@ -294,7 +294,6 @@ def run_serve_bench(
                     say(f"{annotators} annotators, think {think} s, {seconds:.0f} s ...")
                     row, acked = asyncio.run(_phase(server.base, pid, tokens, classes, seconds, think))
                     row.stored_once = _stored_once(server.base, token, pid, acked)
-                    say(format_row(row))
                     rows.append(row)
         finally:
             server.stop()
@@ -309,7 +308,7 @@ def _token(c: Any, user: str, password: str) -> str:
 
 def format_row(r: ServeRow) -> str:
     def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1f}"
+        return "n<100" if v is None else f"{v:.1f}"  # no percentile from fewer than 100 requests
 
     return (
         f"annotators {r.annotators} think {r.think_s:g} s: {r.answers_per_s} answers/s, "

@@ -36,6 +36,7 @@ from listenloop.errors import ListenloopError
 from listenloop.server.deps import IdleCache, TokenCache
 from listenloop.server.limits import BodyLimitMiddleware
 from listenloop.server.routers import clips, exports, projects, tasks, users
+from listenloop.server.routers.docs import mount_docs
 from listenloop.store.database import DEFAULT_URL, Database
 
 DEFAULT_DATA = "listenloop-data"
@@ -117,6 +118,8 @@ def create_app(
         version=__version__,
         description="Crowdsourced audio annotation with active learning: REST API v1.",
         lifespan=lifespan,
+        docs_url=None,  # served by routers/docs.py without a CDN
+        redoc_url=None,
     )
     app.state.db = db
     app.state.data_dir = data
@@ -132,6 +135,7 @@ def create_app(
     app.add_exception_handler(IntegrityError, _integrity)
     for module in (users, projects, clips, tasks, exports):
         app.include_router(module.router, prefix="/api/v1")
+    mount_docs(app)
     return app
 
 
