@@ -53,28 +53,19 @@ def test_rows_for_every_set_method_and_side(root: Path) -> None:
         assert peers[(d, "DawidSkene")].accuracy == pytest.approx(mine.accuracy, abs=0.02)
 
 
-def test_command_writes_json_and_plot(root: Path, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "listenloop",
-            "bench",
-            "aggregate",
-            str(root / "one"),
-            "--no-peer",
-            "--method",
-            "mv",
-            "--method",
-            "ds",
-            "--json",
-            str(tmp_path / "r.json"),
-            "--plot",
-            str(tmp_path / "r.png"),
-        ],
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "listenloop", "bench", "aggregate", *args],
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+def test_command_writes_json_and_plot(root: Path, tmp_path: Path) -> None:
+    out, plot = str(tmp_path / "r.json"), str(tmp_path / "r.png")
+    proc = bench(
+        str(root / "one"), "--no-peer", "--method", "mv", "--method", "ds", "--json", out, "--plot", plot
     )
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "r.json").read_text())
@@ -84,24 +75,7 @@ def test_command_writes_json_and_plot(root: Path, tmp_path: Path) -> None:
     ]
     assert (tmp_path / "r.png").stat().st_size > 1000
     assert "ds" in proc.stdout
-    again = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "listenloop",
-            "bench",
-            "aggregate",
-            str(root / "one"),
-            "--no-peer",
-            "--method",
-            "mv",
-            "--json",
-            str(tmp_path / "r.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = bench(str(root / "one"), "--no-peer", "--method", "mv", "--json", out)
     assert again.returncode == 2 and "--force" in again.stderr
     assert len(json.loads((tmp_path / "r.json").read_text())) == 2  # the earlier result is intact
 
