@@ -535,18 +535,7 @@ def _quiet_dask() -> None:
 
 
 def _local_cluster(workers: int) -> LocalCluster:
-    """Worker processes (single-threaded, niced by the preload above), no dashboard, quiet."""
-    from distributed import LocalCluster
+    """Extraction's local cluster (single-threaded workers, quiet), niced by the preload above."""
+    from listenloop.features.extraction import ONE_THREAD_ENV, local_cluster
 
-    one_thread = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-        env=one_thread,
-        preload=[__name__],
-    )
+    return local_cluster(workers, ONE_THREAD_ENV, preload=[__name__])

@@ -305,12 +305,11 @@ def _compute_dask(
             except (OSError, TimeoutError) as exc:
                 raise ListenloopError(f"cannot reach the Dask scheduler at {scheduler} ({exc})") from exc
         else:
-            one_thread = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
             # Forked workers inherit the imported openSMILE and numpy: on FSDD two workers took
             # 23.9 s against 29.5 s when spawned (one worker: 44 s). Kept where fork is safe (Linux).
             method = "fork" if sys.platform.startswith("linux") else "spawn"
             with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-                cluster = _local_cluster(n_workers, one_thread)
+                cluster = local_cluster(n_workers, ONE_THREAD_ENV)
             client = Client(cluster, set_as_default=False)
         futures = [client.submit(extract_chunk, ext, chunk, pure=False) for chunk in chunks]
         for fut in as_completed(futures, loop=client.loop):
@@ -324,8 +323,15 @@ def _compute_dask(
             cluster.close()
 
 
-def _local_cluster(n_workers: int, env: dict[str, str]) -> LocalCluster:
-    """A local cluster of single-threaded worker processes, quiet and without a dashboard."""
+ONE_THREAD_ENV = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+"""Worker environment: one BLAS/OpenMP thread per single-threaded worker process."""
+
+
+def local_cluster(n_workers: int, env: dict[str, str], preload: list[str] | None = None) -> LocalCluster:
+    """A local cluster of single-threaded worker processes, quiet and without a dashboard.
+
+    `preload` names modules each worker imports at start (the learning service nices them).
+    """
     from distributed import LocalCluster
 
     return LocalCluster(
@@ -338,6 +344,7 @@ def _local_cluster(n_workers: int, env: dict[str, str]) -> LocalCluster:
         scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         silence_logs=logging.ERROR,
         env=env,
+        preload=preload or [],
     )
 
 
