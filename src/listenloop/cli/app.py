@@ -35,3 +35,17 @@ def check_outputs(outputs: dict[str, Path | None], force: bool) -> None:
             raise ListenloopError(f"{option} {path}: folder {path.parent} does not exist")
         if path.exists() and not force:
             raise ListenloopError(f"{option} {path} exists: choose another file or pass --force")
+
+
+def comma_numbers(
+    text: str, option: str, *, cast: type = float, low: float | None = None, high: float | None = None
+) -> list:
+    """`"0.5,0"` -> [0.5, 0.0]: numbers of type `cast` within [low, high], or a clear error."""
+    try:
+        values = [cast(part.strip().replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ListenloopError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+    bounds = f"in [{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+    if not values or any((low is not None and v < low) or (high is not None and v > high) for v in values):
+        raise ListenloopError(f"{option}: expected numbers {bounds}, got {text!r}")
+    return values

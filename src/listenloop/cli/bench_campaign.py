@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from listenloop.cli.app import bench_app, check_outputs
-from listenloop.errors import ListenloopError
+from listenloop.cli.app import bench_app, check_outputs, comma_numbers
 
 
 @bench_app.command("campaign")
@@ -38,12 +37,7 @@ def bench_campaign(
     from listenloop.bench.campaign import format_result, result_as_json, run_campaign
 
     check_outputs({"--json": json_out}, force)
-    try:
-        skill_values = tuple(float(v) for v in skills.split(",") if v.strip())
-    except ValueError:
-        raise ListenloopError(f"--skills: expected comma-separated numbers, got {skills!r}") from None
-    if not skill_values or not all(0.0 <= v <= 1.0 for v in skill_values):
-        raise ListenloopError(f"--skills: expected accuracies in [0, 1], got {skills!r}")
+    skill_values = tuple(comma_numbers(skills, "--skills", low=0.0, high=1.0))
     result = run_campaign(
         folder,
         skills=skill_values,

@@ -8,18 +8,8 @@ from typing import Annotated
 
 import typer
 
-from listenloop.cli.app import bench_app, write_json
+from listenloop.cli.app import bench_app, comma_numbers, write_json
 from listenloop.errors import ListenloopError
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ListenloopError(f"--pool-sizes: expected comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise ListenloopError(f"--pool-sizes: expected positive integers, got {text!r}")
-    return sizes
 
 
 @bench_app.command("query")
@@ -37,7 +27,7 @@ def bench_query(
     """Time one query batch (least confidence, margin, entropy, random) against modAL, one thread."""
     from listenloop.bench.query import format_table, run_query_bench
 
-    sizes = _sizes(pool_sizes)
+    sizes = comma_numbers(pool_sizes, "--pool-sizes", cast=int, low=1)
     if min(sizes) < batch:
         raise ListenloopError(f"--pool-sizes: pool {min(sizes)} is smaller than --batch {batch}")
     rows = run_query_bench(

@@ -8,18 +8,8 @@ from typing import Annotated
 
 import typer
 
-from listenloop.cli.app import bench_app, check_outputs, write_json
+from listenloop.cli.app import bench_app, check_outputs, comma_numbers, write_json
 from listenloop.errors import ListenloopError
-
-
-def _thinks(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ListenloopError(f"--think: expected comma-separated seconds, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise ListenloopError(f"--think: expected seconds >= 0, got {text!r}")
-    return values
 
 
 @bench_app.command("serve")
@@ -48,7 +38,7 @@ def bench_serve(
     rows = run_serve_bench(
         annotators=annotators,
         seconds=seconds,
-        thinks=_thinks(think),
+        thinks=tuple(comma_numbers(think, "--think", low=0.0)),
         db=db,
         workers=workers,
         clips=clips,
