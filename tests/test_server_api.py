@@ -90,6 +90,32 @@ def test_register_token_and_me(client: TestClient) -> None:
     assert client.get("/api/v1/users/me", headers=h).json()["username"] == "ann"
 
 
+def test_token_sets_no_cookie_and_session_sign_in_does(client: TestClient) -> None:
+    """API clients keep a cookie jar: /token must not leave them signed in by cookie."""
+    client.post("/api/v1/users", json={"username": "ann", "password": "ann-password"})
+    assert (
+        "set-cookie"
+        not in client.post("/api/v1/token", data={"username": "ann", "password": "ann-password"}).headers
+    )
+    assert client.get("/api/v1/users/me").status_code == 401
+    assert (
+        client.post("/api/v1/session", data={"username": "ann", "password": "wrong-pass"}).status_code == 401
+    )
+    r = client.post("/api/v1/session", data={"username": "ann", "password": "ann-password"})
+    assert r.status_code == 200 and r.json()["username"] == "ann"
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "access_token" not in r.text
+    assert client.get("/api/v1/users/me").json()["username"] == "ann"  # the cookie signs GETs in
+    # a cookie-only change needs the CSRF header
+    refused = client.post("/api/v1/logout")
+    assert refused.status_code == 403 and "X-Requested-With" in refused.json()["detail"]
+    assert client.get("/api/v1/users/me").status_code == 200
+    assert client.post("/api/v1/logout", headers={"X-Requested-With": "listenloop"}).status_code == 204
+    assert client.get("/api/v1/users/me").status_code == 401  # cookie cleared ...
+    client.cookies.set("listenloop_session", r.cookies["listenloop_session"])
+    assert client.get("/api/v1/users/me").status_code == 401  # ... and its token revoked
+
+
 def test_no_or_bad_token_is_401(client: TestClient) -> None:
     assert client.get("/api/v1/projects").status_code == 401
     r = client.get("/api/v1/projects", headers={"Authorization": "Bearer not-a-token"})

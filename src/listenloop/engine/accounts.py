@@ -98,6 +98,12 @@ def issue_token(session: Session, username: str, now: datetime | None = None) ->
     return token
 
 
+def revoke_token(session: Session, token: str) -> None:
+    """Delete a token (logout): it stops working at once in this process, within the token
+    cache's lifetime in others."""
+    session.execute(ApiToken.__table__.delete().where(ApiToken.token_hash == token_digest(token)))
+
+
 _U, _T = User.__table__, ApiToken.__table__
 _BY_TOKEN = (
     select(_U.c.id, _U.c.username, _U.c.role)

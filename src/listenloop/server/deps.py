@@ -21,6 +21,11 @@ from listenloop.engine.uploads import UploadLimits
 from listenloop.store.database import Database
 
 SESSION_COOKIE = "listenloop_session"
+# Requests that change something with only the session cookie must carry this header: a
+# cross-site form cannot set it (SameSite=Strict already keeps the cookie off such requests;
+# this is the second lock).
+CSRF_HEADER = ("x-requested-with", "listenloop")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_CACHE_SECONDS = 30.0
 TOKEN_CACHE_SIZE = 10_000
 
@@ -55,6 +60,10 @@ class TokenCache:
                 self._entries.pop(key, None)
         self._entries[token] = (time.monotonic() + self.seconds, who)
 
+    def drop(self, token: str) -> None:
+        """Forget a token (it was revoked)."""
+        self._entries.pop(token, None)
+
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
 
@@ -79,8 +88,20 @@ async def current_user(
     token: Annotated[str | None, Depends(oauth2)],
     db: Annotated[Database, Depends(get_db)],
 ) -> Principal:
-    """The caller from `Authorization: Bearer TOKEN` (or the session cookie of the pages); 401 otherwise."""
-    token = token or request.cookies.get(SESSION_COOKIE)
+    """The caller from `Authorization: Bearer TOKEN` (or the session cookie of the pages); 401 otherwise.
+
+    A cookie-only request that changes something needs `X-Requested-With: listenloop` (403).
+    """
+    if not token:
+        token = request.cookies.get(SESSION_COOKIE)
+        if (
+            token
+            and request.method not in SAFE_METHODS
+            and request.headers.get(CSRF_HEADER[0]) != CSRF_HEADER[1]
+        ):
+            raise ForbiddenError(
+                "a session-cookie request that changes data needs the X-Requested-With: listenloop header"
+            )
     if not token:
         raise UnauthorizedError("not authenticated: send Authorization: Bearer TOKEN (POST /api/v1/token)")
     cache: TokenCache = request.app.state.token_cache
@@ -90,6 +111,14 @@ async def current_user(
             who = principal_for_token(session, token)
         cache.put(token, who)
     return who
+
+
+def caller_token(request: Request) -> str | None:
+    """The token the request authenticated with: the bearer token, else the session cookie."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value
+    return request.cookies.get(SESSION_COOKIE)
 
 
 async def owner_user(who: Annotated[Principal, Depends(current_user)]) -> Principal:

@@ -1,10 +1,15 @@
-"""Users and tokens: self-registration of annotators, password login for a bearer token."""
+"""Users and tokens: self-registration of annotators, password login for a bearer token.
+
+`POST /token` only returns the token (API clients keep no cookie jar state from it);
+`POST /session` is the pages' sign-in: the same token in an HttpOnly, SameSite=Strict cookie.
+`logout` revokes the caller's token and clears the cookie."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.concurrency import run_in_threadpool
 
@@ -15,10 +20,12 @@ from listenloop.engine.accounts import (
     hash_password,
     issue_token,
     password_hash_of,
+    principal_for_username,
+    revoke_token,
     verify_password,
 )
 from listenloop.engine.errors import UnauthorizedError
-from listenloop.server.deps import DB, User
+from listenloop.server.deps import DB, SESSION_COOKIE, User, caller_token
 from listenloop.server.schemas import TokenOut, UserCreate, UserOut
 from listenloop.store.models import utcnow
 
@@ -35,20 +42,62 @@ async def register(body: UserCreate, db: DB) -> UserOut:
         return UserOut(id=user.id, username=user.username, role=user.role)
 
 
-@router.post("/token", response_model=TokenOut)
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB) -> TokenOut:
-    """Exchange form fields `username` and `password` for a bearer token."""
+async def _issue(db: DB, username: str, password: str) -> tuple[str, datetime]:
+    """A new token for a correct username and password (UnauthorizedError otherwise)."""
     with db.read() as session:
-        digest = password_hash_of(session, form.username)
-    if not await run_in_threadpool(verify_password, digest, form.password):
+        digest = password_hash_of(session, username)
+    if not await run_in_threadpool(verify_password, digest, password):
         raise UnauthorizedError("wrong username or password")
     now = utcnow()
     with db.write() as session:
-        token = issue_token(session, form.username, now)
-    return TokenOut(access_token=token, expires_at=now + TOKEN_LIFETIME)
+        token = issue_token(session, username, now)
+    return token, now + TOKEN_LIFETIME
+
+
+@router.post("/token", response_model=TokenOut)
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB) -> TokenOut:
+    """Exchange form fields `username` and `password` for a bearer token."""
+    token, expires = await _issue(db, form.username, form.password)
+    return TokenOut(access_token=token, expires_at=expires)
+
+
+@router.post("/session", response_model=UserOut)
+async def sign_in(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB, request: Request, response: Response
+) -> UserOut:
+    """The pages' sign-in: form fields `username` and `password`; the token goes into the
+    HttpOnly session cookie instead of the body."""
+    token, _ = await _issue(db, form.username, form.password)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(TOKEN_LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    with db.read() as session:
+        who = principal_for_username(session, form.username)
+    if who is None:  # removed between the two transactions
+        raise UnauthorizedError("wrong username or password")
+    return UserOut(id=who.id, username=who.username, role=who.role)
 
 
 @router.get("/users/me", response_model=UserOut)
 async def me(who: User) -> UserOut:
     """The caller."""
     return UserOut(id=who.id, username=who.username, role=who.role)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(who: User, request: Request, db: DB) -> Response:
+    """Revoke the caller's token (bearer or cookie) and clear the session cookie."""
+    token = caller_token(request)
+    if token:
+        with db.write() as session:
+            revoke_token(session, token)
+        request.app.state.token_cache.drop(token)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
