@@ -88,3 +88,89 @@ class WorkerModel:
     def _columns(self, classes: Sequence[str]) -> np.ndarray:
         """Index of each of `classes` in the model's classes, -1 where the model lacks it."""
         return pd.Index(self.classes).get_indexer([str(c) for c in classes])
+
+
+SHRINK_ANSWERS = 5.0
+"""Pseudo-answers per true class of one-coin behaviour (at the worker's trust) that each fitted
+confusion matrix is shrunk towards: a worker seen on three items does not get a near-perfect
+matrix that would end items on their word alone."""
+
+
+def one_coin(accuracy: np.ndarray, k: int) -> np.ndarray:
+    """(workers, k, k) P(answer | true class) of workers right with probability `accuracy` and
+    otherwise uniformly wrong (rows: answered class, columns: true class)."""
+    q = np.clip(np.asarray(accuracy, dtype=float), 1e-3, 1 - 1e-3)[:, None, None]
+    if k < 2:
+        return np.ones((len(q), k, k))
+    eye = np.eye(k)[None]
+    return eye * q + (1 - eye) * (1 - q) / (k - 1)
+
+
+@dataclass(frozen=True)
+class ProjectSkills:
+    """A whole-project Dawid-Skene fit in the project's class order, ready to store."""
+
+    classes: list[str]
+    prior: np.ndarray  # (K,)
+    workers: list[str]
+    confusion: np.ndarray  # (workers, K answered, K true), shrunk towards one-coin
+    skills: np.ndarray  # (workers,) expected accuracy under the prior
+    iterations: int
+
+
+def fit_project_skills(
+    answers: pd.DataFrame,
+    classes: Sequence[str],
+    trust: dict[str, float] | None = None,
+    shrink: float = SHRINK_ANSWERS,
+    default_accuracy: float = 0.7,
+) -> ProjectSkills:
+    """Dawid-Skene over a project's `item, worker, label` answers (labels within `classes`).
+
+    Each worker's confusion matrix is the posterior-weighted mix of the fitted one (weighted by
+    the answers the fit saw per true class) and `shrink` pseudo-answers of one-coin at the
+    worker's `trust` (control-question trust; `default_accuracy` when unknown).
+    """
+    from listenloop.crowd.aggregation.dawid_skene import DawidSkene, sum_by
+
+    classes = [str(c) for c in classes]
+    ds = DawidSkene().fit(answers, classes)
+    enc = ds.encoded_
+    k, w = len(classes), enc.n_workers
+    post = ds.probas_.to_numpy()
+    seen = sum_by(enc.workers, post[enc.items], w)  # (workers, K): expected answers per true class
+    trust = trust or {}
+    q = np.array([trust.get(str(x), default_accuracy) for x in enc.worker_ids], dtype=float)
+    seen_b = seen[:, None, :]
+    confusion = (seen_b * ds.errors_ + shrink * one_coin(q, k)) / (seen_b + shrink)
+    prior = np.maximum(ds.prior_, MISSING_FLOOR)
+    prior = prior / prior.sum()
+    skills = np.einsum("k,wkk->w", prior, confusion)
+    return ProjectSkills(classes, prior, [str(x) for x in enc.worker_ids], confusion, skills, ds.n_iter_)
+
+
+def stored_evidence(
+    labels: Sequence[str],
+    confusions: Sequence[Sequence[Sequence[float]] | None],
+    trust: Sequence[float],
+    classes: Sequence[str],
+) -> np.ndarray:
+    """(answers, classes) log P(answer | true class) from stored per-worker confusion matrices.
+
+    The request path's counterpart of `WorkerModel.evidence`: one clip's few answers, each with
+    its worker's stored matrix (None: one-coin at the worker's trust). Answers outside
+    `classes` (can't-tell) carry no evidence; a matrix of another shape (the classes changed)
+    counts as None.
+    """
+    k = len(classes)
+    index = {str(c): i for i, c in enumerate(classes)}
+    out = np.zeros((len(labels), k))
+    for row, (label, matrix, q) in enumerate(zip(labels, confusions, trust, strict=True)):
+        a = index.get(str(label))
+        if a is None:
+            continue
+        if matrix is not None and len(matrix) == k and len(matrix[a]) == k:
+            out[row] = np.log(np.maximum(np.asarray(matrix[a], dtype=float), 1e-12))
+        else:
+            out[row] = np.log(one_coin(np.array([q]), k)[0, a])
+    return out

@@ -1,8 +1,10 @@
-"""Re-aggregating one clip from its regular answers and the annotators' current trust.
+"""Re-aggregating one clip from its regular answers and the annotators' current skills.
 
 The request path calls this for the one clip that was just answered; the redundancy policy
 (`listenloop.crowd.redundancy.DynamicPolicy`) says whether the clip is done. Whole-project
-aggregation (Dawid-Skene, MACE) is background work and not done here.
+aggregation (Dawid-Skene) is background work (`engine/skills.py`): once it has run, each
+answer counts with its annotator's confusion matrix and the project's class prior (the
+E-step of Dawid-Skene for this one clip); before, with a one-coin model at their trust.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from listenloop.crowd.redundancy import CANT_TELL, DynamicPolicy
+from listenloop.crowd.worker_model import stored_evidence
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.views import ProjectView
 from listenloop.store.models import Project
@@ -65,14 +68,26 @@ def _tag_shares(labels: Sequence[str], trust: Sequence[float], classes: Sequence
 
 
 def aggregate_clip(
-    project: Project | ProjectView, labels: Sequence[str], trust: Sequence[float]
+    project: Project | ProjectView,
+    labels: Sequence[str],
+    trust: Sequence[float],
+    confusions: Sequence[list[list[float]] | None] | None = None,
 ) -> ClipVerdict:
-    """Label, confidence, soft label and done/low-agreement of a clip from its answers in order."""
+    """Label, confidence, soft label and done/low-agreement of a clip from its answers in order.
+
+    `confusions`: each answer's annotator's stored confusion matrix (None where not fitted);
+    used with the project's `class_prior` once the background fit has set it.
+    """
     n = len(labels)
     if project.task_type in ("classification", "binary"):
         classes = list(project.classes)
+        evidence = log_prior = None
+        prior = project.class_prior
+        if prior is not None and len(prior) == len(classes) and confusions is not None:
+            evidence = stored_evidence(labels, confusions, trust, classes)
+            log_prior = np.log(np.maximum(np.asarray(prior, dtype=float), 1e-12))
         decision = policy_for(project).decide(
-            np.asarray(labels, dtype=str), np.asarray(trust, dtype=float), classes
+            np.asarray(labels, dtype=str), np.asarray(trust, dtype=float), classes, evidence, log_prior
         )
         return ClipVerdict(
             decision.label,

@@ -7,7 +7,9 @@ conditional UPDATE, so that one process of several, or one machine of several on
 PostgreSQL, runs a project's round at a time; the lease expires, so a killed process does not
 block a project), reads the clips, runs `engine.learning.learning_round` on Dask, writes the
 new ranks in one executemany UPDATE and records a `ModelRun` (the status page's score
-history). A failed round is an event in the project's log; the lease is released, the
+history). Each poll also refreshes the crowd skills of classification projects that got enough
+new answers (`engine/skills.py`: whole-project Dawid-Skene, run as a Dask task under the same
+lease). A failed round is an event in the project's log; the lease is released, the
 project is tried again after a back-off and the thread goes on.
 
 Dask: an in-process `LocalCluster` of worker processes, started on the first round (1 worker
@@ -37,6 +39,7 @@ from sqlalchemy import and_, case, func, or_, select, true, update
 from sqlalchemy import bindparam as bp
 
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.engine import skills as crowd_skills
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, ModelRun, Project, utcnow
 
@@ -276,7 +279,49 @@ class LearningService:
             if self._stop.is_set():
                 break
             outcomes.append(self.run_project(project_id))
+        for project_id in self.skills_due_projects():
+            if self._stop.is_set():
+                break
+            outcomes.append(self.refresh_skills(project_id))
         return outcomes
+
+    def skills_due_projects(self) -> list[int]:
+        """Classification projects whose crowd skills are due a refresh and whose lease is free."""
+        now = utcnow()
+        query = select(P.c.id, P.c.answers_used, P.c.skills_answers, P.c.learning_lease_until).where(
+            P.c.task_type.in_(crowd_skills.SKILL_TASKS)
+        )
+        with self.db.read() as session:
+            rows = session.connection().execute(query).all()
+        tick = time.monotonic()
+        return [
+            r.id
+            for r in rows
+            if crowd_skills.skills_due(int(r.answers_used or 0), int(r.skills_answers or 0))
+            and (r.learning_lease_until is None or r.learning_lease_until <= now)
+            and self._retry.get(-r.id, (0, 0.0))[1] <= tick
+        ]
+
+    def refresh_skills(self, project_id: int) -> Outcome:
+        """Take the lease, fit Dawid-Skene over the project's answers, store the skills, release."""
+        token = take_lease(self.db, project_id, lease=self.lease)
+        if token is None:
+            return Outcome(project_id, "busy")
+        start = time.perf_counter()
+        try:
+            inputs = crowd_skills.read_skill_inputs(self.db, project_id)
+            fitted, token = self._compute(project_id, crowd_skills.fit_skills, (inputs,), token)
+            release_lease(self.db, project_id, token)
+            crowd_skills.write_skills(self.db, inputs, fitted, time.perf_counter() - start)
+        except RoundStoppedError:
+            release_lease(self.db, project_id, token)
+            return Outcome(project_id, "stopped")
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self._failed(project_id, token, error, key=-project_id, kind="skills_failed")
+            return Outcome(project_id, "failed", error=error)
+        self._retry.pop(-project_id, None)
+        return Outcome(project_id, "ran")
 
     def due_projects(self, now: datetime | None = None) -> list[int]:
         """Projects that need a round now and whose lease is free, oldest first.
@@ -360,7 +405,7 @@ class LearningService:
         start = time.perf_counter()
         try:
             inputs = self._read(project_id)
-            result, token = self._compute(project_id, inputs, token)
+            result, token = self._compute(project_id, _round_task, (inputs, None), token, fan_out=True)
             run_id = self._write(project_id, inputs, result, token, time.perf_counter() - start)
         except RoundStoppedError:
             release_lease(self.db, project_id, token)
@@ -404,15 +449,26 @@ class LearningService:
         }
 
     def _compute(
-        self, project_id: int, inputs: dict[str, Any], token: datetime
-    ) -> tuple[dict[str, Any], datetime]:
-        """The round's result (in this thread, or as one Dask task); renews the lease meanwhile."""
+        self,
+        project_id: int,
+        fn: Any,
+        args: tuple[Any, ...],
+        token: datetime,
+        *,
+        fan_out: bool = False,
+    ) -> tuple[Any, datetime]:
+        """`fn(*args)` in this thread (inline) or as one Dask task, renewing the lease meanwhile.
+
+        With `fan_out`, the last argument is replaced by the address the task may hand work out to.
+        """
         if self.inline:
-            return run_round(inputs, self.scheduler), token
+            return fn(*args), token
         from distributed import TimeoutError as DaskTimeout
 
-        client, fan_out = self._dask()
-        future = client.submit(_round_task, inputs, fan_out, pure=False)
+        client, address = self._dask()
+        if fan_out:
+            args = (*args[:-1], address)
+        future = client.submit(fn, *args, pure=False)
         renew_every = max(WAIT_STEP, self.lease.total_seconds() / 4)
         renewed = time.monotonic()
         try:
@@ -460,6 +516,7 @@ class LearningService:
                 skipped=result["skipped"],
                 seconds=round(seconds, 3),
                 created_at=utcnow(),
+                map=result.get("map"),
             )
             session.add(run)
             session.flush()
@@ -481,17 +538,29 @@ class LearningService:
             )
         return run.id
 
-    def _failed(self, project_id: int, token: datetime, error: str) -> None:
-        """Log the failure as an event, release the lease, back off before the next try."""
-        failures = self._retry.get(project_id, (0, 0.0))[0] + 1
+    def _failed(
+        self,
+        project_id: int,
+        token: datetime,
+        error: str,
+        *,
+        key: int | None = None,
+        kind: str = "learning_failed",
+    ) -> None:
+        """Log the failure as an event, release the lease, back off before the next try.
+
+        `key` names the back-off (the project id for rounds, minus it for skill refreshes).
+        """
+        key = project_id if key is None else key
+        failures = self._retry.get(key, (0, 0.0))[0] + 1
         wait = min(self.retry_seconds * 2 ** (failures - 1), MAX_RETRY_SECONDS)
-        self._retry[project_id] = (failures, time.monotonic() + wait)
-        log.warning("learning round of project %s failed: %s", project_id, error)
+        self._retry[key] = (failures, time.monotonic() + wait)
+        log.warning("%s in project %s: %s", kind, project_id, error)
         try:
             with self.db.write() as session:
                 session.connection().execute(_RELEASE, {"project": project_id, "token": token})
                 data = {"error": error[:2000], "failures": failures, "retry_in_s": round(wait, 1)}
-                session.add(Event(project_id=project_id, kind="learning_failed", data=data))
+                session.add(Event(project_id=project_id, kind=kind, data=data))
         except Exception:  # the database itself failed: the lease expires on its own
             log.exception("learning service: cannot record the failure of project %s", project_id)
 

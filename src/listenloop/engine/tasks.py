@@ -185,7 +185,7 @@ _COUNT = P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answe
 _CLIP_STATUS = select(C.c.status).where(C.c.id == bp("clip"))
 _CLIP_STATUS_PG = _CLIP_STATUS.with_for_update()
 _ANSWERS = (
-    select(T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST))
+    select(T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST), W.c.confusion)
     .select_from(T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)))
     .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
     .order_by(T.c.answered_at, T.c.id)
@@ -302,10 +302,12 @@ def _check(
 
 
 def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int, now: datetime) -> None:
-    """Re-aggregate one clip with the current trust and let the redundancy policy decide."""
+    """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
     status = conn.execute(_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS, {"clip": clip_id}).scalar()
     rows = conn.execute(_ANSWERS, {"clip": clip_id}).all()
-    verdict = aggregate_clip(project, [r[0] for r in rows], [float(r[1]) for r in rows])
+    verdict = aggregate_clip(
+        project, [r[0] for r in rows], [float(r[1]) for r in rows], [r[2] for r in rows]
+    )
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"
         data = {

@@ -34,6 +34,7 @@ class ProjectView:
     budget: int | None
     invite_only: bool
     answers_used: int
+    class_prior: list[float] | None  # set by the background Dawid-Skene fit (engine/skills.py)
 
 
 _P = Project.__table__

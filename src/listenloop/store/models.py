@@ -109,6 +109,10 @@ class Project(Base):
     # with one conditional UPDATE, so one process runs a project's round at a time; it expires,
     # so a killed process does not block the project for ever.
     learning_lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The whole-project Dawid-Skene fit (background): the class prior over `classes`, and how
+    # many regular answers it saw (the next refresh is due when enough new ones arrive).
+    class_prior: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    skills_answers: Mapped[int] = mapped_column(Integer, default=0)
 
     owner: Mapped[User] = relationship()
 
@@ -122,6 +126,7 @@ class ProjectMember(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # marked by the owner for review
 
 
 class Clip(Base):
@@ -195,6 +200,11 @@ class WorkerTrust(Base):
     n_right: Mapped[int] = mapped_column(Integer, default=0)
     n_answers: Mapped[int] = mapped_column(Integer, default=0)
     points: Mapped[int] = mapped_column(Integer, default=0)
+    # From the background Dawid-Skene fit: P(answer | true class) over the project's classes
+    # (rows: answered class, columns: true class; shrunk towards one-coin at `trust`), and the
+    # worker's expected accuracy. None until the first fit that saw this worker.
+    confusion: Mapped[list[list[float]] | None] = mapped_column(JSON, nullable=True)
+    skill: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ModelRun(Base):
@@ -218,6 +228,9 @@ class ModelRun(Base):
     skipped: Mapped[int] = mapped_column(Integer, default=0)  # clips whose audio gave no features
     seconds: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A 2-D map of the pool for the dashboard: {"method": "pca", "explained": [..],
+    # "points": [[clip_id, x, y, predicted label], ...]} (a sample of at most MAP_POINTS clips).
+    map: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Event(Base):

@@ -29,9 +29,9 @@ class Aggregator:
     def _fit(self, enc: EncodedAnswers) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def fit(self, answers: pd.DataFrame) -> Aggregator:
-        """Aggregate an `item, worker, label` table."""
-        enc = encode(answers)
+    def fit(self, answers: pd.DataFrame, classes: list[str] | None = None) -> Aggregator:
+        """Aggregate an `item, worker, label` table (`classes` fixes the class list and its order)."""
+        enc = encode(answers, classes)
         probas, skills = self._fit(enc)
         self.encoded_ = enc
         self.probas_ = pd.DataFrame(probas, index=pd.Index(enc.item_ids, name="item"), columns=enc.classes)

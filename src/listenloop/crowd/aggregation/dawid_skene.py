@@ -10,7 +10,7 @@ from listenloop.crowd.answers import EncodedAnswers
 from listenloop.errors import ListenloopError
 
 
-def _sum_by(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+def sum_by(index: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     """(size, K) sums of the rows of `values` (n, K) grouped by `index` (n,): one bincount per column."""
     return np.stack(
         [np.bincount(index, weights=values[:, k], minlength=size) for k in range(values.shape[1])], axis=1
@@ -46,11 +46,11 @@ class DawidSkene(Aggregator):
         self.n_iter_ = 0
         for it in range(1, self.n_iter + 1):
             # M-step: errors[w, answered, true] = expected count, normalised over the answered class.
-            errors = _sum_by(cell, probas[enc.items], W * K).reshape(W, K, K) + self.smoothing
+            errors = sum_by(cell, probas[enc.items], W * K).reshape(W, K, K) + self.smoothing
             errors /= errors.sum(axis=1, keepdims=True)
             prior = probas.mean(axis=0)
             # E-step: log posterior = log prior + sum over the item's answers of log P(answer | true).
-            log_lik = _sum_by(enc.items, np.log(errors[enc.workers, enc.labels]), enc.n_items)
+            log_lik = sum_by(enc.items, np.log(errors[enc.workers, enc.labels]), enc.n_items)
             log_post = log_lik + np.log(np.maximum(prior, 1e-300))
             log_post -= log_post.max(axis=1, keepdims=True)
             new = np.exp(log_post)

@@ -1,0 +1,113 @@
+"""Whole-project crowd skills, refreshed in the background (000_ Table 1; issue 4's live loop).
+
+The request path re-aggregates only the clip just answered, with each annotator's current
+confusion matrix (`engine/aggregate.py`). This module refreshes those matrices and the class
+prior from every regular answer of a project with Dawid-Skene (`crowd.worker_model.
+fit_project_skills`): reading and writing rows here, the fit itself anywhere (the learning
+service runs it as a Dask task, so the server's event loop never holds the GIL for it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, select, update
+from sqlalchemy import bindparam as bp
+
+from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.crowd.worker_model import ProjectSkills, fit_project_skills
+from listenloop.store.database import Database
+from listenloop.store.models import Event, Project, Task, WorkerTrust
+
+SKILL_TASKS = ("classification", "binary")  # Dawid-Skene needs classes
+MIN_ANSWERS = 10  # regular answers before the first fit
+REFRESH_ANSWERS = 20  # new answers (of any kind) before the next fit ...
+REFRESH_SHARE = 0.1  # ... or this share of the answers the last fit saw, whichever is larger
+
+P, T, W = Project.__table__, Task.__table__, WorkerTrust.__table__
+_SET_WORKER = (
+    update(W)
+    .where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
+    .values(confusion=bp("v_confusion"), skill=bp("v_skill"))
+)
+
+
+def skills_due(answers_used: int, skills_answers: int) -> bool:
+    """Whether enough answers arrived since the last fit (answers_used counts every kind)."""
+    if answers_used < MIN_ANSWERS:
+        return False
+    return answers_used - skills_answers >= max(REFRESH_ANSWERS, REFRESH_SHARE * skills_answers)
+
+
+@dataclass
+class SkillInputs:
+    """What a fit needs, read from the store: the answers table, classes, control-question trust."""
+
+    project_id: int
+    classes: list[str]
+    answers: pd.DataFrame  # item (clip id), worker (user id), label; strings
+    trust: dict[str, float]
+    answers_used: int
+
+
+def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
+    """The project's regular answers (can't-tell left out) and its annotators' trust."""
+    with db.read() as session:
+        conn = session.connection()
+        project = conn.execute(select(P.c.classes, P.c.answers_used).where(P.c.id == project_id)).one()
+        rows = conn.execute(
+            select(T.c.clip_id, T.c.annotator_id, T.c.answer).where(
+                and_(
+                    T.c.project_id == project_id,
+                    T.c.kind == "regular",
+                    T.c.answered_at.is_not(None),
+                    T.c.answer != CANT_TELL,
+                )
+            )
+        ).all()
+        trust = conn.execute(select(W.c.user_id, W.c.trust).where(W.c.project_id == project_id)).all()
+    classes = [str(c) for c in project.classes or []]
+    known = set(classes)
+    table = pd.DataFrame(
+        [(str(c), str(u), str(a)) for c, u, a in rows if str(a) in known], columns=["item", "worker", "label"]
+    )
+    return SkillInputs(
+        project_id, classes, table, {str(u): float(t) for u, t in trust}, int(project.answers_used or 0)
+    )
+
+
+def fit_skills(inputs: SkillInputs) -> ProjectSkills | None:
+    """The Dawid-Skene fit (pure: runs in a Dask task), or None with too few answers."""
+    if len(inputs.answers) < MIN_ANSWERS or len(inputs.classes) < 2:
+        return None
+    return fit_project_skills(inputs.answers, inputs.classes, inputs.trust)
+
+
+def write_skills(
+    db: Database, inputs: SkillInputs, skills: ProjectSkills | None, seconds: float
+) -> dict[str, Any]:
+    """Store the matrices, skills and class prior (one transaction) and log a `skills_refreshed` event."""
+    data: dict[str, Any] = {"answers": len(inputs.answers), "seconds": round(seconds, 3)}
+    with db.write() as session:
+        conn = session.connection()
+        values: dict[str, Any] = {"skills_answers": inputs.answers_used}
+        if skills is not None:
+            rows = [
+                {
+                    "project": inputs.project_id,
+                    "user": int(worker),
+                    "v_confusion": np.round(skills.confusion[i], 5).tolist(),
+                    "v_skill": round(float(skills.skills[i]), 5),
+                }
+                for i, worker in enumerate(skills.workers)
+            ]
+            if rows:
+                conn.execute(_SET_WORKER, rows)
+            values["class_prior"] = np.round(skills.prior, 6).tolist()
+            data.update(workers=len(rows), iterations=skills.iterations)
+        conn.execute(update(P).where(P.c.id == inputs.project_id).values(**values))
+        session.add(Event(project_id=inputs.project_id, kind="skills_refreshed", data=data))
+    return data

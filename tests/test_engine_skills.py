@@ -1,0 +1,174 @@
+"""Background crowd skills: the whole-project Dawid-Skene fit, its shrinkage, the stored
+matrices the request path uses, and the learning service's refresh on a real SQLite database."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from listenloop.crowd.worker_model import fit_project_skills, one_coin, stored_evidence
+from listenloop.engine.accounts import Principal, create_user
+from listenloop.engine.aggregate import aggregate_clip
+from listenloop.engine.config import ProjectConfig
+from listenloop.engine.learning_service import LearningService
+from listenloop.engine.projects import create_project
+from listenloop.engine.skills import MIN_ANSWERS, REFRESH_ANSWERS, skills_due
+from listenloop.engine.tasks import next_task, submit_answer
+from listenloop.engine.views import load_view
+from listenloop.store.database import Database
+from listenloop.store.models import Clip, Event, Project, WorkerTrust
+
+
+def crowd(n_items: int = 300, seed: int = 0) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Three 90 %-right workers and one who always answers 'b' when the truth is 'a'."""
+    rng = np.random.default_rng(seed)
+    truth = {f"i{i}": str(rng.choice(["a", "b", "c"])) for i in range(n_items)}
+    rows = []
+    for item, true in truth.items():
+        for worker in ("good1", "good2", "good3"):
+            wrong = [c for c in "abc" if c != true]
+            rows.append((item, worker, true if rng.random() < 0.9 else str(rng.choice(wrong))))
+        rows.append((item, "swapper", "b" if true == "a" else true))
+    return pd.DataFrame(rows, columns=["item", "worker", "label"]), truth
+
+
+def test_fit_finds_a_systematic_confusion_and_the_prior() -> None:
+    answers, truth = crowd()
+    fit = fit_project_skills(answers, ["a", "b", "c"], {})
+    swapper = fit.workers.index("swapper")
+    # P(answer b | true a) is high for the swapper, low for the good workers
+    assert fit.confusion[swapper, 1, 0] > 0.9
+    assert fit.confusion[fit.workers.index("good1"), 1, 0] < 0.15
+    # columns are distributions over the answered class
+    np.testing.assert_allclose(fit.confusion.sum(axis=1), 1.0, atol=1e-9)
+    shares = pd.Series(truth).value_counts(normalize=True).reindex(["a", "b", "c"]).to_numpy()
+    np.testing.assert_allclose(fit.prior, shares, atol=0.05)
+    assert fit.skills[fit.workers.index("good1")] > fit.skills[swapper]
+
+
+def test_a_worker_seen_once_stays_near_one_coin_at_their_trust() -> None:
+    answers, _ = crowd(60)
+    answers = pd.concat([answers, pd.DataFrame([("i0", "newbie", "c")], columns=answers.columns)])
+    fit = fit_project_skills(answers, ["a", "b", "c"], {"newbie": 0.6})
+    newbie = fit.confusion[fit.workers.index("newbie")]
+    # one answer against 5 pseudo-answers per true class: within 0.1 of one-coin at 0.6
+    assert np.abs(newbie - one_coin(np.array([0.6]), 3)[0]).max() < 0.1
+
+
+def test_one_coin_matrix() -> None:
+    m = one_coin(np.array([0.7]), 3)[0]
+    np.testing.assert_allclose(m, [[0.7, 0.15, 0.15], [0.15, 0.7, 0.15], [0.15, 0.15, 0.7]])
+
+
+def test_stored_evidence_rows() -> None:
+    matrix = [[0.8, 0.3], [0.2, 0.7]]
+    ev = stored_evidence(
+        ["a", "b", "?", "a", "a"],
+        [matrix, matrix, matrix, None, [[1.0]]],
+        [0.5, 0.5, 0.5, 0.9, 0.6],
+        ["a", "b"],
+    )
+    np.testing.assert_allclose(ev[0], np.log([0.8, 0.3]))
+    np.testing.assert_allclose(ev[1], np.log([0.2, 0.7]))
+    np.testing.assert_allclose(ev[2], [0.0, 0.0])  # can't-tell: no evidence
+    np.testing.assert_allclose(ev[3], np.log([0.9, 0.1]))  # no matrix: one-coin at trust
+    np.testing.assert_allclose(ev[4], np.log([0.6, 0.4]))  # a matrix of another shape: one-coin
+
+
+def test_skills_due_thresholds() -> None:
+    assert not skills_due(MIN_ANSWERS - 1, 0)
+    assert skills_due(REFRESH_ANSWERS, 0)
+    assert not skills_due(1000 + 99, 1000)  # 10 % of 1000 = 100 new answers needed
+    assert skills_due(1000 + 100, 1000)
+
+
+def test_the_request_path_uses_stored_confusions(tmp_path: Path) -> None:
+    """Two answers 'a' from annotators who also answer 'a' for half the true b's: not done,
+    though the one-coin model at their trust would call it done."""
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    db.upgrade()
+    with db.write() as s:
+        owner = create_user(s, "o", "x", "owner")
+        config = ProjectConfig(
+            name="p",
+            task_type="classification",
+            classes=["a", "b"],
+            redundancy={"min": 2, "max": 5, "tau": 0.9},
+        )
+        pid = create_project(s, Principal(owner.id, "o", "owner"), config).id
+    with db.read() as s:
+        view = load_view(s, pid)
+    plain = aggregate_clip(view, ["a", "a"], [0.9, 0.9])
+    assert plain.done and plain.label == "a"
+    sloppy = [[1.0, 0.5], [0.0, 0.5]]
+    informed = dataclasses.replace(view, class_prior=[0.5, 0.5])
+    verdict = aggregate_clip(informed, ["a", "a"], [0.9, 0.9], [sloppy, sloppy])
+    assert not verdict.done and verdict.label == "a"
+    assert verdict.confidence == pytest.approx(0.8)  # 1 / (1 + 0.25)
+
+
+def test_the_service_refreshes_skills_from_live_answers(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    db.upgrade()
+    rng = random.Random(0)
+    with db.write() as s:
+        owner = create_user(s, "o", "x", "owner")
+        config = ProjectConfig(
+            name="p",
+            task_type="classification",
+            classes=["a", "b"],
+            control_rate=0,
+            consistency_rate=0,
+            redundancy={"min": 3, "max": 3, "tau": 0.99},
+        )
+        pid = create_project(s, Principal(owner.id, "o", "owner"), config).id
+        truth = {}
+        for i in range(20):
+            clip = Clip(
+                project_id=pid,
+                file_name=f"c{i}.wav",
+                sha256=f"{i:064x}",
+                path=f"x/{i}.wav",
+                duration=1.0,
+                sample_rate=16000,
+                rank=float(i),
+            )
+            s.add(clip)
+            s.flush()
+            truth[clip.id] = "a" if i % 2 else "b"
+        people = [Principal(create_user(s, name, "x").id, name, "annotator") for name in ("u1", "u2", "liar")]
+    for who in people:
+        while True:
+            with db.write() as s:
+                task = next_task(s, pid, who, rng=rng)
+                if task is None:
+                    break
+                right = truth[task.clip_id]
+                answer = ("b" if right == "a" else "a") if who.username == "liar" else right
+                submit_answer(s, task.task_id, who, answer)
+    service = LearningService(db, tmp_path, inline=True)
+    assert pid in service.skills_due_projects()
+    outcome = service.refresh_skills(pid)
+    assert outcome.state == "ran", outcome.error
+    with db.read() as s:
+        project = s.get(Project, pid)
+        assert project.class_prior == pytest.approx([0.5, 0.5], abs=0.01)
+        assert project.skills_answers == 60
+        rows = {r.user_id: r for r in s.scalars(select(WorkerTrust).where(WorkerTrust.project_id == pid))}
+        liar = rows[people[2].id]
+        assert liar.confusion is not None and liar.confusion[0][1] > 0.8  # answers a when the truth is b
+        assert rows[people[0].id].skill > 0.8 > liar.skill
+        assert (
+            s.scalar(select(Event.data).where(Event.project_id == pid, Event.kind == "skills_refreshed"))[
+                "workers"
+            ]
+            == 3
+        )
+    assert pid not in service.skills_due_projects()  # nothing new since
+    db.dispose()
