@@ -128,6 +128,11 @@ def test_round_reranks_the_queue_and_records_a_run(world) -> None:
     (run,) = runs(db, pid)
     assert run.labels == 30 and run.clips == 100 and run.metric == "uar" and run.strategy == "margin"
     assert not run.cold_start and run.skipped == 0 and run.score is not None and 0.0 <= run.score <= 1.0
+    # the dashboard's map: every clip of the round (100 < MAP_POINTS), predicted labels from the model
+    assert run.map["method"] == "pca" and len(run.map["explained"]) == 2
+    points = run.map["points"]
+    assert sorted(p[0] for p in points) == sorted(want.order + [p[0] for p in points if p[4] is not None])
+    assert {p[3] for p in points} <= set(DIGITS) and sum(p[4] is not None for p in points) == 30
     with db.read() as s:
         status = project_status(s, s.get(Project, pid))
     (score,) = status["model_scores"]

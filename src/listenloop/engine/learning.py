@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from listenloop.datasets import Dataset
+from listenloop.engine.pool_map import pool_map
 from listenloop.engine.retrain import retrain_and_rank
 from listenloop.errors import ListenloopError
 
@@ -24,13 +26,15 @@ LEARNING_TASK = {"classification": "classification", "binary": "classification",
 
 @dataclass
 class RoundResult:
-    """Clip ids in queue order (best first), the model's score (None before one can be fitted)."""
+    """Clip ids in queue order (best first), the model's score (None before one can be fitted),
+    and the dashboard's map of the pool (`engine.pool_map`)."""
 
     order: list[int]
     score: float | None
     labels: int
     cold_start: bool
     skipped: int  # clips whose audio gave no features (they keep their place at the end)
+    map: dict[str, Any] | None = None
 
 
 def learning_round(
@@ -95,6 +99,19 @@ def learning_round(
         iteration=iteration,
     )
     ordered = ids[kept[result.order]].tolist()
+    rows = np.concatenate([labelled_rows, pool_rows])
+    drawn = None
+    if result.mean is not None and result.std is not None:
+        drawn = pool_map(
+            table.X,
+            rows,
+            ids[kept[rows]],
+            [labels[i] for i in kept[rows]],
+            mean=result.mean,
+            std=result.std,
+            model=result.model,
+            rng=np.random.default_rng(iteration),
+        )
     unread = np.setdiff1d(np.arange(len(ids)), kept)
     missing = [int(ids[i]) for i in unread if in_pool[i] and labels[i] is None]
     return RoundResult(
@@ -103,4 +120,5 @@ def learning_round(
         labels=len(labelled_rows),
         cold_start=result.cold_start,
         skipped=len(ids) - len(kept),
+        map=drawn,
     )

@@ -30,12 +30,15 @@ MIN_PER_CLASS_FOR_CV = 2
 
 @dataclass
 class RankResult:
-    """Pool rows in the order people should hear them, the fitted model (None at cold start), its score."""
+    """Pool rows in the order people should hear them, the fitted model (None at cold start), its
+    score, and the standardisation the model was fitted on (features minus `mean`, over `std`)."""
 
     order: np.ndarray
     model: Any
     score: float | None
     cold_start: bool
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
 
 
 def diverse_order(
@@ -125,9 +128,9 @@ def retrain_and_rank(
     Z[rows] = (np.asarray(X[rows], dtype=np.float64) - mean) / std
     needs = set(classes or []) - {str(v) for v in y}
     if task == "classification" and (needs or len(set(y.tolist())) < 2):
-        return RankResult(diverse_order(Z, pool, rng), None, None, cold_start=True)
+        return RankResult(diverse_order(Z, pool, rng), None, None, True, mean, std)
     if task == "regression" and len(y) < 2:
-        return RankResult(diverse_order(Z, pool, rng), None, None, cold_start=True)
+        return RankResult(diverse_order(Z, pool, rng), None, None, True, mean, std)
     params = learner_params or {}
     target = y.astype(str) if task == "classification" else y.astype(float)
     model = make_learner(learner, task, **params).fit(Z[labelled], target)
@@ -145,4 +148,4 @@ def retrain_and_rank(
     head = np.asarray(strat.select(ctx, min(queue_size, len(pool))), dtype=np.int64)
     rest = rng.permutation(np.setdiff1d(pool, head, assume_unique=True))
     cv = _cv_score(learner, params, Z[labelled], target, task, seed) if score else None
-    return RankResult(np.concatenate([head, rest]), model, cv, cold_start=False)
+    return RankResult(np.concatenate([head, rest]), model, cv, False, mean, std)
