@@ -120,6 +120,9 @@ def test_training_label_rule() -> None:
 def test_round_reranks_the_queue_and_records_a_run(world) -> None:
     db, _, pid, service = world
     assert service.due_projects() == [pid]  # never ranked, has clips
+    with db.read() as s:
+        project = s.get(Project, pid)
+    assert (project.clips_count, project.labels_count) == (100, 30)  # kept by store_clips
     want = expected(service, pid)
     assert not want.cold_start and want.labels == 30
     outcomes = service.run_once()
@@ -143,12 +146,15 @@ def test_round_reranks_the_queue_and_records_a_run(world) -> None:
 
     # retrain_every=10 new confident labels make it due again; low-agreement clips do not count
     ids = queue(db, pid)
+    # (as the request path does: it counts each clip that becomes done in labels_count)
     with db.write() as s:
         s.execute(update(Clip).where(Clip.id.in_(ids[:9])).values(status="done", label="1"))
         s.execute(update(Clip).where(Clip.id.in_(ids[9:20])).values(status="low_agreement", label="2"))
+        s.execute(update(Project).where(Project.id == pid).values(labels_count=Project.labels_count + 9))
     assert service.due_projects() == []
     with db.write() as s:
         s.execute(update(Clip).where(Clip.id == ids[20]).values(status="done", label="3"))
+        s.execute(update(Project).where(Project.id == pid).values(labels_count=Project.labels_count + 1))
     assert service.due_projects() == [pid]
     service.run_once()
     assert [r.labels for r in runs(db, pid)] == [30, 40]
@@ -171,6 +177,9 @@ def test_new_clips_make_a_round_due_and_rank_after(world, fsdd_dir: Path) -> Non
                 rank=0.5,
             )
         )
+        s.execute(
+            update(Project).where(Project.id == pid).values(clips_count=Project.clips_count + 1)
+        )  # as store_clips
     late = max(queue(db, pid))
     assert queue(db, pid)[-1] == late  # uploaded after the round: after every ranked clip
     assert service.due_projects() == [pid]  # new clips since the last round

@@ -16,7 +16,7 @@ from listenloop.engine.errors import ConflictError, ForbiddenError, InvalidError
 from listenloop.engine.projects import create_project
 from listenloop.engine.tasks import CONSISTENCY_DELAY, LEASE, next_task, submit_answer
 from listenloop.store.database import Database
-from listenloop.store.models import Clip, Task, WorkerTrust, utcnow
+from listenloop.store.models import Clip, Project, Task, WorkerTrust, utcnow
 
 
 @pytest.fixture
@@ -58,8 +58,6 @@ def world(tmp_path: Path) -> tuple[Database, int, list[Principal]]:
 
 
 def set_rates(db: Database, pid: int, control: float, consistency: float) -> None:
-    from listenloop.store.models import Project
-
     with db.write() as s:
         project = s.get(Project, pid)
         project.control_rate, project.consistency_rate = control, consistency
@@ -116,7 +114,9 @@ def test_agreement_closes_a_clip_and_disagreement_runs_to_max(world) -> None:
         submit_answer(s, task.task_id, c, "1")
     with db.read() as s:
         clip = s.get(Clip, 2)
+        labels_count = s.get(Project, pid).labels_count
     assert clip.status == "low_agreement" and clip.n_answers == 3
+    assert labels_count == 1  # the learning service's running count: done clip 1, not clip 2
 
 
 def test_control_answers_move_trust_and_look_like_any_task(world) -> None:

@@ -2,7 +2,8 @@
 
 A daemon thread polls the database every few seconds for projects that need a learning
 round: never ranked and holding clips, `retrain_every` new training labels since the last
-round, or clips uploaded since. For each it takes the project's learning lease (one
+round, or clips uploaded since (from the projects' running clip and label counts, so a poll
+never scans a pool). For each it takes the project's learning lease (one
 conditional UPDATE, so that one process of several, or one machine of several on one
 PostgreSQL, runs a project's round at a time; the lease expires, so a killed process does not
 block a project), reads the clips, runs `engine.learning.learning_round` on Dask, writes the
@@ -35,8 +36,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, func, or_, select, true, update
 from sqlalchemy import bindparam as bp
+from sqlalchemy import func, or_, select, update
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import skills as crowd_skills
@@ -86,15 +87,6 @@ _RELEASE = (
     .values(learning_lease_until=None)
 )
 _SET_RANK = update(C).where(C.c.id == bp("cid")).values(rank=bp("new_rank"))
-# A clip trains the model when it has a seed label, a known answer (control clip) or an
-# aggregated label from a done (confident) clip; low-agreement clips do not.
-_LABELLED = or_(
-    C.c.seed_label.is_not(None),
-    and_(C.c.is_gold == true(), C.c.gold_label.is_not(None)),
-    and_(C.c.status == "done", C.c.label.is_not(None), C.c.label != CANT_TELL),
-)
-
-
 @dataclass
 class Outcome:
     """What one attempt at a project's round did: `ran`, `busy` (another holds the lease),
@@ -145,7 +137,9 @@ def release_lease(db: Database, project_id: int, token: datetime) -> None:
 def training_label(
     seed: str | None, status: str, is_gold: bool, gold: str | None, label: str | None
 ) -> str | None:
-    """The label a clip trains the model with, or None (the same rule as `_LABELLED`)."""
+    """The label a clip trains the model with, or None: a seed label, a known answer (control
+    clip) or the aggregated label of a done (confident) clip; low-agreement clips have none.
+    (The request path counts the same clips in `projects.labels_count`.)"""
     if seed is not None:
         return seed
     if is_gold and gold is not None:
@@ -329,15 +323,6 @@ class LearningService:
         Logs once per project that its task type has no learning round (multi-label).
         """
         now = now or utcnow()
-        counts = (
-            select(
-                C.c.project_id,
-                func.count().label("clips"),
-                func.sum(case((_LABELLED, 1), else_=0)).label("labels"),
-            )
-            .group_by(C.c.project_id)
-            .subquery()
-        )
         newest = select(R.c.project_id, func.max(R.c.id).label("run_id")).group_by(R.c.project_id).subquery()
         query = (
             select(
@@ -345,12 +330,11 @@ class LearningService:
                 P.c.task_type,
                 P.c.retrain_every,
                 P.c.learning_lease_until,
-                counts.c.clips,
-                counts.c.labels,
+                P.c.clips_count.label("clips"),
+                P.c.labels_count.label("labels"),
                 R.c.clips.label("run_clips"),
                 R.c.labels.label("run_labels"),
             )
-            .join(counts, counts.c.project_id == P.c.id)
             .outerjoin(newest, newest.c.project_id == P.c.id)
             .outerjoin(R, R.c.id == newest.c.run_id)
             .order_by(P.c.id)

@@ -182,6 +182,7 @@ _FIRST = select(T.c.answer).where(
     T.c.answered_at.is_not(None),
 )
 _COUNT = P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answers_used + 1)
+_LABELLED = P.update().where(P.c.id == bp("project")).values(labels_count=P.c.labels_count + 1)
 _CLIP_STATUS = select(C.c.status).where(C.c.id == bp("clip"))
 _CLIP_STATUS_PG = _CLIP_STATUS.with_for_update()
 _ANSWERS = (
@@ -317,6 +318,8 @@ def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int
             "answers": len(rows),
         }
         _event(conn, project.id, user, "clip_" + status, data, now)
+        if status == "done" and verdict.label is not None and verdict.label != CANT_TELL:
+            conn.execute(_LABELLED, {"project": project.id})
     conn.execute(
         _CLIP_SET,
         {

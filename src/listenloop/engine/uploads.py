@@ -326,6 +326,8 @@ def store_clips(
                 updated_at=now,
             )
         )
+    project.clips_count = Project.clips_count + len(accepted)  # in SQL: concurrent uploads add up
+    project.labels_count = Project.labels_count + len(seeds)
     session.add(
         Event(
             project_id=project.id,
@@ -345,7 +347,7 @@ def mark_gold(
     A control clip leaves the regular queue; annotators get it at the project's control rate.
     """
     clips = {c.file_name: c for c in session.scalars(select(Clip).where(Clip.project_id == project.id))}
-    marked = 0
+    marked = newly = 0
     rejected: list[dict[str, str]] = []
     for wanted, value in gold.items():
         target = _match(set(clips), wanted)
@@ -358,10 +360,12 @@ def mark_gold(
             rejected.append({"file": wanted, "reason": str(exc)})
             continue
         clip = clips[target]
+        newly += not clip.is_gold
         clip.is_gold = True
         clip.gold_label = label
         clip.updated_at = utcnow()
         marked += 1
+    project.labels_count = Project.labels_count + newly
     session.add(
         Event(
             project_id=project.id,

@@ -113,6 +113,12 @@ class Project(Base):
     # many regular answers it saw (the next refresh is due when enough new ones arrive).
     class_prior: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     skills_answers: Mapped[int] = mapped_column(Integer, default=0)
+    # Running counts for the learning service's poll (so that it never counts a million-clip
+    # pool every few seconds): clips uploaded, and clips that gained a training label (seed,
+    # control answer, confident aggregate). Approximate by design: a clip marked as control
+    # after it was labelled counts twice; rounds count their labels exactly.
+    clips_count: Mapped[int] = mapped_column(Integer, default=0)
+    labels_count: Mapped[int] = mapped_column(Integer, default=0)
 
     owner: Mapped[User] = relationship()
 

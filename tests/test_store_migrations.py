@@ -1,0 +1,84 @@
+"""Migrations: the newest schema matches the models, and 0003 fills the running counts of a
+database that already holds clips (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, text
+
+from listenloop.store.database import MIGRATIONS, Database
+from listenloop.store.models import Base
+
+
+def insert(connection: Connection, table: str, values: dict[str, object]) -> None:
+    """A row through plain SQL: the models describe the newest schema, not an old revision's."""
+    names = ", ".join(values)
+    marks = ", ".join(f":{k}" for k in values)
+    connection.execute(text(f"INSERT INTO {table} ({names}) VALUES ({marks})"), values)
+
+
+def migrate(db: Database, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+@pytest.fixture
+def db(tmp_path: Path, database_url: str) -> Database:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def test_the_migrated_schema_matches_the_models(db: Database) -> None:
+    db.upgrade()
+    with db.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_0003_counts_existing_clips_and_labels(db: Database) -> None:
+    migrate(db, "0002")
+    rows = [
+        # seed label, gold, gold label, status, label: labelled?
+        ("a", False, None, "done", "a"),  # seed: yes
+        (None, True, "b", "queued", None),  # control clip: yes
+        (None, False, None, "done", "b"),  # confident aggregate: yes
+        (None, False, None, "done", "can't tell"),  # can't tell: no
+        (None, False, None, "low_agreement", "a"),  # unsure: no
+        (None, False, None, "queued", None),  # waiting: no
+    ]
+    now = datetime(2026, 1, 1)
+    project = {
+        "id": 1, "name": "p", "owner_id": 1, "task_type": "classification", "classes": '["a", "b"]',
+        "feature_set": "mfcc", "learner": "svm", "strategy": "margin", "mode": "pool", "retrain_every": 20,
+        "redundancy_min": 2, "redundancy_max": 7, "redundancy_tau": 0.95, "control_rate": 0.1,
+        "consistency_rate": 0.05, "trust_threshold": 0.5, "invite_only": False, "settings": "{}",
+        "answers_used": 0, "created_at": now,
+    }  # fmt: skip
+    with db.engine.begin() as c:
+        insert(
+            c, "users", {"id": 1, "username": "o", "password_hash": "x", "role": "owner", "created_at": now}
+        )
+        insert(c, "projects", project)
+        for i, (seed, gold, gold_label, status, label) in enumerate(rows):
+            clip = {
+                "project_id": 1, "file_name": f"c{i}.wav", "sha256": f"{i:064x}", "path": "x",
+                "duration": 1.0, "sample_rate": 8000, "status": status, "rank": 0.0, "seed_label": seed,
+                "is_gold": gold, "gold_label": gold_label, "n_answers": 0, "label": label,
+                "created_at": now, "updated_at": now,
+            }  # fmt: skip
+            insert(c, "clips", clip)
+    db.upgrade()
+    with db.engine.connect() as c:
+        counts = c.execute(text("SELECT clips_count, labels_count, skills_answers FROM projects")).one()
+    assert tuple(counts) == (6, 3, 0)
