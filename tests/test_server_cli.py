@@ -169,3 +169,13 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_serve_refuses_bad_options_with_one_line(tmp_path: Path) -> None:
+    for args, words in (
+        (("--workers", "0"), "--workers"),
+        (("--port", "70000"), "--port"),
+        (("--import-root", str(tmp_path / "nowhere")), "--import-root"),
+    ):
+        out = run_cli("serve", "--db", "sqlite:///./l.db", *args, cwd=tmp_path)
+        assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr, out.stderr

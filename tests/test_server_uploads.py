@@ -39,7 +39,9 @@ def zip_of(files: dict[str, bytes]) -> bytes:
 def setup(tmp_path: Path) -> tuple[TestClient, dict[str, str], int, Path]:
     data = tmp_path / "data"
     limits = UploadLimits(max_upload_bytes=2_000_000, max_unpacked_bytes=50_000_000)
-    app = create_app(f"sqlite:///{tmp_path / 'l.db'}", data, limits=limits, learning=False)
+    pool = tmp_path / "pool"  # the import root of manifest uploads
+    pool.mkdir()
+    app = create_app(f"sqlite:///{tmp_path / 'l.db'}", data, limits=limits, learning=False, import_root=pool)
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
     with TestClient(app) as c:
@@ -154,3 +156,61 @@ def test_gold_upload_marks_clips_and_rejects_unknown(setup) -> None:
     assert rows[names[0]]["source"] == "gold" and rows[names[0]]["label"] == "0"
     r = c.post(f"/api/v1/projects/{pid}/gold", headers=h, files={"file": ("g.csv", "no,header\n")})
     assert r.status_code == 422
+
+
+def manifest_upload(c: TestClient, h: dict[str, str], pid: int, text: str):
+    return c.post(f"/api/v1/projects/{pid}/clips", headers=h, files={"manifest": ("m.csv", text.encode())})
+
+
+def test_manifest_copies_listed_files_from_the_import_root(setup, tmp_path: Path) -> None:
+    c, h, pid, data = setup
+    pool = tmp_path / "pool"
+    (pool / "day1").mkdir()
+    files = wavs(3)
+    for name, body in files.items():
+        (pool / "day1" / name).write_bytes(body)
+    (pool / "notes.wav").write_text("not audio")
+    a, b, third = list(files)
+    text = f"file,label\nday1/{a},{a[0]}\nday1/{b},\nday1/{third}\nnotes.wav,\nday1/gone.wav,\nreadme.txt,\n"
+    r = manifest_upload(c, h, pid, text)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["added"] == 3
+    reasons = {x["file"]: x["reason"] for x in body["rejected"]}
+    assert set(reasons) == {"notes.wav", "day1/gone.wav", "readme.txt"}
+    assert "no such file" in reasons["day1/gone.wav"] and "not an audio file name" in reasons["readme.txt"]
+    rows = {row["file"]: row for row in clip_rows(c, h, pid)}
+    assert rows[f"day1/{a}"]["label"] == a[0]  # a label in the manifest makes a seed
+    assert rows[f"day1/{b}"]["label"] == ""
+    assert sum(p.is_file() for p in stored_audio(data)) == 3 and all(
+        (pool / "day1" / n).exists() for n in files
+    )  # copied, not moved
+
+
+def test_manifest_paths_that_leave_the_root_refuse_everything(setup, tmp_path: Path) -> None:
+    c, h, pid, data = setup
+    pool = tmp_path / "pool"
+    name, body = next(iter(wavs(1).items()))
+    (pool / name).write_bytes(body)
+    outside = tmp_path / "secret.wav"
+    outside.write_bytes(body)
+    (pool / "link.wav").symlink_to(outside)
+    for bad in ("/etc/passwd", "../secret.wav", "link.wav"):
+        r = manifest_upload(c, h, pid, f"file\n{name}\n{bad}\n")
+        assert r.status_code == 422 and r.json()["added"] == 0, (bad, r.text)
+    assert stored_audio(data) == [] and clip_rows(c, h, pid) == []
+
+
+def test_manifest_needs_an_import_root_and_one_source(setup) -> None:
+    c, h, pid, _ = setup
+    both = c.post(
+        f"/api/v1/projects/{pid}/clips",
+        headers=h,
+        files={"archive": ("a.zip", zip_of(wavs(1))), "manifest": ("m.csv", b"file\nx.wav\n")},
+    )
+    assert both.status_code == 422 and "exactly one" in both.json()["detail"]
+    assert c.post(f"/api/v1/projects/{pid}/clips", headers=h).status_code == 422
+    assert "header" in manifest_upload(c, h, pid, "path\nx.wav\n").json()["detail"]
+    c.app.state.import_root = None
+    off = manifest_upload(c, h, pid, "file\nx.wav\n")
+    assert off.status_code == 422 and "--import-root" in off.json()["detail"]

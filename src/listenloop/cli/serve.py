@@ -28,6 +28,13 @@ def serve(
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler ADDRESS for background work.")
     ] = None,
+    import_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--import-root",
+            help="Folder that manifest uploads' paths are relative to (off without it).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first."""
@@ -45,6 +52,8 @@ def serve(
         data.expanduser().mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ListenloopError(f"--data {data}: {exc.strerror or exc}") from None
+    if import_root is not None and not import_root.expanduser().is_dir():
+        raise ListenloopError(f"--import-root {import_root}: not a folder")
     database = Database(db)
     try:
         database.upgrade()  # once, here, so that workers never race to migrate
@@ -62,7 +71,9 @@ def serve(
     }
     learning = learning_from_env()
     if workers == 1:
-        app = create_app(db, data, migrate=False, scheduler=scheduler, learning=learning)
+        app = create_app(
+            db, data, migrate=False, scheduler=scheduler, learning=learning, import_root=import_root
+        )
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
     # With several workers the learning service runs here, in uvicorn's supervising parent, and
@@ -73,6 +84,7 @@ def serve(
         LISTENLOOP_DB=db,
         LISTENLOOP_DATA=str(data.expanduser().resolve()),
         LISTENLOOP_SCHEDULER=scheduler or "",
+        LISTENLOOP_IMPORT_ROOT=str(import_root.expanduser().resolve()) if import_root else "",
         LISTENLOOP_PARENT_PID=str(os.getpid()),
         LISTENLOOP_LEARNING="0",
     )

@@ -57,16 +57,21 @@ def normalize_label(project: Project | ProjectView, value: Any, *, allow_cant_te
     return text
 
 
-def read_label_csv(data: bytes, what: str) -> dict[str, str]:
-    """`file,label` rows of an uploaded CSV as {file: label}; InvalidError names the bad line."""
+def read_label_csv(data: bytes, what: str, *, labels_required: bool = True) -> dict[str, str]:
+    """`file,label` rows of an uploaded CSV as {file: label}; InvalidError names the bad line.
+
+    With `labels_required=False` (a manifest) the label column may be missing or empty: such
+    files map to "" (no label).
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidError(f"{what}: not UTF-8 text") from None
     reader = csv.DictReader(io.StringIO(text))
     fields = [f.strip() for f in reader.fieldnames or []]
-    if "file" not in fields or "label" not in fields:
-        raise InvalidError(f"{what}: expected a header with columns file,label")
+    if "file" not in fields or (labels_required and "label" not in fields):
+        header = "file,label" if labels_required else "file (and optionally label)"
+        raise InvalidError(f"{what}: expected a header with columns {header}")
     reader.fieldnames = fields
     out: dict[str, str] = {}
     for row in reader:
@@ -75,11 +80,11 @@ def read_label_csv(data: bytes, what: str) -> dict[str, str]:
         label = row.get("label")
         if not name:
             raise InvalidError(f"{what} line {line}: no file")
-        if label is None:
+        if label is None and labels_required:
             raise InvalidError(f"{what} line {line}: no label")
         if name in out:
             raise InvalidError(f"{what} line {line}: {name} is listed twice")
-        out[name] = label.strip()
+        out[name] = (label or "").strip()
     if not out:
         raise InvalidError(f"{what}: no rows")
     return out

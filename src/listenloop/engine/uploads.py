@@ -188,6 +188,32 @@ def _decode_reason(exc: AudioError, tmp: Path) -> str:
     return str(exc).replace(f"{tmp}: ", "").replace(str(tmp), "file")
 
 
+def _admit(result: Unpacked, name: str, tmp: Path, sha: str, ext: str, size: int) -> None:
+    """Decode one copied file: a candidate when it is usable audio, else a rejection with the reason."""
+    problem = "empty file" if size == 0 else None
+    duration, sr = 0.0, 0
+    if problem is None:
+        try:
+            signal, sr = load_audio(tmp)
+        except AudioError as exc:
+            problem = _decode_reason(exc, tmp)
+        else:
+            duration = len(signal) / sr
+            problem = truncation(tmp)
+            if problem is None and duration < MIN_DURATION:
+                problem = f"too short to annotate ({duration * 1000:.0f} ms)"
+    if problem is not None:
+        tmp.unlink(missing_ok=True)
+        result.rejected.append({"file": name, "reason": problem})
+        return
+    result.candidates.append(Candidate(name, sha, tmp, ext, duration, sr))
+
+
+def _new_workdir(tmp_root: Path) -> Unpacked:
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    return Unpacked(workdir=Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root)))
+
+
 def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None = None) -> Unpacked:
     """Check and decode every entry of the zip at `zip_path` into a folder under `tmp_root`.
 
@@ -195,8 +221,7 @@ def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None =
     otherwise entries that are not audio are listed in `rejected` with the reason.
     """
     limits = limits or UploadLimits()
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    result = Unpacked(workdir=Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root)))
+    result = _new_workdir(tmp_root)
     try:
         try:
             archive = zipfile.ZipFile(zip_path)
@@ -218,29 +243,79 @@ def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None =
                     tmp.unlink(missing_ok=True)
                     result.rejected.append({"file": name, "reason": f"damaged in the archive ({exc})"})
                     continue
-                if info.file_size == 0:
-                    tmp.unlink(missing_ok=True)
-                    result.rejected.append({"file": name, "reason": "empty file"})
-                    continue
-                try:
-                    signal, sr = load_audio(tmp)
-                except AudioError as exc:
-                    tmp.unlink(missing_ok=True)
-                    result.rejected.append({"file": name, "reason": _decode_reason(exc, tmp)})
-                    continue
-                duration = len(signal) / sr
-                problem = truncation(tmp)
-                if problem is None and duration < MIN_DURATION:
-                    problem = f"too short to annotate ({duration * 1000:.0f} ms)"
-                if problem is not None:
-                    tmp.unlink(missing_ok=True)
-                    result.rejected.append({"file": name, "reason": problem})
-                    continue
-                result.candidates.append(Candidate(name, sha, tmp, ext, duration, sr))
+                _admit(result, name, tmp, sha, ext, info.file_size)
     except BaseException:
         result.cleanup()
         raise
     return result
+
+
+def read_manifest(
+    files: list[str], import_root: Path | None, tmp_root: Path, limits: UploadLimits | None = None
+) -> Unpacked:
+    """Copy and decode the audio files a manifest lists, by path under the server's import root.
+
+    For pools too big to upload as a zip: the files already sit on storage the server can read
+    (`listenloop serve --import-root DIR`). Paths are relative to that root; an absolute
+    path, `..` or a link that leads outside it refuses the whole manifest (ArchiveRejectedError,
+    nothing stored); a missing, unreadable or non-audio file is rejected with the reason.
+    """
+    if import_root is None:
+        raise ArchiveRejectedError(
+            "manifest uploads are off on this server: start it with --import-root DIR (the folder the "
+            "manifest's paths are relative to), or upload a zip"
+        )
+    limits = limits or UploadLimits()
+    root = Path(import_root).resolve()
+    if len(files) > limits.max_files:
+        raise ArchiveRejectedError(f"the manifest lists {len(files)} files (limit {limits.max_files})")
+    names = [entry_name(f) for f in files]
+    for raw, name in zip(files, names, strict=True):
+        if not (root / name).resolve().is_relative_to(root):
+            raise ArchiveRejectedError(
+                f"{raw!r} leads outside the import root", [{"file": raw, "reason": "outside the import root"}]
+            )
+    result = _new_workdir(tmp_root)
+    try:
+        for i, name in enumerate(names):
+            source = root / name
+            ext = PurePosixPath(name).suffix.lower()
+            if ext not in AUDIO_EXTENSIONS:
+                result.rejected.append(
+                    {"file": name, "reason": f"not an audio file name ({ext or 'no extension'})"}
+                )
+                continue
+            if not source.is_file():
+                result.rejected.append({"file": name, "reason": "no such file under the import root"})
+                continue
+            size = source.stat().st_size
+            if size > limits.max_entry_bytes:
+                result.rejected.append(
+                    {"file": name, "reason": f"{size} bytes (limit {limits.max_entry_bytes})"}
+                )
+                continue
+            tmp = result.workdir / f"{i}{ext}"  # type: ignore[operator]
+            try:
+                sha = _copy_hashed(source, tmp)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                result.rejected.append({"file": name, "reason": f"unreadable ({exc.strerror or exc})"})
+                continue
+            _admit(result, name, tmp, sha, ext, size)
+    except BaseException:
+        result.cleanup()
+        raise
+    return result
+
+
+def _copy_hashed(source: Path, dest: Path) -> str:
+    """Copy `source` to `dest` in chunks; returns the SHA-256 of what was copied."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(dest, "wb") as out:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
 
 
 def audio_path(sha256: str, ext: str) -> str:

@@ -2,8 +2,8 @@
 
 `create_app(db_url, data_dir)` builds it (and brings the database schema up to date);
 `app_from_env()` is the import-string factory that `listenloop serve --workers N` hands to
-uvicorn, configured by LISTENLOOP_DB, LISTENLOOP_DATA, LISTENLOOP_SCHEDULER and
-LISTENLOOP_LEARNING. The app's lifespan runs the background learning service
+uvicorn, configured by LISTENLOOP_DB, LISTENLOOP_DATA, LISTENLOOP_SCHEDULER,
+LISTENLOOP_IMPORT_ROOT and LISTENLOOP_LEARNING. The app's lifespan runs the background learning service
 (`engine/learning_service.py`) unless `learning=False` (or LISTENLOOP_LEARNING=0).
 """
 
@@ -80,6 +80,7 @@ def create_app(
     limits: UploadLimits | None = None,
     scheduler: str | None = None,
     learning: bool = True,
+    import_root: str | Path | None = None,
 ) -> FastAPI:
     """The API on the database at `db_url` with audio under `data_dir` (created if missing).
 
@@ -87,6 +88,7 @@ def create_app(
     `scheduler` is the Dask scheduler for background work (None: a local cluster).
     `learning` runs the learning service (retrain and re-rank in the background) while the app
     runs; tests of the request path turn it off.
+    `import_root`: the folder that manifest uploads' paths are relative to (None: no manifests).
     """
     data = Path(data_dir).expanduser().resolve()
     try:
@@ -125,6 +127,7 @@ def create_app(
     app.state.data_dir = data
     app.state.limits = limits or UploadLimits()
     app.state.scheduler = scheduler
+    app.state.import_root = Path(import_root).expanduser().resolve() if import_root else None
     app.state.learning = service
     app.state.token_cache = TokenCache()
     app.state.idle = IdleCache()
@@ -179,6 +182,7 @@ def app_from_env() -> FastAPI:
         migrate=os.environ.get("LISTENLOOP_MIGRATE", "0") == "1",
         scheduler=os.environ.get("LISTENLOOP_SCHEDULER") or None,
         learning=learning_from_env(),
+        import_root=os.environ.get("LISTENLOOP_IMPORT_ROOT") or None,
     )
 
 

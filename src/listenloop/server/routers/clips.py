@@ -1,4 +1,4 @@
-"""Clips: zip uploads (with optional seed labels), control questions, audio and spectrograms."""
+"""Clips: zip or manifest uploads (with optional seed labels), control questions, audio and spectrograms."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile, status
+from fastapi import APIRouter, File, Request, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from listenloop.engine import projects as ops
-from listenloop.engine.errors import ForbiddenError, NotFoundError
+from listenloop.engine.errors import ForbiddenError, InvalidError, NotFoundError
 from listenloop.engine.labels import read_label_csv
 from listenloop.engine.media import render_spectrogram, spectrogram_path
-from listenloop.engine.uploads import Unpacked, mark_gold, store_clips, unpack_archive
+from listenloop.engine.uploads import Unpacked, mark_gold, read_manifest, store_clips, unpack_archive
 from listenloop.server.deps import DB, ClipId, DataDir, Limits, ProjectId, User
 from listenloop.server.schemas import GoldOut, UploadOut
 from listenloop.store.database import Database
@@ -32,13 +32,20 @@ async def _intake(
     db: Database,
     project_id: ProjectId,
     who: Any,
-    archive: UploadFile,
+    archive: UploadFile | None,
     data_dir: Path,
     limits: Any,
     labels: dict[str, str] | None,
+    manifest: tuple[list[str], Path | None] | None = None,
 ) -> dict[str, Any]:
-    """Unpack off the event loop, then store in one short write transaction."""
-    unpacked: Unpacked = await run_in_threadpool(unpack_archive, archive.file, data_dir / "tmp", limits)
+    """Unpack (or copy a manifest's files) off the event loop, then store in one short write transaction."""
+    if manifest is not None:
+        files, root = manifest
+        unpacked: Unpacked = await run_in_threadpool(read_manifest, files, root, data_dir / "tmp", limits)
+    elif archive is not None:
+        unpacked = await run_in_threadpool(unpack_archive, archive.file, data_dir / "tmp", limits)
+    else:
+        raise InvalidError("send an archive (a zip of audio) or a manifest (a CSV of paths)")
     try:
         if not unpacked.candidates:
             return {"added": 0, "rejected": unpacked.rejected}
@@ -61,13 +68,29 @@ async def upload_clips(
     db: DB,
     data_dir: DataDir,
     limits: Limits,
-    archive: Annotated[UploadFile, File(description="A zip of audio files.")],
+    request: Request,
+    archive: Annotated[UploadFile | None, File(description="A zip of audio files.")] = None,
     labels: Annotated[UploadFile | None, File(description="Optional CSV file,label: the seed set.")] = None,
+    manifest: Annotated[
+        UploadFile | None,
+        File(
+            description="Instead of a zip: a CSV file[,label] of audio paths relative to the server's "
+            "--import-root (for pools too big to upload); a label makes the clip a seed."
+        ),
+    ] = None,
 ) -> Any:
-    """Add the audio in a zip (owner): `{added, rejected: [{file, reason}]}`; 422 when nothing was added."""
+    """Add the audio in a zip, or the files a manifest lists (owner): `{added, rejected: [{file, reason}]}`;
+    422 when nothing was added."""
     _owned_project(db, project_id, who)
+    if (archive is None) == (manifest is None):
+        raise InvalidError("send exactly one of archive (a zip of audio) or manifest (a CSV of paths)")
     seed = read_label_csv(await labels.read(), "labels") if labels is not None else None
-    result = await _intake(db, project_id, who, archive, data_dir, limits, seed)
+    listed = None
+    if manifest is not None:
+        rows = read_label_csv(await manifest.read(), "manifest", labels_required=False)
+        seed = {**{f: lab for f, lab in rows.items() if lab}, **(seed or {})}
+        listed = (list(rows), request.app.state.import_root)
+    result = await _intake(db, project_id, who, archive, data_dir, limits, seed or None, listed)
     if not result["added"]:
         reason = "no file in the archive was added"
         return JSONResponse({"detail": reason, **result}, status_code=422)
