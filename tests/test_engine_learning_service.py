@@ -281,3 +281,50 @@ def test_the_app_runs_the_service_on_a_local_cluster(tmp_path: Path, fsdd_dir: P
     assert (
         create_app(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "d2", learning=False).state.learning is None
     )
+
+
+def statuses(db: Database, pid: int) -> dict[int, str]:
+    with db.read() as s:
+        return dict(s.execute(select(Clip.id, Clip.status).where(Clip.project_id == pid)).all())
+
+
+def test_stream_mode_judges_arrivals_in_windows(tmp_path: Path, fsdd_dir: Path) -> None:
+    """001_'s stream-based AL live: a round judges the next 2 × retrain_every arrivals, queues the
+    more informative half, lets the rest pass; people only ever get queued clips."""
+    from listenloop.engine.tasks import next_task
+
+    db = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    db.upgrade()
+    data = tmp_path / "data"
+    data.mkdir()
+    pid = new_project(db, fsdd_dir, data, seeds=30, mode="stream", retrain_every=10)
+    service = LearningService(db, data, inline=True)
+    arrived = sorted(cid for cid, st in statuses(db, pid).items() if st == "pool")
+    assert len(arrived) == 70  # nothing is served before a round judged it
+    with db.write() as s:
+        people = create_user(s, "ann", "x")
+        ann = Principal(people.id, "ann", "annotator")
+        assert next_task(s, pid, ann) is None
+    assert [o.state for o in service.run_once()] == ["ran"]
+    now = statuses(db, pid)
+    window = arrived[:20]
+    assert sorted(now[c] for c in window) == ["passed"] * 10 + ["queued"] * 10
+    assert all(now[c] == "pool" for c in arrived[20:])
+    with db.write() as s:
+        task = next_task(s, pid, ann)
+    assert now[task.clip_id] == "queued"
+    assert service.due_projects() == []
+    # the queue runs dry without new labels (all low agreement): the next window is judged
+    with db.write() as s:
+        s.execute(
+            update(Clip).where(Clip.project_id == pid, Clip.status == "queued").values(status="low_agreement")
+        )
+    assert service.due_projects() == [pid]
+    service.run_once()
+    now = statuses(db, pid)
+    assert sorted(now[c] for c in arrived[20:40]) == ["passed"] * 10 + ["queued"] * 10
+    with db.read() as s:
+        status = project_status(s, s.get(Project, pid))
+    assert status["clips_by_status"]["passed"] == 20 and status["clips_by_status"]["pool"] == 30
+    service.stop()
+    db.dispose()

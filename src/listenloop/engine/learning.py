@@ -10,7 +10,7 @@ the content-hash cache under the data folder, so a round only computes new clips
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class RoundResult:
     cold_start: bool
     skipped: int  # clips whose audio gave no features (they keep their place at the end)
     map: dict[str, Any] | None = None
+    admitted: list[int] = field(default_factory=list)  # stream mode: window clips sent to people
+    passed: list[int] = field(default_factory=list)  # stream mode: window clips the model let pass
 
 
 def learning_round(
@@ -53,11 +55,19 @@ def learning_round(
     cache_dir: Path | None = None,
     scheduler: str | None = None,
     workers: int | None = 1,
+    waiting: Sequence[bool] | None = None,
+    window: int = 0,
 ) -> RoundResult:
     """Fit on the labelled clips and order the pool clips for the queue.
 
     `paths` are relative to `root`; `labels[i]` is the clip's training label (seed or
     aggregated) or None; `in_pool[i]` says whether the clip still waits for answers.
+
+    Stream mode (001_'s stream-based AL), with `window` > 0: `waiting[i]` marks clips that
+    arrived but were not yet judged. The next `window` of them in arrival order (clip id)
+    are scored with the queued clips; the more informative half of the window joins the
+    queue (`admitted`), the rest is let pass unheard (`passed`). At cold start the whole
+    window is admitted: the model needs examples of every class first.
     """
     if task_type not in LEARNING_TASK:
         raise ListenloopError(
@@ -84,7 +94,13 @@ def learning_round(
     has_label = np.array([labels[i] is not None for i in kept], dtype=bool)
     pool_mask = np.array([bool(in_pool[i]) for i in kept], dtype=bool) & ~has_label
     labelled_rows = np.flatnonzero(has_label)
-    pool_rows = np.flatnonzero(pool_mask)
+    waits = np.zeros(len(kept), dtype=bool)
+    if window > 0 and waiting is not None:
+        waits = np.array([bool(waiting[i]) for i in kept], dtype=bool) & pool_mask
+    # kept is in clip-id order (the service reads clips by id): arrival order
+    window_rows = np.flatnonzero(waits)[:window] if window > 0 else np.zeros(0, dtype=np.int64)
+    pool_rows = np.flatnonzero(pool_mask & ~waits)
+    pool_rows = np.sort(np.concatenate([pool_rows, window_rows]))
     y = [labels[i] for i in kept[labelled_rows]]
     target = np.asarray(y, dtype=str) if task == "classification" else np.asarray(y, dtype=float)
     result = retrain_and_rank(
@@ -98,7 +114,10 @@ def learning_round(
         task=task,
         iteration=iteration,
     )
-    ordered = ids[kept[result.order]].tolist()
+    order = np.asarray(result.order, dtype=np.int64)
+    admitted_rows, passed_rows = _judge_window(order, window_rows, result.cold_start)
+    order = order[~np.isin(order, passed_rows)]
+    ordered = ids[kept[order]].tolist()
     rows = np.concatenate([labelled_rows, pool_rows])
     drawn = None
     if result.mean is not None and result.std is not None:
@@ -114,6 +133,7 @@ def learning_round(
         )
     unread = np.setdiff1d(np.arange(len(ids)), kept)
     missing = [int(ids[i]) for i in unread if in_pool[i] and labels[i] is None]
+    unread_waiting = [int(ids[i]) for i in unread if waiting is not None and waiting[i] and labels[i] is None]
     return RoundResult(
         order=ordered + missing,
         score=result.score,
@@ -121,4 +141,18 @@ def learning_round(
         cold_start=result.cold_start,
         skipped=len(ids) - len(kept),
         map=drawn,
+        # clips whose audio gave no features cannot be judged: people hear them
+        admitted=ids[kept[admitted_rows]].tolist() + (unread_waiting if window > 0 else []),
+        passed=ids[kept[passed_rows]].tolist(),
     )
+
+
+def _judge_window(
+    order: np.ndarray, window_rows: np.ndarray, cold_start: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(admitted, passed) rows of the stream window: its better-ranked half, and the rest."""
+    if len(window_rows) == 0:
+        return window_rows, window_rows
+    ranked = order[np.isin(order, window_rows)]  # the window in the strategy's order
+    keep = len(ranked) if cold_start else (len(ranked) + 1) // 2
+    return ranked[:keep], ranked[keep:]

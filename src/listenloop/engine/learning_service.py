@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam as bp
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import skills as crowd_skills
@@ -87,6 +87,19 @@ _RELEASE = (
     .values(learning_lease_until=None)
 )
 _SET_RANK = update(C).where(C.c.id == bp("cid")).values(rank=bp("new_rank"))
+# Stream mode: a round's verdict on a waiting clip (admitted to the queue, or let pass).
+_JUDGE = update(C).where(C.c.id == bp("cid"), C.c.status == "pool").values(status=bp("v_status"))
+_HAS = select(C.c.id).where(
+    C.c.project_id == bp("project"), C.c.status == bp("v_status"), C.c.is_gold == false()
+)
+STREAM_WINDOW_ROUNDS = 2  # a stream round judges 2 × retrain_every arriving clips and admits half
+
+
+def stream_window(retrain_every: int) -> int:
+    """How many arriving clips a stream-mode round judges (001_: a buffer of twice the batch)."""
+    return STREAM_WINDOW_ROUNDS * max(1, retrain_every)
+
+
 @dataclass
 class Outcome:
     """What one attempt at a project's round did: `ran`, `busy` (another holds the lease),
@@ -329,6 +342,7 @@ class LearningService:
                 P.c.id,
                 P.c.task_type,
                 P.c.retrain_every,
+                P.c.mode,
                 P.c.learning_lease_until,
                 P.c.clips_count.label("clips"),
                 P.c.labels_count.label("labels"),
@@ -358,11 +372,20 @@ class LearningService:
                 row.run_clips is None
                 or int(row.labels or 0) - row.run_labels >= max(1, row.retrain_every)
                 or row.clips > row.run_clips
+                or (row.mode == "stream" and self._stream_starved(row.id))
             ):
                 due.append(row.id)
         for project_id, task_type in unsupported:
             self._note_unsupported(project_id, task_type)
         return due
+
+    def _stream_starved(self, project_id: int) -> bool:
+        """Stream mode: the queue ran dry while arrived clips wait to be judged (two indexed lookups)."""
+        with self.db.read() as session:
+            conn = session.connection()
+            queued = conn.execute(_HAS.limit(1), {"project": project_id, "v_status": "queued"}).first()
+            waiting = conn.execute(_HAS.limit(1), {"project": project_id, "v_status": "pool"}).first()
+        return queued is None and waiting is not None
 
     def _note_unsupported(self, project_id: int, task_type: str) -> None:
         """One `learning_skipped` event per project, not one per poll (nor per restart)."""
@@ -406,9 +429,15 @@ class LearningService:
         with self.db.read() as session:
             conn = session.connection()
             project = conn.execute(
-                select(P.c.task_type, P.c.classes, P.c.feature_set, P.c.learner, P.c.strategy).where(
-                    P.c.id == project_id
-                )
+                select(
+                    P.c.task_type,
+                    P.c.classes,
+                    P.c.feature_set,
+                    P.c.learner,
+                    P.c.strategy,
+                    P.c.mode,
+                    P.c.retrain_every,
+                ).where(P.c.id == project_id)
             ).one()
             rows = conn.execute(
                 select(C.c.id, C.c.path, C.c.seed_label, C.c.status, C.c.is_gold, C.c.gold_label, C.c.label)
@@ -423,6 +452,8 @@ class LearningService:
             "paths": [r.path for r in rows],
             "labels": labels,
             "in_pool": [r.status in IN_POOL and not r.is_gold for r in rows],
+            "waiting": [r.status == "pool" and not r.is_gold for r in rows],
+            "window": stream_window(project.retrain_every) if project.mode == "stream" else 0,
             "task_type": project.task_type,
             "classes": list(project.classes or []) or None,
             "feature_set": project.feature_set,
@@ -489,6 +520,9 @@ class LearningService:
                 raise LeaseLostError("the learning lease expired and another process took it")
             if ranks:
                 conn.execute(_SET_RANK, ranks)
+            for status, ids in (("queued", result.get("admitted")), ("passed", result.get("passed"))):
+                if ids:
+                    conn.execute(_JUDGE, [{"cid": cid, "v_status": status} for cid in ids])
             run = ModelRun(
                 project_id=project_id,
                 labels=labels,

@@ -194,7 +194,7 @@ def list_members(session: Session, project: Project) -> list[dict[str, Any]]:
 
 def project_status(session: Session, project: Project) -> dict[str, Any]:
     """Progress, answers used, labels done, model score history and budget left."""
-    counts: dict[str, int] = {"pool": 0, "queued": 0, "done": 0, "low_agreement": 0}
+    counts: dict[str, int] = {"pool": 0, "queued": 0, "done": 0, "low_agreement": 0, "passed": 0}
     rows = session.execute(
         select(Clip.status, Clip.is_gold, func.count())
         .where(Clip.project_id == project.id)
@@ -204,7 +204,7 @@ def project_status(session: Session, project: Project) -> dict[str, Any]:
         if not is_gold:  # control clips are not part of the work (and annotators must not count them)
             counts[status] = counts.get(status, 0) + n
     clips = sum(counts.values())
-    finished = counts["done"] + counts["low_agreement"]
+    finished = counts["done"] + counts["low_agreement"] + counts["passed"]
     budget_left = None if project.budget is None else max(project.budget - project.answers_used, 0)
     return {
         "project_id": project.id,

@@ -392,7 +392,8 @@ def store_clips(
                 path=rel,
                 duration=cand.duration,
                 sample_rate=cand.sample_rate,
-                status="done" if seed is not None else "queued",
+                # stream mode: a learning round judges each arrival before anyone hears it
+                status="done" if seed is not None else ("pool" if project.mode == "stream" else "queued"),
                 rank=rng.random(),
                 seed_label=seed,
                 label=seed,

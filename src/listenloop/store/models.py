@@ -27,7 +27,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ROLES = ("owner", "annotator", "admin")
 TASK_TYPES = ("classification", "binary", "continuous", "multilabel")
-CLIP_STATUSES = ("pool", "queued", "done", "low_agreement")
+# pool: arrived in a stream-mode project, not yet judged by a learning round; queued: waits
+# for answers; done / low_agreement: the redundancy policy's verdicts; passed: a stream-mode
+# round judged it not worth people's time.
+CLIP_STATUSES = ("pool", "queued", "done", "low_agreement", "passed")
 TASK_KINDS = ("regular", "control", "consistency")
 
 # Constraint names fixed by convention, so that migrations can refer to them on every backend.
