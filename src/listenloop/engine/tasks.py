@@ -30,16 +30,13 @@ from listenloop.crowd.trust import PRIOR_TRUST, update_trust
 from listenloop.engine.accounts import Principal
 from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
+from listenloop.engine.gamification import POINTS_PER_ANSWER, TRUSTED_AT, TRUSTED_BONUS, level_of
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust, utcnow
 
 LEASE = timedelta(minutes=5)
 CONSISTENCY_DELAY = timedelta(seconds=60)  # a repeat comes at least this long after the first answer
-POINTS_PER_ANSWER = 10
-TRUSTED_BONUS = 5  # per answer while the annotator's trust is at least TRUSTED_AT
-TRUSTED_AT = 0.7
-POINTS_PER_LEVEL = 200
 
 P, C, T = Project.__table__, Clip.__table__, Task.__table__
 W, M, E = WorkerTrust.__table__, ProjectMember.__table__, Event.__table__
@@ -306,9 +303,7 @@ def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int
     """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
     status = conn.execute(_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS, {"clip": clip_id}).scalar()
     rows = conn.execute(_ANSWERS, {"clip": clip_id}).all()
-    verdict = aggregate_clip(
-        project, [r[0] for r in rows], [float(r[1]) for r in rows], [r[2] for r in rows]
-    )
+    verdict = aggregate_clip(project, [r[0] for r in rows], [float(r[1]) for r in rows], [r[2] for r in rows])
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"
         data = {
@@ -387,5 +382,5 @@ def submit_answer(
         "clip_id": task.clip_id,
         "points": points,
         "total_points": total,
-        "level": 1 + total // POINTS_PER_LEVEL,
+        "level": level_of(total),
     }
