@@ -35,8 +35,9 @@ from listenloop.engine.uploads import ArchiveRejectedError, UploadLimits
 from listenloop.errors import ListenloopError
 from listenloop.server.deps import IdleCache, TokenCache
 from listenloop.server.limits import BodyLimitMiddleware
-from listenloop.server.routers import clips, exports, projects, tasks, users
+from listenloop.server.routers import clips, dashboard, exports, leaderboard, projects, tasks, users
 from listenloop.server.routers.docs import mount_docs
+from listenloop.server.routers.pages import mount_pages
 from listenloop.store.database import DEFAULT_URL, Database
 
 DEFAULT_DATA = "listenloop-data"
@@ -136,9 +137,10 @@ def create_app(
     app.add_exception_handler(ListenloopError, _engine_error)
     app.add_exception_handler(OperationalError, _busy)
     app.add_exception_handler(IntegrityError, _integrity)
-    for module in (users, projects, clips, tasks, exports):
+    for module in (users, projects, clips, tasks, exports, leaderboard, dashboard):
         app.include_router(module.router, prefix="/api/v1")
     mount_docs(app)
+    mount_pages(app)  # after the docs: /static/swagger-ui must match before /static
     return app
 
 

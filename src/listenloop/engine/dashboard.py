@@ -1,0 +1,396 @@
+"""The owner's dashboard: label distribution, answers per clip, savings, annotators, model runs.
+
+Plain functions over a session (no HTTP): the router `server/routers/dashboard.py` checks that
+the caller owns the project and turns these dicts into JSON.
+
+Savings are counted on the clips the crowd has finished (done or low-agreement; neither seed
+nor control clips): the regular answers they took against what a fixed redundancy of K
+answers per clip would have taken for the same clips (K = the project's `redundancy.max`, and
+K = 5). Control and consistency answers are reported apart, as the quality-control overhead
+(a fixed-redundancy campaign with quality control pays it as well).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import Text, case, cast, func, select, update
+from sqlalchemy.orm import Session
+
+from listenloop.engine.accounts import Principal
+from listenloop.engine.errors import InvalidError, NotFoundError
+from listenloop.engine.labels import TAG_SEP
+from listenloop.engine.projects import project_status, require_owner
+from listenloop.store.models import (
+    Clip,
+    Event,
+    ModelRun,
+    Project,
+    ProjectMember,
+    Task,
+    User,
+    WorkerTrust,
+    utcnow,
+)
+
+FIXED_REFERENCE = 5  # the second fixed-redundancy reference of the savings panel
+CONTINUOUS_BINS = 10
+FINISHED = ("done", "low_agreement")
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def label_distribution(session: Session, project: Project) -> list[dict[str, Any]]:
+    """Labels so far per class (tag, or range bin for ratings): `[{label, crowd, seed}]`.
+
+    `crowd`: clips the crowd labelled (status done); `seed`: the owner's seed labels. Control
+    clips are not counted. Classes come in the project's order, every class listed.
+    """
+    rows = session.execute(
+        select(Clip.label, Clip.seed_label).where(
+            Clip.project_id == project.id,
+            Clip.is_gold.is_(False),
+            (Clip.seed_label.is_not(None)) | (Clip.status == "done"),
+        )
+    ).all()
+    crowd: Counter[str] = Counter()
+    seed: Counter[str] = Counter()
+    for label, seed_label in rows:
+        value, counter = (seed_label, seed) if seed_label is not None else (label, crowd)
+        if value is None:
+            continue
+        if project.task_type == "multilabel":
+            counter.update(t for t in value.split(TAG_SEP) if t)
+        else:
+            counter[value] += 1
+    if project.task_type == "continuous":
+        return _binned(project, crowd, seed)
+    names = [str(c) for c in project.classes or []]
+    names += sorted((set(crowd) | set(seed)) - set(names))  # e.g. "can't tell" winning a clip
+    return [{"label": n, "crowd": crowd[n], "seed": seed[n]} for n in names]
+
+
+def _binned(project: Project, crowd: Counter[str], seed: Counter[str]) -> list[dict[str, Any]]:
+    """Ratings in CONTINUOUS_BINS equal bins over the project's range (labelled by their lower edge)."""
+    lo, hi = float(project.range_min or 0.0), float(project.range_max or 1.0)
+    width = (hi - lo) / CONTINUOUS_BINS or 1.0
+    bins = [
+        {"label": f"{lo + i * width:g}–{lo + (i + 1) * width:g}", "crowd": 0, "seed": 0}
+        for i in range(CONTINUOUS_BINS)
+    ]
+    for counter, key in ((crowd, "crowd"), (seed, "seed")):
+        for text, n in counter.items():
+            try:
+                value = float(text)
+            except ValueError:
+                continue
+            if not math.isfinite(value):
+                continue
+            i = min(max(int((value - lo) // width), 0), CONTINUOUS_BINS - 1)
+            bins[i][key] += n
+    return bins
+
+
+def answers_histogram(session: Session, project: Project) -> list[dict[str, Any]]:
+    """How many regular answers crowd clips took: `[{answers, done, low_agreement, open}]` for
+    1..the most answers any clip has (`open`: still queued with some answers). Seed and control
+    clips are left out."""
+    rows = session.execute(
+        select(Clip.n_answers, Clip.status, func.count())
+        .where(
+            Clip.project_id == project.id,
+            Clip.is_gold.is_(False),
+            Clip.seed_label.is_(None),
+            Clip.n_answers > 0,
+        )
+        .group_by(Clip.n_answers, Clip.status)
+    ).all()
+    top = max((n for n, _, _ in rows), default=0)
+    bars = [{"answers": k, "done": 0, "low_agreement": 0, "open": 0} for k in range(1, top + 1)]
+    for n, status, count in rows:
+        key = status if status in FINISHED else "open"
+        bars[n - 1][key] += count
+    return bars
+
+
+def savings(session: Session, project: Project) -> dict[str, Any]:
+    """Answers the crowd used against fixed redundancy, and labels used against the pool.
+
+    `{finished_clips, answers_on_finished, mean_answers, fixed: [{k, answers, saved, saved_share}],
+    quality_answers (control + consistency), answers_used (all kinds, the budget's count),
+    labels (seed + crowd done), pool (clips that are not control questions), labels_share}`.
+    """
+    finished, on_finished = session.execute(
+        select(func.count(), func.coalesce(func.sum(Clip.n_answers), 0)).where(
+            Clip.project_id == project.id,
+            Clip.is_gold.is_(False),
+            Clip.seed_label.is_(None),
+            Clip.status.in_(FINISHED),
+        )
+    ).one()
+    pool, labels = session.execute(
+        select(
+            func.count(),
+            func.coalesce(
+                func.sum(case(((Clip.seed_label.is_not(None)) | (Clip.status == "done"), 1), else_=0)), 0
+            ),
+        ).where(Clip.project_id == project.id, Clip.is_gold.is_(False))
+    ).one()
+    by_kind = dict(
+        session.execute(
+            select(Task.kind, func.count())
+            .where(Task.project_id == project.id, Task.answered_at.is_not(None))
+            .group_by(Task.kind)
+        ).all()
+    )
+    fixed = []
+    for k in sorted({int(project.redundancy_max), FIXED_REFERENCE}):
+        would = k * int(finished)
+        fixed.append(
+            {
+                "k": k,
+                "answers": would,
+                "saved": would - int(on_finished),
+                "saved_share": _ratio(would - on_finished, would),
+            }
+        )
+    return {
+        "finished_clips": int(finished),
+        "answers_on_finished": int(on_finished),
+        "mean_answers": _ratio(on_finished, finished),
+        "fixed": fixed,
+        "regular_answers": int(by_kind.get("regular", 0)),
+        "quality_answers": int(by_kind.get("control", 0)) + int(by_kind.get("consistency", 0)),
+        "answers_used": int(project.answers_used),
+        "labels": int(labels),
+        "pool": int(pool),
+        "labels_share": _ratio(labels, pool),
+    }
+
+
+def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
+    """Everything the dashboard polls in one read: status, label distribution, answers per clip,
+    savings, and the newest model run's id."""
+    newest = session.scalar(select(func.max(ModelRun.id)).where(ModelRun.project_id == project.id))
+    return {
+        "project_id": project.id,
+        "name": project.name,
+        "task_type": project.task_type,
+        "classes": list(project.classes or []),
+        "redundancy": {
+            "min": project.redundancy_min,
+            "max": project.redundancy_max,
+            "tau": project.redundancy_tau,
+        },
+        "trust_threshold": project.trust_threshold,
+        "status": project_status(session, project),
+        "label_distribution": label_distribution(session, project),
+        "answers_histogram": answers_histogram(session, project),
+        "savings": savings(session, project),
+        "newest_run": newest,
+    }
+
+
+def _checks(session: Session, project_id: int) -> dict[tuple[int, str], list[int]]:
+    """Per (user, kind): [checked, passed] of control and consistency answers, as the engine
+    judged them when they came in (the `check` of each `answer` event; None = nothing to check,
+    e.g. "can't tell")."""
+    kind = Event.data["kind"].as_string()
+    check = Event.data["check"].as_boolean()
+    rows = session.execute(
+        select(Event.user_id, kind, check, func.count())
+        .where(Event.project_id == project_id, Event.kind == "answer", kind.in_(("control", "consistency")))
+        .group_by(Event.user_id, kind, check)
+    ).all()
+    out: dict[tuple[int, str], list[int]] = {}
+    for user_id, k, passed, n in rows:
+        if user_id is None or passed is None:
+            continue
+        cell = out.setdefault((user_id, k), [0, 0])
+        cell[0] += n
+        cell[1] += n if passed else 0
+    return out
+
+
+def annotator_table(session: Session, project: Project) -> list[dict[str, Any]]:
+    """Every annotator who answered or is a member: `{username, trust, answers, points, checked,
+    right, control: {checked, right, accuracy}, consistency: {checked, agreed, agreement},
+    owner (the project's owner answering), member, active, blocked, flagged}`, most answers first."""
+    trust = {
+        row.user_id: row
+        for row in session.scalars(select(WorkerTrust).where(WorkerTrust.project_id == project.id))
+    }
+    members = {
+        row.user_id: row
+        for row in session.scalars(select(ProjectMember).where(ProjectMember.project_id == project.id))
+    }
+    ids = set(trust) | set(members)
+    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).all()) if ids else {}
+    checks = _checks(session, project.id)
+    table = []
+    for user_id in ids:
+        t, m = trust.get(user_id), members.get(user_id)
+        control = checks.get((user_id, "control"), [0, 0])
+        consistency = checks.get((user_id, "consistency"), [0, 0])
+        active = m.active if m is not None else True
+        table.append(
+            {
+                "username": names.get(user_id, f"user {user_id}"),
+                "trust": round(t.trust, 4) if t else None,
+                "answers": t.n_answers if t else 0,
+                "points": t.points if t else 0,
+                "checked": t.n_checked if t else 0,
+                "right": t.n_right if t else 0,
+                "control": {
+                    "checked": control[0],
+                    "right": control[1],
+                    "accuracy": _ratio(control[1], control[0]),
+                },
+                "consistency": {
+                    "checked": consistency[0],
+                    "agreed": consistency[1],
+                    "agreement": _ratio(consistency[1], consistency[0]),
+                },
+                "owner": user_id == project.owner_id,
+                "member": m is not None,
+                "active": active,
+                "blocked": not active,
+                "flagged": bool(m.flagged) if m is not None else False,
+            }
+        )
+    table.sort(key=lambda r: (-r["answers"], r["username"]))
+    return table
+
+
+def set_member_flags(
+    session: Session,
+    project: Project,
+    who: Principal,
+    username: str,
+    *,
+    flagged: bool | None = None,
+    blocked: bool | None = None,
+) -> dict[str, Any]:
+    """Flag (mark for review) and/or block an annotator: blocked = membership inactive, so no
+    more tasks, and the tasks they hold now expire (an answer to one is refused).
+
+    One event per change (`member_flagged`, `member_unflagged`, `member_blocked`,
+    `member_unblocked`). Returns the annotator's `{username, flagged, blocked, active}`.
+    """
+    require_owner(project, who)
+    if flagged is None and blocked is None:
+        raise InvalidError("say what to change: flagged and/or blocked (true or false)")
+    user_id = session.scalar(select(User.id).where(User.username == username))
+    if user_id is None:
+        raise NotFoundError(f"user {username!r} does not exist")
+    if user_id == project.owner_id:
+        raise InvalidError("the project's owner cannot be flagged or blocked")
+    member = session.get(ProjectMember, (project.id, user_id))
+    if member is None:
+        member = ProjectMember(project_id=project.id, user_id=user_id, active=True, flagged=False)
+        session.add(member)
+    changes = []
+    if flagged is not None and bool(member.flagged) != flagged:
+        member.flagged = flagged
+        changes.append("member_flagged" if flagged else "member_unflagged")
+    if blocked is not None and (not member.active) != blocked:
+        member.active = not blocked
+        changes.append("member_blocked" if blocked else "member_unblocked")
+        if blocked:  # their open leases end now: those clips go back to the others
+            now = utcnow()
+            session.execute(
+                update(Task)
+                .where(
+                    Task.project_id == project.id,
+                    Task.annotator_id == user_id,
+                    Task.answered_at.is_(None),
+                    Task.leased_until > now,
+                )
+                .values(leased_until=now)
+            )
+    for kind in changes:
+        session.add(Event(project_id=project.id, user_id=who.id, kind=kind, data={"username": username}))
+    session.flush()
+    return {
+        "username": username,
+        "flagged": bool(member.flagged),
+        "blocked": not member.active,
+        "active": member.active,
+    }
+
+
+def _has_map() -> Any:
+    """SQL: the run has a map (neither SQL NULL nor a JSON null)."""
+    return ModelRun.map.is_not(None) & (cast(ModelRun.map, Text) != "null")
+
+
+def model_runs(session: Session, project: Project) -> list[dict[str, Any]]:
+    """The project's learning rounds, oldest first: `{id, labels, score, metric, strategy,
+    cold_start, clips, created_at, has_map}` (maps themselves come from `run_map`)."""
+    rows = session.execute(
+        select(
+            ModelRun.id,
+            ModelRun.labels,
+            ModelRun.score,
+            ModelRun.metric,
+            ModelRun.strategy,
+            ModelRun.cold_start,
+            ModelRun.clips,
+            ModelRun.created_at,
+            _has_map().label("has_map"),
+        )
+        .where(ModelRun.project_id == project.id)
+        .order_by(ModelRun.id)
+    ).all()
+    return [
+        {
+            "id": r.id,
+            "labels": r.labels,
+            "score": r.score,
+            "metric": r.metric,
+            "strategy": r.strategy,
+            "cold_start": bool(r.cold_start),
+            "clips": r.clips,
+            "created_at": r.created_at.isoformat(timespec="seconds") + "Z",
+            "has_map": bool(r.has_map),
+        }
+        for r in rows
+    ]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def run_map(session: Session, project: Project, run_id: int) -> dict[str, Any]:
+    """One run's 2-D map of the pool: `{run_id, labels, score, metric, method, explained,
+    points: [[clip_id, x, y, predicted label, training label]]}` (None where there is no
+    prediction yet, or the clip had no training label); NotFoundError when the run is not the
+    project's or has no map."""
+    run = session.get(ModelRun, run_id)
+    if run is None or run.project_id != project.id:
+        raise NotFoundError(f"project {project.id} has no model run {run_id}")
+    data = run.map
+    if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+        raise NotFoundError(
+            f"model run {run_id} has no map (made before maps were recorded, or not mappable)"
+        )
+    points = [
+        [int(p[0]), float(p[1]), float(p[2]), _text(p[3]), _text(p[4]) if len(p) > 4 else None]
+        for p in data["points"]
+        if isinstance(p, list | tuple) and len(p) >= 4
+    ]
+    explained = [float(v) for v in data.get("explained") or []]
+    return {
+        "run_id": run.id,
+        "labels": run.labels,
+        "score": run.score,
+        "metric": run.metric,
+        "method": str(data.get("method", "pca")),
+        "explained": explained,
+        "points": points,
+    }

@@ -1,0 +1,235 @@
+// Hand-written SVG charts for the owner's dashboard: a line chart, (stacked) bars and a scatter map.
+// Each returns a <figure> holding an <svg role="img"> with <title> and <desc>, a text summary in
+// its <figcaption>, and (where asked) a data table in a <details>. Only attributes are set (a CSP
+// without inline styles applies); the SVG scales to its container through its viewBox.
+
+const SVG = "http://www.w3.org/2000/svg";
+let uid = 0;
+
+// Colour-blind-aware categorical colours, each at least 3:1 against white (graphics, WCAG 1.4.11).
+export const PALETTE = [
+  "#0072b2", "#d55e00", "#007a5e", "#a3367f", "#6a3d9a",
+  "#8c5a00", "#c0392b", "#1b6b93", "#5d6d7e", "#2e7d32",
+  "#7b241c", "#b03a8f",
+];
+
+/** The colour of category `i`. */
+export function colour(i) {
+  return PALETTE[((i % PALETTE.length) + PALETTE.length) % PALETTE.length];
+}
+
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) el.setAttribute(k, String(v));
+  for (const c of children) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+function html(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined && v !== null) el.setAttribute(k, String(v));
+  for (const c of children) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+/** Round "nice" tick values covering [lo, hi]. */
+export function ticks(lo, hi, count = 5) {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => raw <= st) || 10 * mag;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toFixed(10)));
+  return out;
+}
+
+/** The drawing width in SVG units: the container's CSS width (so text keeps its size), clamped. */
+function size(width, most = 640) {
+  return Math.round(Math.max(300, Math.min(most, Number(width) || 560)));
+}
+
+function fmt(v) {
+  if (!Number.isFinite(v)) return "";
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en");
+  return Number.isInteger(v) ? String(v) : String(Number(v.toFixed(2)));
+}
+
+function frame(title, desc, width, height) {
+  const id = `chart-${++uid}`;
+  const svg = s("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    role: "img",
+    "aria-labelledby": `${id}-t ${id}-d`,
+    class: "chart",
+    preserveAspectRatio: "xMidYMid meet",
+  });
+  svg.append(s("title", { id: `${id}-t` }, title), s("desc", { id: `${id}-d` }, desc));
+  return svg;
+}
+
+function axes(svg, box, xTicks, yTicks, xLabel, yLabel, xScale, yScale) {
+  const g = s("g", { class: "axis" });
+  for (const t of yTicks) {
+    const y = yScale(t);
+    g.append(s("line", { x1: box.l, x2: box.r, y1: y, y2: y, class: "grid" }));
+    g.append(s("text", { x: box.l - 6, y: y + 4, "text-anchor": "end" }, fmt(t)));
+  }
+  for (const t of xTicks) {
+    const x = xScale(t.value ?? t);
+    g.append(s("text", { x, y: box.b + 16, "text-anchor": "middle" }, t.label ?? fmt(t)));
+  }
+  g.append(s("line", { x1: box.l, x2: box.r, y1: box.b, y2: box.b, class: "baseline" }));
+  g.append(s("line", { x1: box.l, x2: box.l, y1: box.t, y2: box.b, class: "baseline" }));
+  if (xLabel) g.append(s("text", { x: (box.l + box.r) / 2, y: box.b + 34, "text-anchor": "middle", class: "axis-label" }, xLabel));
+  if (yLabel) {
+    g.append(
+      s("text", { x: -(box.t + box.b) / 2, y: 14, transform: "rotate(-90)", "text-anchor": "middle", class: "axis-label" }, yLabel),
+    );
+  }
+  svg.append(g);
+}
+
+function figure(svg, summary, table) {
+  const fig = html("figure", { class: "chart-figure" }, svg, html("figcaption", { class: "chart-summary" }, summary));
+  if (table) fig.append(table);
+  return fig;
+}
+
+/** A data table inside a <details> (the charts' text alternative). rows: arrays of cells. */
+export function dataTable(caption, headers, rows) {
+  const table = html("table", { class: "data" }, html("caption", {}, caption));
+  const head = html("tr", {});
+  for (const hd of headers) head.append(html("th", { scope: "col" }, hd));
+  table.append(html("thead", {}, head));
+  const body = html("tbody", {});
+  for (const row of rows) {
+    const tr = html("tr", {});
+    row.forEach((cell, i) => tr.append(i === 0 ? html("th", { scope: "row" }, cell) : html("td", {}, cell)));
+    body.append(tr);
+  }
+  table.append(body);
+  return html("details", { class: "chart-data" }, html("summary", {}, "Show the numbers"), html("div", { class: "table-scroll" }, table));
+}
+
+/** Line chart. series: [{name, points: [{x, y}]}]; yDomain: [lo, hi] or null (from the data). */
+export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomain, table, width }) {
+  const W = size(width), H = Math.round(W * 0.55);
+  const box = { l: 52, r: W - 16, t: 14, b: H - 46 };
+  const svg = frame(title, desc, W, H);
+  if (series.length > 1) box.t = 34;
+  const all = series.flatMap((se) => se.points);
+  const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
+  let x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
+  let [y0, y1] = yDomain || [Math.min(...ys), Math.max(...ys)];
+  if (!(y1 > y0)) { y0 -= 0.5; y1 += 0.5; }
+  if (!(x1 > x0)) x1 = x0 + 1;
+  const xs_ = (v) => box.l + ((v - x0) / (x1 - x0)) * (box.r - box.l);
+  const ys_ = (v) => box.b - ((v - y0) / (y1 - y0)) * (box.b - box.t);
+  axes(svg, box, ticks(x0, x1, W < 420 ? 4 : 6), ticks(y0, y1, 5), xLabel, yLabel, xs_, ys_);
+  let lx = box.l + 8;
+  series.forEach((se, i) => {
+    const pts = [...se.points].sort((a, b) => a.x - b.x);
+    if (!pts.length) return;
+    const g = s("g", { class: "series" });
+    const dash = se.dashed ? "6 4" : null;
+    g.append(s("polyline", { points: pts.map((p) => `${xs_(p.x)},${ys_(p.y)}`).join(" "), fill: "none", stroke: colour(i), "stroke-width": se.dashed ? 2 : 2.5, "stroke-dasharray": dash }));
+    if (!se.dashed) {
+      for (const p of pts) {
+        g.append(s("circle", { cx: xs_(p.x), cy: ys_(p.y), r: 4, fill: colour(i) }, s("title", {}, `${se.name}: ${fmt(p.y)} at ${fmt(p.x)} labels`)));
+      }
+    }
+    svg.append(g);
+    if (series.length > 1) {
+      const legend = s("g", { class: "legend" });
+      legend.append(s("line", { x1: lx, x2: lx + 18, y1: box.t + 10, y2: box.t + 10, stroke: colour(i), "stroke-width": 2.5, "stroke-dasharray": dash }));
+      legend.append(s("text", { x: lx + 22, y: box.t + 14 }, se.name));
+      lx += 40 + se.name.length * 7;
+      svg.append(legend);
+    }
+  });
+  return figure(svg, summary, table);
+}
+
+/** Vertical bars, stacked by series. categories: [label]; series: [{name, values: [n], colour?}]. */
+export function barChart({ title, desc, summary, categories, series, xLabel, yLabel, table, width }) {
+  const W = size(width), H = Math.max(240, Math.round(W * 0.55));
+  const longest = Math.max(1, ...categories.map((c) => String(c).length));
+  const rotate = longest * 7.5 > (W - 68) / Math.max(1, categories.length);
+  const box = { l: 52, r: W - 16, t: 30, b: H - (rotate ? 70 : 46) };
+  const svg = frame(title, desc, W, H);
+  const totals = categories.map((_, j) => series.reduce((acc, se) => acc + (se.values[j] || 0), 0));
+  const top = Math.max(1, ...totals);
+  const yTicks = ticks(0, top, 5).filter((t) => Number.isInteger(t));
+  const yMax = Math.max(top, ...yTicks);
+  const band = (box.r - box.l) / Math.max(1, categories.length);
+  const ys_ = (v) => box.b - (v / yMax) * (box.b - box.t);
+  const xTicks = rotate ? [] : categories.map((c, j) => ({ value: j, label: String(c) }));
+  axes(svg, box, xTicks, yTicks, rotate ? null : xLabel, yLabel, (j) => box.l + band * (j + 0.5), ys_);
+  if (rotate) {
+    categories.forEach((c, j) => {
+      const x = box.l + band * (j + 0.5);
+      const label = String(c).length > 14 ? `${String(c).slice(0, 13)}…` : String(c);
+      svg.append(s("text", { x, y: box.b + 12, transform: `rotate(-40 ${x} ${box.b + 12})`, "text-anchor": "end", class: "tick" }, label));
+    });
+  }
+  const legend = s("g", { class: "legend" });
+  let lx = box.l;
+  series.forEach((se, i) => {
+    legend.append(s("rect", { x: lx, y: 6, width: 12, height: 12, fill: se.colour || colour(i) }));
+    legend.append(s("text", { x: lx + 16, y: 16 }, se.name));
+    lx += 28 + se.name.length * 7;
+  });
+  if (series.length > 1) svg.append(legend);
+  const bars = s("g", { class: "bars" });
+  categories.forEach((c, j) => {
+    let acc = 0;
+    series.forEach((se, i) => {
+      const v = se.values[j] || 0;
+      if (!v) return;
+      const y = ys_(acc + v);
+      const h = ys_(acc) - y;
+      const w = Math.max(2, band * 0.7);
+      bars.append(
+        s("rect", { x: box.l + band * j + (band - w) / 2, y, width: w, height: Math.max(h, 0.5), fill: se.colour || colour(i) },
+          s("title", {}, `${c}: ${v} ${se.name}`)),
+      );
+      acc += v;
+    });
+  });
+  svg.append(bars);
+  return figure(svg, summary, table);
+}
+
+/** Scatter map. points: [{x, y, group (index), ring (bool: outlined), tip}]; groups: [{name, colour}]. */
+export function scatterPlot({ title, desc, summary, points, groups, table, width }) {
+  const W = size(width, 720), H = Math.round(W * 0.7);
+  const box = { l: 16, r: W - 16, t: 16, b: H - 16 };
+  const svg = frame(title, desc, W, H);
+  const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
+  if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
+  const xs_ = (v) => box.l + ((v - x0) / (x1 - x0)) * (box.r - box.l);
+  const ys_ = (v) => box.b - ((v - y0) / (y1 - y0)) * (box.b - box.t);
+  svg.append(s("rect", { x: box.l, y: box.t, width: box.r - box.l, height: box.b - box.t, class: "plot-area" }));
+  const g = s("g", { class: "points" });
+  const r = points.length > 1500 ? 2.5 : points.length > 400 ? 3.5 : 5;
+  for (const p of points) {
+    const c = s("circle", {
+      cx: xs_(p.x).toFixed(1), cy: ys_(p.y).toFixed(1), r, fill: groups[p.group]?.colour || "#5d6d7e", "fill-opacity": 0.85,
+      stroke: p.ring ? "#111111" : null, "stroke-width": p.ring ? 1.5 : null, class: p.ring ? "labelled" : null,
+    });
+    if (p.tip) c.append(s("title", {}, p.tip));
+    g.append(c);
+  }
+  svg.append(g);
+  const fig = figure(svg, summary, table);
+  const legend = html("ul", { class: "legend-list", "aria-label": "Colours of the predicted labels" });
+  for (const grp of groups) {
+    const swatch = s("svg", { width: 14, height: 14, viewBox: "0 0 14 14", "aria-hidden": "true", focusable: "false" }, s("circle", { cx: 7, cy: 7, r: 6, fill: grp.colour }));
+    legend.append(html("li", {}, swatch, ` ${grp.name}`));
+  }
+  fig.insertBefore(legend, fig.querySelector("figcaption"));
+  return fig;
+}

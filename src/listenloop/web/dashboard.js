@@ -1,0 +1,849 @@
+// The owner's pages: a new project (form, then audio and control-question uploads) and a
+// project's live dashboard (learning curve, labels, answers per clip, savings, pool map,
+// annotators with flag and block, exports). app.js imports this module lazily and calls
+// renderNewProject(root) for #/new and renderDashboard(root, projectId) for
+// #/projects/{id}/dashboard. No inline styles: the stylesheet /static/dashboard.css is linked
+// once, and charts set SVG attributes only.
+
+import { api, upload, ApiError } from "./api.js";
+import { announce, h, replace } from "./dom.js";
+import { barChart, colour, dataTable, lineChart, scatterPlot } from "./charts.js";
+
+const POLL_MS = 5000;
+const CANT_TELL = "can't tell";
+const MIN_CLASSES = { classification: 2, binary: 2, multilabel: 1 };
+
+function ensureStylesheet() {
+  if (document.querySelector('link[href="/static/dashboard.css"]')) return;
+  document.head.append(h("link", { rel: "stylesheet", href: "/static/dashboard.css" }));
+}
+
+function pct(x) {
+  return x === null || x === undefined ? "–" : `${Math.round(x * 100)}%`;
+}
+
+function num(x, digits = 2) {
+  return x === null || x === undefined ? "–" : String(Number(Number(x).toFixed(digits)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// New project
+// ---------------------------------------------------------------------------------------------
+
+const FALLBACK_OPTIONS = {
+  feature_sets: ["compare", "egemaps", "logmel", "mfcc"],
+  learners: { classification: ["svm", "logreg", "rf"], regression: ["svr", "rf", "ridge"] },
+  strategies: {
+    classification: ["margin", "random", "least_confidence", "entropy", "margin_diverse", "medium_certainty",
+      "least_confidence_tuned", "alternating_confidence", "self_training"],
+    regression: ["regression_binary_confidence", "random"],
+  },
+  schema: null,
+};
+
+const DEFAULTS = {
+  feature_set: "compare", strategy: "margin", mode: "pool", retrain_every: 20,
+  "redundancy.min": 2, "redundancy.max": 7, "redundancy.tau": 0.95,
+  control_rate: 0.1, consistency_rate: 0.05, trust_threshold: 0.5, budget: "", invite_only: false,
+};
+
+function schemaDefaults(schema) {
+  const out = { ...DEFAULTS };
+  if (!schema || !schema.properties) return out;
+  for (const [key, prop] of Object.entries(schema.properties)) {
+    if (key in out && prop.default !== undefined && prop.default !== null) out[key] = prop.default;
+  }
+  const red = schema.$defs && schema.$defs.Redundancy && schema.$defs.Redundancy.properties;
+  if (red) for (const k of ["min", "max", "tau"]) if (red[k] && red[k].default !== undefined) out[`redundancy.${k}`] = red[k].default;
+  return out;
+}
+
+const FIELD_HELP = {
+  name: "Shown to annotators; 1 to 200 characters.",
+  task_type: "classification: one class per clip; binary: exactly two classes; continuous: a rating in a range; multilabel: any set of tags (its queue keeps the upload order: no active learning yet).",
+  classes: "One per line or comma-separated. \"can't tell\" is always offered: do not list it; no '|'.",
+  range: "The lowest and the highest rating; low must be below high.",
+  feature_set: "Audio features the model learns from; ComParE 2016 measured best on speech and office sounds.",
+  learner: "The model; default: a linear SVM (SVR for ratings).",
+  strategy: "Which clips to ask about next; margin is recommended, random is passive learning.",
+  mode: "pool ranks every uploaded clip; stream judges arrivals 2 × retrain cadence at a time and lets the less informative half pass unheard.",
+  retrain_every: "Retrain and re-rank the queue after this many new labels (at least 1).",
+  "redundancy.min": "Fewest answers before a clip can close (1 to 100).",
+  "redundancy.max": "Most answers a clip gets, then it is marked low-agreement (1 to 100, at least min).",
+  "redundancy.tau": "Close a clip once its label's probability reaches this (above 0, at most 1).",
+  control_rate: "Share of tasks that are control questions with a known answer (0 to 0.5).",
+  consistency_rate: "Share of tasks that repeat a clip the annotator heard before (0 to 0.5; with controls at most 0.5).",
+  trust_threshold: "Answers of annotators trusted less than this cannot close a clip (0 to 1).",
+  budget: "Most answers to collect, every kind counted; leave empty for no limit.",
+  invite_only: "Only annotators you invite may take part.",
+};
+
+const LABELS = {
+  name: "Project name", task_type: "Task type", classes: "Classes", range: "Rating range",
+  feature_set: "Feature set", learner: "Learner", strategy: "Query strategy", mode: "Mode",
+  retrain_every: "Retrain every (labels)", "redundancy.min": "Minimum answers per clip",
+  "redundancy.max": "Maximum answers per clip", "redundancy.tau": "Confidence to close a clip (τ)",
+  control_rate: "Control-question rate", consistency_rate: "Consistency-question rate",
+  trust_threshold: "Trust threshold", budget: "Answer budget", invite_only: "Invite only",
+};
+
+function fid(field) {
+  return `np-${field.replace(".", "-")}`;
+}
+
+/** Client-side checks mirroring ProjectConfig's; returns {field: message}. */
+export function validateConfig(v) {
+  const e = {};
+  const name = v.name.trim();
+  if (!name) e.name = "Give the project a name.";
+  else if (name.length > 200) e.name = "At most 200 characters.";
+  if (v.task_type === "continuous") {
+    const lo = Number(v.range_low), hi = Number(v.range_high);
+    if (v.range_low === "" || v.range_high === "" || !Number.isFinite(lo) || !Number.isFinite(hi)) e.range = "Enter both ends of the range as numbers.";
+    else if (!(lo < hi)) e.range = `Low must be below high, not [${lo}, ${hi}].`;
+  } else {
+    const raw = v.classes.split(/[\n,]/).map((c) => c.trim());
+    const classes = raw.filter((c) => c !== "");
+    const least = MIN_CLASSES[v.task_type];
+    if (raw.length > 1 && raw.some((c, i) => c === "" && i < raw.length - 1 && raw.slice(i + 1).some((x) => x !== ""))) {
+      e.classes = "An empty class name: remove the extra comma or blank line.";
+    } else if (new Set(classes).size !== classes.length) e.classes = "A class is named twice.";
+    else if (classes.includes(CANT_TELL)) e.classes = "\"can't tell\" is always offered; do not list it.";
+    else if (classes.some((c) => c.includes("|"))) e.classes = "'|' separates tags and cannot be part of a class name.";
+    else if (classes.length < least) e.classes = `A ${v.task_type} task needs at least ${least} class${least > 1 ? "es" : ""}.`;
+    else if (v.task_type === "binary" && classes.length !== 2) e.classes = "A binary task has exactly two classes.";
+  }
+  const int = (key, lo, hi, msg) => {
+    const x = Number(v[key]);
+    if (v[key] === "" || !Number.isInteger(x) || x < lo || (hi !== null && x > hi)) e[key] = msg;
+  };
+  const real = (key, lo, hi, msg, openLow = false) => {
+    const x = Number(v[key]);
+    if (v[key] === "" || !Number.isFinite(x) || (openLow ? x <= lo : x < lo) || x > hi) e[key] = msg;
+  };
+  int("retrain_every", 1, null, "A whole number, at least 1.");
+  int("redundancy.min", 1, 100, "A whole number from 1 to 100.");
+  int("redundancy.max", 1, 100, "A whole number from 1 to 100.");
+  if (!e["redundancy.min"] && !e["redundancy.max"] && Number(v["redundancy.min"]) > Number(v["redundancy.max"])) {
+    e["redundancy.max"] = `The maximum must be at least the minimum (${v["redundancy.min"]}).`;
+  }
+  real("redundancy.tau", 0, 1, "A number above 0 and at most 1.", true);
+  real("control_rate", 0, 0.5, "A share from 0 to 0.5.");
+  real("consistency_rate", 0, 0.5, "A share from 0 to 0.5.");
+  if (!e.control_rate && !e.consistency_rate && Number(v.control_rate) + Number(v.consistency_rate) > 0.5 + 1e-12) {
+    e.consistency_rate = "Control and consistency rates together must not exceed 0.5.";
+  }
+  real("trust_threshold", 0, 1, "A number from 0 to 1.");
+  if (v.budget !== "") {
+    const b = Number(v.budget);
+    if (!Number.isInteger(b) || b < 1) e.budget = "A whole number of answers, at least 1 (or empty: no limit).";
+  }
+  return e;
+}
+
+/** The field a server error is about (pydantic's loc, or the message of a model check). */
+function fieldOfError(loc, msg) {
+  const path = (loc || []).filter((x) => x !== "body");
+  const dotted = path.join(".");
+  if (dotted in LABELS) return dotted;
+  if (path[0] === "range") return "range";
+  if (path[0] === "classes") return "classes";
+  if (path[0] === "redundancy" && path[1]) return `redundancy.${path[1]}`;
+  const text = String(msg || "").replace(/^Value error, /, "");
+  if (/control_rate \+ consistency_rate/.test(text)) return "consistency_rate";
+  if (/^redundancy/.test(text)) return "redundancy.max";
+  if (/^range|needs range|range is for/.test(text)) return "range";
+  if (/class/.test(text)) return "classes";
+  for (const key of ["learner", "feature_set", "strategy", "name"]) if (text.startsWith(key)) return key;
+  return null;
+}
+
+function serverErrors(error) {
+  const out = {};
+  const body = error.body;
+  if (body && Array.isArray(body.detail)) {
+    for (const d of body.detail) {
+      const field = fieldOfError(d.loc, d.msg) || "_form";
+      const text = String(d.msg || "").replace(/^Value error, /, "");
+      out[field] = out[field] ? `${out[field]} ${text}` : text;
+    }
+  } else {
+    out[fieldOfError([], error.message) || "_form"] = error.message;
+  }
+  return out;
+}
+
+function field(key, control, extra) {
+  const help = FIELD_HELP[key];
+  return h(
+    "div",
+    { class: "field", dataset: { field: key } },
+    h("label", { for: fid(key) }, LABELS[key]),
+    control,
+    extra || null,
+    help ? h("p", { class: "hint", id: `${fid(key)}-hint` }, help) : null,
+    h("p", { class: "field-error", id: `${fid(key)}-error` }),
+  );
+}
+
+function input(key, attrs) {
+  return h("input", { id: fid(key), name: key, "aria-describedby": `${fid(key)}-hint ${fid(key)}-error`, ...attrs });
+}
+
+function select(key, options, value) {
+  const el = h("select", { id: fid(key), name: key, "aria-describedby": `${fid(key)}-hint ${fid(key)}-error` });
+  fillSelect(el, options, value);
+  return el;
+}
+
+function fillSelect(el, options, value) {
+  el.replaceChildren(...options.map((o) => {
+    const [v, text] = Array.isArray(o) ? o : [o, o];
+    return h("option", { value: v, selected: v === value }, text);
+  }));
+  if (options.some((o) => (Array.isArray(o) ? o[0] : o) === value)) el.value = value;
+}
+
+/** #/new: the create-project form, then the upload step. */
+export async function renderNewProject(root) {
+  ensureStylesheet();
+  let options = FALLBACK_OPTIONS;
+  try {
+    options = await api("GET", "/project-options");
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) throw e;
+  }
+  const d = schemaDefaults(options.schema);
+  const c = {};
+  c.name = input("name", { type: "text", maxlength: "200", required: true, autocomplete: "off" });
+  c.task_type = select("task_type", ["classification", "binary", "continuous", "multilabel"], "classification");
+  c.classes = h("textarea", { id: fid("classes"), name: "classes", rows: "3", "aria-describedby": `${fid("classes")}-hint ${fid("classes")}-error` });
+  c.range_low = h("input", { id: fid("range"), name: "range_low", type: "number", step: "any", "aria-label": "Lowest rating", "aria-describedby": `${fid("range")}-hint ${fid("range")}-error` });
+  c.range_high = h("input", { id: "np-range-high", name: "range_high", type: "number", step: "any", "aria-label": "Highest rating", "aria-describedby": `${fid("range")}-hint ${fid("range")}-error` });
+  c.feature_set = select("feature_set", options.feature_sets, d.feature_set);
+  c.learner = select("learner", [], "");
+  c.strategy = select("strategy", [], d.strategy);
+  c.mode = select("mode", ["pool", "stream"], d.mode);
+  c.retrain_every = input("retrain_every", { type: "number", min: "1", step: "1", value: d.retrain_every });
+  c["redundancy.min"] = input("redundancy.min", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.min"] });
+  c["redundancy.max"] = input("redundancy.max", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.max"] });
+  c["redundancy.tau"] = input("redundancy.tau", { type: "number", min: "0", max: "1", step: "0.01", value: d["redundancy.tau"] });
+  c.control_rate = input("control_rate", { type: "number", min: "0", max: "0.5", step: "0.01", value: d.control_rate });
+  c.consistency_rate = input("consistency_rate", { type: "number", min: "0", max: "0.5", step: "0.01", value: d.consistency_rate });
+  c.trust_threshold = input("trust_threshold", { type: "number", min: "0", max: "1", step: "0.05", value: d.trust_threshold });
+  c.budget = input("budget", { type: "number", min: "1", step: "1", value: d.budget ?? "", placeholder: "no limit" });
+  c.invite_only = input("invite_only", { type: "checkbox", checked: Boolean(d.invite_only) });
+
+  const classesField = field("classes", c.classes);
+  const rangeField = field("range", h("span", { class: "range-pair" }, c.range_low, h("span", { "aria-hidden": "true" }, " to "), c.range_high));
+  const formError = h("div", { class: "form-errors", role: "alert", id: "np-form-error" });
+
+  function syncTask() {
+    const task = c.task_type.value;
+    const regression = task === "continuous";
+    classesField.hidden = regression;
+    rangeField.hidden = !regression;
+    const learners = options.learners[regression ? "regression" : "classification"];
+    fillSelect(c.learner, [["", `default (${regression ? "svr" : "svm"})`], ...learners], c.learner.value || "");
+    const strategies = options.strategies[regression ? "regression" : "classification"];
+    const wanted = strategies.includes(c.strategy.value) ? c.strategy.value : regression ? "regression_binary_confidence" : d.strategy;
+    fillSelect(c.strategy, strategies, wanted);
+  }
+  c.task_type.addEventListener("change", syncTask);
+  syncTask();
+
+  const submit = h("button", { type: "submit", class: "dash-button primary" }, "Create project");
+  const form = h(
+    "form",
+    { class: "dash-card new-project", novalidate: true, "aria-labelledby": "np-title" },
+    h("h1", { id: "np-title" }, "New project"),
+    h("p", { class: "lead" }, "Only the name, the task type and its classes (or range) are needed; every other setting has a sensible default."),
+    formError,
+    h("fieldset", {}, h("legend", {}, "What to ask"), field("name", c.name), field("task_type", c.task_type), classesField, rangeField),
+    h("fieldset", {}, h("legend", {}, "How to learn"), field("feature_set", c.feature_set), field("learner", c.learner), field("strategy", c.strategy), field("mode", c.mode), field("retrain_every", c.retrain_every)),
+    h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"])),
+    h("fieldset", {}, h("legend", {}, "Quality control and budget"), field("control_rate", c.control_rate), field("consistency_rate", c.consistency_rate), field("trust_threshold", c.trust_threshold), field("budget", c.budget), field("invite_only", c.invite_only)),
+    h("div", { class: "actions" }, submit),
+  );
+
+  function values() {
+    const v = {};
+    for (const [k, el] of Object.entries(c)) v[k] = el.type === "checkbox" ? el.checked : el.value;
+    return v;
+  }
+
+  function showErrors(errors) {
+    for (const el of form.querySelectorAll(".field-error")) el.textContent = "";
+    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+    formError.replaceChildren();
+    const keys = Object.keys(errors);
+    if (!keys.length) return;
+    const list = h("ul", {});
+    let first = null;
+    for (const key of keys) {
+      if (key === "_form") {
+        list.append(h("li", {}, errors[key]));
+        continue;
+      }
+      const err = document.getElementById(`${fid(key)}-error`);
+      if (err) err.textContent = errors[key];
+      const control = document.getElementById(fid(key));
+      if (control) {
+        control.setAttribute("aria-invalid", "true");
+        first = first || control;
+      }
+      list.append(h("li", {}, h("a", { href: `#${fid(key)}`, onclick: (ev) => { ev.preventDefault(); control && control.focus(); } }, `${LABELS[key] || key}: ${errors[key]}`)));
+    }
+    formError.append(h("p", {}, keys.length === 1 ? "Please fix this:" : `Please fix these ${keys.length} things:`), list);
+    (first || formError).focus?.();
+  }
+
+  function payload(v) {
+    const body = {
+      name: v.name.trim(),
+      task_type: v.task_type,
+      feature_set: v.feature_set,
+      learner: v.learner || null,
+      strategy: v.strategy,
+      mode: v.mode,
+      retrain_every: Number(v.retrain_every),
+      redundancy: { min: Number(v["redundancy.min"]), max: Number(v["redundancy.max"]), tau: Number(v["redundancy.tau"]) },
+      control_rate: Number(v.control_rate),
+      consistency_rate: Number(v.consistency_rate),
+      trust_threshold: Number(v.trust_threshold),
+      budget: v.budget === "" ? null : Number(v.budget),
+      invite_only: v.invite_only,
+    };
+    if (v.task_type === "continuous") body.range = [Number(v.range_low), Number(v.range_high)];
+    else body.classes = v.classes.split(/[\n,]/).map((x) => x.trim()).filter((x) => x !== "");
+    return body;
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const v = values();
+    const errors = validateConfig(v);
+    showErrors(errors);
+    if (Object.keys(errors).length) return;
+    submit.disabled = true;
+    submit.textContent = "Creating…";
+    try {
+      const project = await api("POST", "/projects", payload(v));
+      announce(`Project ${project.name} created.`);
+      renderUploadStep(root, project);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) throw e;
+      showErrors(e instanceof ApiError ? serverErrors(e) : { _form: "The server could not be reached; try again." });
+    } finally {
+      submit.disabled = false;
+      submit.textContent = "Create project";
+    }
+  });
+
+  replace(root, h("div", { class: "dash" }, form));
+  c.name.focus();
+}
+
+function rejectionTable(caption, rejected) {
+  if (!rejected || !rejected.length) return null;
+  const rows = rejected.map((r) => h("tr", {}, h("th", { scope: "row" }, r.file), h("td", {}, r.reason)));
+  return h(
+    "div",
+    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption },
+    h("table", { class: "data rejected" }, h("caption", {}, caption), h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "File"), h("th", { scope: "col" }, "Reason"))), h("tbody", {}, rows)),
+  );
+}
+
+/** The upload step after a project is created (also reachable later from the dashboard). */
+function renderUploadStep(root, project) {
+  const pid = project.id;
+  replace(
+    root,
+    h(
+      "div",
+      { class: "dash" },
+      h("section", { class: "dash-card", "aria-labelledby": "up-title" },
+        h("h1", { id: "up-title", tabindex: "-1" }, `Add audio to “${project.name}”`),
+        h("p", { class: "lead" }, `Project ${pid} is ready. Upload a zip of audio (wav, flac, ogg or mp3); a CSV of file,label adds seed labels. Then mark some clips as control questions.`),
+        uploadClipsForm(pid),
+        uploadGoldForm(pid),
+        h("p", { class: "actions" }, h("a", { class: "dash-button primary", href: `#/projects/${pid}/dashboard` }, "Open the dashboard")),
+      ),
+    ),
+  );
+  root.querySelector("#up-title").focus();
+}
+
+function uploadClipsForm(pid) {
+  const archive = h("input", { id: "up-archive", name: "archive", type: "file", accept: ".zip,application/zip", required: true, "aria-describedby": "up-archive-hint" });
+  const labels = h("input", { id: "up-labels", name: "labels", type: "file", accept: ".csv,text/csv", "aria-describedby": "up-labels-hint" });
+  const bar = h("progress", { id: "up-progress", max: "1", value: "0" });
+  const barText = h("span", { class: "progress-text", "aria-live": "polite" }, "");
+  const result = h("div", { class: "upload-result", role: "status" });
+  const button = h("button", { type: "submit", class: "dash-button" }, "Upload audio");
+  const form = h(
+    "form",
+    { class: "upload", novalidate: true, "aria-labelledby": "up-clips-title" },
+    h("h2", { id: "up-clips-title" }, "1. Audio clips"),
+    h("div", { class: "field" }, h("label", { for: "up-archive" }, "Zip of audio files"), archive, h("p", { class: "hint", id: "up-archive-hint" }, "Files that are not audio, damaged or too large are refused one by one, with the reason.")),
+    h("div", { class: "field" }, h("label", { for: "up-labels" }, "Seed labels (optional CSV: file,label)"), labels, h("p", { class: "hint", id: "up-labels-hint" }, "Clips with a label here join the training set at once.")),
+    h("div", { class: "progress" }, h("label", { for: "up-progress" }, "Upload progress"), bar, barText),
+    h("div", { class: "actions" }, button),
+    result,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!archive.files.length) {
+      result.replaceChildren(h("p", { class: "field-error" }, "Choose a zip file first."));
+      archive.focus();
+      return;
+    }
+    const data = new FormData();
+    data.append("archive", archive.files[0]);
+    if (labels.files.length) data.append("labels", labels.files[0]);
+    button.disabled = true;
+    result.replaceChildren();
+    const onProgress = (f) => {
+      bar.value = f;
+      barText.textContent = f >= 1 ? "Uploaded; checking the files…" : `${Math.round(f * 100)}%`;
+    };
+    try {
+      const out = await upload(`/projects/${pid}/clips`, data, onProgress);
+      bar.value = 1;
+      barText.textContent = "Done";
+      result.replaceChildren(
+        h("p", { class: "ok" }, `${out.added} clip${out.added === 1 ? "" : "s"} added${out.rejected.length ? `, ${out.rejected.length} refused` : ""}.`),
+        rejectionTable("Files refused", out.rejected) || "",
+      );
+      announce(`${out.added} clips added.`);
+    } catch (e) {
+      barText.textContent = "Failed";
+      const rejected = e instanceof ApiError && e.body && Array.isArray(e.body.rejected) ? e.body.rejected : [];
+      result.replaceChildren(h("p", { class: "field-error" }, e.message), rejectionTable("Files refused", rejected) || "");
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+function uploadGoldForm(pid) {
+  const file = h("input", { id: "up-gold", name: "file", type: "file", accept: ".csv,text/csv", "aria-describedby": "up-gold-hint" });
+  const result = h("div", { class: "upload-result", role: "status" });
+  const button = h("button", { type: "submit", class: "dash-button" }, "Upload control questions");
+  const form = h(
+    "form",
+    { class: "upload", novalidate: true, "aria-labelledby": "up-gold-title" },
+    h("h2", { id: "up-gold-title" }, "2. Control questions"),
+    h("div", { class: "field" }, h("label", { for: "up-gold" }, "Known answers (CSV: file,label)"), file, h("p", { class: "hint", id: "up-gold-hint" }, "Clips already uploaded whose answer you know; annotators get them now and then to measure their trust.")),
+    h("div", { class: "actions" }, button),
+    result,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!file.files.length) {
+      result.replaceChildren(h("p", { class: "field-error" }, "Choose a CSV file first."));
+      file.focus();
+      return;
+    }
+    const data = new FormData();
+    data.append("file", file.files[0]);
+    button.disabled = true;
+    try {
+      const out = await upload(`/projects/${pid}/gold`, data, null);
+      result.replaceChildren(h("p", { class: "ok" }, `${out.marked} control question${out.marked === 1 ? "" : "s"} marked.`), rejectionTable("Rows refused", out.rejected) || "");
+    } catch (e) {
+      const rejected = e instanceof ApiError && e.body && Array.isArray(e.body.rejected) ? e.body.rejected : [];
+      result.replaceChildren(h("p", { class: "field-error" }, e.message), rejectionTable("Rows refused", rejected) || "");
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dashboard
+// ---------------------------------------------------------------------------------------------
+
+function card(id, title, ...children) {
+  return h("section", { class: "dash-card", id, "aria-labelledby": `${id}-title` }, h("h2", { id: `${id}-title` }, title), ...children);
+}
+
+function learningCurve(summary, width) {
+  const scores = summary.status.model_scores || [];
+  const scored = scores.filter((r) => r.score !== null && r.score !== undefined);
+  const metric = (scores[0] && scores[0].metric) || (summary.task_type === "continuous" ? "cc" : "uar");
+  const metricName = metric === "uar" ? "UAR (unweighted average recall)" : "correlation (CC)";
+  const note = h("p", { class: "note" }, "No passive-learning line: an honest one needs held-out labelled clips that a live project does not have. Run listenloop simulate on a labelled sample to compare with random sampling.");
+  if (!scored.length) {
+    return [h("p", { class: "empty" }, scores.length
+      ? `${scores.length} learning round${scores.length === 1 ? "" : "s"} so far, none scored yet: a score needs enough labels per class to cross-validate.`
+      : "No learning round yet: the model trains once the first labels are in."), note];
+  }
+  const points = scored.map((r) => ({ x: r.labels, y: r.score }));
+  const series = [{ name: metric.toUpperCase(), points }];
+  const k = summary.classes.length;
+  if (metric === "uar" && k >= 2) {
+    const xs = points.map((p) => p.x);
+    series.push({ name: `chance (1/${k})`, dashed: true, points: [{ x: Math.min(0, ...xs), y: 1 / k }, { x: Math.max(...xs), y: 1 / k }] });
+  }
+  const last = scored[scored.length - 1];
+  const best = scored.reduce((a, b) => (b.score > a.score ? b : a));
+  const summaryText = `Latest score ${num(last.score)} ${metric.toUpperCase()} with ${last.labels} labels (${scored.length} scored round${scored.length === 1 ? "" : "s"}); best ${num(best.score)} at ${best.labels} labels.`;
+  return [
+    lineChart({
+      title: "Learning curve",
+      desc: `Model ${metricName} against the number of training labels, one point per learning round.`,
+      summary: summaryText,
+      series,
+      xLabel: "training labels",
+      yLabel: metric.toUpperCase(),
+      yDomain: metric === "uar" ? [0, 1] : [Math.min(0, ...points.map((p) => p.y)), 1],
+      width,
+      table: dataTable("Model score per learning round", ["Round", "Labels", "Score", "Strategy when trained"], scores.map((r, i) => [String(i + 1), String(r.labels), r.score === null ? "not scored" : num(r.score, 3), r.cold_start ? "cold start" : ""])),
+    }),
+    note,
+  ];
+}
+
+function labelChart(summary, width) {
+  const dist = summary.label_distribution;
+  const total = dist.reduce((a, r) => a + r.crowd + r.seed, 0);
+  if (!total) return [h("p", { class: "empty" }, "No labels yet.")];
+  const top = dist.reduce((a, b) => (b.crowd + b.seed > a.crowd + a.seed ? b : a));
+  const what = summary.task_type === "continuous" ? "rating bin" : summary.task_type === "multilabel" ? "tag" : "class";
+  return [barChart({
+    title: "Labels per " + what,
+    desc: `How many clips carry each ${what}: labelled by the crowd and seed labels from the owner.`,
+    summary: `${total} labels; the most common ${what} is ${top.label} (${top.crowd + top.seed}).`,
+    categories: dist.map((r) => r.label),
+    series: [{ name: "crowd", values: dist.map((r) => r.crowd), colour: colour(0) }, { name: "seed", values: dist.map((r) => r.seed), colour: colour(1) }],
+    xLabel: what,
+    yLabel: "clips",
+    width,
+    table: dataTable(`Labels per ${what}`, [what, "Crowd", "Seed"], dist.map((r) => [r.label, String(r.crowd), String(r.seed)])),
+  })];
+}
+
+function answersChart(summary, width) {
+  const bars = summary.answers_histogram;
+  const n = bars.reduce((a, b) => a + b.done + b.low_agreement + b.open, 0);
+  if (!n) return [h("p", { class: "empty" }, "No clip has an answer yet.")];
+  const finished = bars.reduce((a, b) => a + b.done + b.low_agreement, 0);
+  const answers = bars.reduce((a, b) => a + b.answers * (b.done + b.low_agreement), 0);
+  return [barChart({
+    title: "Answers per clip",
+    desc: "Number of crowd clips by how many regular answers they took: closed confidently, closed at the maximum with low agreement, or still open.",
+    summary: `${finished} finished clip${finished === 1 ? "" : "s"} took ${finished ? num(answers / finished) : "–"} answer${finished && answers === finished ? "" : "s"} on average (maximum allowed ${summary.redundancy.max}); ${n - finished} clip${n - finished === 1 ? " is" : "s are"} still open.`,
+    categories: bars.map((b) => String(b.answers)),
+    series: [
+      { name: "done", values: bars.map((b) => b.done), colour: colour(0) },
+      { name: "low agreement", values: bars.map((b) => b.low_agreement), colour: colour(1) },
+      { name: "open", values: bars.map((b) => b.open), colour: colour(8) },
+    ],
+    xLabel: "answers",
+    yLabel: "clips",
+    width,
+    table: dataTable("Clips by number of answers", ["Answers", "Done", "Low agreement", "Open"], bars.map((b) => [String(b.answers), String(b.done), String(b.low_agreement), String(b.open)])),
+  })];
+}
+
+function savingsPanel(summary, width) {
+  const s = summary.savings;
+  const items = [
+    ["Finished crowd clips", `${s.finished_clips}, using ${s.answers_on_finished} answers (${num(s.mean_answers)} per clip)`],
+    ...s.fixed.map((f) => [`Fixed ${f.k} answers per clip`, `would have used ${f.answers}: ${f.saved >= 0 ? "saved" : "cost"} ${Math.abs(f.saved)} (${pct(f.saved_share === null ? null : Math.abs(f.saved_share))}${f.saved < 0 ? " more" : ""})`]),
+    ["Quality-control answers", `${s.quality_answers} control and consistency answers (a fixed-redundancy campaign with checks needs them too)`],
+    ["All answers used", `${s.answers_used}${summary.status.budget ? ` of a budget of ${summary.status.budget}` : ""}`],
+    ["Labels", `${s.labels} of ${s.pool} clips (${pct(s.labels_share)}), seed labels included`],
+  ];
+  const dl = h("dl", { class: "figures" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  const bar = h("progress", { id: "labels-share", max: "1", value: String(s.labels_share || 0) });
+  const out = [h("div", {}, dl, h("div", { class: "progress" }, h("label", { for: "labels-share" }, "Pool labelled"), bar, h("span", { class: "progress-text" }, pct(s.labels_share))))];
+  if (s.finished_clips) {
+    out.push(barChart({
+      title: "Answers: dynamic against fixed redundancy",
+      desc: "Regular answers the finished clips took, against what a fixed number of answers per clip would have taken for the same clips.",
+      summary: `Dynamic redundancy used ${s.answers_on_finished} answers where fixed ${s.fixed.map((f) => `${f.k} would use ${f.answers}`).join(" and fixed ")}.`,
+      categories: ["dynamic", ...s.fixed.map((f) => `fixed ${f.k}`)],
+      series: [{ name: "answers", values: [s.answers_on_finished, ...s.fixed.map((f) => f.answers)], colour: colour(0) }],
+      xLabel: "policy",
+      yLabel: "answers",
+      width,
+    }));
+  }
+  return out;
+}
+
+function statusLine(summary) {
+  const st = summary.status;
+  const bar = h("progress", { id: "dash-progress", max: "1", value: String(st.progress) });
+  return [
+    h("div", { class: "progress" }, h("label", { for: "dash-progress" }, "Clips finished"), bar, h("span", { class: "progress-text" }, pct(st.progress))),
+    h("dl", { class: "figures inline" }, [
+      ["Clips", String(st.clips)],
+      ["Labels done", String(st.labels_done)],
+      ["Low agreement", String(st.low_agreement)],
+      ["Answers used", String(st.answers_used)],
+      ["Budget left", st.budget_left === null ? "no limit" : String(st.budget_left)],
+    ].map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
+  ];
+}
+
+const NO_PREDICTION = "no prediction yet";
+
+function mapGroups(summary, labels) {
+  const order = [...summary.classes];
+  for (const l of labels) if (!order.includes(l ?? NO_PREDICTION)) order.push(l ?? NO_PREDICTION);
+  return order;
+}
+
+function mapFigure(summary, data, width) {
+  const continuous = summary.task_type === "continuous";
+  let groups, groupOf;
+  const vals = data.points.map((p) => Number(p[3])).filter((v, i) => data.points[i][3] !== null && Number.isFinite(v));
+  if (continuous && vals.length) {
+    const lo = Math.min(...vals), hi = Math.max(...vals);
+    const ramp = ["#4292c6", "#2b7bba", "#1761a0", "#0b4a84", "#08306b"];
+    const step = (hi - lo) / ramp.length || 1;
+    groups = ramp.map((c, i) => ({ name: `${num(lo + i * step)} to ${num(lo + (i + 1) * step)}`, colour: c }));
+    groups.push({ name: NO_PREDICTION, colour: "#5d6d7e" });
+    groupOf = (v) => (v === null || !Number.isFinite(Number(v)) ? ramp.length : Math.min(ramp.length - 1, Math.max(0, Math.floor((Number(v) - lo) / step))));
+  } else {
+    const names = mapGroups(summary, data.points.map((p) => p[3]));
+    groups = names.map((n, i) => ({ name: n, colour: n === NO_PREDICTION ? "#5d6d7e" : colour(i) }));
+    groupOf = (v) => names.indexOf(v ?? NO_PREDICTION);
+  }
+  const counts = new Map();
+  let labelled = 0;
+  const points = data.points.map(([id, x, y, predicted, label]) => {
+    const g = groupOf(predicted);
+    counts.set(g, (counts.get(g) || 0) + 1);
+    if (label !== null && label !== undefined) labelled += 1;
+    const known = label === null || label === undefined ? "" : `, labelled ${label}`;
+    return { x, y, group: g, ring: label !== null && label !== undefined, tip: `clip ${id}: predicted ${predicted ?? "nothing yet"}${known}` };
+  });
+  const used = groups.map((g, i) => ({ ...g, name: `${g.name} (${counts.get(i) || 0})` })).filter((_, i) => counts.get(i) || !continuous);
+  const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([g, n]) => `${groups[g]?.name ?? "?"}: ${n}`);
+  const axes = data.explained.length >= 2 ? ` The two axes explain ${pct(data.explained[0])} and ${pct(data.explained[1])} of the feature variance.` : "";
+  const rings = labelled ? ` ${labelled} ringed point${labelled === 1 ? " is" : "s are"} labelled clips.` : "";
+  return scatterPlot({
+    title: `Pool map after ${data.labels} labels`,
+    desc: `${data.points.length} clips projected to two dimensions (${data.method.toUpperCase()} of the audio features), coloured by the label the model predicts; labelled clips have a dark ring.`,
+    summary: `${data.points.length} clips; predicted: ${ranked.join(", ")}.${rings}${axes}`,
+    points,
+    width,
+    groups: continuous ? groups.map((g, i) => ({ ...g, name: `${g.name} (${counts.get(i) || 0})` })) : used,
+  });
+}
+
+function annotatorTable(rows, threshold, onChange) {
+  if (!rows.length) return h("p", { class: "empty" }, "No annotator has answered yet.");
+  const head = ["Annotator", "Trust", "Answers", "Control accuracy", "Consistency", "Status", "Actions"];
+  const body = rows.map((r) => {
+    const status = [];
+    if (r.blocked) status.push(h("span", { class: "badge blocked" }, "blocked"));
+    if (r.flagged) status.push(h("span", { class: "badge flagged" }, "flagged"));
+    if (r.trust !== null && r.trust < threshold) status.push(h("span", { class: "badge low" }, "below trust threshold"));
+    if (!status.length) status.push("active");
+    const flag = h("button", { type: "button", class: "dash-button small", "aria-label": `${r.flagged ? "Unflag" : "Flag"} ${r.username}`, dataset: { focusKey: `flag:${r.username}` }, onclick: () => onChange(r.username, { flagged: !r.flagged }) }, r.flagged ? "Unflag" : "Flag");
+    const block = h("button", { type: "button", class: `dash-button small${r.blocked ? "" : " danger"}`, "aria-label": `${r.blocked ? "Unblock" : "Block"} ${r.username}`, dataset: { focusKey: `block:${r.username}` }, onclick: () => onChange(r.username, { blocked: !r.blocked }) }, r.blocked ? "Unblock" : "Block");
+    return h(
+      "tr",
+      { class: r.blocked ? "is-blocked" : r.flagged ? "is-flagged" : null },
+      h("th", { scope: "row" }, r.username),
+      h("td", {}, r.trust === null ? "–" : num(r.trust)),
+      h("td", {}, String(r.answers)),
+      h("td", {}, r.control.checked ? `${pct(r.control.accuracy)} (${r.control.right}/${r.control.checked})` : "no checks yet"),
+      h("td", {}, r.consistency.checked ? `${pct(r.consistency.agreement)} (${r.consistency.agreed}/${r.consistency.checked})` : "no repeats yet"),
+      h("td", {}, status),
+      h("td", { class: "row-actions" }, r.owner ? "project owner" : [flag, block]),
+    );
+  });
+  return h(
+    "div",
+    { class: "table-scroll", tabindex: "0", role: "region", "aria-labelledby": "dash-annotators-title" },
+    h("table", { class: "data annotators" },
+      h("caption", {}, "Annotators: trust from control and consistency questions; blocked annotators get no more tasks."),
+      h("thead", {}, h("tr", {}, head.map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, body)),
+  );
+}
+
+function exportLinks(pid) {
+  const link = (href, text) => h("li", {}, h("a", { class: "dash-button", href, download: "" }, text));
+  return h("ul", { class: "exports" },
+    link(`/api/v1/projects/${pid}/export?format=csv`, "Labels (CSV)"),
+    link(`/api/v1/projects/${pid}/export?format=jsonl`, "Labels and annotators (JSONL)"),
+    link(`/api/v1/projects/${pid}/export?format=csv&table=annotators`, "Annotators (CSV)"),
+    link(`/api/v1/projects/${pid}/answers?format=csv`, "Every answer (CSV)"),
+  );
+}
+
+/** #/projects/{id}/dashboard: the live view; polls every 5 s until `root` leaves the document.
+ *  Resolves once the first view is drawn; returns a function that stops the polling. */
+export async function renderDashboard(root, projectId) {
+  ensureStylesheet();
+  const pid = Number(projectId);
+  const [summary, annotators, runs] = await Promise.all([
+    api("GET", `/projects/${pid}/dashboard`),
+    api("GET", `/projects/${pid}/annotators`),
+    api("GET", `/projects/${pid}/runs`),
+  ]);
+  const state = { summary, annotators, runs, mapRun: null, mapKey: null, stopped: false, timer: null, polls: 0 };
+
+  const slots = {
+    status: h("div", {}), curve: h("div", {}), labels: h("div", {}), answers: h("div", {}),
+    savings: h("div", { class: "savings-body" }), map: h("div", { class: "map-slot" }), annotators: h("div", {}),
+  };
+  const updated = h("p", { class: "updated", role: "status", "aria-live": "off" });
+  const runSelect = h("select", { id: "dash-run", "aria-describedby": "dash-run-hint" });
+  runSelect.addEventListener("change", () => loadMap(true));
+
+  async function changeFlags(username, change) {
+    try {
+      const out = await api("PATCH", `/projects/${pid}/annotators/${encodeURIComponent(username)}`, change);
+      state.annotators = await api("GET", `/projects/${pid}/annotators`);
+      drawAnnotators();
+      announce(`${out.username} is ${out.blocked ? "blocked" : "not blocked"} and ${out.flagged ? "flagged" : "not flagged"}.`);
+    } catch (e) {
+      announce(`Could not change ${username}: ${e.message}`);
+      slots.annotators.prepend(h("p", { class: "field-error", role: "alert" }, `Could not change ${username}: ${e.message}`));
+    }
+  }
+
+  function drawAnnotators() {
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.focusKey : null;
+    replace(slots.annotators, annotatorTable(state.annotators, state.summary.trust_threshold, changeFlags));
+    if (focused) {
+      const again = slots.annotators.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  function drawRuns() {
+    const mapped = state.runs.filter((r) => r.has_map);
+    const key = mapped.map((r) => r.id).join(",");
+    if (key !== state.runsKey) {
+      state.runsKey = key;
+      const current = runSelect.value;
+      const opts = [["", mapped.length ? "Newest map" : "No map yet"]];
+      state.runs.forEach((r, i) => {
+        if (r.has_map) opts.push([String(r.id), `Round ${i + 1}: ${r.labels} labels${r.score === null ? "" : `, score ${num(r.score)}`}`]);
+      });
+      fillSelect(runSelect, opts, current);
+    }
+  }
+
+  async function loadMap(force) {
+    const mapped = state.runs.filter((r) => r.has_map);
+    const wanted = runSelect.value ? Number(runSelect.value) : mapped.length ? mapped[mapped.length - 1].id : null;
+    if (wanted === null) {
+      replace(slots.map, h("p", { class: "empty" }, "No map yet: each learning round draws the pool in two dimensions (PCA of the audio features), coloured by the label the model predicts, so you can watch the predictions settle as labels come in."));
+      state.mapRun = null;
+      return;
+    }
+    if (!force && wanted === state.mapRun) return;
+    state.mapRun = wanted;
+    try {
+      const data = await api("GET", `/projects/${pid}/runs/${wanted}/map`);
+      if (state.mapRun !== wanted) return;
+      replace(slots.map, data.points.length ? mapFigure(state.summary, data, slots.map.clientWidth) : h("p", { class: "empty" }, "This round's map has no points."));
+    } catch (e) {
+      replace(slots.map, h("p", { class: "field-error" }, `The map could not be loaded: ${e.message}`));
+    }
+  }
+
+  // Redraw a part only when its data (or the width it is drawn at) changed, and keep any
+  // "Show the numbers" that was open: a poll must not collapse what someone is reading.
+  const drawn = {};
+  function redraw(key, slot, data, make) {
+    const sig = `${slot.clientWidth}|${JSON.stringify(data)}`;
+    if (drawn[key] === sig) return;
+    drawn[key] = sig;
+    const open = [...slot.querySelectorAll("details")].map((d) => d.open);
+    replace(slot, make(key === "savings" ? Math.min(slot.clientWidth, 560) : slot.clientWidth));
+    slot.querySelectorAll("details").forEach((d, i) => {
+      if (open[i]) d.open = true;
+    });
+  }
+
+  function draw() {
+    const sm = state.summary;
+    redraw("status", slots.status, sm.status, () => statusLine(sm));
+    redraw("curve", slots.curve, sm.status.model_scores, (w) => learningCurve(sm, w));
+    redraw("labels", slots.labels, sm.label_distribution, (w) => labelChart(sm, w));
+    redraw("answers", slots.answers, sm.answers_histogram, (w) => answersChart(sm, w));
+    redraw("savings", slots.savings, [sm.savings, sm.status.budget], (w) => savingsPanel(sm, w));
+    const sig = JSON.stringify(state.annotators);
+    if (drawn.annotators !== sig) {
+      drawn.annotators = sig;
+      drawAnnotators();
+    }
+    drawRuns();
+    updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${POLL_MS / 1000} seconds.`;
+    root.dataset.polls = String(state.polls);
+  }
+
+  replace(
+    root,
+    h(
+      "div",
+      { class: "dash" },
+      h("header", { class: "dash-head" },
+        h("h1", {}, `${summary.name}: dashboard`),
+        h("p", { class: "lead" }, `Project ${pid} · ${summary.task_type}${summary.classes.length ? ` · ${summary.classes.length} classes` : ""}`),
+        updated,
+        h("nav", { "aria-label": "Project actions" }, h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ", h("a", { href: "#/projects", class: "dash-button" }, "All projects"))),
+      h("div", { class: "dash-grid" },
+        card("dash-progress-card", "Progress", slots.status),
+        card("dash-curve", "Learning curve", slots.curve),
+        card("dash-labels", "Labels", slots.labels),
+        card("dash-answers", "Answers per clip", slots.answers),
+        card("dash-savings", "Savings", slots.savings),
+        card("dash-map", "Map of the pool",
+          h("div", { class: "field" }, h("label", { for: "dash-run" }, "Model version"), runSelect, h("p", { class: "hint", id: "dash-run-hint" }, "Pick a learning round to see how its predictions spread over the pool.")),
+          slots.map),
+        card("dash-annotators", "Annotators", slots.annotators),
+        card("dash-export", "Export", h("p", {}, "Download labels with their confidence and soft distribution, annotators' trust, or every answer."), exportLinks(pid)),
+      ),
+    ),
+  );
+  draw();
+  await loadMap(true);
+
+  async function tick() {
+    state.timer = null;
+    if (state.stopped) return;
+    if (!root.isConnected) {
+      state.stopped = true;
+      return;
+    }
+    try {
+      const [s, a, r] = await Promise.all([
+        api("GET", `/projects/${pid}/dashboard`),
+        api("GET", `/projects/${pid}/annotators`),
+        api("GET", `/projects/${pid}/runs`),
+      ]);
+      if (state.stopped || !root.isConnected) return;
+      Object.assign(state, { summary: s, annotators: a, runs: r });
+      state.polls += 1;
+      draw();
+      await loadMap(false);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) {
+        updated.textContent = "Your session ended: sign in again to see new numbers.";
+        state.stopped = true;
+        return;
+      }
+      updated.textContent = `Could not refresh (${e.message}); trying again.`;
+    }
+    if (!state.stopped && root.isConnected) state.timer = setTimeout(tick, POLL_MS);
+  }
+  state.timer = setTimeout(tick, POLL_MS);
+  return () => {
+    state.stopped = true;
+    if (state.timer) clearTimeout(state.timer);
+  };
+}

@@ -1,0 +1,351 @@
+"""The owner's pages in a real browser (Playwright driving Debian's Chromium).
+
+The server runs in-process on a loopback port. The owner signs in, creates a project through
+the form (client-side and server-side errors shown by field), uploads a zip of generated tones
+with seed labels and a file that is not audio (refused, with the reason), uploads control
+questions, and opens the dashboard. An annotator answers through the API and the learning
+service runs two rounds inline; the dashboard picks them up by polling: learning curve, pool
+map, annotator table (flagging through the page), exports (a real download). It must not
+scroll sideways at 390 px, and it stops polling once the route changes. Any JavaScript error or
+request to another host fails the test. Screenshots go to test-artifacts/ at the repository's root.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "browser tests need Debian's Chromium at /usr/bin/chromium (.ci/chromium)", allow_module_level=True
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright for Python")
+uvicorn = pytest.importorskip("uvicorn")
+soundfile = pytest.importorskip("soundfile")
+
+from listenloop.engine.accounts import create_user, hash_password  # noqa: E402
+from listenloop.engine.learning_service import LearningService  # noqa: E402
+from listenloop.server import create_app  # noqa: E402
+from listenloop.store.models import Clip, ModelRun  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+N_PER_CLASS = 20
+# Elements of the owner's pages that stick out of the viewport (tables scroll inside their box).
+OVERFLOWING = """() => [...document.querySelectorAll('.dash *')]
+    .filter((el) => !el.closest('.table-scroll') && el.getBoundingClientRect().right > window.innerWidth + 1)
+    .map((el) => `${el.tagName}.${el.getAttribute('class') || ''}#${el.id}`)"""
+SR = 16000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tone(freq: float, seed: int) -> bytes:
+    """Half a second of a tone with a little noise, as 16-bit wav bytes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.5 * SR)) / SR
+    signal = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)
+    buf = io.BytesIO()
+    soundfile.write(buf, signal.astype(np.float32), SR, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _clips() -> dict[str, bytes]:
+    """low_*.wav (200-400 Hz) and high_*.wav (2-4 kHz): the class is the name's prefix."""
+    files = {}
+    for i in range(N_PER_CLASS):
+        files[f"low_{i:02d}.wav"] = _tone(200 + 10 * i, i)
+        files[f"high_{i:02d}.wav"] = _tone(2000 + 100 * i, 100 + i)
+    return files
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+class Live:
+    """The running server: base URL, the app (its database) and data folder."""
+
+    def __init__(self, base: str, app: Any, data: Path) -> None:
+        self.base = base
+        self.app = app
+        self.data = data
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The app on a free loopback port with one owner account."""
+    tmp = tmp_path_factory.mktemp("dash")
+    app = create_app(f"sqlite:///{tmp / 'listenloop.db'}", tmp / "data", learning=False)
+    with app.state.db.write() as session:
+        create_user(session, "owner", hash_password("owner-pass-1"), "owner")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield Live(f"http://127.0.0.1:{port}", app, tmp / "data")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _answer_tasks(live: Live, pid: int, headers: dict[str, str], n: int) -> int:
+    """Answer up to `n` tasks right (the class is the file name's prefix); returns how many."""
+    done = 0
+    for _ in range(n):
+        r = httpx.get(f"{live.base}/api/v1/projects/{pid}/next", headers=headers)
+        if r.status_code == 204:
+            break
+        assert r.status_code == 200, r.text
+        task = r.json()
+        with live.app.state.db.read() as session:
+            name = session.get(Clip, task["clip_id"]).file_name
+        answer = name.split("_")[0]
+        r = httpx.post(
+            f"{live.base}/api/v1/tasks/{task['task_id']}/answer", headers=headers, json={"answer": answer}
+        )
+        assert r.status_code == 201, r.text
+        done += 1
+    return done
+
+
+def _learn(live: Live, pid: int) -> None:
+    """One learning round of the project, inline (the app's background service is off)."""
+    outcomes = LearningService(live.app.state.db, live.data, inline=True).run_once()
+    assert [o.state for o in outcomes if o.project_id == pid] == ["ran"], outcomes
+
+
+def test_owner_creates_uploads_and_watches(live: Live) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    foreign: list[str] = []
+    dashboard_calls: list[float] = []
+    host = urlsplit(live.base).netloc
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(20000)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        def on_request(request: Any) -> None:
+            url = request.url
+            if url.startswith(("blob:", "data:")):
+                return
+            if urlsplit(url).netloc != host:
+                foreign.append(url)
+            if "/dashboard" in url and "/api/v1/" in url:
+                dashboard_calls.append(time.monotonic())
+
+        context.on("request", on_request)
+        try:
+            # sign in, then the new-project form
+            page.goto(live.base + "/")
+            page.wait_for_selector("html[data-app=ready]")
+            page.fill("#signin-username", "owner")
+            page.fill("#signin-password", "owner-pass-1")
+            page.press("#signin-password", "Enter")
+            page.wait_for_selector("#nav:not([hidden])")
+            page.goto(live.base + "/#/new")
+            page.wait_for_selector("form.new-project")
+            assert page.locator('link[href="/static/dashboard.css"]').count() == 1
+            assert (
+                page.input_value("#np-redundancy-max") == "7"
+                and page.input_value("#np-control_rate") == "0.1"
+            )
+
+            # client-side checks, shown by field
+            page.fill("#np-classes", "low, low")
+            page.click("text=Create project")
+            assert "Give the project a name" in page.inner_text("#np-name-error")
+            assert "named twice" in page.inner_text("#np-classes-error")
+            assert page.get_attribute("#np-name", "aria-invalid") == "true"
+            page.fill("#np-name", "Tones")
+            page.fill("#np-classes", "low\nhigh")
+            page.fill("#np-control_rate", "0.3")
+            page.fill("#np-consistency_rate", "0.3")
+            page.click("text=Create project")
+            assert "together must not exceed 0.5" in page.inner_text("#np-consistency_rate-error")
+            page.fill("#np-consistency_rate", "0")
+            page.fill("#np-control_rate", "0.2")
+
+            # a server-side refusal lands on its field (a learner the server does not know)
+            page.evaluate(
+                """() => { const s = document.getElementById('np-learner');
+                           s.append(new Option('nope', 'nope')); s.value = 'nope'; }"""
+            )
+            page.click("text=Create project")
+            page.wait_for_function(
+                "() => document.getElementById('np-learner-error').textContent.includes('nope')"
+            )
+            page.select_option("#np-learner", "")
+
+            page.select_option("#np-feature_set", "mfcc")
+            page.fill("#np-retrain_every", "1")
+            page.fill("#np-redundancy-min", "1")
+            page.fill("#np-redundancy-max", "3")
+            page.fill("#np-redundancy-tau", "0.6")
+            page.fill("#np-trust_threshold", "0")
+            page.click("text=Create project")
+
+            # upload step: a zip with one file that is not audio, seed labels, control questions
+            page.wait_for_selector("#up-archive")
+            href = page.get_attribute("a:has-text('Open the dashboard')", "href")
+            pid = int(href.split("/")[2])
+            clips = _clips()
+            archive = _zip({**clips, "notes.wav": b"this is not audio at all"})
+            seeds = [f"low_{i:02d}.wav" for i in range(6)] + [f"high_{i:02d}.wav" for i in range(6)]
+            seed_csv = "file,label\n" + "".join(f"{n},{n.split('_')[0]}\n" for n in seeds)
+            page.set_input_files(
+                "#up-archive", files=[{"name": "tones.zip", "mimeType": "application/zip", "buffer": archive}]
+            )
+            page.set_input_files(
+                "#up-labels",
+                files=[{"name": "seed.csv", "mimeType": "text/csv", "buffer": seed_csv.encode()}],
+            )
+            page.click("text=Upload audio")
+            page.wait_for_selector("text=40 clips added, 1 refused")
+            assert page.get_attribute("#up-progress", "value") == "1"
+            assert "notes.wav" in page.inner_text("table.rejected")
+            gold = [f"low_{i:02d}.wav" for i in range(6, 9)] + [f"high_{i:02d}.wav" for i in range(6, 9)]
+            gold_csv = "file,label\n" + "".join(f"{n},{n.split('_')[0]}\n" for n in gold) + "ghost.wav,low\n"
+            page.set_input_files(
+                "#up-gold", files=[{"name": "gold.csv", "mimeType": "text/csv", "buffer": gold_csv.encode()}]
+            )
+            page.click("text=Upload control questions")
+            page.wait_for_selector("text=6 control questions marked")
+            assert "ghost.wav" in page.inner_text("table.rejected >> nth=-1")
+
+            # the dashboard before any learning round
+            page.click("a:has-text('Open the dashboard')")
+            page.wait_for_selector("#dash-curve")
+            assert "No learning round yet" in page.inner_text("#dash-curve")
+            assert "No map yet" in page.inner_text("#dash-map")
+
+            # an annotator answers, the learning service runs twice; polling brings it in
+            httpx.post(f"{live.base}/api/v1/users", json={"username": "ann", "password": "ann-password"})
+            token = httpx.post(
+                f"{live.base}/api/v1/token", data={"username": "ann", "password": "ann-password"}
+            )
+            ann = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            assert _answer_tasks(live, pid, ann, 8) == 8
+            _learn(live, pid)
+            assert _answer_tasks(live, pid, ann, 8) == 8
+            _learn(live, pid)
+            with live.app.state.db.read() as session:
+                runs = session.query(ModelRun).filter(ModelRun.project_id == pid).all()
+                assert len(runs) == 2 and all(r.map for r in runs), "the learning rounds must record maps"
+            page.wait_for_selector("#dash-curve svg.chart polyline", state="attached", timeout=15000)
+            page.wait_for_selector("#dash-map svg.chart circle", state="attached")
+            assert page.locator("#dash-map svg.chart circle").count() >= 20
+            assert page.locator("#dash-map svg.chart circle.labelled").count() >= 1
+            assert page.locator("#dash-run option").count() == 3  # newest + two rounds
+            page.select_option("#dash-run", index=1)  # the first round's map
+            page.wait_for_function(
+                "document.querySelector('#dash-map svg title').textContent.includes('after')"
+            )
+            curve = page.inner_text("#dash-curve figcaption")
+            assert "Latest score" in curve and "No passive-learning line" in page.inner_text("#dash-curve")
+            assert (
+                page.locator("#dash-curve svg title").count() >= 1
+                and page.locator("#dash-curve svg desc").count() == 1
+            )
+            assert page.locator("#dash-labels svg.chart rect").count() >= 2
+            assert page.locator("#dash-answers svg.chart").count() == 1
+            savings = page.inner_text("#dash-savings")
+            assert "Fixed 3 answers per clip" in savings and "Fixed 5 answers per clip" in savings
+
+            # annotators: flag through the page (keyboard), the table updates
+            page.wait_for_selector("#dash-annotators th[scope=row]:has-text('ann')")
+            page.focus("button[aria-label='Flag ann']")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#dash-annotators .badge.flagged")
+            assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Unflag ann"
+            r = httpx.get(f"{live.base}/api/v1/projects/{pid}/annotators", headers=_owner(live))
+            assert r.json()[0]["flagged"] is True
+
+            # an open "Show the numbers" stays open while polling redraws the chart with new data
+            page.click("#dash-labels summary")
+            before = page.inner_text("#dash-labels figcaption")
+            assert _answer_tasks(live, pid, ann, 6) == 6
+            page.wait_for_function(
+                "(t) => document.querySelector('#dash-labels figcaption').textContent !== t", arg=before
+            )
+            assert page.locator("#dash-labels details[open]").count() == 1
+
+            # export: a real download through the session cookie
+            with page.expect_download() as info:
+                page.click("a:has-text('Labels (CSV)')")
+            text = Path(info.value.path()).read_text()
+            rows = list(csv.DictReader(io.StringIO(text)))
+            assert rows and set(rows[0]) >= {"clip_id", "file", "label", "confidence"}
+            assert len(rows) == 40
+
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            page.set_viewport_size({"width": 390, "height": 844})
+            page.wait_for_timeout(300)
+            assert page.evaluate(OVERFLOWING) == []
+            seen = int(page.get_attribute(".dashboard-root", "data-polls") or 0)
+            page.wait_for_function(
+                "(n) => Number(document.querySelector('.dashboard-root').dataset.polls) > n", arg=seen
+            )
+            assert page.evaluate(OVERFLOWING) == []  # redrawn at the phone's width
+            page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
+            # leaving the route stops the polling
+            polls = len(dashboard_calls)
+            page.goto(live.base + "/#/projects")
+            page.wait_for_selector("#dash-curve", state="detached")
+            left = len(dashboard_calls)
+            page.wait_for_timeout(6500)
+            assert len(dashboard_calls) == left and polls >= 2, (polls, left, len(dashboard_calls))
+
+            # the form fits a phone too
+            page.goto(live.base + "/#/new")
+            page.wait_for_selector("form.new-project")
+            assert page.evaluate(OVERFLOWING) == []
+            page.screenshot(path=str(ARTIFACTS / "new-project-phone.png"), full_page=True)
+        finally:
+            context.close()
+            browser.close()
+    assert not errors, f"JavaScript errors: {errors}"
+    assert not foreign, f"requests to other hosts: {foreign}"
+
+
+def _owner(live: Live) -> dict[str, str]:
+    token = httpx.post(f"{live.base}/api/v1/token", data={"username": "owner", "password": "owner-pass-1"})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
