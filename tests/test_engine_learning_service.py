@@ -26,6 +26,7 @@ from listenloop.engine.learning_service import (
     take_lease,
     training_label,
 )
+from listenloop.engine.media import spectrogram_path
 from listenloop.engine.projects import create_project, project_status
 from listenloop.engine.uploads import store_clips, unpack_archive
 from listenloop.store.database import Database
@@ -101,7 +102,9 @@ def lease_of(db: Database, pid: int):
 
 def expected(service: LearningService, pid: int):
     """What learning_round gives for the project's current rows (it is deterministic)."""
-    return learning_round(**service._read(pid), workers=1)
+    inputs = service._read(pid)
+    inputs.pop("media")  # the service's own: spectrograms it draws ahead
+    return learning_round(**inputs, workers=1)
 
 
 def test_task_types_agree_with_the_learning_round() -> None:
@@ -118,7 +121,7 @@ def test_training_label_rule() -> None:
 
 
 def test_round_reranks_the_queue_and_records_a_run(world) -> None:
-    db, _, pid, service = world
+    db, data, pid, service = world
     assert service.due_projects() == [pid]  # never ranked, has clips
     with db.read() as s:
         project = s.get(Project, pid)
@@ -128,6 +131,10 @@ def test_round_reranks_the_queue_and_records_a_run(world) -> None:
     outcomes = service.run_once()
     assert [(o.project_id, o.state) for o in outcomes] == [(pid, "ran")]
     assert queue(db, pid) == want.order  # the strategy's order, best first
+    # the queue's head has its spectrograms drawn ahead (70 queued clips < PRERENDER)
+    with db.read() as s:
+        shas = [s.get(Clip, cid).sha256 for cid in want.order]
+    assert all((data / spectrogram_path(sha)).is_file() for sha in shas)
     (run,) = runs(db, pid)
     assert run.labels == 30 and run.clips == 100 and run.metric == "uar" and run.strategy == "margin"
     assert not run.cold_start and run.skipped == 0 and run.score is not None and 0.0 <= run.score <= 1.0

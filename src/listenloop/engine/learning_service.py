@@ -59,6 +59,7 @@ MAX_RETRY_SECONDS = 600.0
 # visible share from a saturated 2-core server (p99 of next/answer); 19 leaves it unchanged.
 WORKER_NICE = 19
 LOCAL_WORKERS = 1
+PRERENDER = 200  # spectrograms drawn ahead per round: the head of the new queue
 WAIT_STEP = 1.0  # how often a thread waiting for a Dask result checks stop and renews its lease
 
 # Score metric per task type that `learning.learning_round` supports (its LEARNING_TASK; kept
@@ -189,7 +190,36 @@ def run_round(kwargs: dict[str, Any], scheduler: str | None = None) -> dict[str,
 
     from listenloop.engine.learning import learning_round
 
-    return asdict(learning_round(**kwargs, scheduler=scheduler, workers=1))
+    kwargs = dict(kwargs)
+    media = kwargs.pop("media", None)
+    result = asdict(learning_round(**kwargs, scheduler=scheduler, workers=1))
+    if media is not None:
+        prerender_spectrograms(kwargs["root"], result["order"], media)
+    return result
+
+
+def prerender_spectrograms(root: Path, order: list[int], media: dict[int, tuple[str, str, bool]]) -> int:
+    """Draw the spectrograms of the clips people hear next (the queue's head and the control
+    clips) ahead of time, here on the niced worker: otherwise the first annotator to get a clip
+    waits for matplotlib on the request path. Returns how many were drawn."""
+    from listenloop.engine.media import render_spectrogram, spectrogram_path
+
+    wanted = order[:PRERENDER] + [cid for cid, (_, _, gold) in media.items() if gold]
+    drawn = 0
+    for cid in dict.fromkeys(wanted):
+        if cid not in media:
+            continue
+        path, sha, _ = media[cid]
+        dest = root / spectrogram_path(sha)
+        if dest.exists():
+            continue
+        try:
+            render_spectrogram(root / path, dest)
+        except Exception:  # an undecodable clip: the request path reports it when asked
+            log.debug("pre-rendering the spectrogram of clip %s failed", cid, exc_info=True)
+            continue
+        drawn += 1
+    return drawn
 
 
 def _round_task(kwargs: dict[str, Any], fan_out: str | None) -> dict[str, Any]:
@@ -440,7 +470,16 @@ class LearningService:
                 ).where(P.c.id == project_id)
             ).one()
             rows = conn.execute(
-                select(C.c.id, C.c.path, C.c.seed_label, C.c.status, C.c.is_gold, C.c.gold_label, C.c.label)
+                select(
+                    C.c.id,
+                    C.c.path,
+                    C.c.sha256,
+                    C.c.seed_label,
+                    C.c.status,
+                    C.c.is_gold,
+                    C.c.gold_label,
+                    C.c.label,
+                )
                 .where(C.c.project_id == project_id)
                 .order_by(C.c.id)
             ).all()
@@ -461,6 +500,9 @@ class LearningService:
             "strategy": project.strategy,
             "iteration": int(iteration),
             "cache_dir": self.data_dir / "features",
+            "media": {
+                r.id: (r.path, r.sha256, bool(r.is_gold)) for r in rows if r.is_gold or r.status in IN_POOL
+            },
         }
 
     def _compute(
