@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+CHROMIUM = Path("/usr/bin/chromium")
+
 
 def test_small_campaign_labels_every_clip(fsdd_dir: Path, tmp_path: Path) -> None:
+    """With Chromium present, also the pages' screenshots taken during the campaign."""
     out = tmp_path / "c.json"
+    shots = tmp_path / "shots"
+    extra = ["--screenshots", str(shots), "--screenshot-after", "2"] if CHROMIUM.is_file() else []
     proc = subprocess.run(
         [
             sys.executable,
@@ -32,12 +38,22 @@ def test_small_campaign_labels_every_clip(fsdd_dir: Path, tmp_path: Path) -> Non
             "120",
             "--json",
             str(out),
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    if extra:
+        names = sorted(p.name for p in shots.glob("*.png"))
+        assert names == [
+            "dashboard-desktop.png",
+            "dashboard-phone.png",
+            "label-desktop.png",
+            "label-phone.png",
+        ]
+        assert all(p.stat().st_size > 10_000 for p in shots.glob("*.png"))
     result = json.loads(out.read_text())
     assert result["clips"] == 40 and result["crowd_clips"] > 0
     assert result["labelled"] == result["crowd_clips"]  # the annotators ran out of work: all done
@@ -54,3 +70,23 @@ def test_bad_skills_is_one_line(fsdd_dir: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "--skills" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_screenshots_without_a_browser_is_one_line(fsdd_dir: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "listenloop",
+            "bench",
+            "campaign",
+            str(fsdd_dir),
+            "--screenshots",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LISTENLOOP_CHROMIUM": str(tmp_path / "no-chromium")},
+    )
+    assert proc.returncode != 0 and "Chromium" in proc.stderr and "Traceback" not in proc.stderr

@@ -130,6 +130,21 @@ async def _annotate(
         await asyncio.gather(*(one(t, s, k) for k, (t, s) in enumerate(zip(tokens, skills, strict=True))))
 
 
+async def _shoot_later(
+    base: str, pid: int, viewer: tuple[str, str], out: Path, after: float, say: Callable[[str], None]
+) -> None:
+    """Screenshots of the pages `after` seconds into the crowd's work."""
+    from listenloop.bench.screenshots import take_screenshots
+
+    await asyncio.sleep(after)
+    saved = await take_screenshots(base, pid, (OWNER, OWNER_PASSWORD), viewer, out)
+    say(f"screenshots after {after:g} s: {', '.join(str(p) for p in saved)}")
+
+
+async def _together(*jobs: Any) -> None:
+    await asyncio.gather(*jobs)
+
+
 def run_campaign(
     folder: Path,
     *,
@@ -143,11 +158,15 @@ def run_campaign(
     think: float = 0.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    screenshots: Path | None = None,
+    screenshot_after: float = 60.0,
 ) -> CampaignResult:
     """Run one campaign on the clips of `folder` (at most `limit`, a random sample) and score it.
 
     `think` is each annotator's pause after an answer: at human pace the learning service
     retrains every `retrain_every` labels while the campaign runs, so the score history fills.
+    `screenshots`: a folder for the dashboard and labelling page, taken `screenshot_after`
+    seconds into the crowd's work (`bench.screenshots`).
     """
     import httpx
 
@@ -207,20 +226,29 @@ def run_campaign(
                     user, pw = f"sim{k}_{rng.randrange(1 << 30)}", f"pw-{rng.randrange(1 << 40)}"
                     c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
                     tokens.append(_token(c, user, pw))
+                viewer = None
+                if screenshots is not None:  # a member who only looks: their open task waits for its lease
+                    viewer = (f"viewer_{rng.randrange(1 << 30)}", f"pw-{rng.randrange(1 << 40)}")
+                    c.post(
+                        "/api/v1/users", json={"username": viewer[0], "password": viewer[1]}
+                    ).raise_for_status()
                 say(f"{len(skills)} annotators of skill {', '.join(f'{s:g}' for s in skills)} at work ...")
-                asyncio.run(
-                    _annotate(
-                        server.base,
-                        pid,
-                        tokens,
-                        skills,
-                        clip_truth,
-                        classes,
-                        time.monotonic() + max_seconds,
-                        seed,
-                        think,
-                    )
+                work = _annotate(
+                    server.base,
+                    pid,
+                    tokens,
+                    skills,
+                    clip_truth,
+                    classes,
+                    time.monotonic() + max_seconds,
+                    seed,
+                    think,
                 )
+                if viewer is not None and screenshots is not None:
+                    shots = _shoot_later(server.base, pid, viewer, screenshots, screenshot_after, say)
+                    asyncio.run(_together(work, shots))
+                else:
+                    asyncio.run(work)
                 rows = _export(c, oh, pid)
                 status = c.get(f"/api/v1/projects/{pid}/status", headers=oh).json()
                 annotators = list(

@@ -32,11 +32,22 @@ def bench_campaign(
     seed: Annotated[int, typer.Option(help="Seed of the samples and the annotators.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here (JSON).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier --json file.")] = False,
+    screenshots: Annotated[
+        Path | None,
+        typer.Option(help="Save the dashboard and labelling page here during the campaign (needs Chromium)."),
+    ] = None,
+    screenshot_after: Annotated[
+        float, typer.Option(min=0, help="Seconds into the crowd's work to take the screenshots.")
+    ] = 60.0,
 ) -> None:
     """Label a folder through the API with simulated annotators: accuracy, answers used, model scores."""
     from listenloop.bench.campaign import format_result, result_as_json, run_campaign
 
     check_outputs({"--json": json_out}, force)
+    if screenshots is not None:
+        from listenloop.bench.screenshots import chromium_path
+
+        chromium_path()  # a missing browser is an error now, not after the campaign
     skill_values = tuple(comma_numbers(skills, "--skills", low=0.0, high=1.0))
     result = run_campaign(
         folder,
@@ -50,6 +61,8 @@ def bench_campaign(
         think=think,
         seed=seed,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        screenshots=screenshots,
+        screenshot_after=screenshot_after,
     )
     print(format_result(result))
     if json_out is not None:

@@ -1,0 +1,74 @@
+"""Screenshots of the web app during a running campaign (`listenloop bench campaign --screenshots DIR`).
+
+Debian's Chromium (`/usr/bin/chromium`, or LISTENLOOP_CHROMIUM) driven by Playwright for
+Python, headless, with no browser download: the owner's dashboard and an annotator's
+labelling page, at desktop and phone width, taken while the simulated crowd works.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from listenloop.errors import ListenloopError
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+def chromium_path() -> str:
+    """The Chromium to drive; a clear error when Playwright or the browser is missing."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        raise ListenloopError("--screenshots needs Playwright for Python: pip install -e '.[dev]'") from None
+    path = os.environ.get("LISTENLOOP_CHROMIUM", CHROMIUM)
+    if not Path(path).is_file():
+        raise ListenloopError(
+            f"--screenshots needs Chromium at {path} (Debian: .ci/chromium, or set LISTENLOOP_CHROMIUM)"
+        )
+    return path
+
+
+async def take_screenshots(
+    base: str, pid: int, owner: tuple[str, str], annotator: tuple[str, str], out: Path
+) -> list[Path]:
+    """The dashboard (as `owner`) and the labelling page (as `annotator`) at each of SIZES, in `out`."""
+    from playwright.async_api import async_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    pages = (
+        ("dashboard", owner, f"#/projects/{pid}/dashboard", "svg"),
+        ("label", annotator, f"#/projects/{pid}/label", "#label-page[data-state=ready]"),
+    )
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), headless=True, args=LAUNCH_ARGS)
+        try:
+            for name, (user, password), route, ready in pages:
+                for size, (width, height) in SIZES.items():
+                    context = await browser.new_context(viewport={"width": width, "height": height})
+                    signed = await context.request.post(
+                        f"{base}/api/v1/session", form={"username": user, "password": password}
+                    )
+                    if not signed.ok:
+                        raise ListenloopError(f"screenshots: {user} cannot sign in ({signed.status})")
+                    page = await context.new_page()
+                    await page.goto(f"{base}/{route}")
+                    await page.wait_for_selector(ready, timeout=30_000)
+                    await page.wait_for_timeout(1500)  # charts and the playhead settle
+                    path = out / f"{name}-{size}.png"
+                    await page.screenshot(path=str(path), full_page=True)
+                    saved.append(path)
+                    await context.close()
+        finally:
+            await browser.close()
+    return saved
