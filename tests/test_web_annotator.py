@@ -13,53 +13,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 import statistics
-import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "browser tests need Debian's Chromium at /usr/bin/chromium (.ci/chromium)", allow_module_level=True
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright for Python")
-uvicorn = pytest.importorskip("uvicorn")
+from listenloop.engine.accounts import create_user, hash_password
+from listenloop.server import create_app
+from web_support import ARTIFACTS, Watched, launch, require_browser, serving
 
-from listenloop.engine.accounts import create_user, hash_password  # noqa: E402
-from listenloop.server import create_app  # noqa: E402
+sync_api = require_browser()
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
 RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
 DIGITS = [str(i) for i in range(10)]
 N_CLIPS = 60
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-    "--mute-audio",
-]
+EXTRA_ARGS = ("--autoplay-policy=no-user-gesture-required", "--mute-audio")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _zip(files: list[Path]) -> bytes:
@@ -92,16 +66,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     app = create_app(f"sqlite:///{tmp / 'listenloop.db'}", tmp / "data", learning=False)
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with serving(app) as base:
         token = httpx.post(f"{base}/api/v1/token", data={"username": "owner", "password": "owner-pass-1"})
         owner = {"Authorization": f"Bearer {token.json()['access_token']}"}
         body = {"name": "Spoken digits", "task_type": "classification", "classes": DIGITS}
@@ -115,50 +80,17 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         )
         assert r.status_code == 201 and r.json()["added"] == N_CLIPS, r.text
         yield Live(base, owner, pid)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium (Debian's), shared by the tests of this module."""
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        b = launch(p, *EXTRA_ARGS)
         try:
             yield b
         finally:
             b.close()
-
-
-class Watched:
-    """A page whose JavaScript errors and requests to other hosts are recorded."""
-
-    def __init__(self, browser: Any, base: str, viewport: dict[str, int]) -> None:
-        self.context = browser.new_context(viewport=viewport)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15000)
-        self.errors: list[str] = []
-        self.foreign: list[str] = []
-        host = urlsplit(base).netloc
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-
-        def on_request(request: Any) -> None:
-            url = request.url
-            if url.startswith(("blob:", "data:")):
-                return
-            if urlsplit(url).netloc != host:
-                self.foreign.append(url)
-
-        self.context.on("request", on_request)
-
-    def check(self) -> None:
-        """Fail on any JavaScript error or request to another host."""
-        assert not self.errors, f"JavaScript errors: {self.errors}"
-        assert not self.foreign, f"requests to other hosts: {self.foreign}"
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture

@@ -14,55 +14,31 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
+import soundfile
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "browser tests need Debian's Chromium at /usr/bin/chromium (.ci/chromium)", allow_module_level=True
-    )
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need Playwright for Python")
-uvicorn = pytest.importorskip("uvicorn")
-soundfile = pytest.importorskip("soundfile")
+from listenloop.engine.accounts import create_user, hash_password
+from listenloop.engine.learning_service import LearningService
+from listenloop.server import create_app
+from listenloop.store.models import Clip, ModelRun
+from web_support import ARTIFACTS, Watched, launch, require_browser, serving
 
-from listenloop.engine.accounts import create_user, hash_password  # noqa: E402
-from listenloop.engine.learning_service import LearningService  # noqa: E402
-from listenloop.server import create_app  # noqa: E402
-from listenloop.store.models import Clip, ModelRun  # noqa: E402
+sync_api = require_browser()
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 N_PER_CLASS = 20
 # Elements of the owner's pages that stick out of the viewport (tables scroll inside their box).
 OVERFLOWING = """() => [...document.querySelectorAll('.dash *')]
     .filter((el) => !el.closest('.table-scroll') && el.getBoundingClientRect().right > window.innerWidth + 1)
     .map((el) => `${el.tagName}.${el.getAttribute('class') || ''}#${el.id}`)"""
 SR = 16000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tone(freq: float, seed: int) -> bytes:
@@ -108,19 +84,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     app = create_app(f"sqlite:///{tmp / 'listenloop.db'}", tmp / "data", learning=False)
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", app, tmp / "data")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(app) as base:
+        yield Live(base, app, tmp / "data")
 
 
 def _answer_tasks(live: Live, pid: int, headers: dict[str, str], n: int) -> int:
@@ -151,27 +116,18 @@ def _learn(live: Live, pid: int) -> None:
 
 def test_owner_creates_uploads_and_watches(live: Live) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    errors: list[str] = []
-    foreign: list[str] = []
     dashboard_calls: list[float] = []
-    host = urlsplit(live.base).netloc
+
+    def count_polls(url: str) -> None:
+        if "/dashboard" in url and "/api/v1/" in url:
+            dashboard_calls.append(time.monotonic())
+
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(20000)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-        def on_request(request: Any) -> None:
-            url = request.url
-            if url.startswith(("blob:", "data:")):
-                return
-            if urlsplit(url).netloc != host:
-                foreign.append(url)
-            if "/dashboard" in url and "/api/v1/" in url:
-                dashboard_calls.append(time.monotonic())
-
-        context.on("request", on_request)
+        browser = launch(p)
+        watched = Watched(
+            browser, live.base, {"width": 1280, "height": 900}, on_request=count_polls, accept_downloads=True
+        )
+        context, page = watched.context, watched.page
         try:
             # sign in, then the new-project form
             page.goto(live.base + "/")
@@ -342,8 +298,7 @@ def test_owner_creates_uploads_and_watches(live: Live) -> None:
         finally:
             context.close()
             browser.close()
-    assert not errors, f"JavaScript errors: {errors}"
-    assert not foreign, f"requests to other hosts: {foreign}"
+    watched.check()
 
 
 def _owner(live: Live) -> dict[str, str]:
