@@ -62,3 +62,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def client(tmp_path: Path, database_url: str):
+    """The API (learning service off) through FastAPI's TestClient, on SQLite and on PostgreSQL,
+    with two owners: owner / owner-pass-1 and owner2 / owner-pass-2."""
+    from fastapi.testclient import TestClient
+
+    from listenloop.engine.accounts import create_user, hash_password
+    from listenloop.server import create_app
+
+    app = create_app(database_url, tmp_path / "data", learning=False)
+    with app.state.db.write() as session:
+        create_user(session, "owner", hash_password("owner-pass-1"), "owner")
+        create_user(session, "owner2", hash_password("owner-pass-2"), "owner")
+    with TestClient(app) as c:
+        yield c

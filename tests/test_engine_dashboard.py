@@ -4,17 +4,15 @@ control accuracy; flag and block; the API's routes and who may call them."""
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api_support import RECORDINGS, annotator, login, zip_of
 from listenloop.engine import dashboard as dash
-from listenloop.engine.accounts import Principal, create_user, hash_password
-from listenloop.server import create_app
+from listenloop.engine.accounts import Principal, create_user
 from listenloop.store.database import Database
 from listenloop.store.models import (
     Clip,
@@ -29,29 +27,6 @@ from listenloop.store.models import (
 )
 
 CLASSES = ["a", "b", "c"]
-RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    """A zip archive of `files` (name: bytes)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
-def login(c: TestClient, user: str, password: str) -> dict[str, str]:
-    """Bearer headers of `user`."""
-    r = c.post("/api/v1/token", data={"username": user, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def annotator(c: TestClient, name: str) -> dict[str, str]:
-    """Register an annotator and sign in."""
-    assert c.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).status_code == 201
-    return login(c, name, f"{name}-password")
 
 
 @pytest.fixture
@@ -240,16 +215,6 @@ def test_runs_and_maps(db: Database) -> None:
 
 
 # -- the API -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def client(tmp_path: Path, database_url: str) -> TestClient:
-    app = create_app(database_url, tmp_path / "data", learning=False)
-    with app.state.db.write() as session:
-        create_user(session, "owner", hash_password("owner-pass-1"), "owner")
-        create_user(session, "owner2", hash_password("owner-pass-2"), "owner")
-    with TestClient(app) as c:
-        yield c
 
 
 def test_api_dashboard_access_and_flags(client: TestClient) -> None:

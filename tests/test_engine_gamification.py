@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from listenloop.engine.accounts import Principal, create_user, hash_password
+from api_support import login
+from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.gamification import (
     BADGES,
@@ -28,7 +29,6 @@ from listenloop.engine.gamification import (
 )
 from listenloop.engine.projects import create_project, set_member
 from listenloop.engine.tasks import next_task, submit_answer
-from listenloop.server import create_app
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, WorkerTrust
 
@@ -237,31 +237,16 @@ def test_leaderboards_overall_and_per_project(db: Database) -> None:
 # ---- routes ----
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(f"sqlite:///{tmp_path / 'api.db'}", tmp_path / "data", learning=False)
-    with app.state.db.write() as session:
-        create_user(session, "owner", hash_password("owner-pass-1"), "owner")
-    with TestClient(app) as c:
-        yield c
-
-
-def _login(c: TestClient, user: str, password: str) -> dict[str, str]:
-    r = c.post("/api/v1/token", data={"username": user, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 def test_routes(client: TestClient) -> None:
     assert client.get("/api/v1/users/me/progress").status_code == 401
     assert client.get("/api/v1/leaderboard").status_code == 401
-    oh = _login(client, "owner", "owner-pass-1")
+    oh = login(client, "owner", "owner-pass-1")
     body = {"name": "closed", "task_type": "binary", "classes": ["yes", "no"], "invite_only": True}
     pid = client.post("/api/v1/projects", headers=oh, json=body).json()["id"]
     assert (
         client.post("/api/v1/users", json={"username": "ann", "password": "ann-password"}).status_code == 201
     )
-    ah = _login(client, "ann", "ann-password")
+    ah = login(client, "ann", "ann-password")
     r = client.get("/api/v1/users/me/progress?offset_minutes=120", headers=ah)
     assert r.status_code == 200
     progress = r.json()

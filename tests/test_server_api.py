@@ -6,53 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import zipfile
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from listenloop.engine.accounts import create_user, hash_password
-from listenloop.server import create_app
+from api_support import annotator, login, wavs, zip_of
 
-RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
 DIGITS = [str(i) for i in range(10)]
 REVEALING = ("control", "gold", "consistency", "truth", "is_check")
-
-
-def wavs(n: int) -> dict[str, bytes]:
-    """The first `n` FSDD clips by name (names like 0_jackson_0.wav: the digit comes first)."""
-    return {p.name: p.read_bytes() for p in sorted(RECORDINGS.glob("*.wav"))[:n]}
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
-
-
-@pytest.fixture
-def client(tmp_path: Path, database_url: str) -> TestClient:
-    app = create_app(database_url, tmp_path / "data", learning=False)
-    with app.state.db.write() as session:
-        create_user(session, "owner", hash_password("owner-pass-1"), "owner")
-        create_user(session, "owner2", hash_password("owner-pass-2"), "owner")
-    with TestClient(app) as c:
-        yield c
-
-
-def login(c: TestClient, user: str, password: str) -> dict[str, str]:
-    r = c.post("/api/v1/token", data={"username": user, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def annotator(c: TestClient, name: str) -> dict[str, str]:
-    r = c.post("/api/v1/users", json={"username": name, "password": f"{name}-password"})
-    assert r.status_code == 201, r.text
-    return login(c, name, f"{name}-password")
 
 
 def new_project(c: TestClient, headers: dict[str, str], **extra: object) -> int:

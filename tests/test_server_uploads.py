@@ -5,34 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import random
-import zipfile
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api_support import wavs, zip_of
 from listenloop.engine.accounts import create_user, hash_password
 from listenloop.engine.uploads import UploadLimits
 from listenloop.server import create_app
-
-RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
-
-
-def wavs(n: int) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(RECORDINGS.glob("*.wav"))[:n]}
 
 
 def noise(n: int, seed: int) -> bytes:
     """Incompressible bytes."""
     return random.Random(seed).randbytes(n)
-
-
-def zip_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 @pytest.fixture

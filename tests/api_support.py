@@ -1,0 +1,39 @@
+"""What the API tests share: the FSDD fixture clips as bytes, zips of them, and signing in."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
+
+
+def wavs(n: int) -> dict[str, bytes]:
+    """The first `n` FSDD clips by name (names like 0_jackson_0.wav: the digit comes first)."""
+    return {p.name: p.read_bytes() for p in sorted(RECORDINGS.glob("*.wav"))[:n]}
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    """A zip archive of `files` (name: bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def login(c: TestClient, user: str, password: str) -> dict[str, str]:
+    """Bearer headers of `user`."""
+    r = c.post("/api/v1/token", data={"username": user, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def annotator(c: TestClient, name: str) -> dict[str, str]:
+    """Register an annotator (password NAME-password) and sign in."""
+    r = c.post("/api/v1/users", json={"username": name, "password": f"{name}-password"})
+    assert r.status_code == 201, r.text
+    return login(c, name, f"{name}-password")
