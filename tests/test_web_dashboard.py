@@ -229,7 +229,8 @@ def test_owner_creates_uploads_and_watches(live: Live) -> None:
             page.wait_for_selector("#dash-map svg.chart circle", state="attached")
             assert page.locator("#dash-map svg.chart circle").count() >= 20
             assert page.locator("#dash-map svg.chart circle.labelled").count() >= 1
-            assert page.locator("#dash-run option").count() == 3  # newest + two rounds
+            # newest + two rounds (the poll after the second round may not have come yet)
+            page.wait_for_function("document.querySelectorAll('#dash-run option').length === 3")
             page.select_option("#dash-run", index=1)  # the first round's map
             page.wait_for_function(
                 "document.querySelector('#dash-map svg title').textContent.includes('after')"
