@@ -19,8 +19,11 @@ const SPEC_LEFT = 0.08; // the plot area inside the server's spectrogram picture
 const SPEC_WIDTH = 0.9;
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
 
-function keyFor(index) {
-  return index < KEYS.length ? KEYS[index] : null;
+/** The key of each choice: the digit itself when every choice is a distinct single digit (a
+ *  spoken-digits project: press what you hear), else 1..9 then 0 in order (null past ten). */
+function keysFor(choices) {
+  const digits = choices.every((c) => /^[0-9]$/.test(c)) && new Set(choices).size === choices.length;
+  return choices.map((c, i) => (digits ? c : i < KEYS.length ? KEYS[i] : null));
 }
 
 async function blobUrl(url) {
@@ -193,12 +196,13 @@ export async function renderLabel(root, projectId, ctx) {
       return;
     }
     const choices = (question.choices || []).filter((c) => c !== CANT_TELL);
+    const keys = keysFor(choices);
     if (type === "multilabel") {
       const toggles = choices.map((choice, i) =>
         h(
           "button",
-          { type: "button", class: "choice toggle", "aria-pressed": "false", "aria-keyshortcuts": keyFor(i), "data-value": choice, onclick: (e) => toggle(e.currentTarget) },
-          keyFor(i) ? h("kbd", {}, keyFor(i)) : null,
+          { type: "button", class: "choice toggle", "aria-pressed": "false", "aria-keyshortcuts": keys[i], "data-value": choice, "data-key": keys[i], onclick: (e) => toggle(e.currentTarget) },
+          keys[i] ? h("kbd", {}, keys[i]) : null,
           " ",
           choice,
         ),
@@ -213,14 +217,18 @@ export async function renderLabel(root, projectId, ctx) {
     const buttons = choices.map((choice, i) =>
       h(
         "button",
-        { type: "button", class: "choice", "aria-keyshortcuts": keyFor(i), "data-value": choice, onclick: () => submit(choice) },
-        keyFor(i) ? h("kbd", {}, keyFor(i)) : null,
+        { type: "button", class: "choice", "aria-keyshortcuts": keys[i], "data-value": choice, "data-key": keys[i], onclick: () => submit(choice) },
+        keys[i] ? h("kbd", {}, keys[i]) : null,
         " ",
         choice,
       ),
     );
     replace(controlsBox, h("div", { class: "choices", role: "group", "aria-label": "Answers" }, buttons));
     s.controls = { type, buttons };
+    if (keys.every((k, i) => k === choices[i])) {
+      form.querySelector(".keys-help").textContent =
+        "Keyboard: press the digit you hear, C or ? can't tell, R or Space replays.";
+    }
   }
 
   function resetControls() {
@@ -556,14 +564,14 @@ export async function renderLabel(root, projectId, ctx) {
       submit(CANT_TELL);
       return;
     }
-    const index = KEYS.indexOf(key);
-    if (index >= 0) {
-      if (c.type === "multilabel" && c.toggles[index]) {
+    if (KEYS.includes(key)) {
+      const hit = (c.type === "multilabel" ? c.toggles : c.buttons || []).find((b) => b.dataset.key === key);
+      if (hit && c.type === "multilabel") {
         e.preventDefault();
-        toggle(c.toggles[index]);
-      } else if (c.buttons && c.buttons[index]) {
+        toggle(hit);
+      } else if (hit) {
         e.preventDefault();
-        submit(c.buttons[index].dataset.value);
+        submit(hit.dataset.value);
       }
       return;
     }
