@@ -172,10 +172,23 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
 
 
 def test_serve_refuses_bad_options_with_one_line(tmp_path: Path) -> None:
-    for args, words in (
-        (("--workers", "0"), "--workers"),
-        (("--port", "70000"), "--port"),
-        (("--import-root", str(tmp_path / "nowhere")), "--import-root"),
-    ):
-        out = run_cli("serve", "--db", "sqlite:///./l.db", *args, cwd=tmp_path)
-        assert out.returncode != 0 and words in out.stderr and "Traceback" not in out.stderr, out.stderr
+    """Each before anything starts: one line, no traceback, nothing half-started."""
+    (tmp_path / "a-file").write_text("x")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        for command, args, words in (
+            ("serve", ("--workers", "0"), "--workers"),
+            ("serve", ("--port", "70000"), "--port"),
+            ("serve", ("--port", busy), "already in use"),
+            ("demo", ("--port", busy), "already in use"),
+            ("serve", ("--data", "a-file"), "not a folder"),
+            ("serve", ("--import-root", str(tmp_path / "nowhere")), "--import-root"),
+            ("serve", ("--scheduler", "tcp://127.0.0.1:1"), "no Dask scheduler answers"),
+            ("serve", ("--scheduler", "nonsense"), "tcp://HOST:PORT"),
+        ):
+            db = () if command == "demo" else ("--db", "sqlite:///./l.db")
+            out = run_cli(command, *db, *args, cwd=tmp_path)
+            assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
+            assert "Traceback" not in out.stderr and "serving on" not in out.stdout, out.stderr

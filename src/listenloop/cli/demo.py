@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.errors import ListenloopError
+from listenloop.cli.startup import check_port, data_folder
 
 
 @app.command("demo")
@@ -27,13 +27,8 @@ def demo(
     from listenloop.server.app import create_app
     from listenloop.store.database import Database
 
-    if not 0 < port < 65536:
-        raise ListenloopError(f"--port {port}: not a TCP port")
-    try:
-        data.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ListenloopError(f"--data {data}: {exc.strerror or exc}") from None
-    data = data.resolve()
+    check_port(host, port)
+    data = data_folder(data).resolve()
     url = f"sqlite:///{data / 'listenloop.db'}"
     database = Database(url)
     try:

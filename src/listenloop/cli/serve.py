@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
+from listenloop.cli.startup import check_port, check_scheduler, data_folder
 from listenloop.errors import ListenloopError
 
 
@@ -46,12 +47,10 @@ def serve(
 
     if workers < 1:
         raise ListenloopError(f"--workers must be at least 1, not {workers}")
-    if not 0 < port < 65536:
-        raise ListenloopError(f"--port {port}: not a TCP port")
-    try:
-        data.expanduser().mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ListenloopError(f"--data {data}: {exc.strerror or exc}") from None
+    check_port(host, port)
+    data = data_folder(data)
+    if scheduler:
+        check_scheduler(scheduler)
     if import_root is not None and not import_root.expanduser().is_dir():
         raise ListenloopError(f"--import-root {import_root}: not a folder")
     database = Database(db)
