@@ -220,6 +220,9 @@ def test_a_failed_round_is_logged_and_releases_the_lease(world) -> None:
     assert lease_of(db, pid) is None and runs(db, pid) == []
     assert service.due_projects() == []  # backing off: no failure loop
     assert service.run_once() == []
+    with db.read() as s:
+        shown = project_status(s, s.get(Project, pid))["learning_error"]
+    assert shown["kind"] == "learning_failed" and "no-such-set" in shown["error"] and shown["retry_in_s"] > 0
 
     # a missing audio file is not a failure: that clip is skipped and goes to the end
     with db.write() as s:
@@ -230,6 +233,8 @@ def test_a_failed_round_is_logged_and_releases_the_lease(world) -> None:
     assert service.run_project(pid).state == "ran"
     (run,) = runs(db, pid)
     assert run.skipped == 1 and queue(db, pid)[-1] == gone
+    with db.read() as s:
+        assert project_status(s, s.get(Project, pid))["learning_error"] is None  # a success since
 
 
 def test_cold_start_orders_for_diversity(tmp_path: Path, fsdd_dir: Path) -> None:

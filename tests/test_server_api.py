@@ -66,6 +66,7 @@ def test_token_sets_no_cookie_and_session_sign_in_does(client: TestClient) -> No
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "access_token" not in r.text
     assert client.get("/api/v1/users/me").json()["username"] == "ann"  # the cookie signs GETs in
+    assert client.get("/api/v1/session").json()["user"]["username"] == "ann"
     # a cookie-only change needs the CSRF header
     refused = client.post("/api/v1/logout")
     assert refused.status_code == 403 and "X-Requested-With" in refused.json()["detail"]

@@ -215,8 +215,33 @@ def project_status(session: Session, project: Project) -> dict[str, Any]:
         "labels_done": counts["done"],
         "low_agreement": counts["low_agreement"],
         "model_scores": model_scores(session, project.id),
+        "learning_error": learning_error(session, project.id),
         "budget": project.budget,
         "budget_left": budget_left,
+    }
+
+
+LEARNING_FAILURES = ("learning_failed", "skills_failed")
+LEARNING_SUCCESSES = ("model_trained", "skills_refreshed")
+
+
+def learning_error(session: Session, project_id: int) -> dict[str, Any] | None:
+    """The background learning's newest failure (`{kind, error, at}`) unless a success came after
+    it: what the owner needs to see when the model score history stops growing."""
+    row = session.execute(
+        select(Event.kind, Event.data, Event.created_at)
+        .where(Event.project_id == project_id, Event.kind.in_(LEARNING_FAILURES + LEARNING_SUCCESSES))
+        .order_by(Event.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or row.kind not in LEARNING_FAILURES:
+        return None
+    data = row.data or {}
+    return {
+        "kind": row.kind,
+        "error": data.get("error"),
+        "retry_in_s": data.get("retry_in_s"),
+        "at": row.created_at.isoformat(timespec="seconds") + "Z",
     }
 
 

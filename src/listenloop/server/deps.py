@@ -121,6 +121,18 @@ def caller_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+async def maybe_user(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2)],
+    db: Annotated[Database, Depends(get_db)],
+) -> Principal | None:
+    """The caller, or None when the request carries no valid token or session."""
+    try:
+        return await current_user(request, token, db)
+    except (UnauthorizedError, ForbiddenError):
+        return None
+
+
 async def owner_user(who: Annotated[Principal, Depends(current_user)]) -> Principal:
     """The caller, who must be an owner or an admin (403 for annotators)."""
     if who.role not in ("owner", "admin"):
@@ -161,6 +173,7 @@ DB = Annotated[Database, Depends(get_db)]
 DataDir = Annotated[Path, Depends(get_data_dir)]
 Limits = Annotated[UploadLimits, Depends(get_limits)]
 User = Annotated[Principal, Depends(current_user)]
+MaybeUser = Annotated[Principal | None, Depends(maybe_user)]
 Owner = Annotated[Principal, Depends(owner_user)]
 
 

@@ -25,6 +25,12 @@ class UserOut(BaseModel):
     role: str
 
 
+class SessionOut(BaseModel):
+    """The pages' session: the signed-in user, or null."""
+
+    user: UserOut | None
+
+
 class TokenOut(BaseModel):
     """A bearer token for the `Authorization: Bearer ...` header."""
 
@@ -120,5 +126,8 @@ class StatusOut(BaseModel):
     labels_done: int
     low_agreement: int
     model_scores: list[Any]
+    learning_error: dict[str, Any] | None = Field(
+        None, description="The background learning's last failure since its last success: {kind, error, at}."
+    )
     budget: int | None
     budget_left: int | None

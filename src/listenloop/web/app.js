@@ -295,7 +295,7 @@ function handle(e) {
 async function boot() {
   wireForms();
   try {
-    setUser(await api("GET", "/users/me"));
+    setUser((await api("GET", "/session")).user);
   } catch {
     setUser(null);
   }

@@ -470,7 +470,19 @@ function card(id, title, ...children) {
   return h("section", { class: "dash-card", id, "aria-labelledby": `${id}-title` }, h("h2", { id: `${id}-title` }, title), ...children);
 }
 
+/** The background learning's last failure, when it has not succeeded since (status.learning_error). */
+function learningProblem(summary) {
+  const e = summary.status.learning_error;
+  if (!e) return null;
+  const retry = e.retry_in_s ? ` It retries in about ${Math.round(e.retry_in_s)} s.` : "";
+  return h("p", { class: "learning-error", role: "status" }, `The background learning failed at ${e.at}: ${e.error || e.kind}.${retry}`);
+}
+
 function learningCurve(summary, width) {
+  return [learningProblem(summary), learningCurveParts(summary, width)];
+}
+
+function learningCurveParts(summary, width) {
   const scores = summary.status.model_scores || [];
   const scored = scores.filter((r) => r.score !== null && r.score !== undefined);
   const metric = (scores[0] && scores[0].metric) || (summary.task_type === "continuous" ? "cc" : "uar");
@@ -479,7 +491,7 @@ function learningCurve(summary, width) {
   if (!scored.length) {
     return [h("p", { class: "empty" }, scores.length
       ? `${scores.length} learning round${scores.length === 1 ? "" : "s"} so far, none scored yet: a score needs enough labels per class to cross-validate.`
-      : "No learning round yet: the model trains once the first labels are in."), note];
+      : "No learning round yet: the first one runs in the background as soon as the clips' features are extracted (about a minute for a few hundred clips), and again every time enough new labels arrive."), note];
   }
   const points = scored.map((r) => ({ x: r.labels, y: r.score }));
   const series = [{ name: metric.toUpperCase(), points }];
@@ -772,7 +784,7 @@ export async function renderDashboard(root, projectId) {
   function draw() {
     const sm = state.summary;
     redraw("status", slots.status, sm.status, () => statusLine(sm));
-    redraw("curve", slots.curve, sm.status.model_scores, (w) => learningCurve(sm, w));
+    redraw("curve", slots.curve, [sm.status.model_scores, sm.status.learning_error], (w) => learningCurve(sm, w));
     redraw("labels", slots.labels, sm.label_distribution, (w) => labelChart(sm, w));
     redraw("answers", slots.answers, sm.answers_histogram, (w) => answersChart(sm, w));
     redraw("savings", slots.savings, [sm.savings, sm.status.budget], (w) => savingsPanel(sm, w));

@@ -25,8 +25,8 @@ from listenloop.engine.accounts import (
     verify_password,
 )
 from listenloop.engine.errors import UnauthorizedError
-from listenloop.server.deps import DB, SESSION_COOKIE, User, caller_token
-from listenloop.server.schemas import TokenOut, UserCreate, UserOut
+from listenloop.server.deps import DB, SESSION_COOKIE, MaybeUser, User, caller_token
+from listenloop.server.schemas import SessionOut, TokenOut, UserCreate, UserOut
 from listenloop.store.models import utcnow
 
 router = APIRouter(tags=["users"])
@@ -59,6 +59,13 @@ async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB) -
     """Exchange form fields `username` and `password` for a bearer token."""
     token, expires = await _issue(db, form.username, form.password)
     return TokenOut(access_token=token, expires_at=expires)
+
+
+@router.get("/session", response_model=SessionOut)
+async def session_user(who: MaybeUser) -> SessionOut:
+    """Who the pages are signed in as: `{user}`, null when signed out (200 either way, so that a
+    signed-out start page makes no failing request)."""
+    return SessionOut(user=None if who is None else UserOut(id=who.id, username=who.username, role=who.role))
 
 
 @router.post("/session", response_model=UserOut)
