@@ -312,3 +312,24 @@ def test_api_dashboard_access_and_flags(client: TestClient) -> None:
     assert (
         "regression_binary_confidence" in opts["strategies"]["regression"] and "properties" in opts["schema"]
     )
+
+
+def test_passive_comparison_reads_the_measured_curves() -> None:
+    scores = [
+        {"labels": 20, "score": None, "passive_labels": 20, "passive_score": None},
+        {"labels": 40, "score": 0.70, "passive_labels": 22, "passive_score": 0.55},
+        {"labels": 60, "score": 0.80, "passive_labels": 24, "passive_score": 0.62},
+    ]
+    out = dash.passive_comparison(scores, 0.1)
+    assert out == {
+        "share": 0.1,
+        "model_labels": 60,
+        "model_score": 0.80,
+        "passive_labels": 24,
+        "passive_score": 0.62,
+        "passive_labels_needed": None,  # not reached: no extrapolation
+    }
+    scores.append({"labels": 80, "score": 0.81, "passive_labels": 40, "passive_score": 0.83})
+    scores.append({"labels": 90, "score": 0.82, "passive_labels": 45, "passive_score": 0.84})
+    assert dash.passive_comparison(scores, 0.1)["passive_labels_needed"] == 40
+    assert dash.passive_comparison([], 0.0)["model_score"] is None

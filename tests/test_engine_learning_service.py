@@ -340,3 +340,39 @@ def test_stream_mode_judges_arrivals_in_windows(tmp_path: Path, fsdd_dir: Path) 
     assert status["clips_by_status"]["passed"] == 20 and status["clips_by_status"]["pool"] == 30
     service.stop()
     db.dispose()
+
+
+def test_interleave_passive_gives_every_kth_place_to_a_random_clip() -> None:
+    import numpy as np
+
+    from listenloop.engine.learning import interleave_passive
+
+    order = np.arange(40)
+    in_arm = np.zeros(40, dtype=bool)
+    in_arm[[35, 36]] = True  # drawn by an earlier round: they keep their arm
+    new_order, drawn = interleave_passive(order, in_arm, 0.25, np.random.default_rng(0))
+    assert sorted(new_order.tolist()) == list(range(40))  # a permutation of the pool
+    arm = set(drawn.tolist()) | {35, 36}
+    assert len(arm) == 10 and not ({35, 36} & set(drawn.tolist()))  # 25 % of 40, two already there
+    assert {int(new_order[i]) for i in range(3, 40, 4)} == arm  # every 4th place
+    rest = [int(r) for r in new_order if r not in arm]
+    assert rest == sorted(rest)  # the strategy's order kept between them
+    same, none = interleave_passive(order, np.zeros(40, dtype=bool), 0.0, np.random.default_rng(0))
+    assert same.tolist() == order.tolist() and none.size == 0
+
+
+def test_the_passive_arm_and_its_score(world) -> None:
+    """A round draws 10 % of the queue at random, marks those clips, and scores the learner on
+    the randomly chosen labels alone (the 30 seeds here); status shows both curves."""
+    db, _, pid, service = world
+    assert [o.state for o in service.run_once()] == ["ran"]
+    with db.read() as s:
+        arm = s.scalars(select(Clip.id).where(Clip.project_id == pid, Clip.arm == "passive")).all()
+        (run,) = s.scalars(select(ModelRun).where(ModelRun.project_id == pid)).all()
+        status = project_status(s, s.get(Project, pid))
+    assert len(arm) == 7  # ceil(10 % of the 70 queued clips)
+    order = queue(db, pid)
+    assert {order[i] for i in range(9, 70, 10)} == set(arm)
+    assert run.passive_labels == 30 and run.passive_score is not None and 0 <= run.passive_score <= 1
+    (score,) = status["model_scores"]
+    assert score["passive_labels"] == 30 and score["passive_score"] == run.passive_score

@@ -230,13 +230,16 @@ def test_owner_creates_uploads_and_watches(live: Live) -> None:
             assert page.locator("#dash-map svg.chart circle").count() >= 20
             assert page.locator("#dash-map svg.chart circle.labelled").count() >= 1
             # newest + two rounds (the poll after the second round may not have come yet)
-            page.wait_for_function("document.querySelectorAll('#dash-run option').length === 3")
+            page.wait_for_function("() => document.querySelectorAll('#dash-run option').length === 3")
+            # the passive arm's curve (the seeds were chosen at random) beside the model's
+            assert "passive (random labels)" in page.inner_text("#dash-curve")
+            assert "Against passive learning" in page.inner_text("#dash-savings")
             page.select_option("#dash-run", index=1)  # the first round's map
             page.wait_for_function(
                 "document.querySelector('#dash-map svg title').textContent.includes('after')"
             )
             curve = page.inner_text("#dash-curve figcaption")
-            assert "Latest score" in curve and "No passive-learning line" in page.inner_text("#dash-curve")
+            assert "Latest score" in curve and "clips chosen at random" in page.inner_text("#dash-curve")
             assert (
                 page.locator("#dash-curve svg title").count() >= 1
                 and page.locator("#dash-curve svg desc").count() == 1

@@ -44,6 +44,13 @@ class ProjectConfig(BaseModel):
     strategy: str = Field("margin", description="Any query strategy of the learning core.")
     mode: Literal["pool", "stream"] = "pool"
     retrain_every: int = Field(20, ge=1, description="Retrain after this many new labels (K).")
+    passive_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=0.5,
+        description="Share of the queue drawn at random instead of by the strategy (the passive arm): "
+        "the dashboard compares the model with what these random labels alone reach. 0 turns it off.",
+    )
     redundancy: Redundancy = Field(default_factory=Redundancy)
     control_rate: float = Field(0.1, ge=0.0, le=0.5, description="Share of tasks that are control questions.")
     consistency_rate: float = Field(0.05, ge=0.0, le=0.5, description="Share of tasks that repeat a clip.")

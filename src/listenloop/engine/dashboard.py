@@ -172,10 +172,33 @@ def savings(session: Session, project: Project) -> dict[str, Any]:
     }
 
 
+def passive_comparison(scores: list[dict[str, Any]], share: float) -> dict[str, Any]:
+    """The model against its passive arm (`model_scores` rows, oldest first).
+
+    `{share, model_labels, model_score, passive_labels, passive_score, passive_labels_needed}`:
+    the newest scored round; the passive arm's newest score; the fewest random labels with which
+    the passive arm scored at least the model's newest score (None: not reached yet). Read off the
+    measured curve, not extrapolated.
+    """
+    scored = [r for r in scores if r.get("score") is not None]
+    arm = [r for r in scores if r.get("passive_score") is not None and r.get("passive_labels")]
+    out: dict[str, Any] = {"share": share, "model_labels": None, "model_score": None}
+    out |= {"passive_labels": None, "passive_score": None, "passive_labels_needed": None}
+    if scored:
+        out.update(model_labels=scored[-1]["labels"], model_score=scored[-1]["score"])
+    if arm:
+        out.update(passive_labels=arm[-1]["passive_labels"], passive_score=arm[-1]["passive_score"])
+    if scored and arm:
+        reached = [r["passive_labels"] for r in arm if r["passive_score"] >= scored[-1]["score"]]
+        out["passive_labels_needed"] = min(reached) if reached else None
+    return out
+
+
 def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
     """Everything the dashboard polls in one read: status, label distribution, answers per clip,
-    savings, and the newest model run's id."""
+    savings, the model against its passive arm, and the newest model run's id."""
     newest = session.scalar(select(func.max(ModelRun.id)).where(ModelRun.project_id == project.id))
+    status = project_status(session, project)
     return {
         "project_id": project.id,
         "name": project.name,
@@ -187,10 +210,11 @@ def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
             "tau": project.redundancy_tau,
         },
         "trust_threshold": project.trust_threshold,
-        "status": project_status(session, project),
+        "status": status,
         "label_distribution": label_distribution(session, project),
         "answers_histogram": answers_histogram(session, project),
         "savings": savings(session, project),
+        "passive": passive_comparison(status["model_scores"], float(project.passive_share or 0.0)),
         "newest_run": newest,
     }
 

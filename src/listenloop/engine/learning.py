@@ -18,7 +18,7 @@ import numpy as np
 
 from listenloop.datasets import Dataset
 from listenloop.engine.pool_map import pool_map
-from listenloop.engine.retrain import retrain_and_rank
+from listenloop.engine.retrain import QUEUE_SIZE, cv_score, retrain_and_rank
 from listenloop.errors import ListenloopError
 
 LEARNING_TASK = {"classification": "classification", "binary": "classification", "continuous": "regression"}
@@ -37,6 +37,9 @@ class RoundResult:
     map: dict[str, Any] | None = None
     admitted: list[int] = field(default_factory=list)  # stream mode: window clips sent to people
     passed: list[int] = field(default_factory=list)  # stream mode: window clips the model let pass
+    passive: list[int] = field(default_factory=list)  # clips newly drawn into the passive arm
+    passive_score: float | None = None  # the learner on the randomly chosen labels alone
+    passive_labels: int | None = None
 
 
 def learning_round(
@@ -57,6 +60,9 @@ def learning_round(
     workers: int | None = 1,
     waiting: Sequence[bool] | None = None,
     window: int = 0,
+    passive_share: float = 0.0,
+    in_arm: Sequence[bool] | None = None,
+    random_label: Sequence[bool] | None = None,
 ) -> RoundResult:
     """Fit on the labelled clips and order the pool clips for the queue.
 
@@ -68,6 +74,12 @@ def learning_round(
     are scored with the queued clips; the more informative half of the window joins the
     queue (`admitted`), the rest is let pass unheard (`passed`). At cold start the whole
     window is admitted: the model needs examples of every class first.
+
+    The passive arm (pool mode, `passive_share` > 0): that share of the queue's head is drawn
+    uniformly at random and interleaved with the strategy's picks (`in_arm[i]`: drawn by an
+    earlier round; `passive` lists the new draws). `random_label[i]` marks labelled clips that
+    were chosen at random (seed, control, passive arm): the learner cross-validated on those
+    alone is `passive_score`, what passive learning reached with `passive_labels` labels.
     """
     if task_type not in LEARNING_TASK:
         raise ListenloopError(
@@ -117,7 +129,26 @@ def learning_round(
     order = np.asarray(result.order, dtype=np.int64)
     admitted_rows, passed_rows = _judge_window(order, window_rows, result.cold_start)
     order = order[~np.isin(order, passed_rows)]
+    drawn_rows = np.zeros(0, dtype=np.int64)
+    if passive_share > 0 and window == 0 and in_arm is not None:
+        arm_rows = np.array([bool(in_arm[i]) for i in kept], dtype=bool)
+        order, drawn_rows = interleave_passive(
+            order, arm_rows, passive_share, np.random.default_rng([7, iteration])
+        )
     ordered = ids[kept[order]].tolist()
+    passive_score = passive_labels = None
+    if random_label is not None and result.mean is not None and result.std is not None:
+        rand = labelled_rows[[bool(random_label[i]) for i in kept[labelled_rows]]]
+        passive_labels = len(rand)
+        if passive_labels:
+            passive_score = cv_score(
+                learner,
+                {},
+                ((np.asarray(table.X[rand], dtype=np.float64) - result.mean) / result.std).astype(np.float32),
+                np.asarray([labels[i] for i in kept[rand]], dtype=str if task == "classification" else float),
+                task,
+                0,
+            )
     rows = np.concatenate([labelled_rows, pool_rows])
     drawn = None
     if result.mean is not None and result.std is not None:
@@ -144,7 +175,44 @@ def learning_round(
         # clips whose audio gave no features cannot be judged: people hear them
         admitted=ids[kept[admitted_rows]].tolist() + (unread_waiting if window > 0 else []),
         passed=ids[kept[passed_rows]].tolist(),
+        passive=ids[kept[drawn_rows]].tolist(),
+        passive_score=passive_score,
+        passive_labels=passive_labels,
     )
+
+
+def interleave_passive(
+    order: np.ndarray, in_arm: np.ndarray, share: float, rng: np.random.Generator, head: int = QUEUE_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
+    """The queue with every (1/share)-th place of its head given to a uniformly random pool clip.
+
+    `order`: rows in the strategy's order; `in_arm[row]`: drawn at random by an earlier round
+    (those keep their arm). Returns the new order and the rows drawn now.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) == 0 or share <= 0:
+        return order, np.zeros(0, dtype=np.int64)
+    mine = in_arm[order]
+    arm = order[mine]
+    rest = order[~mine]
+    want = int(np.ceil(share * min(head, len(order))))
+    new = np.zeros(0, dtype=np.int64)
+    if want > len(arm) and len(rest):
+        new = rng.choice(rest, size=min(want - len(arm), len(rest)), replace=False)
+        rest = rest[~np.isin(rest, new)]
+        arm = np.concatenate([arm, new])
+    arm = rng.permutation(arm)
+    every = max(1, round(1 / share))
+    out: list[int] = []
+    a = r = 0
+    while a < len(arm) or r < len(rest):
+        if a < len(arm) and (len(out) % every == every - 1 or r >= len(rest)):
+            out.append(int(arm[a]))
+            a += 1
+        else:
+            out.append(int(rest[r]))
+            r += 1
+    return np.asarray(out, dtype=np.int64), np.sort(new)
 
 
 def _judge_window(

@@ -90,6 +90,8 @@ _RELEASE = (
 _SET_RANK = update(C).where(C.c.id == bp("cid")).values(rank=bp("new_rank"))
 # Stream mode: a round's verdict on a waiting clip (admitted to the queue, or let pass).
 _JUDGE = update(C).where(C.c.id == bp("cid"), C.c.status == "pool").values(status=bp("v_status"))
+PASSIVE_ARM = "passive"
+_ARM = update(C).where(C.c.id == bp("cid"), C.c.arm.is_(None)).values(arm=PASSIVE_ARM)
 _HAS = select(C.c.id).where(
     C.c.project_id == bp("project"), C.c.status == bp("v_status"), C.c.is_gold == false()
 )
@@ -467,6 +469,7 @@ class LearningService:
                     P.c.strategy,
                     P.c.mode,
                     P.c.retrain_every,
+                    P.c.passive_share,
                 ).where(P.c.id == project_id)
             ).one()
             rows = conn.execute(
@@ -479,6 +482,7 @@ class LearningService:
                     C.c.is_gold,
                     C.c.gold_label,
                     C.c.label,
+                    C.c.arm,
                 )
                 .where(C.c.project_id == project_id)
                 .order_by(C.c.id)
@@ -493,6 +497,10 @@ class LearningService:
             "in_pool": [r.status in IN_POOL and not r.is_gold for r in rows],
             "waiting": [r.status == "pool" and not r.is_gold for r in rows],
             "window": stream_window(project.retrain_every) if project.mode == "stream" else 0,
+            "passive_share": float(project.passive_share or 0.0),
+            "in_arm": [r.arm == PASSIVE_ARM for r in rows],
+            # chosen at random, not by the strategy: the owner's seed and control clips, the passive arm
+            "random_label": [r.seed_label is not None or r.is_gold or r.arm == PASSIVE_ARM for r in rows],
             "task_type": project.task_type,
             "classes": list(project.classes or []) or None,
             "feature_set": project.feature_set,
@@ -562,6 +570,8 @@ class LearningService:
                 raise LeaseLostError("the learning lease expired and another process took it")
             if ranks:
                 conn.execute(_SET_RANK, ranks)
+            if result.get("passive"):
+                conn.execute(_ARM, [{"cid": cid} for cid in result["passive"]])
             for status, ids in (("queued", result.get("admitted")), ("passed", result.get("passed"))):
                 if ids:
                     conn.execute(_JUDGE, [{"cid": cid, "v_status": status} for cid in ids])
@@ -577,6 +587,8 @@ class LearningService:
                 seconds=round(seconds, 3),
                 created_at=utcnow(),
                 map=result.get("map"),
+                passive_score=result.get("passive_score"),
+                passive_labels=result.get("passive_labels"),
             )
             session.add(run)
             session.flush()

@@ -30,6 +30,7 @@ def create_project(session: Session, owner: Principal, config: ProjectConfig) ->
         strategy=config.strategy,
         mode=config.mode,
         retrain_every=config.retrain_every,
+        passive_share=config.passive_share,
         redundancy_min=config.redundancy.min,
         redundancy_max=config.redundancy.max,
         redundancy_tau=config.redundancy.tau,
@@ -61,6 +62,7 @@ def project_config(project: Project) -> ProjectConfig:
         strategy=project.strategy,
         mode=project.mode,  # type: ignore[arg-type]
         retrain_every=project.retrain_every,
+        passive_share=project.passive_share,
         redundancy=Redundancy(
             min=project.redundancy_min, max=project.redundancy_max, tau=project.redundancy_tau
         ),
@@ -246,10 +248,19 @@ def learning_error(session: Session, project_id: int) -> dict[str, Any] | None:
 
 
 def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
-    """The project's model score history, oldest first: `{labels, score, metric, cold_start, at}`
-    per learning round (`score` None while too few labels to cross-validate)."""
+    """The project's model score history, oldest first: `{labels, score, metric, cold_start, at,
+    passive_labels, passive_score}` per learning round (`score` None while too few labels to
+    cross-validate; `passive_*`: the same learner on the randomly chosen labels only)."""
     rows = session.execute(
-        select(ModelRun.labels, ModelRun.score, ModelRun.metric, ModelRun.cold_start, ModelRun.created_at)
+        select(
+            ModelRun.labels,
+            ModelRun.score,
+            ModelRun.metric,
+            ModelRun.cold_start,
+            ModelRun.created_at,
+            ModelRun.passive_labels,
+            ModelRun.passive_score,
+        )
         .where(ModelRun.project_id == project_id)
         .order_by(ModelRun.id)
     )
@@ -260,6 +271,8 @@ def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
             "metric": r.metric,
             "cold_start": r.cold_start,
             "at": r.created_at.isoformat(timespec="seconds") + "Z",
+            "passive_labels": r.passive_labels,
+            "passive_score": r.passive_score,
         }
         for r in rows
     ]

@@ -61,7 +61,7 @@ def diverse_order(
     return np.asarray(out, dtype=np.int64)
 
 
-def _cv_score(
+def cv_score(
     learner: str | None, params: dict[str, Any], X: np.ndarray, y: np.ndarray, task: str, seed: int
 ) -> float | None:
     """Cross-validated UAR (classification) or Pearson CC (regression) of the labelled set; None: too few."""
@@ -147,5 +147,5 @@ def retrain_and_rank(
     )
     head = np.asarray(strat.select(ctx, min(queue_size, len(pool))), dtype=np.int64)
     rest = rng.permutation(np.setdiff1d(pool, head, assume_unique=True))
-    cv = _cv_score(learner, params, Z[labelled], target, task, seed) if score else None
+    cv = cv_score(learner, params, Z[labelled], target, task, seed) if score else None
     return RankResult(np.concatenate([head, rest]), model, cv, False, mean, std)

@@ -97,6 +97,7 @@ class Project(Base):
     strategy: Mapped[str] = mapped_column(String(64), default="margin")
     mode: Mapped[str] = mapped_column(String(16), default="pool")
     retrain_every: Mapped[int] = mapped_column(Integer, default=20)
+    passive_share: Mapped[float] = mapped_column(Float, default=0.1)  # the queue's random (passive) arm
     redundancy_min: Mapped[int] = mapped_column(Integer, default=2)
     redundancy_max: Mapped[int] = mapped_column(Integer, default=7)
     redundancy_tau: Mapped[float] = mapped_column(Float, default=0.95)
@@ -162,6 +163,9 @@ class Clip(Base):
     gold_label: Mapped[str | None] = mapped_column(Text, nullable=True)
     n_answers: Mapped[int] = mapped_column(Integer, default=0)  # regular answers stored
     label: Mapped[str | None] = mapped_column(Text, nullable=True)  # aggregated (hard) label
+    # "passive": a learning round queued it at random, not by the strategy (the passive arm that
+    # the dashboard's passive-learning curve is trained on); None: the strategy's pick or upload order.
+    arm: Mapped[str | None] = mapped_column(String(8), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     soft: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -240,6 +244,10 @@ class ModelRun(Base):
     # A 2-D map of the pool for the dashboard: {"method": "pca", "explained": [..],
     # "points": [[clip_id, x, y, predicted label], ...]} (a sample of at most MAP_POINTS clips).
     map: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The same learner trained only on randomly chosen labelled clips (seed, control and passive
+    # arm): what passive learning reached with `passive_labels` labels (None: too few to score).
+    passive_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    passive_labels: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Event(Base):

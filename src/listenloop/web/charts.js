@@ -127,6 +127,7 @@ export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomai
   const ys_ = (v) => box.b - ((v - y0) / (y1 - y0)) * (box.b - box.t);
   axes(svg, box, ticks(x0, x1, W < 420 ? 4 : 6), ticks(y0, y1, 5), xLabel, yLabel, xs_, ys_);
   let lx = box.l + 8;
+  let ly = box.t + 10;
   series.forEach((se, i) => {
     const pts = [...se.points].sort((a, b) => a.x - b.x);
     if (!pts.length) return;
@@ -141,9 +142,14 @@ export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomai
     svg.append(g);
     if (series.length > 1) {
       const legend = s("g", { class: "legend" });
-      legend.append(s("line", { x1: lx, x2: lx + 18, y1: box.t + 10, y2: box.t + 10, stroke: colour(i), "stroke-width": 2.5, "stroke-dasharray": dash }));
-      legend.append(s("text", { x: lx + 22, y: box.t + 14 }, se.name));
-      lx += 40 + se.name.length * 7;
+      const needs = 40 + se.name.length * 7;
+      if (lx > box.l + 8 && lx + needs > box.r) {
+        lx = box.l + 8; // wrap onto the next row on narrow screens
+        ly += 16;
+      }
+      legend.append(s("line", { x1: lx, x2: lx + 18, y1: ly, y2: ly, stroke: colour(i), "stroke-width": 2.5, "stroke-dasharray": dash }));
+      legend.append(s("text", { x: lx + 22, y: ly + 4 }, se.name));
+      lx += needs;
       svg.append(legend);
     }
   });

@@ -42,7 +42,7 @@ const FALLBACK_OPTIONS = {
 };
 
 const DEFAULTS = {
-  feature_set: "compare", strategy: "margin", mode: "pool", retrain_every: 20,
+  feature_set: "compare", strategy: "margin", mode: "pool", retrain_every: 20, passive_share: 0.1,
   "redundancy.min": 2, "redundancy.max": 7, "redundancy.tau": 0.95,
   control_rate: 0.1, consistency_rate: 0.05, trust_threshold: 0.5, budget: "", invite_only: false,
 };
@@ -68,6 +68,7 @@ const FIELD_HELP = {
   strategy: "Which clips to ask about next; margin is recommended, random is passive learning.",
   mode: "pool ranks every uploaded clip; stream judges arrivals 2 × retrain cadence at a time and lets the less informative half pass unheard.",
   retrain_every: "Retrain and re-rank the queue after this many new labels (at least 1).",
+  passive_share: "Share of the queue drawn at random (0 to 0.5): the dashboard's passive-learning curve, i.e. what random labels alone reach. 0 turns it off.",
   "redundancy.min": "Fewest answers before a clip can close (1 to 100).",
   "redundancy.max": "Most answers a clip gets, then it is marked low-agreement (1 to 100, at least min).",
   "redundancy.tau": "Close a clip once its label's probability reaches this (above 0, at most 1).",
@@ -81,7 +82,8 @@ const FIELD_HELP = {
 const LABELS = {
   name: "Project name", task_type: "Task type", classes: "Classes", range: "Rating range",
   feature_set: "Feature set", learner: "Learner", strategy: "Query strategy", mode: "Mode",
-  retrain_every: "Retrain every (labels)", "redundancy.min": "Minimum answers per clip",
+  retrain_every: "Retrain every (labels)", passive_share: "Passive arm (share drawn at random)",
+  "redundancy.min": "Minimum answers per clip",
   "redundancy.max": "Maximum answers per clip", "redundancy.tau": "Confidence to close a clip (τ)",
   control_rate: "Control-question rate", consistency_rate: "Consistency-question rate",
   trust_threshold: "Trust threshold", budget: "Answer budget", invite_only: "Invite only",
@@ -122,6 +124,7 @@ export function validateConfig(v) {
     if (v[key] === "" || !Number.isFinite(x) || (openLow ? x <= lo : x < lo) || x > hi) e[key] = msg;
   };
   int("retrain_every", 1, null, "A whole number, at least 1.");
+  real("passive_share", 0, 0.5, "A share from 0 to 0.5.");
   int("redundancy.min", 1, 100, "A whole number from 1 to 100.");
   int("redundancy.max", 1, 100, "A whole number from 1 to 100.");
   if (!e["redundancy.min"] && !e["redundancy.max"] && Number(v["redundancy.min"]) > Number(v["redundancy.max"])) {
@@ -225,6 +228,7 @@ export async function renderNewProject(root) {
   c.strategy = select("strategy", [], d.strategy);
   c.mode = select("mode", ["pool", "stream"], d.mode);
   c.retrain_every = input("retrain_every", { type: "number", min: "1", step: "1", value: d.retrain_every });
+  c.passive_share = input("passive_share", { type: "number", min: "0", max: "0.5", step: "0.05", value: d.passive_share });
   c["redundancy.min"] = input("redundancy.min", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.min"] });
   c["redundancy.max"] = input("redundancy.max", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.max"] });
   c["redundancy.tau"] = input("redundancy.tau", { type: "number", min: "0", max: "1", step: "0.01", value: d["redundancy.tau"] });
@@ -260,7 +264,7 @@ export async function renderNewProject(root) {
     h("p", { class: "lead" }, "Only the name, the task type and its classes (or range) are needed; every other setting has a sensible default."),
     formError,
     h("fieldset", {}, h("legend", {}, "What to ask"), field("name", c.name), field("task_type", c.task_type), classesField, rangeField),
-    h("fieldset", {}, h("legend", {}, "How to learn"), field("feature_set", c.feature_set), field("learner", c.learner), field("strategy", c.strategy), field("mode", c.mode), field("retrain_every", c.retrain_every)),
+    h("fieldset", {}, h("legend", {}, "How to learn"), field("feature_set", c.feature_set), field("learner", c.learner), field("strategy", c.strategy), field("mode", c.mode), field("retrain_every", c.retrain_every), field("passive_share", c.passive_share)),
     h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"])),
     h("fieldset", {}, h("legend", {}, "Quality control and budget"), field("control_rate", c.control_rate), field("consistency_rate", c.consistency_rate), field("trust_threshold", c.trust_threshold), field("budget", c.budget), field("invite_only", c.invite_only)),
     h("div", { class: "actions" }, submit),
@@ -307,6 +311,7 @@ export async function renderNewProject(root) {
       strategy: v.strategy,
       mode: v.mode,
       retrain_every: Number(v.retrain_every),
+      passive_share: Number(v.passive_share),
       redundancy: { min: Number(v["redundancy.min"]), max: Number(v["redundancy.max"]), tau: Number(v["redundancy.tau"]) },
       control_rate: Number(v.control_rate),
       consistency_rate: Number(v.consistency_rate),
@@ -487,7 +492,10 @@ function learningCurveParts(summary, width) {
   const scored = scores.filter((r) => r.score !== null && r.score !== undefined);
   const metric = (scores[0] && scores[0].metric) || (summary.task_type === "continuous" ? "cc" : "uar");
   const metricName = metric === "uar" ? "UAR (unweighted average recall)" : "correlation (CC)";
-  const note = h("p", { class: "note" }, "No passive-learning line: an honest one needs held-out labelled clips that a live project does not have. Run listenloop simulate on a labelled sample to compare with random sampling.");
+  const share = summary.passive ? summary.passive.share : 0;
+  const note = h("p", { class: "note" }, share > 0
+    ? `Passive: the same learner trained only on clips chosen at random (seed and control clips, and the ${pct(share)} of the queue drawn at random), i.e. what labelling in random order reached with that many labels.`
+    : "No passive-learning line: this project's passive_share is 0, so no clips are drawn at random to compare with.");
   if (!scored.length) {
     return [h("p", { class: "empty" }, scores.length
       ? `${scores.length} learning round${scores.length === 1 ? "" : "s"} so far, none scored yet: a score needs enough labels per class to cross-validate.`
@@ -495,6 +503,8 @@ function learningCurveParts(summary, width) {
   }
   const points = scored.map((r) => ({ x: r.labels, y: r.score }));
   const series = [{ name: metric.toUpperCase(), points }];
+  const passive = scores.filter((r) => r.passive_score !== null && r.passive_score !== undefined && r.passive_labels);
+  if (passive.length) series.push({ name: "passive (random labels)", points: passive.map((r) => ({ x: r.passive_labels, y: r.passive_score })) });
   const k = summary.classes.length;
   if (metric === "uar" && k >= 2) {
     const xs = points.map((p) => p.x);
@@ -511,9 +521,9 @@ function learningCurveParts(summary, width) {
       series,
       xLabel: "training labels",
       yLabel: metric.toUpperCase(),
-      yDomain: metric === "uar" ? [0, 1] : [Math.min(0, ...points.map((p) => p.y)), 1],
+      yDomain: metric === "uar" ? [0, 1] : [Math.min(0, ...points.map((p) => p.y), ...passive.map((r) => r.passive_score)), 1],
       width,
-      table: dataTable("Model score per learning round", ["Round", "Labels", "Score", "Strategy when trained"], scores.map((r, i) => [String(i + 1), String(r.labels), r.score === null ? "not scored" : num(r.score, 3), r.cold_start ? "cold start" : ""])),
+      table: dataTable("Model score per learning round", ["Round", "Labels", "Score", "Random labels", "Passive score", "Strategy when trained"], scores.map((r, i) => [String(i + 1), String(r.labels), r.score === null ? "not scored" : num(r.score, 3), r.passive_labels ? String(r.passive_labels) : "", r.passive_score === null || r.passive_score === undefined ? "" : num(r.passive_score, 3), r.cold_start ? "cold start" : ""])),
     }),
     note,
   ];
@@ -570,6 +580,15 @@ function savingsPanel(summary, width) {
     ["All answers used", `${s.answers_used}${summary.status.budget ? ` of a budget of ${summary.status.budget}` : ""}`],
     ["Labels", `${s.labels} of ${s.pool} clips (${pct(s.labels_share)}), seed labels included`],
   ];
+  const p = summary.passive;
+  if (p && p.share > 0 && p.model_score !== null) {
+    const reached = p.passive_labels_needed;
+    items.push(["Against passive learning", reached !== null
+      ? `the model's ${num(p.model_score)} with ${p.model_labels} labels took the passive arm ${reached} random labels`
+      : p.passive_score !== null
+        ? `the model's ${num(p.model_score)} with ${p.model_labels} labels: the passive arm has not reached it yet (${num(p.passive_score)} with ${p.passive_labels} random labels)`
+        : `the model's ${num(p.model_score)} with ${p.model_labels} labels: the passive arm has too few labels to score yet`]);
+  }
   const dl = h("dl", { class: "figures" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   const bar = h("progress", { id: "labels-share", max: "1", value: String(s.labels_share || 0) });
   const out = [h("div", {}, dl, h("div", { class: "progress" }, h("label", { for: "labels-share" }, "Pool labelled"), bar, h("span", { class: "progress-text" }, pct(s.labels_share))))];
@@ -787,7 +806,7 @@ export async function renderDashboard(root, projectId) {
     redraw("curve", slots.curve, [sm.status.model_scores, sm.status.learning_error], (w) => learningCurve(sm, w));
     redraw("labels", slots.labels, sm.label_distribution, (w) => labelChart(sm, w));
     redraw("answers", slots.answers, sm.answers_histogram, (w) => answersChart(sm, w));
-    redraw("savings", slots.savings, [sm.savings, sm.status.budget], (w) => savingsPanel(sm, w));
+    redraw("savings", slots.savings, [sm.savings, sm.passive, sm.status.budget], (w) => savingsPanel(sm, w));
     const sig = JSON.stringify(state.annotators);
     if (drawn.annotators !== sig) {
       drawn.annotators = sig;

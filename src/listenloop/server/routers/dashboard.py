@@ -73,6 +73,20 @@ class RedundancyOut(BaseModel):
     tau: float
 
 
+class PassiveOut(BaseModel):
+    """The model against its passive (random) arm: what passive learning needed for the same score."""
+
+    share: float
+    model_labels: int | None
+    model_score: float | None
+    passive_labels: int | None
+    passive_score: float | None
+    passive_labels_needed: int | None = Field(
+        description="Fewest random labels with which the passive arm reached the model's newest score "
+        "(null: not reached yet)."
+    )
+
+
 class DashboardOut(BaseModel):
     """Everything the dashboard polls in one call."""
 
@@ -86,6 +100,7 @@ class DashboardOut(BaseModel):
     label_distribution: list[LabelCount]
     answers_histogram: list[AnswersBar]
     savings: Savings
+    passive: PassiveOut
     newest_run: int | None
 
 
