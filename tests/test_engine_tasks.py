@@ -180,3 +180,17 @@ def test_budget_and_membership(world) -> None:
         submit_answer(s, task.task_id, a, "1")
     with db.write() as s:
         assert next_task(s, pid, b) is None
+
+
+def test_ahead_leases_one_more_task_to_load_while_the_first_plays(world) -> None:
+    db, pid, (a, _, _) = world
+    with db.write() as s:
+        first = next_task(s, pid, a)
+        second = next_task(s, pid, a, ahead=True)
+        assert second.clip_id != first.clip_id
+        assert next_task(s, pid, a, ahead=True).task_id == second.task_id  # at most two open
+        assert next_task(s, pid, a).task_id == first.task_id  # the oldest open one comes first
+        submit_answer(s, first.task_id, a, "1")
+        assert next_task(s, pid, a).task_id == second.task_id
+        third = next_task(s, pid, a, ahead=True)
+        assert third.clip_id not in (first.clip_id, second.clip_id)

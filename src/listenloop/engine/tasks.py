@@ -68,7 +68,7 @@ _OPEN = (
         T.c.leased_until > bp("now"),
     )
     .order_by(T.c.id)
-    .limit(1)
+    .limit(2)
 )
 _LIVE = (
     select(func.count())
@@ -231,12 +231,16 @@ def next_task(
     who: Principal,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    ahead: bool = False,
 ) -> Assignment | None:
     """Lease the annotator's next task, or None when there is nothing to do (or the budget is spent).
 
     A repeated call while a lease is open returns the same task. Joins the annotator to an
     open project on their first task (ForbiddenError for an invite-only project they are not
     a member of, or one they were removed from).
+
+    `ahead`: the task after the open one, so that a page can load the next clip while the
+    current one plays: a second lease (at most two are open), or the second open one again.
     """
     now = now or utcnow()
     rng = rng or random.Random()
@@ -244,9 +248,10 @@ def next_task(
     view = load_view(session, project) if isinstance(project, int) else project
     _ensure_member(conn, view, who, now)
     keys = {"project": view.id, "user": who.id, "now": now}
-    open_task = conn.execute(_OPEN, keys).first()
-    if open_task is not None:
-        return Assignment(open_task.id, open_task.clip_id, open_task.leased_until)
+    open_tasks = conn.execute(_OPEN, keys).all()
+    if open_tasks and (not ahead or len(open_tasks) > 1):
+        task = open_tasks[1] if ahead else open_tasks[0]
+        return Assignment(task.id, task.clip_id, task.leased_until)
     if (
         view.budget is not None
         and view.answers_used + (conn.execute(_LIVE, keys).scalar() or 0) >= view.budget

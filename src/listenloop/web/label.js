@@ -47,6 +47,7 @@ export async function renderLabel(root, projectId, ctx) {
   const project = await api("GET", `/projects/${projectId}`);
   const s = {
     current: null,
+    ahead: null, // {task_id, clip: Promise} the following task, leased and loading while this one plays
     busy: true,
     destroyed: false,
     poll: null,
@@ -301,6 +302,37 @@ export async function renderLabel(root, projectId, ctx) {
     page.dataset.answered = String(s.answered);
     setState("ready", failed ? "This clip would not play; answer what you can, or say can't tell." : `Clip ${s.answered + 1}`);
     if (!failed) play();
+    prefetch();
+  }
+
+  /** Lease and load the following task while this one plays (GET next?ahead=true). */
+  async function prefetch() {
+    if (s.ahead || s.destroyed) return;
+    const claim = { task_id: null, clip: null };
+    s.ahead = claim;
+    try {
+      const task = await api("GET", `/projects/${projectId}/next?ahead=true`);
+      if (!task || s.destroyed || s.ahead !== claim || (s.current && task.task_id === s.current.task.task_id)) {
+        if (s.ahead === claim) s.ahead = null;
+        return;
+      }
+      claim.task_id = task.task_id;
+      claim.clip = prepare(task);
+    } catch {
+      if (s.ahead === claim) s.ahead = null; // the answer path fetches it instead
+    }
+  }
+
+  /** Forget the prefetched clip (its lease runs out on the server if it is never answered). */
+  function dropAhead() {
+    const claim = s.ahead;
+    s.ahead = null;
+    if (claim && claim.clip) {
+      claim.clip.then((clip) => {
+        if (clip.blob) URL.revokeObjectURL(clip.audio);
+        clip.image.then((url) => url && URL.revokeObjectURL(url));
+      });
+    }
   }
 
   function show(clip, t0) {
@@ -361,6 +393,13 @@ export async function renderLabel(root, projectId, ctx) {
     show(clip, t0);
   }
 
+  async function showPrefetched(claim, t0) {
+    const clip = await claim.clip;
+    if (s.destroyed) return;
+    s.marks.leased = s.marks.fetched = performance.now();
+    show(clip, t0);
+  }
+
   async function idle() {
     s.busy = true;
     s.current = null;
@@ -406,6 +445,7 @@ export async function renderLabel(root, projectId, ctx) {
       if (e instanceof ApiError && e.status === 409) {
         say("That clip's time ran out, so here is a fresh one.");
         s.current = null;
+        dropAhead();
         return loadNext(t0);
       }
       if (e instanceof ApiError && e.status === 401) return ctx.onUnauthorized();
@@ -418,7 +458,10 @@ export async function renderLabel(root, projectId, ctx) {
     }
     if (s.destroyed) return;
     s.marks = { answered: performance.now() };
-    const next = loadNext(t0); // first: the next clip's requests go out before any drawing
+    const claim = s.ahead;
+    s.ahead = null;
+    // first: the next clip (prefetched while this one played, else requested now) before any drawing
+    const next = claim && claim.clip ? showPrefetched(claim, t0) : loadNext(t0);
     reward(result);
     await next;
     afterAnswer(result);
@@ -608,6 +651,7 @@ export async function renderLabel(root, projectId, ctx) {
 
   return function cleanup() {
     s.destroyed = true;
+    dropAhead();
     clearTimeout(s.poll);
     if (s.frame) cancelAnimationFrame(s.frame);
     document.removeEventListener("keydown", onKey);

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from listenloop.crowd.redundancy import CANT_TELL
@@ -37,16 +37,26 @@ def question_for(project: Project | ProjectView) -> Question:
     response_model=NextOut,
     responses={204: {"description": "Nothing to do now"}},
 )
-async def next_(project_id: ProjectId, who: User, db: DB, request: Request) -> Any:
+async def next_(
+    project_id: ProjectId,
+    who: User,
+    db: DB,
+    request: Request,
+    ahead: Annotated[
+        bool,
+        Query(description="The task after the open one (a second lease), to load while the first plays."),
+    ] = False,
+) -> Any:
     """Lease the caller's next clip (a few minutes); 204 when there is nothing to do."""
     idle: IdleCache = request.app.state.idle
-    if idle.idle(project_id, who.id):
+    if not ahead and idle.idle(project_id, who.id):
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     with db.write() as session:
         project = load_view(session, project_id)
-        assignment = next_task(session, project, who)
+        assignment = next_task(session, project, who, ahead=ahead)
         if assignment is None:
-            idle.mark(project_id, who.id)
+            if not ahead:
+                idle.mark(project_id, who.id)
             return Response(status_code=status.HTTP_204_NO_CONTENT)
         question = question_for(project)
     clip = assignment.clip_id
