@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.cli.startup import check_port, data_folder
+from listenloop.cli.startup import KEEP_ALIVE_SECONDS, check_port, data_folder
 
 
 @app.command("demo")
@@ -45,5 +45,10 @@ def demo(
         flush=True,
     )
     uvicorn.run(
-        create_app(url, data, migrate=False), host=host, port=port, log_level="warning", access_log=False
+        create_app(url, data, migrate=False),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

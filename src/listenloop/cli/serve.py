@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.cli.startup import check_port, check_scheduler, data_folder
+from listenloop.cli.startup import KEEP_ALIVE_SECONDS, check_port, check_scheduler, data_folder
 from listenloop.errors import ListenloopError
 
 
@@ -67,6 +67,7 @@ def serve(
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 5,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
     }
     learning = learning_from_env()
     if workers == 1:

@@ -10,6 +10,10 @@ from urllib.parse import urlsplit
 
 from listenloop.errors import ListenloopError
 
+# uvicorn's keep-alive for idle connections: longer than clients keep theirs (httpx 5 s), so the
+# server never closes a connection at the moment a client reuses it (that request would fail).
+KEEP_ALIVE_SECONDS = 75
+
 
 def check_port(host: str, port: int) -> None:
     """The port is a TCP port that nothing listens on yet at `host`."""
