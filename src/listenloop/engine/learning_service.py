@@ -27,8 +27,10 @@ event loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -166,8 +168,12 @@ def training_label(
 
 
 def dask_setup(worker: Any) -> None:
-    """Dask preload of the local cluster's workers: run at a lower CPU priority than the server."""
+    """Dask preload of the local cluster's workers: run at a lower CPU priority than the server,
+    and leave Ctrl+C to the server (a terminal signals the whole process group; the worker ends
+    with the server anyway, and its KeyboardInterrupt traceback would only alarm)."""
     _lower_priority()
+    with contextlib.suppress(ValueError):  # ValueError: not the process's main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _lower_priority() -> None:

@@ -512,7 +512,7 @@ function learningCurveParts(summary, width) {
   }
   const last = scored[scored.length - 1];
   const best = scored.reduce((a, b) => (b.score > a.score ? b : a));
-  const summaryText = `Latest score ${num(last.score)} ${metric.toUpperCase()} with ${last.labels} labels (${scored.length} scored round${scored.length === 1 ? "" : "s"}); best ${num(best.score)} at ${best.labels} labels.`;
+  const summaryText = `Latest score ${num(last.score)} ${metric.toUpperCase()} with ${last.labels} training labels (seed, control and finished crowd clips; ${scored.length} scored round${scored.length === 1 ? "" : "s"}); best ${num(best.score)} at ${best.labels} labels.`;
   return [
     lineChart({
       title: "Learning curve",
@@ -581,7 +581,9 @@ function savingsPanel(summary, width) {
     ["Labels", `${s.labels} of ${s.pool} clips (${pct(s.labels_share)}), seed labels included`],
   ];
   const p = summary.passive;
-  if (p && p.share > 0 && p.model_score !== null) {
+  if (p && p.share > 0 && p.model_score !== null && p.passive_labels !== null && p.model_labels <= p.passive_labels) {
+    items.push(["Against passive learning", "every label so far was chosen at random (seed and control clips): the comparison starts once the strategy's picks are labelled"]);
+  } else if (p && p.share > 0 && p.model_score !== null) {
     const reached = p.passive_labels_needed;
     items.push(["Against passive learning", reached !== null
       ? `the model's ${num(p.model_score)} with ${p.model_labels} labels took the passive arm ${reached} random labels`
@@ -590,8 +592,9 @@ function savingsPanel(summary, width) {
         : `the model's ${num(p.model_score)} with ${p.model_labels} labels: the passive arm has too few labels to score yet`]);
   }
   const dl = h("dl", { class: "figures" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  const early = s.finished_clips ? null : h("p", { class: "note" }, "The answer savings appear once crowd clips are finished (each needs its minimum number of answers).");
   const bar = h("progress", { id: "labels-share", max: "1", value: String(s.labels_share || 0) });
-  const out = [h("div", {}, dl, h("div", { class: "progress" }, h("label", { for: "labels-share" }, "Pool labelled"), bar, h("span", { class: "progress-text" }, pct(s.labels_share))))];
+  const out = [h("div", {}, early, dl, h("div", { class: "progress" }, h("label", { for: "labels-share" }, "Pool labelled"), bar, h("span", { class: "progress-text" }, pct(s.labels_share))))];
   if (s.finished_clips) {
     out.push(barChart({
       title: "Answers: dynamic against fixed redundancy",
@@ -613,7 +616,7 @@ function statusLine(summary) {
   return [
     h("div", { class: "progress" }, h("label", { for: "dash-progress" }, "Clips finished"), bar, h("span", { class: "progress-text" }, pct(st.progress))),
     h("dl", { class: "figures inline" }, [
-      ["Clips", String(st.clips)],
+      ["Clips (without control questions)", String(st.clips)],
       ["Labels done", String(st.labels_done)],
       ["Low agreement", String(st.low_agreement)],
       ["Answers used", String(st.answers_used)],
