@@ -137,7 +137,11 @@ async def _shoot_later(
     from listenloop.bench.screenshots import take_screenshots
 
     await asyncio.sleep(after)
-    saved = await take_screenshots(base, pid, (OWNER, OWNER_PASSWORD), viewer, out)
+    try:
+        saved = await take_screenshots(base, pid, (OWNER, OWNER_PASSWORD), viewer, out)
+    except Exception as exc:  # a page that does not render must not cost the campaign's figures
+        say(f"screenshots failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return
     say(f"screenshots after {after:g} s: {', '.join(str(p) for p in saved)}")
 
 

@@ -48,7 +48,13 @@ async def take_screenshots(
     saved: list[Path] = []
     pages = (
         ("dashboard", owner, f"#/projects/{pid}/dashboard", "svg"),
-        ("label", annotator, f"#/projects/{pid}/label", "#label-page[data-state=ready]"),
+        # ready: a clip to hear; idle: nothing left for this annotator (late in a campaign)
+        (
+            "label",
+            annotator,
+            f"#/projects/{pid}/label",
+            "#label-page[data-state=ready], #label-page[data-state=idle]",
+        ),
     )
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), headless=True, args=LAUNCH_ARGS)
