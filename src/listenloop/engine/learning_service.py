@@ -33,6 +33,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -114,6 +115,14 @@ class Outcome:
     state: str
     run_id: int | None = None
     error: str | None = None
+
+
+@dataclass
+class Held:
+    """A project's learning lease while a job runs: `token` changes each time it is renewed."""
+
+    project_id: int
+    token: datetime
 
 
 class RoundStoppedError(Exception):
@@ -349,24 +358,15 @@ class LearningService:
 
     def refresh_skills(self, project_id: int) -> Outcome:
         """Take the lease, fit Dawid-Skene over the project's answers, store the skills, release."""
-        token = take_lease(self.db, project_id, lease=self.lease)
-        if token is None:
-            return Outcome(project_id, "busy")
-        start = time.perf_counter()
-        try:
+
+        def work(held: Held) -> None:
+            start = time.perf_counter()
             inputs = crowd_skills.read_skill_inputs(self.db, project_id)
-            fitted, token = self._compute(project_id, crowd_skills.fit_skills, (inputs,), token)
-            release_lease(self.db, project_id, token)
+            fitted = self._compute(held, crowd_skills.fit_skills, (inputs,))
+            release_lease(self.db, project_id, held.token)
             crowd_skills.write_skills(self.db, inputs, fitted, time.perf_counter() - start)
-        except RoundStoppedError:
-            release_lease(self.db, project_id, token)
-            return Outcome(project_id, "stopped")
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self._failed(project_id, token, error, key=-project_id, kind="skills_failed")
-            return Outcome(project_id, "failed", error=error)
-        self._retry.pop(-project_id, None)
-        return Outcome(project_id, "ran")
+
+        return self._under_lease(project_id, work, key=-project_id, failure="skills_failed")
 
     def due_projects(self, now: datetime | None = None) -> list[int]:
         """Projects that need a round now and whose lease is free, oldest first.
@@ -444,22 +444,34 @@ class LearningService:
 
     def run_project(self, project_id: int) -> Outcome:
         """Take the lease, run the project's round, write ranks and a ModelRun, release the lease."""
+
+        def work(held: Held) -> int:
+            start = time.perf_counter()
+            inputs = self._read(project_id)
+            result = self._compute(held, _round_task, (inputs, None), fan_out=True)
+            return self._write(project_id, inputs, result, held.token, time.perf_counter() - start)
+
+        return self._under_lease(project_id, work, key=project_id, failure="learning_failed")
+
+    def _under_lease(
+        self, project_id: int, work: Callable[[Held], int | None], *, key: int, failure: str
+    ) -> Outcome:
+        """Run `work` holding the project's learning lease: `busy` when another holds it; a failure
+        is an event (`failure`), releases the lease and backs off (`key` names the back-off)."""
         token = take_lease(self.db, project_id, lease=self.lease)
         if token is None:
             return Outcome(project_id, "busy")
-        start = time.perf_counter()
+        held = Held(project_id, token)
         try:
-            inputs = self._read(project_id)
-            result, token = self._compute(project_id, _round_task, (inputs, None), token, fan_out=True)
-            run_id = self._write(project_id, inputs, result, token, time.perf_counter() - start)
+            run_id = work(held)
         except RoundStoppedError:
-            release_lease(self.db, project_id, token)
+            release_lease(self.db, project_id, held.token)
             return Outcome(project_id, "stopped")
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            self._failed(project_id, token, error)
+            self._failed(project_id, held.token, error, key=key, kind=failure)
             return Outcome(project_id, "failed", error=error)
-        self._retry.pop(project_id, None)
+        self._retry.pop(key, None)
         return Outcome(project_id, "ran", run_id=run_id)
 
     def _read(self, project_id: int) -> dict[str, Any]:
@@ -519,21 +531,13 @@ class LearningService:
             },
         }
 
-    def _compute(
-        self,
-        project_id: int,
-        fn: Any,
-        args: tuple[Any, ...],
-        token: datetime,
-        *,
-        fan_out: bool = False,
-    ) -> tuple[Any, datetime]:
-        """`fn(*args)` in this thread (inline) or as one Dask task, renewing the lease meanwhile.
+    def _compute(self, held: Held, fn: Any, args: tuple[Any, ...], *, fan_out: bool = False) -> Any:
+        """`fn(*args)` in this thread (inline) or as one Dask task, renewing `held` meanwhile.
 
         With `fan_out`, the last argument is replaced by the address the task may hand work out to.
         """
         if self.inline:
-            return fn(*args), token
+            return fn(*args)
         from distributed import TimeoutError as DaskTimeout
 
         client, address = self._dask()
@@ -545,16 +549,16 @@ class LearningService:
         try:
             while True:
                 try:
-                    return future.result(timeout=WAIT_STEP), token
+                    return future.result(timeout=WAIT_STEP)
                 except (TimeoutError, DaskTimeout):
                     pass
                 if self._stop.is_set():
                     raise RoundStoppedError
                 if time.monotonic() - renewed >= renew_every:
-                    new = renew_lease(self.db, project_id, token, lease=self.lease)
+                    new = renew_lease(self.db, held.project_id, held.token, lease=self.lease)
                     if new is None:
                         raise LeaseLostError("the learning lease expired and another process took it")
-                    token, renewed = new, time.monotonic()
+                    held.token, renewed = new, time.monotonic()
         finally:
             future.cancel()
 
@@ -616,20 +620,11 @@ class LearningService:
             )
         return run.id
 
-    def _failed(
-        self,
-        project_id: int,
-        token: datetime,
-        error: str,
-        *,
-        key: int | None = None,
-        kind: str = "learning_failed",
-    ) -> None:
+    def _failed(self, project_id: int, token: datetime, error: str, *, key: int, kind: str) -> None:
         """Log the failure as an event, release the lease, back off before the next try.
 
         `key` names the back-off (the project id for rounds, minus it for skill refreshes).
         """
-        key = project_id if key is None else key
         failures = self._retry.get(key, (0, 0.0))[0] + 1
         wait = min(self.retry_seconds * 2 ** (failures - 1), MAX_RETRY_SECONDS)
         self._retry[key] = (failures, time.monotonic() + wait)
