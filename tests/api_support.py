@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 
 RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
@@ -37,3 +39,14 @@ def annotator(c: TestClient, name: str) -> dict[str, str]:
     r = c.post("/api/v1/users", json={"username": name, "password": f"{name}-password"})
     assert r.status_code == 201, r.text
     return login(c, name, f"{name}-password")
+
+
+def wait_http(base: str, path: str = "/docs", tries: int = 120) -> None:
+    """Wait until a server started in another process answers `path` (about a minute at most)."""
+    for _ in range(tries):
+        try:
+            if httpx.get(f"{base}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise AssertionError(f"the server at {base} did not answer")

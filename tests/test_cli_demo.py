@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from api_support import wait_http
+from listenloop.bench.serve import free_port
 
 
 def start_demo(cwd: Path, port: int) -> tuple[subprocess.Popen, dict[str, tuple[str, str]]]:
@@ -35,13 +30,7 @@ def start_demo(cwd: Path, port: int) -> tuple[subprocess.Popen, dict[str, tuple[
         role, _, rest = line.partition(" login: ")
         user, password = rest.split(" ")
         logins[role] = (user, password)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if httpx.get(f"{base}/docs", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
+    wait_http(f"http://127.0.0.1:{port}")
     return proc, logins
 
 

@@ -15,6 +15,8 @@ import httpx
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
+from api_support import wait_http
+from listenloop.bench.serve import free_port
 from listenloop.store.database import MIGRATIONS, Database
 
 
@@ -49,7 +51,7 @@ def test_migrations_build_an_empty_file_and_are_idempotent(tmp_path: Path) -> No
 
 def test_user_create(tmp_path: Path) -> None:
     url = "sqlite:///./l.db"
-    ok = run_cli(
+    create = (
         "user",
         "create",
         "--role",
@@ -60,23 +62,11 @@ def test_user_create(tmp_path: Path) -> None:
         "owner-pass-1",
         "--db",
         url,
-        cwd=tmp_path,
     )
+    ok = run_cli(*create, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "created owner o" in ok.stdout
-    again = run_cli(
-        "user",
-        "create",
-        "--role",
-        "owner",
-        "--username",
-        "o",
-        "--password",
-        "owner-pass-1",
-        "--db",
-        url,
-        cwd=tmp_path,
-    )
+    again = run_cli(*create, cwd=tmp_path)
     assert again.returncode == 2 and again.stderr.strip() == "error: username 'o' is taken"
     for bad, message in (
         (["--role", "boss", "--username", "p", "--password", "long-enough"], "role 'boss'"),
@@ -92,12 +82,6 @@ def test_user_create(tmp_path: Path) -> None:
             else run_cli("user", "create", *bad, cwd=tmp_path)
         )
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> set[int]:
@@ -123,7 +107,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     db = f"sqlite:///{tmp_path / 'l.db'}"
     run_cli("user", "create", "--username", "o", "--password", "owner-pass-1", "--db", db, cwd=tmp_path)
     proc = subprocess.Popen(
@@ -148,14 +132,7 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                if httpx.get(f"{base}/docs", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            raise AssertionError("the server did not answer")
+        wait_http(base)
         r = httpx.post(f"{base}/api/v1/token", data={"username": "o", "password": "owner-pass-1"}, timeout=30)
         assert r.status_code == 200
         workers = {c for c in _children(proc.pid) if _alive(c)}

@@ -3,7 +3,6 @@ port in a thread, and pages that record JavaScript errors and requests to other 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from listenloop.bench.screenshots import CHROMIUM, LAUNCH_ARGS
+from listenloop.bench.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots and timings (git-ignored)
@@ -32,12 +32,6 @@ def require_browser() -> Any:
 def launch(playwright: Any, *extra: str) -> Any:
     """Headless Debian Chromium with the flags a closed network needs (no browser download)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*LAUNCH_ARGS, *extra])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

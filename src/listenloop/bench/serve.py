@@ -53,7 +53,8 @@ class ServeRow:
     codes: dict[str, int] = field(default_factory=dict)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -109,7 +110,7 @@ class Server:
     """`listenloop serve` as a child process group on loopback; killed as a group on exit."""
 
     def __init__(self, db: str, data: Path, workers: int, log: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         cmd = [
             sys.executable,
