@@ -9,8 +9,9 @@ answers, re-aggregates the one clip and asks the redundancy policy whether it is
 
 Both run inside the caller's write transaction (`Database.write()`: on SQLite it holds the
 write lock from its start, so it never needs a lock upgrade) and use Core statements built
-once at import with bind parameters: at hundreds of requests a second, building statements
-and loading ORM objects would cost more than the queries themselves.
+once at import with bind parameters and run on the driver's cursor (`store/prepared.py`): at
+hundreds of requests a second, building statements, loading ORM objects or SQLAlchemy's
+per-execute machinery would cost more than the queries themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from listenloop.engine.gamification import POINTS_PER_ANSWER, TRUSTED_AT, TRUSTE
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust, utcnow
+from listenloop.store.prepared import Prepared
 
 LEASE = timedelta(minutes=5)
 CONSISTENCY_DELAY = timedelta(seconds=60)  # a repeat comes at least this long after the first answer
@@ -57,9 +59,11 @@ def _mine(user: Any) -> Any:
     return select(mine.c.id).where(mine.c.clip_id == C.c.id, mine.c.annotator_id == user).exists()
 
 
-_MEMBER = select(M.c.active).where(M.c.project_id == bp("project"), M.c.user_id == bp("user"))
-_JOIN = M.insert().values(project_id=bp("project"), user_id=bp("user"), active=True, added_at=bp("now"))
-_OPEN = (
+_MEMBER = Prepared(select(M.c.active).where(M.c.project_id == bp("project"), M.c.user_id == bp("user")))
+_JOIN = Prepared(
+    M.insert().values(project_id=bp("project"), user_id=bp("user"), active=True, added_at=bp("now"))
+)
+_OPEN = Prepared(
     select(T.c.id, T.c.clip_id, T.c.leased_until)
     .where(
         T.c.project_id == bp("project"),
@@ -70,7 +74,7 @@ _OPEN = (
     .order_by(T.c.id)
     .limit(2)
 )
-_LIVE = (
+_LIVE = Prepared(
     select(func.count())
     .select_from(T)
     .where(T.c.project_id == bp("project"), T.c.answered_at.is_(None), T.c.leased_until > bp("now"))
@@ -89,7 +93,7 @@ _live_on_clip = (
 )
 # A clip is handed out while its answers plus live leases stay below what it may still need:
 # up to the policy's minimum at once, then one at a time, never beyond the maximum.
-_REGULAR = (
+_REGULAR = Prepared(
     select(C.c.id)
     .where(
         C.c.project_id == bp("project"),
@@ -102,15 +106,15 @@ _REGULAR = (
     .order_by(C.c.rank, C.c.id)
     .limit(1)
 )
-_REGULAR_PG = _REGULAR.with_for_update(skip_locked=True, of=C)
-_CONTROL = (
+_REGULAR_PG = Prepared(_REGULAR.stmt.with_for_update(skip_locked=True, of=C))
+_CONTROL = Prepared(
     select(C.c.id)
     .where(C.c.project_id == bp("project"), C.c.is_gold == true(), ~_mine(bp("user")))
     .order_by(func.random())
     .limit(1)
 )
 _rep = T.alias("rep")
-_CONSISTENCY = (
+_CONSISTENCY = Prepared(
     select(T.c.clip_id)
     .where(
         T.c.project_id == bp("project"),
@@ -126,41 +130,57 @@ _CONSISTENCY = (
     .order_by(func.random())
     .limit(1)
 )
-_NEW_TASK = T.insert().values(
-    project_id=bp("project"),
-    clip_id=bp("clip"),
-    annotator_id=bp("user"),
-    kind=bp("v_kind"),
-    created_at=bp("now"),
-    leased_until=bp("until"),
-    points=0,
+_NEW_TASK = Prepared(
+    T.insert()
+    .values(
+        project_id=bp("project"),
+        clip_id=bp("clip"),
+        annotator_id=bp("user"),
+        kind=bp("v_kind"),
+        created_at=bp("now"),
+        leased_until=bp("until"),
+        points=0,
+    )
+    .returning(T.c.id)
 )
-_EVENT = E.insert().values(
-    project_id=bp("project"), user_id=bp("user"), kind=bp("v_kind"), data=bp("v_data"), created_at=bp("now")
+_EVENT = Prepared(
+    E.insert().values(
+        project_id=bp("project"),
+        user_id=bp("user"),
+        kind=bp("v_kind"),
+        data=bp("v_data"),
+        created_at=bp("now"),
+    )
 )
 
-_TASK = select(
-    T.c.project_id, T.c.clip_id, T.c.annotator_id, T.c.kind, T.c.answered_at, T.c.leased_until
-).where(T.c.id == bp("task"))
-_TASK_PG = _TASK.with_for_update()
-_STORE = (
+_TASK = Prepared(
+    select(T.c.project_id, T.c.clip_id, T.c.annotator_id, T.c.kind, T.c.answered_at, T.c.leased_until).where(
+        T.c.id == bp("task")
+    )
+)
+_TASK_PG = Prepared(_TASK.stmt.with_for_update())
+_STORE = Prepared(
     T.update()
     .where(T.c.id == bp("task"), T.c.answered_at.is_(None))
     .values(answer=bp("v_answer"), answered_at=bp("now"), points=bp("v_points"))
 )
-_TRUST = select(W.c.trust, W.c.n_checked, W.c.n_right, W.c.n_answers, W.c.points).where(
-    W.c.project_id == bp("project"), W.c.user_id == bp("user")
+_TRUST = Prepared(
+    select(W.c.trust, W.c.n_checked, W.c.n_right, W.c.n_answers, W.c.points).where(
+        W.c.project_id == bp("project"), W.c.user_id == bp("user")
+    )
 )
-_TRUST_NEW = W.insert().values(
-    project_id=bp("project"),
-    user_id=bp("user"),
-    trust=bp("v_trust"),
-    n_checked=bp("v_checked"),
-    n_right=bp("v_right"),
-    n_answers=bp("v_answers"),
-    points=bp("v_points"),
+_TRUST_NEW = Prepared(
+    W.insert().values(
+        project_id=bp("project"),
+        user_id=bp("user"),
+        trust=bp("v_trust"),
+        n_checked=bp("v_checked"),
+        n_right=bp("v_right"),
+        n_answers=bp("v_answers"),
+        points=bp("v_points"),
+    )
 )
-_TRUST_SET = (
+_TRUST_SET = Prepared(
     W.update()
     .where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
     .values(
@@ -171,24 +191,26 @@ _TRUST_SET = (
         points=bp("v_points"),
     )
 )
-_GOLD = select(C.c.gold_label).where(C.c.id == bp("clip"))
-_FIRST = select(T.c.answer).where(
-    T.c.clip_id == bp("clip"),
-    T.c.annotator_id == bp("user"),
-    T.c.kind == "regular",
-    T.c.answered_at.is_not(None),
+_GOLD = Prepared(select(C.c.gold_label).where(C.c.id == bp("clip")))
+_FIRST = Prepared(
+    select(T.c.answer).where(
+        T.c.clip_id == bp("clip"),
+        T.c.annotator_id == bp("user"),
+        T.c.kind == "regular",
+        T.c.answered_at.is_not(None),
+    )
 )
-_COUNT = P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answers_used + 1)
-_LABELLED = P.update().where(P.c.id == bp("project")).values(labels_count=P.c.labels_count + 1)
-_CLIP_STATUS = select(C.c.status).where(C.c.id == bp("clip"))
-_CLIP_STATUS_PG = _CLIP_STATUS.with_for_update()
-_ANSWERS = (
+_COUNT = Prepared(P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answers_used + 1))
+_LABELLED = Prepared(P.update().where(P.c.id == bp("project")).values(labels_count=P.c.labels_count + 1))
+_CLIP_STATUS = Prepared(select(C.c.status).where(C.c.id == bp("clip")))
+_CLIP_STATUS_PG = Prepared(_CLIP_STATUS.stmt.with_for_update())
+_ANSWERS = Prepared(
     select(T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST), W.c.confusion)
     .select_from(T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)))
     .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
     .order_by(T.c.answered_at, T.c.id)
 )
-_CLIP_SET = (
+_CLIP_SET = Prepared(
     C.update()
     .where(C.c.id == bp("clip"))
     .values(
@@ -207,21 +229,21 @@ def _pg(conn: Connection) -> bool:
 
 
 def _event(conn: Connection, project: int, user: int, kind: str, data: dict[str, Any], now: datetime) -> None:
-    conn.execute(_EVENT, {"project": project, "user": user, "v_kind": kind, "v_data": data, "now": now})
+    _EVENT.run(conn, {"project": project, "user": user, "v_kind": kind, "v_data": data, "now": now})
 
 
 def _ensure_member(conn: Connection, project: ProjectView, who: Principal, now: datetime) -> None:
     """Make `who` a member on their first task (open projects); ForbiddenError where they may not."""
     if who.is_admin or project.owner_id == who.id:
         return
-    active = conn.execute(_MEMBER, {"project": project.id, "user": who.id}).scalar()
+    active = _MEMBER.scalar(conn, {"project": project.id, "user": who.id})
     if active is not None:
         if not active:
             raise ForbiddenError(f"you were removed from project {project.id}")
         return
     if project.invite_only:
         raise ForbiddenError(f"project {project.id} is invite-only")
-    conn.execute(_JOIN, {"project": project.id, "user": who.id, "now": now})
+    _JOIN.run(conn, {"project": project.id, "user": who.id, "now": now})
     _event(conn, project.id, who.id, "member_joined", {}, now)
 
 
@@ -248,34 +270,28 @@ def next_task(
     view = load_view(session, project) if isinstance(project, int) else project
     _ensure_member(conn, view, who, now)
     keys = {"project": view.id, "user": who.id, "now": now}
-    open_tasks = conn.execute(_OPEN, keys).all()
+    open_tasks = _OPEN.all(conn, keys)
     if open_tasks and (not ahead or len(open_tasks) > 1):
         task = open_tasks[1] if ahead else open_tasks[0]
         return Assignment(task.id, task.clip_id, task.leased_until)
-    if (
-        view.budget is not None
-        and view.answers_used + (conn.execute(_LIVE, keys).scalar() or 0) >= view.budget
-    ):
+    if view.budget is not None and view.answers_used + (_LIVE.scalar(conn, keys) or 0) >= view.budget:
         return None
     regular = _REGULAR_PG if _pg(conn) else _REGULAR
-    clip_id = conn.execute(
-        regular, {**keys, "rmin": view.redundancy_min, "rmax": view.redundancy_max}
-    ).scalar()
+    clip_id = regular.scalar(conn, {**keys, "rmin": view.redundancy_min, "rmax": view.redundancy_max})
     if clip_id is None:
         return None  # check questions only ever accompany real work
     kind = "regular"
     draw = rng.random()
     if draw < view.control_rate:
-        other = conn.execute(_CONTROL, keys).scalar()
+        other = _CONTROL.scalar(conn, keys)
         if other is not None:
             kind, clip_id = "control", other
     elif draw < view.control_rate + view.consistency_rate:
-        other = conn.execute(_CONSISTENCY, {**keys, "before": now - CONSISTENCY_DELAY}).scalar()
+        other = _CONSISTENCY.scalar(conn, {**keys, "before": now - CONSISTENCY_DELAY})
         if other is not None:
             kind, clip_id = "consistency", other
     until = now + LEASE
-    result = conn.execute(_NEW_TASK, {**keys, "clip": clip_id, "v_kind": kind, "until": until})
-    task_id = int(result.inserted_primary_key[0])
+    task_id = int(_NEW_TASK.scalar(conn, {**keys, "clip": clip_id, "v_kind": kind, "until": until}))
     _event(conn, view.id, who.id, "task_leased", {"task": task_id, "clip": clip_id, "kind": kind}, now)
     return Assignment(task_id, clip_id, until)
 
@@ -297,8 +313,8 @@ def _check(
     if kind == "regular" or answer == CANT_TELL:
         return None
     if kind == "control":
-        return _agrees(project, answer, conn.execute(_GOLD, {"clip": clip_id}).scalar())
-    first = conn.execute(_FIRST, {"clip": clip_id, "user": user}).scalar()
+        return _agrees(project, answer, _GOLD.scalar(conn, {"clip": clip_id}))
+    first = _FIRST.scalar(conn, {"clip": clip_id, "user": user})
     if first is None or first == CANT_TELL:
         return None
     return _agrees(project, answer, first)
@@ -306,8 +322,8 @@ def _check(
 
 def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int, now: datetime) -> None:
     """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
-    status = conn.execute(_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS, {"clip": clip_id}).scalar()
-    rows = conn.execute(_ANSWERS, {"clip": clip_id}).all()
+    status = (_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS).scalar(conn, {"clip": clip_id})
+    rows = _ANSWERS.all(conn, {"clip": clip_id})
     verdict = aggregate_clip(project, [r[0] for r in rows], [float(r[1]) for r in rows], [r[2] for r in rows])
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"
@@ -319,9 +335,9 @@ def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int
         }
         _event(conn, project.id, user, "clip_" + status, data, now)
         if status == "done" and verdict.label is not None and verdict.label != CANT_TELL:
-            conn.execute(_LABELLED, {"project": project.id})
-    conn.execute(
-        _CLIP_SET,
+            _LABELLED.run(conn, {"project": project.id})
+    _CLIP_SET.run(
+        conn,
         {
             "clip": clip_id,
             "v_n": len(rows),
@@ -345,7 +361,7 @@ def submit_answer(
     """
     now = now or utcnow()
     conn = session.connection()
-    task = conn.execute(_TASK_PG if _pg(conn) else _TASK, {"task": task_id}).first()
+    task = (_TASK_PG if _pg(conn) else _TASK).first(conn, {"task": task_id})
     if task is None:
         raise NotFoundError(f"task {task_id} does not exist")
     if task.annotator_id != who.id:
@@ -357,7 +373,7 @@ def submit_answer(
     project = load_view(session, task.project_id)
     answer = normalize_label(project, value, allow_cant_tell=True)
     keys = {"project": project.id, "user": who.id, "now": now}
-    row = conn.execute(_TRUST, keys).first()
+    row = _TRUST.first(conn, keys)
     trust, checked, right, answers, points_so_far = row if row is not None else (PRIOR_TRUST, 0, 0, 0, 0)
     passed = _check(conn, project, task.kind, task.clip_id, who.id, answer)
     if passed is not None:
@@ -365,8 +381,8 @@ def submit_answer(
         checked += 1
         right += int(passed)
     points = POINTS_PER_ANSWER + (TRUSTED_BONUS if trust >= TRUSTED_AT else 0)
-    stored = conn.execute(_STORE, {"task": task_id, "v_answer": answer, "now": now, "v_points": points})
-    if stored.rowcount != 1:
+    stored = _STORE.run(conn, {"task": task_id, "v_answer": answer, "now": now, "v_points": points})
+    if stored != 1:
         raise ConflictError(f"task {task_id} is already answered")
     total = points_so_far + points
     values = {
@@ -376,8 +392,8 @@ def submit_answer(
         "v_answers": answers + 1,
         "v_points": total,
     }
-    conn.execute(_TRUST_SET if row is not None else _TRUST_NEW, {**keys, **values})
-    conn.execute(_COUNT, keys)
+    (_TRUST_SET if row is not None else _TRUST_NEW).run(conn, {**keys, **values})
+    _COUNT.run(conn, keys)
     data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
     _event(conn, project.id, who.id, "answer", data, now)
     if task.kind == "regular":

@@ -1,4 +1,4 @@
-"""Read-only snapshots of rows for the request path, read with one prepared Core statement.
+"""Read-only snapshots of rows for the request path, read with one prepared statement.
 
 Loading ORM objects (identity map, unit of work) costs more than the queries themselves
 at hundreds of requests a second; these are plain frozen dataclasses.
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from listenloop.engine.errors import NotFoundError
 from listenloop.store.models import Project
+from listenloop.store.prepared import Prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +40,12 @@ class ProjectView:
 
 _P = Project.__table__
 _FIELDS = [f.name for f in fields(ProjectView)]
-_SELECT = select(*(_P.c[name] for name in _FIELDS)).where(_P.c.id == bindparam("project"))
+_SELECT = Prepared(select(*(_P.c[name] for name in _FIELDS)).where(_P.c.id == bindparam("project")))
 
 
 def load_view(session: Session, project_id: int) -> ProjectView:
     """The project's settings, or NotFoundError."""
-    row = session.connection().execute(_SELECT, {"project": project_id}).first()
+    row = _SELECT.first(session.connection(), {"project": project_id})
     if row is None:
         raise NotFoundError(f"project {project_id} does not exist")
     return ProjectView(*row)

@@ -1,0 +1,124 @@
+"""Core statements compiled once per dialect and run on the driver's own cursor.
+
+Hand-written because SQLAlchemy's per-execute machinery (execution context, events, result
+set-up) costs about three times the statement itself on the request path, which runs some
+16 short statements per `next` + `answer` pair (BENCHMARKS.md, "The annotator API under
+load"). Values are still converted by each column's SQLAlchemy type (its bind and result
+processors for the dialect), so what is written and read here is exactly what the ORM
+writes and reads. The statements run inside the caller's transaction (`Database.write()`).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql import Executable, Select
+
+
+@dataclass
+class _Compiled:
+    """One statement as one dialect runs it."""
+
+    dialect: Dialect
+    sql: str
+    positional: bool
+    names: tuple[str, ...]  # the parameters in order (positional) or once each (named)
+    fixed: dict[str, Any]  # values the statement itself carries (literals, LIMITs)
+    defaults: dict[str, Callable[[], Any]]  # Python-side column defaults the statement leaves out
+    to_db: dict[str, Callable[[Any], Any]]
+    columns: tuple[Any, ...]  # the selected (or returned) columns
+    row: Any  # a namedtuple class named by them, or None
+    from_db: tuple[Callable[[Any], Any] | None, ...] | None = None  # set at the first result
+
+    def convert(self, cursor: Any, raw: Sequence[Any]) -> Any:
+        """A row of driver values as the columns' types read them."""
+        if self.from_db is None:  # some drivers' processors depend on the type code they report
+            self.from_db = tuple(
+                column.type.dialect_impl(self.dialect).result_processor(self.dialect, described[1])
+                for column, described in zip(self.columns, cursor.description, strict=True)
+            )
+        return self.row(*(v if f is None else f(v) for f, v in zip(self.from_db, raw, strict=True)))
+
+
+def _compile(stmt: Any, dialect: Dialect) -> _Compiled:
+    compiled = stmt.compile(dialect=dialect)
+    binds = compiled.binds
+    names = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
+    fixed = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
+    defaults = {}
+    for column, default in [(c, c.default) for c in compiled.insert_prefetch] + [
+        (c, c.onupdate) for c in compiled.update_prefetch
+    ]:
+        if default.is_scalar:
+            fixed[column.key] = default.arg
+        else:  # SQLAlchemy wraps the callable to take an execution context, which ours ignore
+            defaults[column.key] = lambda arg=default.arg: arg(None)
+    to_db = {}
+    for name, bind in binds.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            to_db[name] = process
+    columns = tuple(stmt.selected_columns if isinstance(stmt, Select) else stmt.exported_columns)
+    row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None  # type: ignore[misc]
+    return _Compiled(
+        dialect, compiled.string, compiled.positional, names, fixed, defaults, to_db, columns, row
+    )
+
+
+class Prepared:
+    """A Core statement with bind parameters, compiled on first use for each dialect."""
+
+    def __init__(self, stmt: Executable) -> None:
+        self.stmt = stmt
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, conn: Connection) -> _Compiled:
+        dialect = conn.dialect
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _compile(self.stmt, dialect)
+        return compiled
+
+    def _cursor(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, _Compiled]:
+        c = self._for(conn)
+        values = {**c.fixed, **params}
+        for name, make in c.defaults.items():
+            if name not in params:
+                values[name] = make()
+        for name, process in c.to_db.items():
+            values[name] = process(values[name])
+        args: Any = [values[n] for n in c.names] if c.positional else {n: values[n] for n in c.names}
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(c.sql, args)
+        return cursor, c
+
+    def run(self, conn: Connection, params: dict[str, Any]) -> int:
+        """Execute; the number of rows changed."""
+        cursor, _ = self._cursor(conn, params)
+        count = int(cursor.rowcount)
+        cursor.close()
+        return count
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """The first row (attributes named by the columns), or None."""
+        cursor, c = self._cursor(conn, params)
+        raw = cursor.fetchone()
+        row = None if raw is None else c.convert(cursor, raw)
+        cursor.close()
+        return row
+
+    def scalar(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """The first column of the first row, or None."""
+        row = self.first(conn, params)
+        return None if row is None else row[0]
+
+    def all(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
+        """Every row."""
+        cursor, c = self._cursor(conn, params)
+        rows = [c.convert(cursor, raw) for raw in cursor.fetchall()]
+        cursor.close()
+        return rows
