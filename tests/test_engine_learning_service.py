@@ -4,7 +4,10 @@ cold start orders for diversity, and the app starts and stops the service withou
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -265,34 +268,60 @@ def test_multilabel_projects_are_skipped_with_one_event(tmp_path: Path, fsdd_dir
     db.dispose()
 
 
-def test_the_app_runs_the_service_on_a_local_cluster(tmp_path: Path, fsdd_dir: Path) -> None:
+def test_the_app_runs_the_service_in_its_own_process_on_a_local_cluster(
+    tmp_path: Path, fsdd_dir: Path
+) -> None:
     from fastapi.testclient import TestClient
 
+    from listenloop.engine.learning_process import LearningProcess
     from listenloop.server import create_app
 
     data = tmp_path / "data"
     app = create_app(f"sqlite:///{tmp_path / 'a.db'}", data)
     pid = new_project(app.state.db, fsdd_dir, data, seeds=30)
     service = app.state.learning
+    assert isinstance(service, LearningProcess)
     service.poll_seconds = 0.1
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
     with TestClient(app) as client:
-        assert service.running
+        assert service.running and service.pid != os.getpid()
         deadline = time.monotonic() + 120
         while not runs(app.state.db, pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        children = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-        workers = [p for p in children if "spawn_main" in " ".join(p.cmdline())]
+        child = psutil.Process(service.pid)
+        workers = [p for p in child.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) == 1 and workers[0].nice() >= 10  # one niced Dask worker process
+        assert os.sched_getscheduler(workers[0].pid) == os.SCHED_IDLE  # it yields to the server at once
+        assert child.nice() == 0  # the service itself is not niced: it holds the database's write lock
         assert client.get("/api/v1/projects/1/status").status_code == 401
     assert not service.running
     (run,) = runs(app.state.db, pid)
     assert run.score is not None and not run.cold_start
-    _, alive = psutil.wait_procs(workers, timeout=10)
+    _, alive = psutil.wait_procs([child, *workers], timeout=10)
     assert not alive  # they ended with the app
     assert (
         create_app(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "d2", learning=False).state.learning is None
     )
+
+
+def test_the_learning_process_ends_with_its_parent_even_on_kill_9(tmp_path: Path) -> None:
+    code = (
+        "import sys, time\n"
+        "from listenloop.engine.learning_process import LearningProcess\n"
+        "from listenloop.store.database import Database\n"
+        "if __name__ == '__main__':\n"
+        f"    Database('sqlite:///{tmp_path / 'k.db'}').upgrade()\n"
+        f"    p = LearningProcess('sqlite:///{tmp_path / 'k.db'}', '{tmp_path / 'd'}', poll_seconds=0.1)\n"
+        "    p.start(); print(p.pid, flush=True); time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        child = psutil.Process(int(parent.stdout.readline()))
+        assert child.is_running()
+    finally:
+        parent.kill()  # SIGKILL: no clean-up code runs in the parent
+        parent.wait()
+    _, alive = psutil.wait_procs([child], timeout=10)
+    assert not alive
 
 
 def statuses(db: Database, pid: int) -> dict[int, str]:

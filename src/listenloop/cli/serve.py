@@ -41,7 +41,7 @@ def serve(
     """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first."""
     import uvicorn
 
-    from listenloop.engine.learning_service import LearningService
+    from listenloop.engine.learning_process import LearningProcess
     from listenloop.server.app import create_app, learning_from_env
     from listenloop.store.database import Database
 
@@ -76,10 +76,10 @@ def serve(
         )
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
-    # With several workers the learning service runs here, in uvicorn's supervising parent, and
-    # not in the workers: one service (and one Dask cluster) per server instead of one per worker,
-    # and the workers (spawned, not forked) serve requests only. The database lease still keeps
-    # several servers on one PostgreSQL from running the same project's round twice.
+    # With several workers the learning service's process is started here, by uvicorn's
+    # supervising parent, and not by the workers: one service (and one Dask cluster) per server
+    # instead of one per worker, and the workers (spawned, not forked) serve requests only. The
+    # database lease still keeps several servers on one PostgreSQL from running a round twice.
     os.environ.update(
         LISTENLOOP_DB=db,
         LISTENLOOP_DATA=str(data.expanduser().resolve()),
@@ -88,7 +88,7 @@ def serve(
         LISTENLOOP_PARENT_PID=str(os.getpid()),
         LISTENLOOP_LEARNING="0",
     )
-    service = LearningService(Database(db), data, scheduler) if learning else None
+    service = LearningProcess(db, data, scheduler) if learning else None
     if service is not None:
         service.start()
     try:
@@ -96,4 +96,3 @@ def serve(
     finally:
         if service is not None:
             service.stop()
-            service.db.dispose()

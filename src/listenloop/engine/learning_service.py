@@ -13,16 +13,18 @@ new answers (`engine/skills.py`: whole-project Dawid-Skene, run as a Dask task u
 lease). A failed round is an event in the project's log; the lease is released, the
 project is tried again after a back-off and the thread goes on.
 
-Dask: an in-process `LocalCluster` of worker processes, started on the first round (1 worker
-by default, at nice 19 so that the request path keeps its latency, no dashboard, quiet), or
+The server runs the service in a process of its own (`learning_process.py`), so that none of
+its Python work holds the GIL of the process that serves requests.
+
+Dask: a `LocalCluster` of worker processes, started on the first round (1 worker by default,
+at nice 19 and SCHED_IDLE so that the request path keeps its latency, no dashboard, quiet), or
 the cluster at `--scheduler ADDRESS`. The whole round (feature extraction with the cache
-under the data folder, fit, scoring, ranking) is one task there, so the server process only
+under the data folder, fit, scoring, ranking) is one task there, so the service's process only
 reads and writes rows and never imports scikit-learn (an import holds the GIL for seconds,
-which every request on the event loop would wait through); on a cluster of several workers
+which the next poll would wait through); on a cluster of several workers
 the round's task hands the feature extraction out in chunks across them. Worker processes
-exit when the server process dies, even by `kill -9` (distributed watches a pipe from its
-parent). In-process threads are not niced: a niced thread holding the GIL would stall the
-event loop.
+exit when the service's process dies, even by `kill -9` (distributed watches a pipe from its
+parent).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ LEASE = timedelta(minutes=2)
 RETRY_SECONDS = 30.0  # first back-off after a failed round; doubles up to MAX_RETRY_SECONDS
 MAX_RETRY_SECONDS = 600.0
 # Dask workers' nice value: they get the CPU the server leaves. With 10 they still took a
-# visible share from a saturated 2-core server (p99 of next/answer); 19 leaves it unchanged.
+# visible share from a saturated 2-core server (p99 of next/answer). On Linux they also run
+# under SCHED_IDLE, which yields to any other process at once (BENCHMARKS.md).
 WORKER_NICE = 19
 LOCAL_WORKERS = 1
 PRERENDER = 200  # spectrograms drawn ahead per round: the head of the new queue
@@ -186,8 +189,9 @@ def dask_setup(worker: Any) -> None:
 
 
 def _lower_priority() -> None:
-    """Nice every thread of this process to WORKER_NICE (on Linux the nice value is per thread;
-    threads started later inherit it from the thread that starts them)."""
+    """Nice every thread of this process to WORKER_NICE and, where the OS has it, SCHED_IDLE (on
+    Linux both are per thread; threads started later inherit them from the thread that starts them)."""
+    idle = getattr(os, "SCHED_IDLE", None)
     try:
         tids = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:
@@ -196,6 +200,8 @@ def _lower_priority() -> None:
         try:
             if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICE:
                 os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICE)
+            if idle is not None:
+                os.sched_setscheduler(tid, idle, os.sched_param(0))
         except OSError:  # a thread that just ended, or no permission: nothing to do
             continue
 

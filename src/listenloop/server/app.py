@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,9 +29,11 @@ from listenloop.engine.errors import (
     TooLargeError,
     UnauthorizedError,
 )
+from listenloop.engine.learning_process import LearningProcess
 from listenloop.engine.learning_service import LearningService
 from listenloop.engine.uploads import ArchiveRejectedError, UploadLimits
 from listenloop.errors import ListenloopError
+from listenloop.lifetime import die_with_parent
 from listenloop.server.deps import IdleCache, TokenCache
 from listenloop.server.limits import BodyLimitMiddleware
 from listenloop.server.routers import clips, dashboard, exports, leaderboard, projects, tasks, users
@@ -100,7 +101,14 @@ def create_app(
     if migrate:
         db.upgrade()
 
-    service = LearningService(db, data, scheduler) if learning else None
+    service: LearningProcess | LearningService | None = None
+    if learning:
+        # A process of its own, so its work never holds this process's GIL; an in-memory
+        # database exists in this process only, so its service runs in a thread here.
+        in_memory = db.sqlite and db.engine.url.database in (None, "", ":memory:")
+        service = (
+            LearningService(db, data, scheduler) if in_memory else LearningProcess(db.url, data, scheduler)
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -137,37 +145,12 @@ def create_app(
     app.add_exception_handler(ListenloopError, _engine_error)
     app.add_exception_handler(OperationalError, _busy)
     app.add_exception_handler(IntegrityError, _integrity)
-    for module in (users, projects, clips, tasks, exports, leaderboard, dashboard):
+    # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
+    for module in (tasks, users, projects, clips, exports, leaderboard, dashboard):
         app.include_router(module.router, prefix="/api/v1")
     mount_docs(app)
     mount_pages(app)  # after the docs: /static/swagger-ui must match before /static
     return app
-
-
-def _die_with_parent() -> None:
-    """Linux: this worker gets SIGKILL when the process that started it dies (even by kill -9)."""
-    parent = os.environ.get("LISTENLOOP_PARENT_PID")
-    if not parent:
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1 or not _alive(int(parent)):
-        os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def app_from_env() -> FastAPI:
@@ -177,7 +160,9 @@ def app_from_env() -> FastAPI:
     The parent (`listenloop serve`) has already migrated the database, and with several workers
     it runs the learning service itself (LISTENLOOP_LEARNING=0 here).
     """
-    _die_with_parent()
+    parent = os.environ.get("LISTENLOOP_PARENT_PID")
+    if parent:
+        die_with_parent(int(parent))
     return create_app(
         os.environ.get("LISTENLOOP_DB", DEFAULT_URL),
         os.environ.get("LISTENLOOP_DATA", DEFAULT_DATA),

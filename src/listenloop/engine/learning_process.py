@@ -1,0 +1,93 @@
+"""The learning service (`learning_service.py`) in a process of its own, beside the server.
+
+Why a process: the service's own Python work (reading a project's inputs, handing them to
+Dask, writing ranks, runs and maps) holds the GIL for milliseconds at a time. In the server's
+process every request waits for the GIL after each database call, so under load that work
+multiplied `next` and `answer` latency (BENCHMARKS.md, "The annotator API under load"). In a
+child process the two share only the database. The child ends with its parent, even on kill -9.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from listenloop.engine.learning_service import POLL_SECONDS, LearningService
+from listenloop.lifetime import die_with_parent
+from listenloop.store.database import Database
+
+log = logging.getLogger("listenloop.learning")
+STOP_SECONDS = 30.0
+
+
+class LearningProcess:
+    """Runs a LearningService on `db_url` in a spawned child process; start() and stop() like it."""
+
+    def __init__(
+        self,
+        db_url: str,
+        data_dir: str | Path,
+        scheduler: str | None = None,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.db_url = db_url
+        self.data_dir = Path(data_dir).expanduser().resolve()
+        self.scheduler = scheduler or None
+        self.poll_seconds = poll_seconds  # read at start()
+        self._context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        self._stop: Any = None
+        self._process: Any = None
+
+    def start(self) -> None:
+        """Start the child (it polls every `poll_seconds`)."""
+        if self.running:
+            return
+        self._stop = self._context.Event()
+        args = (self.db_url, str(self.data_dir), self.scheduler, self.poll_seconds, self._stop, os.getpid())
+        # Not a daemon: daemonic processes may not start children, and its Dask cluster has some.
+        self._process = self._context.Process(target=_main, args=args, name="listenloop-learning")
+        self._process.start()
+
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
+        """Ask the child to stop (a running round is abandoned, its lease freed); kill it after `timeout`."""
+        if self._process is None:
+            return
+        self._stop.set()
+        self._process.join(timeout)
+        if self._process.is_alive():
+            log.warning("learning service: did not stop in %.0f s; terminating it", timeout)
+            self._process.terminate()
+            self._process.join(5)
+        self._process = None
+
+    @property
+    def running(self) -> bool:
+        """The child is alive."""
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self.running else None
+
+
+def _main(
+    db_url: str, data_dir: str, scheduler: str | None, poll_seconds: float, stop: Any, parent: int
+) -> None:
+    """The child: run the service until the parent sets `stop` (or dies)."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent decides
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    db = Database(db_url)
+    service = LearningService(db, Path(data_dir), scheduler, poll_seconds=poll_seconds)
+    service.start()
+    try:
+        stop.wait()
+    finally:
+        service.stop()
+        db.dispose()
