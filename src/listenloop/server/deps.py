@@ -83,11 +83,7 @@ async def get_limits(request: Request) -> UploadLimits:
     return request.app.state.limits
 
 
-async def current_user(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2)],
-    db: Annotated[Database, Depends(get_db)],
-) -> Principal:
+async def current_user(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
     """The caller from `Authorization: Bearer TOKEN` (or the session cookie of the pages); 401 otherwise.
 
     A cookie-only request that changes something needs `X-Requested-With: listenloop` (403).
@@ -107,7 +103,7 @@ async def current_user(
     cache: TokenCache = request.app.state.token_cache
     who = cache.get(token)
     if who is None:
-        with db.read() as session:
+        with request.app.state.db.read() as session:
             who = principal_for_token(session, token)
         cache.put(token, who)
     return who
@@ -121,14 +117,10 @@ def caller_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-async def maybe_user(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2)],
-    db: Annotated[Database, Depends(get_db)],
-) -> Principal | None:
+async def maybe_user(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Principal | None:
     """The caller, or None when the request carries no valid token or session."""
     try:
-        return await current_user(request, token, db)
+        return await current_user(request, token)
     except (UnauthorizedError, ForbiddenError):
         return None
 
