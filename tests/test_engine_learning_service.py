@@ -256,15 +256,24 @@ def test_cold_start_orders_for_diversity(tmp_path: Path, fsdd_dir: Path) -> None
     db.dispose()
 
 
-def test_multilabel_projects_are_skipped_with_one_event(tmp_path: Path, fsdd_dir: Path) -> None:
+def test_multilabel_projects_get_rounds_ranked_tag_by_tag(tmp_path: Path, fsdd_dir: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
     db.upgrade()
     data = tmp_path / "data"
     data.mkdir()
-    pid = new_project(db, fsdd_dir, data, seeds=0, task_type="multilabel")
-    for _ in range(2):
-        assert LearningService(db, data, inline=True).run_once() == []  # a restart logs no more
-    assert len(events(db, pid, "learning_skipped")) == 1 and runs(db, pid) == []
+    pid = new_project(db, fsdd_dir, data, seeds=0, task_type="multilabel", classes=["low", "even"])
+    with db.write() as s:  # 30 clips with their digit's tags as seed labels (as an upload leaves them)
+        for clip in s.scalars(select(Clip).where(Clip.project_id == pid).order_by(Clip.id).limit(30)):
+            digit = int(Path(clip.file_name).name[0])
+            clip.seed_label = clip.label = "|".join(
+                t for t, on in (("low", digit < 5), ("even", digit % 2 == 0)) if on
+            )
+            clip.status = "done"
+    service = LearningService(db, data, inline=True)
+    assert [o.state for o in service.run_once()] == ["ran"]
+    (run,) = runs(db, pid)
+    assert not run.cold_start and run.labels == 30 and run.score is not None and run.metric == "uar"
+    assert len(queue(db, pid)) == 70 and events(db, pid, "learning_skipped") == []
     db.dispose()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from listenloop.engine.retrain import diverse_order, retrain_and_rank
+from listenloop.engine.retrain import diverse_order, rank_by_tags, retrain_and_rank, tags_cv_score
 from listenloop.errors import ListenloopError
 
 
@@ -80,3 +80,40 @@ def test_bad_input_is_a_clear_error() -> None:
         retrain_and_rank(X, np.array([0, 1]), y[:1], np.arange(2, 10), classes=["0"])
     with pytest.raises(ListenloopError, match="task"):
         retrain_and_rank(X, np.array([0]), y[:1], np.arange(2, 10), classes=["0"], task="multilabel")
+
+
+def tagged(n: int = 240, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Two tags, each set by the sign of its own feature (plus three noise features)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    return X, X[:, :2] > 0
+
+
+def test_multilabel_by_binary_relevance_ranks_clips_unsure_on_every_tag_first() -> None:
+    X, present = tagged()
+    X[200] = [0.01, -0.01, 0, 0, 0]  # on both tags' boundary
+    X[201] = [3.0, 3.0, 0, 0, 0]  # far from both
+    labelled = np.arange(0, 120)
+    pool = np.arange(120, 240)
+    res = rank_by_tags(X, labelled, present[labelled], pool, strategy="least_confidence", learner="logreg")
+    assert not res.cold_start and res.model is None
+    assert sorted(res.order.tolist()) == pool.tolist()
+    place = {int(r): i for i, r in enumerate(res.order)}
+    assert place[200] < 15 and place[201] > 60  # top eighth; far back
+    assert res.score is not None and res.score > 0.8  # mean UAR of the two tags' models
+    # a tag never seen present has no model; the other still ranks and scores
+    only_first = present[labelled].copy()
+    only_first[:, 1] = False
+    res1 = rank_by_tags(X, labelled, only_first, pool, strategy="least_confidence", learner="logreg")
+    assert not res1.cold_start and res1.score is not None and res1.score > 0.8
+
+
+def test_multilabel_cold_start_until_some_tag_was_heard_present_and_absent() -> None:
+    X, present = tagged()
+    labelled = np.array([0, 1, 2])
+    pool = np.arange(3, 240)
+    none = np.zeros((3, 2), dtype=bool)
+    res = rank_by_tags(X, labelled, none, pool)
+    assert res.cold_start and res.score is None and sorted(res.order.tolist()) == pool.tolist()
+    assert tags_cv_score("logreg", {}, X[:20], present[:20], 0) is not None
+    assert tags_cv_score("logreg", {}, X[:3], none, 0) is None

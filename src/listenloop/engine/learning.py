@@ -17,11 +17,19 @@ from typing import Any
 import numpy as np
 
 from listenloop.datasets import Dataset
+from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.pool_map import pool_map
-from listenloop.engine.retrain import QUEUE_SIZE, cv_score, retrain_and_rank
+from listenloop.engine.retrain import QUEUE_SIZE, cv_score, rank_by_tags, retrain_and_rank, tags_cv_score
 from listenloop.errors import ListenloopError
 
-LEARNING_TASK = {"classification": "classification", "binary": "classification", "continuous": "regression"}
+# The learning core's task per project task type; multi-label projects are ranked tag by tag
+# (`retrain.rank_by_tags`, binary relevance) with classification models.
+LEARNING_TASK = {
+    "classification": "classification",
+    "binary": "classification",
+    "continuous": "regression",
+    "multilabel": "classification",
+}
 
 
 @dataclass
@@ -114,18 +122,29 @@ def learning_round(
     pool_rows = np.flatnonzero(pool_mask & ~waits)
     pool_rows = np.sort(np.concatenate([pool_rows, window_rows]))
     y = [labels[i] for i in kept[labelled_rows]]
-    target = np.asarray(y, dtype=str) if task == "classification" else np.asarray(y, dtype=float)
-    result = retrain_and_rank(
-        np.asarray(table.X),
-        labelled_rows,
-        target,
-        pool_rows,
-        classes=classes if task == "classification" else None,
-        strategy=strategy,
-        learner=learner,
-        task=task,
-        iteration=iteration,
-    )
+    if task_type == "multilabel":
+        result = rank_by_tags(
+            np.asarray(table.X),
+            labelled_rows,
+            tag_matrix(y, classes or []),
+            pool_rows,
+            strategy=strategy,
+            learner=learner,
+            iteration=iteration,
+        )
+    else:
+        target = np.asarray(y, dtype=str) if task == "classification" else np.asarray(y, dtype=float)
+        result = retrain_and_rank(
+            np.asarray(table.X),
+            labelled_rows,
+            target,
+            pool_rows,
+            classes=classes if task == "classification" else None,
+            strategy=strategy,
+            learner=learner,
+            task=task,
+            iteration=iteration,
+        )
     order = np.asarray(result.order, dtype=np.int64)
     admitted_rows, passed_rows = _judge_window(order, window_rows, result.cold_start)
     order = order[~np.isin(order, passed_rows)]
@@ -141,14 +160,13 @@ def learning_round(
         rand = labelled_rows[[bool(random_label[i]) for i in kept[labelled_rows]]]
         passive_labels = len(rand)
         if passive_labels:
-            passive_score = cv_score(
-                learner,
-                {},
-                ((np.asarray(table.X[rand], dtype=np.float64) - result.mean) / result.std).astype(np.float32),
-                np.asarray([labels[i] for i in kept[rand]], dtype=str if task == "classification" else float),
-                task,
-                0,
-            )
+            Z = ((np.asarray(table.X[rand], dtype=np.float64) - result.mean) / result.std).astype(np.float32)
+            known = [labels[i] for i in kept[rand]]
+            if task_type == "multilabel":
+                passive_score = tags_cv_score(learner, {}, Z, tag_matrix(known, classes or []), 0)
+            else:
+                y_rand = np.asarray(known, dtype=str if task == "classification" else float)
+                passive_score = cv_score(learner, {}, Z, y_rand, task, 0)
     rows = np.concatenate([labelled_rows, pool_rows])
     drawn = None
     if result.mean is not None and result.std is not None:
@@ -179,6 +197,12 @@ def learning_round(
         passive_score=passive_score,
         passive_labels=passive_labels,
     )
+
+
+def tag_matrix(labels: Sequence[str | None], tags: Sequence[str]) -> np.ndarray:
+    """Multi-label training labels ("a|c", "" for none) as a clips x tags matrix of presence."""
+    sets = [set(label.split(TAG_SEP)) if label else set() for label in labels]
+    return np.array([[tag in s for tag in tags] for s in sets], dtype=bool).reshape(len(sets), len(tags))
 
 
 def interleave_passive(

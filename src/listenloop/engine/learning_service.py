@@ -70,7 +70,8 @@ WAIT_STEP = 1.0  # how often a thread waiting for a Dask result checks stop and 
 
 # Score metric per task type that `learning.learning_round` supports (its LEARNING_TASK; kept
 # here so that polling never imports scikit-learn into the server process).
-METRIC = {"classification": "uar", "binary": "uar", "continuous": "cc"}
+# Multi-label: the mean UAR of the tags' yes/no models.
+METRIC = {"classification": "uar", "binary": "uar", "continuous": "cc", "multilabel": "uar"}
 
 P, C, R = Project.__table__, Clip.__table__, ModelRun.__table__
 IN_POOL = ("queued", "pool")
@@ -290,7 +291,6 @@ class LearningService:
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
         self._retry: dict[int, tuple[int, float]] = {}  # project -> (failures, monotonic retry time)
-        self._noted: set[int] = set()  # projects whose unsupported task type is logged
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -399,14 +399,10 @@ class LearningService:
         )
         with self.db.read() as session:
             rows = session.connection().execute(query).all()
-        due, unsupported = [], []
+        due = []
         tick = time.monotonic()
         for row in rows:
             if not row.clips:
-                continue
-            if row.task_type not in METRIC:
-                if row.id not in self._noted:
-                    unsupported.append((row.id, row.task_type))
                 continue
             if row.learning_lease_until is not None and row.learning_lease_until > now:
                 continue
@@ -419,8 +415,6 @@ class LearningService:
                 or (row.mode == "stream" and self._stream_starved(row.id))
             ):
                 due.append(row.id)
-        for project_id, task_type in unsupported:
-            self._note_unsupported(project_id, task_type)
         return due
 
     def _stream_starved(self, project_id: int) -> bool:
@@ -430,21 +424,6 @@ class LearningService:
             queued = conn.execute(_HAS.limit(1), {"project": project_id, "v_status": "queued"}).first()
             waiting = conn.execute(_HAS.limit(1), {"project": project_id, "v_status": "pool"}).first()
         return queued is None and waiting is not None
-
-    def _note_unsupported(self, project_id: int, task_type: str) -> None:
-        """One `learning_skipped` event per project, not one per poll (nor per restart)."""
-        with self.db.write() as session:
-            seen = session.scalar(
-                select(Event.id)
-                .where(Event.project_id == project_id, Event.kind == "learning_skipped")
-                .limit(1)
-            )
-            if seen is None:
-                reason = (
-                    f"active learning does not support {task_type} projects: the queue keeps the upload order"
-                )
-                session.add(Event(project_id=project_id, kind="learning_skipped", data={"reason": reason}))
-        self._noted.add(project_id)
 
     # -- one round -------------------------------------------------------------------------
 

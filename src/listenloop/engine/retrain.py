@@ -10,6 +10,8 @@ in a Dask task (in-process cluster or `--scheduler`) and write the ranks back it
   strategy's order, then the rest in random order (scored again at the next retrain).
 - The score is the cross-validated UAR (balanced accuracy) on the labelled set, or the
   Pearson correlation for continuous labels: the model score history of the status page.
+- Multi-label projects (tags) by binary relevance: one yes/no model per tag, the pool in
+  each clip's mean place over the tags' rankings, the score the tags' mean UAR.
 """
 
 from __future__ import annotations
@@ -149,3 +151,75 @@ def retrain_and_rank(
     rest = rng.permutation(np.setdiff1d(pool, head, assume_unique=True))
     cv = cv_score(learner, params, Z[labelled], target, task, seed) if score else None
     return RankResult(np.concatenate([head, rest]), model, cv, False, mean, std)
+
+
+def tags_cv_score(
+    learner: str | None, params: dict[str, Any], X: np.ndarray, present: np.ndarray, seed: int
+) -> float | None:
+    """Multi-label: the mean over tags of each yes/no model's cross-validated UAR; None: no tag scorable."""
+    scores = [
+        cv_score(learner, params, X, np.where(present[:, j], "yes", "no"), "classification", seed)
+        for j in range(present.shape[1])
+    ]
+    known = [s for s in scores if s is not None]
+    return float(np.mean(known)) if known else None
+
+
+def rank_by_tags(
+    X: np.ndarray,
+    labelled: np.ndarray,
+    present: np.ndarray,
+    pool: np.ndarray,
+    *,
+    strategy: str = "margin",
+    learner: str | None = None,
+    learner_params: dict[str, Any] | None = None,
+    iteration: int = 0,
+    seed: int = 0,
+    queue_size: int = QUEUE_SIZE,
+    score: bool = True,
+) -> RankResult:
+    """Multi-label projects by binary relevance: one yes/no model per tag, each ranking the pool with
+    the project's strategy; a clip's place is its mean place over the tags (a Borda count).
+
+    `present[i, j]`: labelled row i has tag j. Tags not yet seen both present and absent have no
+    model; with none at all the pool gets the diverse cold-start order. The score is the mean
+    of the tags' cross-validated UARs. The model returned is None (no single model predicts sets).
+    """
+    present = np.asarray(present, dtype=bool).reshape(len(labelled), -1)
+    pool = np.asarray(pool, dtype=np.int64)
+    if len(pool) == 0:
+        return RankResult(pool, None, None, cold_start=False)
+    results = [
+        retrain_and_rank(
+            X,
+            labelled,
+            np.where(present[:, j], "yes", "no"),
+            pool,
+            classes=["no", "yes"],
+            strategy=strategy,
+            learner=learner,
+            learner_params=learner_params,
+            iteration=iteration,
+            seed=seed,
+            queue_size=queue_size,
+            score=False,
+        )
+        for j in range(present.shape[1])
+    ]
+    warm = [r for r in results if not r.cold_start]
+    if not warm:
+        cold = results[0]  # the diverse order (every tag's is the same)
+        return RankResult(cold.order, None, None, True, cold.mean, cold.std)
+    place = np.zeros(len(pool))
+    for r in warm:
+        where = np.empty(int(pool.max()) + 1, dtype=np.int64)
+        where[r.order] = np.arange(len(r.order))
+        place += where[pool]
+    order = pool[np.argsort(place, kind="stable")]
+    columns = [j for j, r in enumerate(results) if not r.cold_start]
+    cv = None
+    if score:
+        Z = ((np.asarray(X[labelled], dtype=np.float64) - warm[0].mean) / warm[0].std).astype(np.float32)
+        cv = tags_cv_score(learner, learner_params or {}, Z, present[:, columns], seed)
+    return RankResult(order, None, cv, False, warm[0].mean, warm[0].std)

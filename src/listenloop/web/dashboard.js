@@ -60,7 +60,7 @@ function schemaDefaults(schema) {
 
 const FIELD_HELP = {
   name: "Shown to annotators; 1 to 200 characters.",
-  task_type: "classification: one class per clip; binary: exactly two classes; continuous: a rating in a range; multilabel: any set of tags (its queue keeps the upload order: no active learning yet).",
+  task_type: "classification: one class per clip; binary: exactly two classes; continuous: a rating in a range; multilabel: any set of tags (active learning ranks the pool tag by tag; the score is the tags' mean UAR).",
   classes: "One per line or comma-separated. \"can't tell\" is always offered: do not list it; no '|'.",
   range: "The lowest and the highest rating; low must be below high.",
   feature_set: "Audio features the model learns from; ComParE 2016 measured best on speech and office sounds.",
