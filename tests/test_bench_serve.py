@@ -11,9 +11,8 @@ from listenloop.bench.serve import clips_zip
 from listenloop.demo import DEMO_DIR
 
 
-def test_bench_serve_runs_both_phases(tmp_path: Path) -> None:
-    out = tmp_path / "serve.json"
-    proc = subprocess.run(
+def bench(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -28,18 +27,33 @@ def test_bench_serve_runs_both_phases(tmp_path: Path) -> None:
             "0.2,0",
             "--json",
             str(out),
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_bench_serve_runs_both_phases(tmp_path: Path) -> None:
+    proc = bench(tmp_path / "serve.json")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(out.read_text())
+    rows = json.loads((tmp_path / "serve.json").read_text())
     assert [r["think_s"] for r in rows] == [0.2, 0.0]
     for r in rows:
         assert r["annotators"] == 3 and r["acked"] > 0 and r["answers_per_s"] > 0
         assert r["server_errors"] == 0 and r["failures"] == 0 and r["stored_once"] is True
-    assert "answers/s" in proc.stdout
+        assert r["serving_cpu_ms"] > 0.1 and r["background_cpu_ms"] >= 0  # the server's CPU per answer
+    assert "answers/s" in proc.stdout and "ms serving" in proc.stdout
+
+
+def test_bench_serve_yardstick_is_the_same_load_on_a_server_doing_no_work(tmp_path: Path) -> None:
+    proc = bench(tmp_path / "yard.json", "--yardstick")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "yard.json").read_text())
+    assert [r["think_s"] for r in rows] == [0.2, 0.0] and "yardstick" in proc.stderr
+    for r in rows:
+        assert r["acked"] > 0 and r["stored_once"] is True and r["server_errors"] == 0
 
 
 def test_bad_think_is_one_line(tmp_path: Path) -> None:

@@ -51,6 +51,11 @@ class ServeRow:
     server_errors: int
     failures: int
     codes: dict[str, int] = field(default_factory=dict)
+    # CPU the server spent per acknowledged answer (one next + answer pair) during the phase: its
+    # serving processes (those listening on the port), and the rest of its process tree (the
+    # learning service and its Dask workers). None when nothing was answered.
+    serving_cpu_ms: float | None = None
+    background_cpu_ms: float | None = None
 
 
 def free_port() -> int:
@@ -106,28 +111,46 @@ def _percentile(values: list[float], q: int) -> float | None:
     return round(1000 * statistics.quantiles(values, n=100)[q - 1], 1)
 
 
-class Server:
-    """`listenloop serve` as a child process group on loopback; killed as a group on exit."""
+def tree_cpu(root_pid: int, port: int) -> tuple[float, float]:
+    """CPU seconds so far of a process tree: (processes listening on `port`, all the others).
 
-    def __init__(self, db: str, data: Path, workers: int, log: Path) -> None:
+    Only processes alive now count: one that ended takes its seconds with it (the server's
+    workers and its learning service live as long as the server).
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(root_pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0, 0.0
+    serving = other = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            listens = any(
+                c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                for c in proc.net_connections("tcp")
+            )
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if listens:
+            serving += times.user + times.system
+        else:
+            other += times.user + times.system
+    return serving, other
+
+
+class Server:
+    """`listenloop serve` (or the yardstick) as a child process group on loopback, killed as a group."""
+
+    def __init__(self, db: str, data: Path, workers: int, log: Path, *, yardstick: bool = False) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "listenloop",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--db",
-            db,
-            "--data",
-            str(data),
-            "--workers",
-            str(workers),
-        ]
+        cmd = [sys.executable, "-m", "listenloop", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += ["--db", db, "--data", str(data), "--workers", str(workers)]
+        if yardstick:  # the same load on a server that does no work (bench/yardstick.py)
+            cmd = [sys.executable, "-m", "listenloop.bench.yardstick", "--port", str(self.port)]
         self._log = log.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -248,8 +271,12 @@ def run_serve_bench(
     workers: int = 1,
     clips: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    yardstick: bool = False,
 ) -> list[ServeRow]:
-    """Start a server, set up one project and `annotators` users, run one load phase per think time."""
+    """Start a server, set up one project and `annotators` users, run one load phase per think time.
+
+    `yardstick`: the same load against `bench/yardstick.py`, a server that does no work.
+    """
     import httpx
 
     from listenloop.demo import DEMO_DIR
@@ -260,11 +287,13 @@ def run_serve_bench(
         data = Path(tmp) / "data"
         data.mkdir()
         url = db or f"sqlite:///{data / 'listenloop.db'}"
-        create_owner(url)
-        server = Server(url, data, workers, Path(tmp) / "server.log")
+        if not yardstick:
+            create_owner(url)
+        server = Server(url, data, workers, Path(tmp) / "server.log", yardstick=yardstick)
         try:
             server.wait()
-            say(f"server up on {server.base} ({workers} worker(s), {url.split(':')[0]})")
+            what = "the yardstick (no work)" if yardstick else f"{workers} worker(s), {url.split(':')[0]}"
+            say(f"server up on {server.base} ({what})")
             with httpx.Client(base_url=server.base, timeout=120) as c:
                 token = _token(c, OWNER, OWNER_PASSWORD)
                 oh = {"Authorization": f"Bearer {token}"}
@@ -293,7 +322,12 @@ def run_serve_bench(
                         c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
                         tokens.append(_token(c, user, pw))
                     say(f"{annotators} annotators, think {think} s, {seconds:.0f} s ...")
+                    before = tree_cpu(server.proc.pid, server.port)
                     row, acked = asyncio.run(_phase(server.base, pid, tokens, classes, seconds, think))
+                    after = tree_cpu(server.proc.pid, server.port)
+                    if row.acked:
+                        row.serving_cpu_ms = round(1000 * (after[0] - before[0]) / row.acked, 2)
+                        row.background_cpu_ms = round(1000 * (after[1] - before[1]) / row.acked, 2)
                     row.stored_once = _stored_once(server.base, token, pid, acked)
                     rows.append(row)
         finally:
@@ -315,8 +349,13 @@ def format_row(r: ServeRow) -> str:
         f"annotators {r.annotators} think {r.think_s:g} s: {r.answers_per_s} answers/s, "
         f"next p50/p99 {ms(r.next_p50_ms)}/{ms(r.next_p99_ms)} ms, answer p50/p99 "
         f"{ms(r.answer_p50_ms)}/{ms(r.answer_p99_ms)} ms, 5xx {r.server_errors}, failures {r.failures}, "
-        f"acked {r.acked}, stored once {r.stored_once}"
+        f"acked {r.acked}, stored once {r.stored_once}, server CPU per answer "
+        f"{_ms(r.serving_cpu_ms)} ms serving + {_ms(r.background_cpu_ms)} ms background"
     )
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def rows_as_dicts(rows: list[ServeRow]) -> list[dict[str, Any]]:

@@ -26,10 +26,19 @@ def bench_serve(
     clips: Annotated[
         Path | None, typer.Option(help="Folder of audio clips for the project (default: the demo's FSDD).")
     ] = None,
+    yardstick: Annotated[
+        bool,
+        typer.Option(
+            "--yardstick",
+            help="Load a server that does no work instead (answers from memory): what this machine "
+            "and the load client allow.",
+        ),
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows here (JSON list).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier --json file.")] = False,
 ) -> None:
-    """Start `listenloop serve` on loopback and load it with annotators: answers/s, p50/p99 latency."""
+    """Start `listenloop serve` on loopback and load it with annotators: answers/s, p50/p99 latency,
+    and the server's CPU per answer."""
     from listenloop.bench.serve import format_row, rows_as_dicts, run_serve_bench
 
     check_outputs({"--json": json_out}, force)
@@ -43,6 +52,7 @@ def bench_serve(
         workers=workers,
         clips=clips,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        yardstick=yardstick,
     )
     for row in rows:
         print(format_row(row))
