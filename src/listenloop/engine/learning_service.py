@@ -375,16 +375,12 @@ class LearningService:
         return self._under_lease(project_id, work, key=-project_id, failure="skills_failed")
 
     def due_projects(self, now: datetime | None = None) -> list[int]:
-        """Projects that need a round now and whose lease is free, oldest first.
-
-        Logs once per project that its task type has no learning round (multi-label).
-        """
+        """Projects that need a round now and whose lease is free, oldest first."""
         now = now or utcnow()
         newest = select(R.c.project_id, func.max(R.c.id).label("run_id")).group_by(R.c.project_id).subquery()
         query = (
             select(
                 P.c.id,
-                P.c.task_type,
                 P.c.retrain_every,
                 P.c.mode,
                 P.c.learning_lease_until,

@@ -7,7 +7,7 @@ same to the annotator. `submit_answer` stores an answer once (a retry or a late 
 ConflictError and stores nothing), updates the annotator's trust from control and consistency
 answers, re-aggregates the one clip and asks the redundancy policy whether it is done.
 
-Both run inside the caller's write transaction (`Database.write()`: on SQLite it holds the
+Both run inside the caller's write transaction (`Database.transaction()`: on SQLite it holds the
 write lock from its start, so it never needs a lock upgrade) and use Core statements built
 once at import with bind parameters and run on the driver's cursor (`store/prepared.py`): at
 hundreds of requests a second, building statements, loading ORM objects or SQLAlchemy's
@@ -34,6 +34,7 @@ from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundErro
 from listenloop.engine.gamification import POINTS_PER_ANSWER, TRUSTED_AT, TRUSTED_BONUS, level_of
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.views import ProjectView, load_view
+from listenloop.store.database import connection_of
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust, utcnow
 from listenloop.store.prepared import Prepared
 
@@ -248,7 +249,7 @@ def _ensure_member(conn: Connection, project: ProjectView, who: Principal, now: 
 
 
 def next_task(
-    session: Session,
+    session: Session | Connection,
     project: ProjectView | int,
     who: Principal,
     now: datetime | None = None,
@@ -266,8 +267,8 @@ def next_task(
     """
     now = now or utcnow()
     rng = rng or random.Random()
-    conn = session.connection()
-    view = load_view(session, project) if isinstance(project, int) else project
+    conn = connection_of(session)
+    view = load_view(conn, project) if isinstance(project, int) else project
     _ensure_member(conn, view, who, now)
     keys = {"project": view.id, "user": who.id, "now": now}
     open_tasks = _OPEN.all(conn, keys)
@@ -351,7 +352,7 @@ def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int
 
 
 def submit_answer(
-    session: Session, task_id: int, who: Principal, value: Any, now: datetime | None = None
+    session: Session | Connection, task_id: int, who: Principal, value: Any, now: datetime | None = None
 ) -> dict[str, Any]:
     """Store `value` as the answer to task `task_id`: `{task_id, clip_id, points, total_points, level}`.
 
@@ -360,7 +361,7 @@ def submit_answer(
     takes. Nothing is stored on any of these.
     """
     now = now or utcnow()
-    conn = session.connection()
+    conn = connection_of(session)
     task = (_TASK_PG if _pg(conn) else _TASK).first(conn, {"task": task_id})
     if task is None:
         raise NotFoundError(f"task {task_id} does not exist")
@@ -370,7 +371,7 @@ def submit_answer(
         raise ConflictError(f"task {task_id} is already answered")
     if task.leased_until < now:
         raise ConflictError(f"the lease of task {task_id} expired; ask for the next task")
-    project = load_view(session, task.project_id)
+    project = load_view(conn, task.project_id)
     answer = normalize_label(project, value, allow_cant_tell=True)
     keys = {"project": project.id, "user": who.id, "now": now}
     row = _TRUST.first(conn, keys)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from listenloop.engine.errors import NotFoundError
+from listenloop.store.database import connection_of
 from listenloop.store.models import Project
 from listenloop.store.prepared import Prepared
 
@@ -43,9 +44,9 @@ _FIELDS = [f.name for f in fields(ProjectView)]
 _SELECT = Prepared(select(*(_P.c[name] for name in _FIELDS)).where(_P.c.id == bindparam("project")))
 
 
-def load_view(session: Session, project_id: int) -> ProjectView:
+def load_view(session: Session | Connection, project_id: int) -> ProjectView:
     """The project's settings, or NotFoundError."""
-    row = _SELECT.first(session.connection(), {"project": project_id})
+    row = _SELECT.first(connection_of(session), {"project": project_id})
     if row is None:
         raise NotFoundError(f"project {project_id} does not exist")
     return ProjectView(*row)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,9 +57,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    """BEGIN IMMEDIATE for write sessions (they take the write lock up front), BEGIN otherwise."""
+    """BEGIN IMMEDIATE for write sessions (they take the write lock up front), BEGIN otherwise.
+
+    On the driver's own connection: SQLAlchemy's execution machinery costs more than this
+    statement, which starts every request of the annotators' loop.
+    """
     immediate = conn.get_execution_options().get("listenloop_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str = DEFAULT_URL) -> Engine:
@@ -122,13 +126,20 @@ class Database:
             yield session
 
     @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction, without an ORM session (the request path,
+        whose statements are all Core): committed at the end, rolled back on an exception."""
+        with self._writer.begin() as connection:
+            yield connection
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A session in one write transaction: committed at the end, rolled back on an exception.
 
         The transaction belongs to the connection and the session joins it: this skips the
         ORM's own transaction bookkeeping, which costs as much as a query on the hot paths.
         """
-        with self._writer.begin() as connection:
+        with self.transaction() as connection:
             session = Session(bind=connection, expire_on_commit=False)
             try:
                 yield session
@@ -166,6 +177,11 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (after a fork, or at shutdown)."""
         self.engine.dispose()
+
+
+def connection_of(session: Session | Connection) -> Connection:
+    """The Core connection of a session (or the connection itself)."""
+    return session if isinstance(session, Connection) else session.connection()
 
 
 def database_from_env() -> str:

@@ -52,9 +52,9 @@ async def next_(
     if not ahead and idle.idle(project_id, who.id):
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     db: Database = request.app.state.db  # not a dependency: one less to solve on the hot path
-    with db.write() as session:
-        project = load_view(session, project_id)
-        assignment = next_task(session, project, who, ahead=ahead)
+    with db.transaction() as conn:
+        project = load_view(conn, project_id)
+        assignment = next_task(conn, project, who, ahead=ahead)
         if assignment is None:
             if not ahead:
                 idle.mark(project_id, who.id)
@@ -77,6 +77,6 @@ async def next_(
 async def answer(task_id: TaskId, body: AnswerIn, who: User, request: Request) -> Any:
     """Answer a task: 201 with the points earned; 403 someone else's task; 409 answered or expired."""
     db: Database = request.app.state.db
-    with db.write() as session:
-        result = submit_answer(session, task_id, who, body.answer)
+    with db.transaction() as conn:
+        result = submit_answer(conn, task_id, who, body.answer)
     return JSONResponse(result, status_code=status.HTTP_201_CREATED)
