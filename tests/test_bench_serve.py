@@ -69,3 +69,17 @@ def test_bad_think_is_one_line(tmp_path: Path) -> None:
 def test_demo_clips_zip_has_every_clip() -> None:
     blob, classes = clips_zip(DEMO_DIR / "recordings", limit=20)
     assert classes == [str(d) for d in range(10)] and blob[:2] == b"PK"
+
+
+def test_request_path_bench_times_pairs_in_process(tmp_path: Path) -> None:
+    prof = tmp_path / "pairs.prof"
+    proc = subprocess.run(
+        [sys.executable, "-m", "listenloop.bench.request_path", "--pairs", "20", "--profile", str(prof)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["pairs"] == 20 and 0 < result["cpu_ms_per_pair"] < 1000
+    assert prof.stat().st_size > 0

@@ -1,0 +1,141 @@
+"""The request path's CPU per `next` + `answer` pair, in-process through the ASGI app.
+
+No network, no uvicorn, no load client: the app is called directly with ASGI messages, one
+request at a time, so the figure is what FastAPI, the engine and the database cost per pair
+(the `listenloop bench serve` figures add uvicorn, the sockets and a load client).
+Run as `python -m listenloop.bench.request_path [--pairs 1500] [--profile FILE]`: a project
+of the demo's 300 clips on a SQLite file in a temporary folder, 16 annotators in turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ANNOTATORS = 16
+
+
+async def _call(app: Any, method: str, path: str, token: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One request straight into the ASGI app: (status, body)."""
+    headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
+    if body:
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    sent = False
+    out: dict[str, Any] = {"body": b""}
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)  # the client never disconnects
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return int(out["status"]), bytes(out["body"])
+
+
+async def _run(pairs: int, folder: Path, profile: Path | None) -> dict[str, float]:
+    import httpx
+
+    from listenloop.bench.serve import clips_zip
+    from listenloop.demo import DEMO_DIR
+    from listenloop.engine.accounts import create_user, hash_password
+    from listenloop.server.app import create_app
+
+    app = create_app(f"sqlite:///{folder / 'bench.db'}", folder / "data", learning=False)
+    with app.state.db.write() as session:
+        create_user(session, "owner", hash_password("owner-pass"), "owner")
+    blob, classes = clips_zip(DEMO_DIR / "recordings")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
+
+            async def token(user: str, password: str) -> str:
+                r = await c.post("/api/v1/token", data={"username": user, "password": password})
+                return str(r.raise_for_status().json()["access_token"])
+
+            owner = {"Authorization": f"Bearer {await token('owner', 'owner-pass')}"}
+            body = {"name": "request path", "task_type": "classification", "classes": classes}
+            pid = (await c.post("/api/v1/projects", headers=owner, json=body)).raise_for_status().json()["id"]
+            files = {"archive": ("clips.zip", blob, "application/zip")}
+            (await c.post(f"/api/v1/projects/{pid}/clips", headers=owner, files=files)).raise_for_status()
+            tokens = []
+            for i in range(ANNOTATORS):
+                (
+                    await c.post("/api/v1/users", json={"username": f"a{i}", "password": "pw-12345678"})
+                ).raise_for_status()
+                tokens.append(await token(f"a{i}", "pw-12345678"))
+        rng = random.Random(0)
+        profiler = None
+        if profile is not None:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        done = 0
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(pairs):
+            tok = tokens[i % ANNOTATORS]
+            status, raw = await _call(app, "GET", f"/api/v1/projects/{pid}/next", tok)
+            if status != 200:
+                continue
+            task = json.loads(raw)["task_id"]
+            answer = json.dumps({"answer": rng.choice(classes)}).encode()
+            status, raw = await _call(app, "POST", f"/api/v1/tasks/{task}/answer", tok, answer)
+            if status != 201:
+                raise RuntimeError(f"answer: {status} {raw[:200]!r}")
+            done += 1
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+    if not done:
+        raise RuntimeError("no task was handed out")
+    return {
+        "pairs": done,
+        "cpu_ms_per_pair": round(1000 * cpu / done, 2),
+        "wall_ms_per_pair": round(1000 * wall / done, 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=1500, help="next + answer pairs to time (default 1500)")
+    ap.add_argument("--profile", type=Path, help="write a cProfile of the timed loop here")
+    a = ap.parse_args()
+    if a.pairs < 1:
+        ap.error("--pairs must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="listenloop-request-path-") as tmp:
+        result = asyncio.run(_run(a.pairs, Path(tmp), a.profile))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
