@@ -114,7 +114,6 @@ def retrain_and_rank(
     """
     if task not in ("classification", "regression"):
         raise ListenloopError(f"task must be classification or regression, not {task!r}")
-    rng = np.random.default_rng([seed, iteration])
     labelled = np.asarray(labelled, dtype=np.int64)
     pool = np.asarray(pool, dtype=np.int64)
     y = np.asarray(y)
@@ -122,12 +121,57 @@ def retrain_and_rank(
         raise ListenloopError(f"{len(labelled)} labelled rows but {len(y)} labels")
     if len(pool) == 0:
         return RankResult(pool, None, None, cold_start=False)
-    rows = np.concatenate([labelled, pool])
+    Z, mean, std = standardise(X, np.concatenate([labelled, pool]))
+    return _rank(
+        Z,
+        mean,
+        std,
+        labelled,
+        y,
+        pool,
+        classes=classes,
+        task=task,
+        score=score,
+        strategy=strategy,
+        learner=learner,
+        learner_params=learner_params,
+        iteration=iteration,
+        seed=seed,
+        queue_size=queue_size,
+    )
+
+
+def standardise(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`X[rows]` standardised on those rows, in a float32 matrix indexed like X (other rows zero);
+    also the mean and std it used."""
     mean = np.asarray(X[rows], dtype=np.float64).mean(axis=0)
     std = np.asarray(X[rows], dtype=np.float64).std(axis=0)
     std[std == 0] = 1.0
     Z = np.zeros((int(rows.max()) + 1, X.shape[1]), dtype=np.float32)
     Z[rows] = (np.asarray(X[rows], dtype=np.float64) - mean) / std
+    return Z, mean, std
+
+
+def _rank(
+    Z: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    labelled: np.ndarray,
+    y: np.ndarray,
+    pool: np.ndarray,
+    *,
+    classes: list[str] | None,
+    task: str,
+    score: bool,
+    strategy: str,
+    learner: str | None,
+    learner_params: dict[str, Any] | None,
+    iteration: int,
+    seed: int,
+    queue_size: int,
+) -> RankResult:
+    """`retrain_and_rank` on features already standardised (`Z`, with the `mean` and `std` it used)."""
+    rng = np.random.default_rng([seed, iteration])
     needs = set(classes or []) - {str(v) for v in y}
     if task == "classification" and (needs or len(set(y.tolist())) < 2):
         return RankResult(diverse_order(Z, pool, rng), None, None, True, mean, std)
@@ -186,40 +230,38 @@ def rank_by_tags(
     model; with none at all the pool gets the diverse cold-start order. The score is the mean
     of the tags' cross-validated UARs. The model returned is None (no single model predicts sets).
     """
+    labelled = np.asarray(labelled, dtype=np.int64)
     present = np.asarray(present, dtype=bool).reshape(len(labelled), -1)
     pool = np.asarray(pool, dtype=np.int64)
     if len(pool) == 0:
         return RankResult(pool, None, None, cold_start=False)
+    Z, mean, std = standardise(X, np.concatenate([labelled, pool]))  # once for every tag
+    options = {"strategy": strategy, "learner": learner, "learner_params": learner_params}
+    options |= {"iteration": iteration, "seed": seed, "queue_size": queue_size}
+    yes_no = ["no", "yes"]
     results = [
-        retrain_and_rank(
-            X,
+        _rank(
+            Z,
+            mean,
+            std,
             labelled,
             np.where(present[:, j], "yes", "no"),
             pool,
-            classes=["no", "yes"],
-            strategy=strategy,
-            learner=learner,
-            learner_params=learner_params,
-            iteration=iteration,
-            seed=seed,
-            queue_size=queue_size,
+            classes=yes_no,
+            task="classification",
             score=False,
+            **options,
         )
         for j in range(present.shape[1])
     ]
-    warm = [r for r in results if not r.cold_start]
+    warm = [j for j, r in enumerate(results) if not r.cold_start]
     if not warm:
-        cold = results[0]  # the diverse order (every tag's is the same)
-        return RankResult(cold.order, None, None, True, cold.mean, cold.std)
+        return RankResult(results[0].order, None, None, True, mean, std)  # the diverse order
     place = np.zeros(len(pool))
-    for r in warm:
-        where = np.empty(int(pool.max()) + 1, dtype=np.int64)
-        where[r.order] = np.arange(len(r.order))
+    where = np.empty(int(pool.max()) + 1, dtype=np.int64)
+    for j in warm:
+        where[results[j].order] = np.arange(len(pool))
         place += where[pool]
     order = pool[np.argsort(place, kind="stable")]
-    columns = [j for j, r in enumerate(results) if not r.cold_start]
-    cv = None
-    if score:
-        Z = ((np.asarray(X[labelled], dtype=np.float64) - warm[0].mean) / warm[0].std).astype(np.float32)
-        cv = tags_cv_score(learner, learner_params or {}, Z, present[:, columns], seed)
-    return RankResult(order, None, cv, False, warm[0].mean, warm[0].std)
+    cv = tags_cv_score(learner, learner_params or {}, Z[labelled], present[:, warm], seed) if score else None
+    return RankResult(order, None, cv, False, mean, std)
