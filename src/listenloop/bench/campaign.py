@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from listenloop.bench.serve import OWNER, OWNER_PASSWORD, Server, _token, create_owner
+from listenloop.bench.serve import OWNER, OWNER_PASSWORD, Server, create_owner, token_of
 from listenloop.errors import ListenloopError
 
 DEFAULT_SKILLS = (0.95, 0.9, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.0)
@@ -193,7 +193,7 @@ def run_campaign(
         try:
             server.wait()
             with httpx.Client(base_url=server.base, timeout=300) as c:
-                oh = {"Authorization": f"Bearer {_token(c, OWNER, OWNER_PASSWORD)}"}
+                oh = {"Authorization": f"Bearer {token_of(c, OWNER, OWNER_PASSWORD)}"}
                 r = c.post(
                     "/api/v1/projects",
                     headers=oh,
@@ -229,7 +229,7 @@ def run_campaign(
                 for k in range(len(skills)):
                     user, pw = f"sim{k}_{rng.randrange(1 << 30)}", f"pw-{rng.randrange(1 << 40)}"
                     c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
-                    tokens.append(_token(c, user, pw))
+                    tokens.append(token_of(c, user, pw))
                 viewer = None
                 if screenshots is not None:  # a member who only looks: their open task waits for its lease
                     viewer = (f"viewer_{rng.randrange(1 << 30)}", f"pw-{rng.randrange(1 << 40)}")

@@ -61,10 +61,10 @@ async def _call(app: Any, method: str, path: str, token: str, body: bytes = b"")
     return int(out["status"]), bytes(out["body"])
 
 
-async def _run(pairs: int, folder: Path, profile: Path | None) -> dict[str, float]:
-    import httpx
+def _run(pairs: int, folder: Path, profile: Path | None) -> dict[str, float]:
+    from fastapi.testclient import TestClient
 
-    from listenloop.bench.serve import clips_zip
+    from listenloop.bench.serve import clips_zip, setup_project, token_of
     from listenloop.demo import DEMO_DIR
     from listenloop.engine.accounts import create_user, hash_password
     from listenloop.server.app import create_app
@@ -73,49 +73,41 @@ async def _run(pairs: int, folder: Path, profile: Path | None) -> dict[str, floa
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass"), "owner")
     blob, classes = clips_zip(DEMO_DIR / "recordings")
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as c:
+    with TestClient(app) as c:  # the set-up through the API, as `bench serve` does it
+        pid, tokens = setup_project(
+            c, token_of(c, "owner", "owner-pass"), "request path", blob, classes, ANNOTATORS
+        )
+        return asyncio.run(_time_pairs(app, pid, tokens, classes, pairs, profile))
 
-            async def token(user: str, password: str) -> str:
-                r = await c.post("/api/v1/token", data={"username": user, "password": password})
-                return str(r.raise_for_status().json()["access_token"])
 
-            owner = {"Authorization": f"Bearer {await token('owner', 'owner-pass')}"}
-            body = {"name": "request path", "task_type": "classification", "classes": classes}
-            pid = (await c.post("/api/v1/projects", headers=owner, json=body)).raise_for_status().json()["id"]
-            files = {"archive": ("clips.zip", blob, "application/zip")}
-            (await c.post(f"/api/v1/projects/{pid}/clips", headers=owner, files=files)).raise_for_status()
-            tokens = []
-            for i in range(ANNOTATORS):
-                (
-                    await c.post("/api/v1/users", json={"username": f"a{i}", "password": "pw-12345678"})
-                ).raise_for_status()
-                tokens.append(await token(f"a{i}", "pw-12345678"))
-        rng = random.Random(0)
-        profiler = None
-        if profile is not None:
-            import cProfile
+async def _time_pairs(
+    app: Any, pid: int, tokens: list[str], classes: list[str], pairs: int, profile: Path | None
+) -> dict[str, float]:
+    """`pairs` next + answer pairs, the annotators in turn: CPU and wall time per pair."""
+    rng = random.Random(0)
+    profiler = None
+    if profile is not None:
+        import cProfile
 
-            profiler = cProfile.Profile()
-            profiler.enable()
-        done = 0
-        cpu, wall = time.process_time(), time.perf_counter()
-        for i in range(pairs):
-            tok = tokens[i % ANNOTATORS]
-            status, raw = await _call(app, "GET", f"/api/v1/projects/{pid}/next", tok)
-            if status != 200:
-                continue
-            task = json.loads(raw)["task_id"]
-            answer = json.dumps({"answer": rng.choice(classes)}).encode()
-            status, raw = await _call(app, "POST", f"/api/v1/tasks/{task}/answer", tok, answer)
-            if status != 201:
-                raise RuntimeError(f"answer: {status} {raw[:200]!r}")
-            done += 1
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(profile)
+        profiler = cProfile.Profile()
+        profiler.enable()
+    done = 0
+    cpu, wall = time.process_time(), time.perf_counter()
+    for i in range(pairs):
+        tok = tokens[i % len(tokens)]
+        status, raw = await _call(app, "GET", f"/api/v1/projects/{pid}/next", tok)
+        if status != 200:
+            continue
+        task = json.loads(raw)["task_id"]
+        answer = json.dumps({"answer": rng.choice(classes)}).encode()
+        status, raw = await _call(app, "POST", f"/api/v1/tasks/{task}/answer", tok, answer)
+        if status != 201:
+            raise RuntimeError(f"answer: {status} {raw[:200]!r}")
+        done += 1
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     if not done:
         raise RuntimeError("no task was handed out")
     return {
@@ -133,7 +125,7 @@ def main() -> None:
     if a.pairs < 1:
         ap.error("--pairs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="listenloop-request-path-") as tmp:
-        result = asyncio.run(_run(a.pairs, Path(tmp), a.profile))
+        result = _run(a.pairs, Path(tmp), a.profile)
     print(json.dumps(result))
 
 

@@ -147,10 +147,11 @@ class Server:
     def __init__(self, db: str, data: Path, workers: int, log: Path, *, yardstick: bool = False) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "listenloop", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += ["--db", db, "--data", str(data), "--workers", str(workers)]
         if yardstick:  # the same load on a server that does no work (bench/yardstick.py)
             cmd = [sys.executable, "-m", "listenloop.bench.yardstick", "--port", str(self.port)]
+        else:
+            cmd = [sys.executable, "-m", "listenloop", "serve", "--host", "127.0.0.1"]
+            cmd += ["--port", str(self.port), "--db", db, "--data", str(data), "--workers", str(workers)]
         self._log = log.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -295,32 +296,10 @@ def run_serve_bench(
             what = "the yardstick (no work)" if yardstick else f"{workers} worker(s), {url.split(':')[0]}"
             say(f"server up on {server.base} ({what})")
             with httpx.Client(base_url=server.base, timeout=120) as c:
-                token = _token(c, OWNER, OWNER_PASSWORD)
-                oh = {"Authorization": f"Bearer {token}"}
+                token = token_of(c, OWNER, OWNER_PASSWORD)
                 rows: list[ServeRow] = []
                 for think in thinks:
-                    r = c.post(
-                        "/api/v1/projects",
-                        headers=oh,
-                        json={
-                            "name": f"bench think {think}",
-                            "task_type": "classification",
-                            "classes": classes,
-                        },
-                    )
-                    r.raise_for_status()
-                    pid = r.json()["id"]
-                    r = c.post(
-                        f"/api/v1/projects/{pid}/clips",
-                        headers=oh,
-                        files={"archive": ("clips.zip", blob, "application/zip")},
-                    )
-                    r.raise_for_status()
-                    tokens = []
-                    for i in range(annotators):
-                        user, pw = f"bench{i}_{random.randrange(1 << 30)}", "pw-" + os.urandom(6).hex()
-                        c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
-                        tokens.append(_token(c, user, pw))
+                    pid, tokens = setup_project(c, token, f"bench think {think}", blob, classes, annotators)
                     say(f"{annotators} annotators, think {think} s, {seconds:.0f} s ...")
                     before = tree_cpu(server.proc.pid, server.port)
                     row, acked = asyncio.run(_phase(server.base, pid, tokens, classes, seconds, think))
@@ -335,7 +314,28 @@ def run_serve_bench(
     return rows
 
 
-def _token(c: Any, user: str, password: str) -> str:
+def setup_project(
+    c: Any, owner_token: str, name: str, blob: bytes, classes: list[str], annotators: int
+) -> tuple[int, list[str]]:
+    """Through the API (`c`: an httpx or Starlette test client): a classification project with the
+    clips of the zip `blob`, and `annotators` newly registered annotators; (project id, their tokens)."""
+    oh = {"Authorization": f"Bearer {owner_token}"}
+    r = c.post(
+        "/api/v1/projects", headers=oh, json={"name": name, "task_type": "classification", "classes": classes}
+    )
+    r.raise_for_status()
+    pid = int(r.json()["id"])
+    files = {"archive": ("clips.zip", blob, "application/zip")}
+    c.post(f"/api/v1/projects/{pid}/clips", headers=oh, files=files).raise_for_status()
+    tokens = []
+    for i in range(annotators):
+        user, pw = f"bench{i}_{random.randrange(1 << 30)}", "pw-" + os.urandom(6).hex()
+        c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
+        tokens.append(token_of(c, user, pw))
+    return pid, tokens
+
+
+def token_of(c: Any, user: str, password: str) -> str:
     r = c.post("/api/v1/token", data={"username": user, "password": password})
     r.raise_for_status()
     return str(r.json()["access_token"])
