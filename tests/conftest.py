@@ -59,9 +59,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
         admin.dispose()
+
+
+def _drop_database(admin, name: str) -> None:
+    """Drop a test database, retrying while a backend that the test role may not end holds it.
+
+    WITH (FORCE) ends the other sessions, but only those the role may signal: an autovacuum
+    worker or a connection still authenticating has no role yet, and PostgreSQL refuses with
+    InsufficientPrivilege unless the role has pg_signal_backend (which .ci/postgres grants).
+    Both are gone within moments, so a role without it just waits for them.
+    """
+    import time
+
+    import sqlalchemy as sa
+
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except (sa.exc.ProgrammingError, sa.exc.OperationalError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture
