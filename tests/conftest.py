@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -63,7 +67,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
         admin.dispose()
 
 
-def _drop_database(admin, name: str) -> None:
+def _drop_database(admin: sa.Engine, name: str) -> None:
     """Drop a test database, retrying while a backend that the test role may not end holds it.
 
     WITH (FORCE) ends the other sessions, but only those the role may signal: an autovacuum
