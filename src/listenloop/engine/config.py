@@ -57,6 +57,11 @@ class ProjectConfig(BaseModel):
     trust_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Below it, answers cannot close a clip.")
     budget: int | None = Field(None, ge=1, description="Most answers to collect (all kinds count).")
     invite_only: bool = False
+    open: bool = Field(
+        True,
+        description="Open to annotators at once (true, the default) or a draft that only its owner sees "
+        "until they open it (false; the web form creates drafts).",
+    )
 
     @model_validator(mode="after")
     def _labels(self) -> ProjectConfig:
@@ -119,3 +124,42 @@ def check_learning_setup(config: ProjectConfig) -> None:
         make_strategy(config.strategy, task)
     except ListenloopError as exc:
         raise InvalidError(str(exc)) from None
+
+
+class RedundancyPatch(BaseModel):
+    """Redundancy fields to change; the ones left out keep their values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: int | None = None
+    max: int | None = None
+    tau: float | None = None
+
+
+class ProjectPatch(BaseModel):
+    """The body of `PATCH /api/v1/projects/{id}`: the settings to change; the rest stay as they are.
+
+    The project's configuration after the change is checked as a whole, by the same rules as
+    `ProjectConfig` at creation (limits, classes, rates). Which settings may still change once
+    clips, labels or answers exist is `engine.project_settings.locked_settings`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    task_type: TaskType | None = None
+    classes: list[str] | None = None
+    range: tuple[float, float] | None = None
+    feature_set: str | None = None
+    learner: str | None = Field(None, description="null: the default learner of the task type.")
+    strategy: str | None = None
+    mode: Literal["pool", "stream"] | None = None
+    retrain_every: int | None = None
+    passive_share: float | None = None
+    redundancy: RedundancyPatch | None = None
+    control_rate: float | None = None
+    consistency_rate: float | None = None
+    trust_threshold: float | None = None
+    budget: int | None = Field(None, description="null: no limit.")
+    invite_only: bool | None = None
+    open: bool | None = Field(None, description="true opens a draft to annotators (one way).")

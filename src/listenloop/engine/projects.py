@@ -39,13 +39,19 @@ def create_project(session: Session, owner: Principal, config: ProjectConfig) ->
         trust_threshold=config.trust_threshold,
         budget=config.budget,
         invite_only=config.invite_only,
+        is_open=config.open,
         settings={},
         answers_used=0,
     )
     session.add(project)
     session.flush()
     session.add(
-        Event(project_id=project.id, user_id=owner.id, kind="project_created", data={"name": config.name})
+        Event(
+            project_id=project.id,
+            user_id=owner.id,
+            kind="project_created",
+            data={"name": config.name, "open": config.open},
+        )
     )
     return project
 
@@ -71,20 +77,59 @@ def project_config(project: Project) -> ProjectConfig:
         trust_threshold=project.trust_threshold,
         budget=project.budget,
         invite_only=project.invite_only,
+        open=project.is_open,
     )
 
 
 def describe_project(project: Project, who: Principal | None = None) -> dict[str, Any]:
     """`{id, name, task_type, ...}` as the API shows a project.
 
-    Its owner (and admins; `who` None) see the whole configuration and the answers used;
-    annotators see what they need to take part, and nothing about how answers are checked.
+    Its owner (and admins; `who` None) see the whole configuration, the answers used and the
+    settings that can no longer change (`locked`: {field: reason}); annotators see what they
+    need to take part, and nothing about how answers are checked.
     """
     config = project_config(project).model_dump(mode="json")
     if who is not None and not is_owner(project, who):
         public = ("name", "task_type", "classes", "range", "invite_only")
         return {"id": project.id, **{k: config[k] for k in public}}
-    return {"id": project.id, **config, "answers_used": project.answers_used}
+    return {
+        "id": project.id,
+        **config,
+        "answers_used": project.answers_used,
+        "locked": locked_settings(project),
+    }
+
+
+def locked_settings(project: Project) -> dict[str, str]:
+    """The settings that can no longer change, each with the reason (`{field: reason}`).
+
+    The rule, field by field: the task type never changes (answers, labels and exports are in
+    its format); the classes (or the range) change only while the project has no answer and
+    no label (seed, control or crowd), since every stored label names one of them; the mode
+    changes only while no clip is uploaded (clips enter a stream-mode project unqueued); an
+    open project never goes back to draft. Everything else (name, learning, redundancy,
+    quality control, budget, invite-only) may change at any time and applies from then on.
+    """
+    locked = {
+        "task_type": "the task type is fixed when a project is created: its answers, labels and exports "
+        "are in that format; create a new project for another task type"
+    }
+    if project.answers_used or project.labels_count:
+        key = "range" if project.task_type == "continuous" else "classes"
+        locked[key] = (
+            f"the {'range' if key == 'range' else 'class list'} cannot change: the project already has "
+            f"{project.answers_used} answers and {project.labels_count} labels that use it; create a new "
+            "project for another one"
+        )
+    if project.clips_count:
+        locked["mode"] = (
+            "the mode cannot change once clips are uploaded: pool and stream mode queue clips differently"
+        )
+    if project.is_open:
+        locked["open"] = (
+            "an open project cannot go back to draft; make it invite-only to keep new annotators out"
+        )
+    return locked
 
 
 def load_project(session: Session, project_id: int) -> Project:
@@ -106,22 +151,38 @@ def require_owner(project: Project, who: Principal) -> None:
         raise ForbiddenError(f"only the owner of project {project.id} may do this")
 
 
+def draft_reason(project: Project | ProjectView) -> str:
+    """Why annotators are refused everything of a draft project."""
+    return f"project {project.id} is a draft: its owner has not opened it to annotators yet"
+
+
+def require_not_draft(project: Project | ProjectView, who: Principal) -> None:
+    """ForbiddenError for anyone but its owner (or an admin) while the project is a draft."""
+    if not project.is_open and not is_owner(project, who):
+        raise ForbiddenError(draft_reason(project))
+
+
 def _membership(session: Session, project: Project, who: Principal) -> ProjectMember | None:
     return session.get(ProjectMember, (project.id, who.id))
 
 
 def is_member(session: Session, project: Project, who: Principal) -> bool:
-    """Owner, admin, or an active member (an annotator who joined or was invited)."""
+    """Owner, admin, or an active member (an annotator who joined or was invited) of an open project."""
     if is_owner(project, who):
         return True
+    if not project.is_open:
+        return False
     member = _membership(session, project, who)
     return member is not None and member.active
 
 
 def can_see(session: Session, project: Project, who: Principal) -> bool:
-    """Members see a project; so does everyone for an open project, unless removed from it."""
+    """Members see a project; so does everyone for one that is not invite-only, unless removed
+    from it. Nobody but its owner sees a draft."""
     if is_owner(project, who):
         return True
+    if not project.is_open:
+        return False
     member = _membership(session, project, who)
     if member is not None:
         return member.active
@@ -130,6 +191,7 @@ def can_see(session: Session, project: Project, who: Principal) -> bool:
 
 def require_visible(session: Session, project: Project, who: Principal) -> None:
     """ForbiddenError when `who` may not see the project."""
+    require_not_draft(project, who)
     if not can_see(session, project, who):
         raise ForbiddenError(f"project {project.id} is invite-only")
 
@@ -138,6 +200,7 @@ def join(session: Session, project: Project, who: Principal) -> None:
     """Make `who` a member on their first task (open projects); ForbiddenError where they may not."""
     if is_owner(project, who):
         return
+    require_not_draft(project, who)
     member = _membership(session, project, who)
     if member is not None:
         if not member.active:
@@ -158,8 +221,8 @@ def visible_projects(session: Session, who: Principal) -> list[Project]:
         query = query.where(
             or_(
                 Project.owner_id == who.id,
-                Project.id.in_(active),
-                Project.invite_only.is_(False) & Project.id.not_in(member),
+                Project.is_open.is_(True)
+                & or_(Project.id.in_(active), Project.invite_only.is_(False) & Project.id.not_in(member)),
             )
         )
     return list(session.scalars(query))

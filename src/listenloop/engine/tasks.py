@@ -33,6 +33,7 @@ from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
 from listenloop.engine.gamification import POINTS_PER_ANSWER, TRUSTED_AT, TRUSTED_BONUS, level_of
 from listenloop.engine.labels import normalize_label
+from listenloop.engine.projects import draft_reason
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.store.database import connection_of
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust, utcnow
@@ -237,6 +238,8 @@ def _ensure_member(conn: Connection, project: ProjectView, who: Principal, now: 
     """Make `who` a member on their first task (open projects); ForbiddenError where they may not."""
     if who.is_admin or project.owner_id == who.id:
         return
+    if not project.is_open:
+        raise ForbiddenError(draft_reason(project))
     active = _MEMBER.scalar(conn, {"project": project.id, "user": who.id})
     if active is not None:
         if not active:

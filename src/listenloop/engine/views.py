@@ -35,6 +35,7 @@ class ProjectView:
     trust_threshold: float
     budget: int | None
     invite_only: bool
+    is_open: bool  # False: a draft, for its owner only
     answers_used: int
     class_prior: list[float] | None  # set by the background Dawid-Skene fit (engine/skills.py)
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -106,6 +107,9 @@ class Project(Base):
     trust_threshold: Mapped[float] = mapped_column(Float, default=0.5)
     budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
     invite_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False: a draft that only its owner (and admins) see; annotators can neither list it, lease
+    # from it nor fetch its audio until the owner opens it (one way: an open project stays open).
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # anything else, free-form
     answers_used: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

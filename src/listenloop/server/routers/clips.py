@@ -128,6 +128,7 @@ def _member_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
         if clip is None:
             raise NotFoundError(f"clip {clip_id} does not exist")
         project = ops.load_project(session, clip.project_id)
+        ops.require_not_draft(project, who)
         if not ops.is_member(session, project, who):
             raise ForbiddenError(f"clip {clip_id} belongs to a project you are not a member of")
         return clip.path, clip.sha256

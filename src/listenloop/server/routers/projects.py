@@ -1,14 +1,17 @@
-"""Projects: create, list, show, progress, members."""
+"""Projects: create, list, show, change settings (and open a draft), progress, members."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Query, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from listenloop.engine import project_settings as settings
 from listenloop.engine import projects as ops
-from listenloop.engine.config import ProjectConfig, check_learning_setup
+from listenloop.engine.config import ProjectConfig, ProjectPatch, check_learning_setup
 from listenloop.engine.errors import InvalidError
 from listenloop.server.deps import DB, Owner, ProjectId, User
 from listenloop.server.schemas import MemberIn, MemberOut, StatusOut
@@ -38,6 +41,35 @@ async def get_project(project_id: ProjectId, who: User, db: DB) -> dict[str, Any
         project = ops.load_project(session, project_id)
         ops.require_visible(session, project, who)
         return ops.describe_project(project, who)
+
+
+def _as_body_errors(exc: ValidationError) -> RequestValidationError:
+    """The merged configuration's problems as a request body's 422 (every field, as at creation)."""
+    errors = [
+        {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
+        for e in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    return RequestValidationError(errors)
+
+
+@router.patch("/projects/{project_id}")
+async def update_project(project_id: ProjectId, patch: ProjectPatch, who: Owner, db: DB) -> dict[str, Any]:
+    """Change settings (owner): only the fields sent change; the result must pass the rules of a
+    new project. `{"open": true}` opens a draft to annotators. 422 for a setting that can no
+    longer change: the project's `locked` lists them with the reason (the task type always; the
+    classes or range once answers or labels exist; the mode once clips exist; `open` once open)."""
+    try:
+        if settings.touches_learning(patch):
+            with db.read() as session:
+                project = ops.load_project(session, project_id)
+                ops.require_owner(project, who)
+                config = settings.merged_config(project, patch)
+            await run_in_threadpool(check_learning_setup, config)
+        with db.write() as session:
+            project = ops.load_project(session, project_id)
+            return ops.describe_project(settings.update_project(session, project, who, patch), who)
+    except ValidationError as exc:
+        raise _as_body_errors(exc) from None
 
 
 @router.get("/projects/{project_id}/status", response_model=StatusOut)
