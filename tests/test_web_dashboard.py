@@ -1,9 +1,9 @@
 """The owner's pages in a real browser (Playwright driving Debian's Chromium).
 
 The server runs in-process on a loopback port. The owner signs in, creates a project through
-the form (client-side and server-side errors shown by field), uploads a zip of generated tones
-with seed labels and a file that is not audio (refused, with the reason), uploads control
-questions, and opens the dashboard. An annotator answers through the API and the learning
+the form (client-side and server-side errors shown by field), lands on the new draft's
+dashboard, uploads a zip of generated tones with seed labels and a file that is not audio
+(refused, with the reason), uploads control questions, and opens the project to annotators. An annotator answers through the API and the learning
 service runs two rounds inline; the dashboard picks them up by polling: learning curve, pool
 map, annotator table (flagging through the page), exports (a real download). It must not
 scroll sideways at 390 px, and it stops polling once the route changes. Any JavaScript error or
@@ -222,10 +222,10 @@ def test_owner_creates_uploads_and_watches(live: Live) -> None:
             page.fill("#np-trust_threshold", "0")
             page.click("text=Create project")
 
-            # upload step: a zip with one file that is not audio, seed labels, control questions
-            page.wait_for_selector("#up-archive")
-            href = page.get_attribute("a:has-text('Open the dashboard')", "href")
-            pid = int(href.split("/")[2])
+            # the new draft's dashboard, its upload card first: a zip with one file that is not
+            # audio, seed labels, control questions
+            page.wait_for_selector("#dash-upload #up-archive")
+            pid = int(page.evaluate("location.hash").split("/")[2])
             clips = _clips()
             archive = _zip({**clips, "notes.wav": b"this is not audio at all"})
             seeds = [f"low_{i:02d}.wav" for i in range(6)] + [f"high_{i:02d}.wav" for i in range(6)]
@@ -250,8 +250,9 @@ def test_owner_creates_uploads_and_watches(live: Live) -> None:
             page.wait_for_selector("text=6 control questions marked")
             assert "ghost.wav" in page.inner_text("table.rejected >> nth=-1")
 
-            # the dashboard before any learning round
-            page.click("a:has-text('Open the dashboard')")
+            # the dashboard before any learning round; the owner opens the draft to annotators
+            page.click("#dash-open")
+            page.wait_for_selector("#dash-draft.is-open")
             page.wait_for_selector("#dash-curve")
             assert "No learning round yet" in page.inner_text("#dash-curve")
             assert "No map yet" in page.inner_text("#dash-map")

@@ -193,6 +193,7 @@ function projectCard(p) {
     "li",
     { class: "card project" },
     h("h2", { id: titleId }, p.name),
+    p.open === false ? h("p", { class: "draft-label" }, h("strong", {}, "Draft"), ": only you see it; open it to annotators from its dashboard.") : null,
     h("p", { class: "muted" }, describeTask(p)),
     progress,
     h(
@@ -214,7 +215,8 @@ function projectCard(p) {
 // ---- owner routes: drawn by dashboard.js ----
 
 async function showDashboard(kind, projectId) {
-  replace(view, h("p", { class: "muted", role: "status" }, "Loading the dashboard…"));
+  const what = kind === "new" ? "the new-project form" : "the dashboard";
+  replace(view, h("p", { class: "muted", role: "status", "aria-busy": "true" }, `Loading ${what}…`));
   let module;
   try {
     module = await import("./dashboard.js");

@@ -1,21 +1,25 @@
-// The owner's pages: a new project (form, then audio and control-question uploads) and a
-// project's live dashboard (learning curve, labels, answers per clip, savings, pool map,
-// annotators with flag and block, exports). app.js imports this module lazily and calls
+// The owner's pages: a new project (the form; it is created as a draft) and a project's live
+// dashboard (draft notice, learning curve, labels, answers per clip, savings, pool map,
+// annotators with flag and block, uploads (upload.js), settings (settings.js), exports).
+// app.js imports this module lazily and calls
 // renderNewProject(root) for #/new and renderDashboard(root, projectId) for
-// #/projects/{id}/dashboard. No inline styles: the stylesheet /static/dashboard.css is linked
-// once, and charts set SVG attributes only.
+// #/projects/{id}/dashboard. No inline styles: the stylesheets /static/dashboard.css and manage.css are
+// linked once, and charts set SVG attributes only.
 
-import { api, upload, ApiError } from "./api.js";
+import { api, ApiError } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { barChart, colour, dataTable, lineChart, scatterPlot } from "./charts.js";
+import { fillSelect, formKit, serverErrors, validateConfig } from "./config_form.js";
+import { draftNotice } from "./draft.js";
+import { settingsPanel } from "./settings.js";
+import { uploadForms } from "./upload.js";
 
 const POLL_MS = 5000;
-const CANT_TELL = "can't tell";
-const MIN_CLASSES = { classification: 2, binary: 2, multilabel: 1 };
 
 function ensureStylesheet() {
-  if (document.querySelector('link[href="/static/dashboard.css"]')) return;
-  document.head.append(h("link", { rel: "stylesheet", href: "/static/dashboard.css" }));
+  for (const href of ["/static/dashboard.css", "/static/manage.css"]) {
+    if (!document.querySelector(`link[href="${href}"]`)) document.head.append(h("link", { rel: "stylesheet", href }));
+  }
 }
 
 function pct(x) {
@@ -58,158 +62,16 @@ function schemaDefaults(schema) {
   return out;
 }
 
-const FIELD_HELP = {
-  name: "Shown to annotators; 1 to 200 characters.",
-  task_type: "classification: one class per clip; binary: exactly two classes; continuous: a rating in a range; multilabel: any set of tags (active learning ranks the pool tag by tag; the score is the tags' mean UAR).",
-  classes: "One per line or comma-separated. \"can't tell\" is always offered: do not list it; no '|'.",
-  range: "The lowest and the highest rating; low must be below high.",
-  feature_set: "Audio features the model learns from; ComParE 2016 measured best on speech and office sounds.",
-  learner: "The model; default: a linear SVM (SVR for ratings).",
-  strategy: "Which clips to ask about next; margin is recommended, random is passive learning.",
-  mode: "pool ranks every uploaded clip; stream judges arrivals 2 × retrain cadence at a time and lets the less informative half pass unheard.",
-  retrain_every: "Retrain and re-rank the queue after this many new labels (at least 1).",
-  passive_share: "Share of the queue drawn at random (0 to 0.5): the dashboard's passive-learning curve, i.e. what random labels alone reach. 0 turns it off.",
-  "redundancy.min": "Fewest answers before a clip can close (1 to 100).",
-  "redundancy.max": "Most answers a clip gets, then it is marked low-agreement (1 to 100, at least min).",
-  "redundancy.tau": "Close a clip once its label's probability reaches this (above 0, at most 1).",
-  control_rate: "Share of tasks that are control questions with a known answer (0 to 0.5).",
-  consistency_rate: "Share of tasks that repeat a clip the annotator heard before (0 to 0.5; with controls at most 0.5).",
-  trust_threshold: "Answers of annotators trusted less than this cannot close a clip (0 to 1).",
-  budget: "Most answers to collect, every kind counted; leave empty for no limit.",
-  invite_only: "Only annotators you invite may take part.",
-};
-
-const LABELS = {
-  name: "Project name", task_type: "Task type", classes: "Classes", range: "Rating range",
-  feature_set: "Feature set", learner: "Learner", strategy: "Query strategy", mode: "Mode",
-  retrain_every: "Retrain every (labels)", passive_share: "Passive arm (share drawn at random)",
-  "redundancy.min": "Minimum answers per clip",
-  "redundancy.max": "Maximum answers per clip", "redundancy.tau": "Confidence to close a clip (τ)",
-  control_rate: "Control-question rate", consistency_rate: "Consistency-question rate",
-  trust_threshold: "Trust threshold", budget: "Answer budget", invite_only: "Invite only",
-};
-
-function fid(field) {
-  return `np-${field.replace(".", "-")}`;
+/** A status line while a page's data loads (the first /project-options takes seconds). */
+function loading(text) {
+  return h("div", { class: "dash" }, h("p", { class: "loading-state", role: "status", "aria-busy": "true" }, text));
 }
 
-/** Client-side checks mirroring ProjectConfig's; returns {field: message}. */
-export function validateConfig(v) {
-  const e = {};
-  const name = v.name.trim();
-  if (!name) e.name = "Give the project a name.";
-  else if (name.length > 200) e.name = "At most 200 characters.";
-  if (v.task_type === "continuous") {
-    const lo = Number(v.range_low), hi = Number(v.range_high);
-    if (v.range_low === "" || v.range_high === "" || !Number.isFinite(lo) || !Number.isFinite(hi)) e.range = "Enter both ends of the range as numbers.";
-    else if (!(lo < hi)) e.range = `Low must be below high, not [${lo}, ${hi}].`;
-  } else {
-    const raw = v.classes.split(/[\n,]/).map((c) => c.trim());
-    const classes = raw.filter((c) => c !== "");
-    const least = MIN_CLASSES[v.task_type];
-    if (raw.length > 1 && raw.some((c, i) => c === "" && i < raw.length - 1 && raw.slice(i + 1).some((x) => x !== ""))) {
-      e.classes = "An empty class name: remove the extra comma or blank line.";
-    } else if (new Set(classes).size !== classes.length) e.classes = "A class is named twice.";
-    else if (classes.includes(CANT_TELL)) e.classes = "\"can't tell\" is always offered; do not list it.";
-    else if (classes.some((c) => c.includes("|"))) e.classes = "'|' separates tags and cannot be part of a class name.";
-    else if (classes.length < least) e.classes = `A ${v.task_type} task needs at least ${least} class${least > 1 ? "es" : ""}.`;
-    else if (v.task_type === "binary" && classes.length !== 2) e.classes = "A binary task has exactly two classes.";
-  }
-  const int = (key, lo, hi, msg) => {
-    const x = Number(v[key]);
-    if (v[key] === "" || !Number.isInteger(x) || x < lo || (hi !== null && x > hi)) e[key] = msg;
-  };
-  const real = (key, lo, hi, msg, openLow = false) => {
-    const x = Number(v[key]);
-    if (v[key] === "" || !Number.isFinite(x) || (openLow ? x <= lo : x < lo) || x > hi) e[key] = msg;
-  };
-  int("retrain_every", 1, null, "A whole number, at least 1.");
-  real("passive_share", 0, 0.5, "A share from 0 to 0.5.");
-  int("redundancy.min", 1, 100, "A whole number from 1 to 100.");
-  int("redundancy.max", 1, 100, "A whole number from 1 to 100.");
-  if (!e["redundancy.min"] && !e["redundancy.max"] && Number(v["redundancy.min"]) > Number(v["redundancy.max"])) {
-    e["redundancy.max"] = `The maximum must be at least the minimum (${v["redundancy.min"]}).`;
-  }
-  real("redundancy.tau", 0, 1, "A number above 0 and at most 1.", true);
-  real("control_rate", 0, 0.5, "A share from 0 to 0.5.");
-  real("consistency_rate", 0, 0.5, "A share from 0 to 0.5.");
-  if (!e.control_rate && !e.consistency_rate && Number(v.control_rate) + Number(v.consistency_rate) > 0.5 + 1e-12) {
-    e.consistency_rate = "Control and consistency rates together must not exceed 0.5.";
-  }
-  real("trust_threshold", 0, 1, "A number from 0 to 1.");
-  if (v.budget !== "") {
-    const b = Number(v.budget);
-    if (!Number.isInteger(b) || b < 1) e.budget = "A whole number of answers, at least 1 (or empty: no limit).";
-  }
-  return e;
-}
-
-/** The field a server error is about (pydantic's loc, or the message of a model check). */
-function fieldOfError(loc, msg) {
-  const path = (loc || []).filter((x) => x !== "body");
-  const dotted = path.join(".");
-  if (dotted in LABELS) return dotted;
-  if (path[0] === "range") return "range";
-  if (path[0] === "classes") return "classes";
-  if (path[0] === "redundancy" && path[1]) return `redundancy.${path[1]}`;
-  const text = String(msg || "").replace(/^Value error, /, "");
-  if (/control_rate \+ consistency_rate/.test(text)) return "consistency_rate";
-  if (/^redundancy/.test(text)) return "redundancy.max";
-  if (/^range|needs range|range is for/.test(text)) return "range";
-  if (/class/.test(text)) return "classes";
-  for (const key of ["learner", "feature_set", "strategy", "name"]) if (text.startsWith(key)) return key;
-  return null;
-}
-
-function serverErrors(error) {
-  const out = {};
-  const body = error.body;
-  if (body && Array.isArray(body.detail)) {
-    for (const d of body.detail) {
-      const field = fieldOfError(d.loc, d.msg) || "_form";
-      const text = String(d.msg || "").replace(/^Value error, /, "");
-      out[field] = out[field] ? `${out[field]} ${text}` : text;
-    }
-  } else {
-    out[fieldOfError([], error.message) || "_form"] = error.message;
-  }
-  return out;
-}
-
-function field(key, control, extra) {
-  const help = FIELD_HELP[key];
-  return h(
-    "div",
-    { class: "field", dataset: { field: key } },
-    h("label", { for: fid(key) }, LABELS[key]),
-    control,
-    extra || null,
-    help ? h("p", { class: "hint", id: `${fid(key)}-hint` }, help) : null,
-    h("p", { class: "field-error", id: `${fid(key)}-error` }),
-  );
-}
-
-function input(key, attrs) {
-  return h("input", { id: fid(key), name: key, "aria-describedby": `${fid(key)}-hint ${fid(key)}-error`, ...attrs });
-}
-
-function select(key, options, value) {
-  const el = h("select", { id: fid(key), name: key, "aria-describedby": `${fid(key)}-hint ${fid(key)}-error` });
-  fillSelect(el, options, value);
-  return el;
-}
-
-function fillSelect(el, options, value) {
-  el.replaceChildren(...options.map((o) => {
-    const [v, text] = Array.isArray(o) ? o : [o, o];
-    return h("option", { value: v, selected: v === value }, text);
-  }));
-  if (options.some((o) => (Array.isArray(o) ? o[0] : o) === value)) el.value = value;
-}
-
-/** #/new: the create-project form, then the upload step. */
+/** #/new: the create-project form; the new project (a draft) opens on its dashboard. */
 export async function renderNewProject(root) {
   ensureStylesheet();
+  const { fid, field, input, select, showErrors: showFieldErrors } = formKit("np");
+  replace(root, loading("Loading the new-project form: feature sets, learners and query strategies…"));
   let options = FALLBACK_OPTIONS;
   try {
     options = await api("GET", "/project-options");
@@ -277,29 +139,7 @@ export async function renderNewProject(root) {
   }
 
   function showErrors(errors) {
-    for (const el of form.querySelectorAll(".field-error")) el.textContent = "";
-    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-    formError.replaceChildren();
-    const keys = Object.keys(errors);
-    if (!keys.length) return;
-    const list = h("ul", {});
-    let first = null;
-    for (const key of keys) {
-      if (key === "_form") {
-        list.append(h("li", {}, errors[key]));
-        continue;
-      }
-      const err = document.getElementById(`${fid(key)}-error`);
-      if (err) err.textContent = errors[key];
-      const control = document.getElementById(fid(key));
-      if (control) {
-        control.setAttribute("aria-invalid", "true");
-        first = first || control;
-      }
-      list.append(h("li", {}, h("a", { href: `#${fid(key)}`, onclick: (ev) => { ev.preventDefault(); control && control.focus(); } }, `${LABELS[key] || key}: ${errors[key]}`)));
-    }
-    formError.append(h("p", {}, keys.length === 1 ? "Please fix this:" : `Please fix these ${keys.length} things:`), list);
-    (first || formError).focus?.();
+    showFieldErrors(form, formError, errors);
   }
 
   function payload(v) {
@@ -318,6 +158,7 @@ export async function renderNewProject(root) {
       trust_threshold: Number(v.trust_threshold),
       budget: v.budget === "" ? null : Number(v.budget),
       invite_only: v.invite_only,
+      open: false, // a draft until its owner opens it from the dashboard
     };
     if (v.task_type === "continuous") body.range = [Number(v.range_low), Number(v.range_high)];
     else body.classes = v.classes.split(/[\n,]/).map((x) => x.trim()).filter((x) => x !== "");
@@ -334,8 +175,8 @@ export async function renderNewProject(root) {
     submit.textContent = "Creating…";
     try {
       const project = await api("POST", "/projects", payload(v));
-      announce(`Project ${project.name} created.`);
-      renderUploadStep(root, project);
+      announce(`Project ${project.name} created as a draft: add audio, then open it to annotators.`);
+      location.hash = `#/projects/${project.id}/dashboard`;
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) throw e;
       showErrors(e instanceof ApiError ? serverErrors(e) : { _form: "The server could not be reached; try again." });
@@ -347,124 +188,6 @@ export async function renderNewProject(root) {
 
   replace(root, h("div", { class: "dash" }, form));
   c.name.focus();
-}
-
-function rejectionTable(caption, rejected) {
-  if (!rejected || !rejected.length) return null;
-  const rows = rejected.map((r) => h("tr", {}, h("th", { scope: "row" }, r.file), h("td", {}, r.reason)));
-  return h(
-    "div",
-    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption },
-    h("table", { class: "data rejected" }, h("caption", {}, caption), h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "File"), h("th", { scope: "col" }, "Reason"))), h("tbody", {}, rows)),
-  );
-}
-
-/** The upload step after a project is created (also reachable later from the dashboard). */
-function renderUploadStep(root, project) {
-  const pid = project.id;
-  replace(
-    root,
-    h(
-      "div",
-      { class: "dash" },
-      h("section", { class: "dash-card", "aria-labelledby": "up-title" },
-        h("h1", { id: "up-title", tabindex: "-1" }, `Add audio to “${project.name}”`),
-        h("p", { class: "lead" }, `Project ${pid} is ready. Upload a zip of audio (wav, flac, ogg or mp3); a CSV of file,label adds seed labels. Then mark some clips as control questions.`),
-        uploadClipsForm(pid),
-        uploadGoldForm(pid),
-        h("p", { class: "actions" }, h("a", { class: "dash-button primary", href: `#/projects/${pid}/dashboard` }, "Open the dashboard")),
-      ),
-    ),
-  );
-  root.querySelector("#up-title").focus();
-}
-
-function uploadClipsForm(pid) {
-  const archive = h("input", { id: "up-archive", name: "archive", type: "file", accept: ".zip,application/zip", required: true, "aria-describedby": "up-archive-hint" });
-  const labels = h("input", { id: "up-labels", name: "labels", type: "file", accept: ".csv,text/csv", "aria-describedby": "up-labels-hint" });
-  const bar = h("progress", { id: "up-progress", max: "1", value: "0" });
-  const barText = h("span", { class: "progress-text", "aria-live": "polite" }, "");
-  const result = h("div", { class: "upload-result", role: "status" });
-  const button = h("button", { type: "submit", class: "dash-button" }, "Upload audio");
-  const form = h(
-    "form",
-    { class: "upload", novalidate: true, "aria-labelledby": "up-clips-title" },
-    h("h2", { id: "up-clips-title" }, "1. Audio clips"),
-    h("div", { class: "field" }, h("label", { for: "up-archive" }, "Zip of audio files"), archive, h("p", { class: "hint", id: "up-archive-hint" }, "Files that are not audio, damaged or too large are refused one by one, with the reason.")),
-    h("div", { class: "field" }, h("label", { for: "up-labels" }, "Seed labels (optional CSV: file,label)"), labels, h("p", { class: "hint", id: "up-labels-hint" }, "Clips with a label here join the training set at once.")),
-    h("div", { class: "progress" }, h("label", { for: "up-progress" }, "Upload progress"), bar, barText),
-    h("div", { class: "actions" }, button),
-    result,
-  );
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    if (!archive.files.length) {
-      result.replaceChildren(h("p", { class: "field-error" }, "Choose a zip file first."));
-      archive.focus();
-      return;
-    }
-    const data = new FormData();
-    data.append("archive", archive.files[0]);
-    if (labels.files.length) data.append("labels", labels.files[0]);
-    button.disabled = true;
-    result.replaceChildren();
-    const onProgress = (f) => {
-      bar.value = f;
-      barText.textContent = f >= 1 ? "Uploaded; checking the files…" : `${Math.round(f * 100)}%`;
-    };
-    try {
-      const out = await upload(`/projects/${pid}/clips`, data, onProgress);
-      bar.value = 1;
-      barText.textContent = "Done";
-      result.replaceChildren(
-        h("p", { class: "ok" }, `${out.added} clip${out.added === 1 ? "" : "s"} added${out.rejected.length ? `, ${out.rejected.length} refused` : ""}.`),
-        rejectionTable("Files refused", out.rejected) || "",
-      );
-      announce(`${out.added} clips added.`);
-    } catch (e) {
-      barText.textContent = "Failed";
-      const rejected = e instanceof ApiError && e.body && Array.isArray(e.body.rejected) ? e.body.rejected : [];
-      result.replaceChildren(h("p", { class: "field-error" }, e.message), rejectionTable("Files refused", rejected) || "");
-    } finally {
-      button.disabled = false;
-    }
-  });
-  return form;
-}
-
-function uploadGoldForm(pid) {
-  const file = h("input", { id: "up-gold", name: "file", type: "file", accept: ".csv,text/csv", "aria-describedby": "up-gold-hint" });
-  const result = h("div", { class: "upload-result", role: "status" });
-  const button = h("button", { type: "submit", class: "dash-button" }, "Upload control questions");
-  const form = h(
-    "form",
-    { class: "upload", novalidate: true, "aria-labelledby": "up-gold-title" },
-    h("h2", { id: "up-gold-title" }, "2. Control questions"),
-    h("div", { class: "field" }, h("label", { for: "up-gold" }, "Known answers (CSV: file,label)"), file, h("p", { class: "hint", id: "up-gold-hint" }, "Clips already uploaded whose answer you know; annotators get them now and then to measure their trust.")),
-    h("div", { class: "actions" }, button),
-    result,
-  );
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    if (!file.files.length) {
-      result.replaceChildren(h("p", { class: "field-error" }, "Choose a CSV file first."));
-      file.focus();
-      return;
-    }
-    const data = new FormData();
-    data.append("file", file.files[0]);
-    button.disabled = true;
-    try {
-      const out = await upload(`/projects/${pid}/gold`, data, null);
-      result.replaceChildren(h("p", { class: "ok" }, `${out.marked} control question${out.marked === 1 ? "" : "s"} marked.`), rejectionTable("Rows refused", out.rejected) || "");
-    } catch (e) {
-      const rejected = e instanceof ApiError && e.body && Array.isArray(e.body.rejected) ? e.body.rejected : [];
-      result.replaceChildren(h("p", { class: "field-error" }, e.message), rejectionTable("Rows refused", rejected) || "");
-    } finally {
-      button.disabled = false;
-    }
-  });
-  return form;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -720,10 +443,12 @@ function exportLinks(pid) {
 export async function renderDashboard(root, projectId) {
   ensureStylesheet();
   const pid = Number(projectId);
-  const [summary, annotators, runs] = await Promise.all([
+  replace(root, loading("Loading the dashboard…"));
+  const [summary, annotators, runs, project] = await Promise.all([
     api("GET", `/projects/${pid}/dashboard`),
     api("GET", `/projects/${pid}/annotators`),
     api("GET", `/projects/${pid}/runs`),
+    api("GET", `/projects/${pid}`),
   ]);
   const state = { summary, annotators, runs, mapRun: null, mapKey: null, stopped: false, timer: null, polls: 0 };
 
@@ -820,17 +545,27 @@ export async function renderDashboard(root, projectId) {
     root.dataset.polls = String(state.polls);
   }
 
+  // Uploads and settings are drawn once (the polls never redraw a form being filled in); an
+  // empty project shows its upload card first.
+  const title = h("h1", {}, `${summary.name}: dashboard`);
+  const renamed = (p) => {
+    title.textContent = `${p.name}: dashboard`;
+  };
+  const uploads = card("dash-upload", "Add clips", ...uploadForms(pid));
+  const empty = summary.status.clips === 0;
   replace(
     root,
     h(
       "div",
       { class: "dash" },
       h("header", { class: "dash-head" },
-        h("h1", {}, `${summary.name}: dashboard`),
+        title,
         h("p", { class: "lead" }, `Project ${pid} · ${summary.task_type}${summary.classes.length ? ` · ${summary.classes.length} classes` : ""}`),
         updated,
-        h("nav", { "aria-label": "Project actions" }, h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ", h("a", { href: "#/projects", class: "dash-button" }, "All projects"))),
+        h("nav", { "aria-label": "Project actions" }, h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ", h("a", { href: "#/projects", class: "dash-button" }, "All projects")),
+        draftNotice(project, summary.status.clips, renamed)),
       h("div", { class: "dash-grid" },
+        empty ? uploads : null,
         card("dash-progress-card", "Progress", slots.status),
         card("dash-curve", "Learning curve", slots.curve),
         card("dash-labels", "Labels", slots.labels),
@@ -840,6 +575,8 @@ export async function renderDashboard(root, projectId) {
           h("div", { class: "field" }, h("label", { for: "dash-run" }, "Model version"), runSelect, h("p", { class: "hint", id: "dash-run-hint" }, "Pick a learning round to see how its predictions spread over the pool.")),
           slots.map),
         card("dash-annotators", "Annotators", slots.annotators),
+        empty ? null : uploads,
+        card("dash-settings", "Settings", settingsPanel(project, renamed)),
         card("dash-export", "Export", h("p", {}, "Download labels with their confidence and soft distribution, annotators' trust, or every answer."), exportLinks(pid)),
       ),
     ),
