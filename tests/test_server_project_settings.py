@@ -142,11 +142,13 @@ def test_a_draft_is_invisible_to_annotators_until_opened(client: TestClient) -> 
     assert owner_task.status_code == 200
     clip = owner_task.json()["clip_id"]
 
+    refusal = f"project {pid} is a draft: its owner has not opened it to annotators yet"
     ah = annotator(client, "ann")
     invited = annotator(client, "bea")
     r = client.post(f"/api/v1/projects/{pid}/members", headers=oh, json={"username": "bea"})
     assert r.status_code == 201  # an owner may invite people before opening
-    for who in (ah, invited):
+    other_owner = login(client, "owner2", "owner-pass-2")
+    for who in (ah, invited, other_owner):
         assert [p["id"] for p in client.get("/api/v1/projects", headers=who).json()] == [open_pid]
         for method, path in (
             ("GET", f"/projects/{pid}"),
@@ -159,7 +161,7 @@ def test_a_draft_is_invisible_to_annotators_until_opened(client: TestClient) -> 
         ):
             r = client.request(method, f"/api/v1{path}", headers=who)
             assert r.status_code == 403, (path, r.text)
-            assert r.json()["detail"] == f"project {pid} is a draft: its owner has not opened it to annotators yet"
+            assert r.json()["detail"] == refusal
 
     r = patch(client, oh, pid, {"open": True})
     assert r.status_code == 200 and r.json()["open"] is True and "open" in r.json()["locked"]

@@ -3,7 +3,8 @@
 The server runs in-process on a loopback port. The owner signs in, creates a project through
 the form (client-side and server-side errors shown by field), lands on the new draft's
 dashboard, uploads a zip of generated tones with seed labels and a file that is not audio
-(refused, with the reason), uploads control questions, and opens the project to annotators. An annotator answers through the API and the learning
+(refused, with the reason), uploads control questions, and opens the project to annotators.
+An annotator answers through the API and the learning
 service runs two rounds inline; the dashboard picks them up by polling: learning curve, pool
 map, annotator table (flagging through the page), exports (a real download). It must not
 scroll sideways at 390 px, and it stops polling once the route changes. Any JavaScript error or

@@ -551,7 +551,8 @@ export async function renderDashboard(root, projectId) {
   const renamed = (p) => {
     title.textContent = `${p.name}: dashboard`;
   };
-  const uploads = card("dash-upload", "Add clips", ...uploadForms(pid));
+  const settings = settingsPanel(project, renamed);
+  const uploads = card("dash-upload", "Add clips", ...uploadForms(pid, settings.relock));
   const empty = summary.status.clips === 0;
   replace(
     root,
@@ -576,7 +577,7 @@ export async function renderDashboard(root, projectId) {
           slots.map),
         card("dash-annotators", "Annotators", slots.annotators),
         empty ? null : uploads,
-        card("dash-settings", "Settings", settingsPanel(project, renamed)),
+        card("dash-settings", "Settings", settings.element),
         card("dash-export", "Export", h("p", {}, "Download labels with their confidence and soft distribution, annotators' trust, or every answer."), exportLinks(pid)),
       ),
     ),

@@ -69,8 +69,10 @@ function changes(before, v) {
   return body;
 }
 
-/** The settings form of `project` (GET /projects/{id} as its owner sees it). `onSaved(project)`
- *  runs after each saved change with the project as the server now has it. */
+/** The settings form of `project` (GET /projects/{id} as its owner sees it): `{element,
+ *  relock}`. `onSaved(project)` runs after each saved change with the project as the server now
+ *  has it; `relock()` asks the server again what can no longer change (after an upload, say)
+ *  and leaves what is being typed alone. */
 export function settingsPanel(project, onSaved) {
   const kit = formKit("st");
   const { fid, field, input, select } = kit;
@@ -109,7 +111,7 @@ export function settingsPanel(project, onSaved) {
     saved,
   );
 
-  /** Fill the controls from `p`; hide what is locked and say why in the "fixed" list. */
+  /** Fill the controls from `p`, and show what is locked. */
   function fill(p) {
     const v = valuesOf(p);
     for (const [k, el] of Object.entries(c)) {
@@ -117,6 +119,11 @@ export function settingsPanel(project, onSaved) {
       else if (el.tagName === "SELECT") fillSelect(el, [...new Set([...[...el.options].map((o) => o.value), v[k]])], v[k]);
       else el.value = v[k];
     }
+    showLocked(p);
+  }
+
+  /** Hide the settings that `p.locked` names and say why in the "fixed" list. */
+  function showLocked(p) {
     const locked = p.locked || {};
     labels.hidden = Boolean(locked.classes || locked.range);
     modeField.hidden = Boolean(locked.mode);
@@ -124,7 +131,7 @@ export function settingsPanel(project, onSaved) {
     if (locked.classes) rows.push(["Classes", p.classes.join(", "), locked.classes]);
     if (locked.range) rows.push(["Rating range", `${p.range[0]} to ${p.range[1]}`, locked.range]);
     if (locked.mode) rows.push(["Mode", p.mode, locked.mode]);
-    fixed.replaceChildren(...rows.map(([k, value, why]) => [h("dt", {}, k), h("dd", {}, h("strong", {}, value), why ? h("span", { class: "hint fixed-why" }, ` (fixed: ${why})`) : null)]).flat());
+    fixed.replaceChildren(...rows.map(([k, value, why]) => [h("dt", {}, k), h("dd", {}, h("strong", {}, value), why ? h("span", { class: "hint fixed-why" }, ` (${why})`) : null)]).flat());
   }
   fill(project);
 
@@ -170,5 +177,15 @@ export function settingsPanel(project, onSaved) {
       submit.textContent = "Save settings";
     }
   });
-  return form;
+  async function relock() {
+    try {
+      const fresh = await api("GET", `/projects/${current.id}`);
+      current = { ...current, locked: fresh.locked };
+      showLocked(current);
+    } catch {
+      // the next save gets the server's word anyway
+    }
+  }
+
+  return { element: form, relock };
 }
