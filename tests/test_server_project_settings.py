@@ -103,6 +103,8 @@ def test_locked_and_invalid_changes_are_refused_with_the_reason(client: TestClie
         {"redundancy": {"min": 8}},  # above the maximum of 7 it keeps
         {"control_rate": 0.4, "consistency_rate": 0.3},
         {"retrain_every": 0},
+        {"retrain_every": 2**70},  # more than a database column holds: a 422, not a 500
+        {"budget": 2**31},
         {"name": ""},
         {"name": None},
         {"budget": 0},

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from listenloop.crowd.redundancy import CANT_TELL
 
 TaskType = Literal["classification", "binary", "continuous", "multilabel"]
+MAX_COUNT = 2**31 - 1  # the largest count an INTEGER column holds on every backend (PostgreSQL's is 32-bit)
 
 
 class Redundancy(BaseModel):
@@ -43,7 +44,7 @@ class ProjectConfig(BaseModel):
     learner: str | None = Field(None, description="Default: svm (classes) or svr (continuous).")
     strategy: str = Field("margin", description="Any query strategy of the learning core.")
     mode: Literal["pool", "stream"] = "pool"
-    retrain_every: int = Field(20, ge=1, description="Retrain after this many new labels (K).")
+    retrain_every: int = Field(20, ge=1, le=MAX_COUNT, description="Retrain after this many new labels (K).")
     passive_share: float = Field(
         0.1,
         ge=0.0,
@@ -55,7 +56,9 @@ class ProjectConfig(BaseModel):
     control_rate: float = Field(0.1, ge=0.0, le=0.5, description="Share of tasks that are control questions.")
     consistency_rate: float = Field(0.05, ge=0.0, le=0.5, description="Share of tasks that repeat a clip.")
     trust_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Below it, answers cannot close a clip.")
-    budget: int | None = Field(None, ge=1, description="Most answers to collect (all kinds count).")
+    budget: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="Most answers to collect (all kinds count)."
+    )
     invite_only: bool = False
     open: bool = Field(
         True,
