@@ -166,6 +166,38 @@ def _membership(session: Session, project: Project, who: Principal) -> ProjectMe
     return session.get(ProjectMember, (project.id, who.id))
 
 
+def blocked_reason(project_id: int) -> str:
+    """Why a blocked (or removed) annotator is refused: their membership row is inactive."""
+    return f"you are blocked from project {project_id}: its owner removed you from its annotators"
+
+
+def refusal(project: Project | ProjectView, who: Principal, member_active: bool | None) -> str | None:
+    """Why `who` may not take part in `project`, or None when they may.
+
+    `member_active` is their membership row's `active` (None: no row). One place for the
+    reasons, so that every route refuses with the true one: a draft first (nobody but its owner
+    may see it), then blocked (whatever the project's access), then an invite-only project
+    they were not invited to.
+    """
+    if is_owner(project, who):
+        return None
+    if not project.is_open:
+        return draft_reason(project)
+    if member_active is not None and not member_active:
+        return blocked_reason(project.id)
+    if member_active is None and project.invite_only:
+        return f"project {project.id} is invite-only and you are not invited: ask its owner to add you"
+    return None
+
+
+def access_refusal(session: Session, project: Project, who: Principal) -> str | None:
+    """`refusal` with the membership looked up: why `who` may not see or work on `project`."""
+    if is_owner(project, who):
+        return None
+    member = _membership(session, project, who)
+    return refusal(project, who, None if member is None else member.active)
+
+
 def is_member(session: Session, project: Project, who: Principal) -> bool:
     """Owner, admin, or an active member (an annotator who joined or was invited) of an open project."""
     if is_owner(project, who):
@@ -177,37 +209,35 @@ def is_member(session: Session, project: Project, who: Principal) -> bool:
 
 
 def can_see(session: Session, project: Project, who: Principal) -> bool:
-    """Members see a project; so does everyone for one that is not invite-only, unless removed
+    """Members see a project; so does everyone for one that is not invite-only, unless blocked
     from it. Nobody but its owner sees a draft."""
-    if is_owner(project, who):
-        return True
-    if not project.is_open:
-        return False
-    member = _membership(session, project, who)
-    if member is not None:
-        return member.active
-    return not project.invite_only
+    return access_refusal(session, project, who) is None
 
 
 def require_visible(session: Session, project: Project, who: Principal) -> None:
-    """ForbiddenError when `who` may not see the project."""
-    require_not_draft(project, who)
-    if not can_see(session, project, who):
-        raise ForbiddenError(f"project {project.id} is invite-only")
+    """ForbiddenError, with the true reason, when `who` may not see the project."""
+    reason = access_refusal(session, project, who)
+    if reason is not None:
+        raise ForbiddenError(reason)
+
+
+def require_member(session: Session, project: Project, who: Principal, otherwise: str) -> None:
+    """ForbiddenError unless `who` is an active member (or the owner): blocked or not invited
+    where that is why, else `otherwise` (e.g. an open project they have not joined yet)."""
+    if not is_member(session, project, who):
+        raise ForbiddenError(access_refusal(session, project, who) or otherwise)
 
 
 def join(session: Session, project: Project, who: Principal) -> None:
     """Make `who` a member on their first task (open projects); ForbiddenError where they may not."""
     if is_owner(project, who):
         return
-    require_not_draft(project, who)
     member = _membership(session, project, who)
+    reason = refusal(project, who, None if member is None else member.active)
+    if reason is not None:
+        raise ForbiddenError(reason)
     if member is not None:
-        if not member.active:
-            raise ForbiddenError(f"you were removed from project {project.id}")
         return
-    if project.invite_only:
-        raise ForbiddenError(f"project {project.id} is invite-only")
     session.add(ProjectMember(project_id=project.id, user_id=who.id, active=True))
     session.add(Event(project_id=project.id, user_id=who.id, kind="member_joined", data={}))
 

@@ -33,7 +33,7 @@ from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
 from listenloop.engine.gamification import POINTS_PER_ANSWER, TRUSTED_AT, TRUSTED_BONUS, level_of
 from listenloop.engine.labels import normalize_label
-from listenloop.engine.projects import draft_reason
+from listenloop.engine.projects import blocked_reason, refusal
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.store.database import connection_of
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust, utcnow
@@ -238,15 +238,12 @@ def _ensure_member(conn: Connection, project: ProjectView, who: Principal, now: 
     """Make `who` a member on their first task (open projects); ForbiddenError where they may not."""
     if who.is_admin or project.owner_id == who.id:
         return
-    if not project.is_open:
-        raise ForbiddenError(draft_reason(project))
     active = _MEMBER.scalar(conn, {"project": project.id, "user": who.id})
+    reason = refusal(project, who, active)
+    if reason is not None:
+        raise ForbiddenError(reason)
     if active is not None:
-        if not active:
-            raise ForbiddenError(f"you were removed from project {project.id}")
         return
-    if project.invite_only:
-        raise ForbiddenError(f"project {project.id} is invite-only")
     _JOIN.run(conn, {"project": project.id, "user": who.id, "now": now})
     _event(conn, project.id, who.id, "member_joined", {}, now)
 
@@ -262,8 +259,8 @@ def next_task(
     """Lease the annotator's next task, or None when there is nothing to do (or the budget is spent).
 
     A repeated call while a lease is open returns the same task. Joins the annotator to an
-    open project on their first task (ForbiddenError for an invite-only project they are not
-    a member of, or one they were removed from).
+    open project on their first task (ForbiddenError, with the reason, for an invite-only
+    project they were not invited to, or one they are blocked from).
 
     `ahead`: the task after the open one, so that a page can load the next clip while the
     current one plays: a second lease (at most two are open), or the second open one again.
@@ -359,7 +356,8 @@ def submit_answer(
 ) -> dict[str, Any]:
     """Store `value` as the answer to task `task_id`: `{task_id, clip_id, points, total_points, level}`.
 
-    NotFoundError: no such task; ForbiddenError: another annotator's task; ConflictError:
+    NotFoundError: no such task; ForbiddenError: another annotator's task, or the annotator was
+    blocked (which ended the lease); ConflictError:
     answered already (a retry) or the lease expired; InvalidError: not an answer this project
     takes. Nothing is stored on any of these.
     """
@@ -373,6 +371,9 @@ def submit_answer(
     if task.answered_at is not None:
         raise ConflictError(f"task {task_id} is already answered")
     if task.leased_until < now:
+        active = _MEMBER.scalar(conn, {"project": task.project_id, "user": who.id})
+        if active is not None and not active:
+            raise ForbiddenError(blocked_reason(task.project_id))  # blocking ended the lease
         raise ConflictError(f"the lease of task {task_id} expired; ask for the next task")
     project = load_view(conn, task.project_id)
     answer = normalize_label(project, value, allow_cant_tell=True)

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from listenloop.engine import projects as ops
-from listenloop.engine.errors import ForbiddenError, InvalidError, NotFoundError
+from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import read_label_csv
 from listenloop.engine.media import render_spectrogram, spectrogram_path
 from listenloop.engine.uploads import Unpacked, mark_gold, read_manifest, store_clips, unpack_archive
@@ -128,9 +128,9 @@ def _member_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
         if clip is None:
             raise NotFoundError(f"clip {clip_id} does not exist")
         project = ops.load_project(session, clip.project_id)
-        ops.require_not_draft(project, who)
-        if not ops.is_member(session, project, who):
-            raise ForbiddenError(f"clip {clip_id} belongs to a project you are not a member of")
+        ops.require_member(
+            session, project, who, f"clip {clip_id} belongs to a project you are not a member of"
+        )
         return clip.path, clip.sha256
 
 

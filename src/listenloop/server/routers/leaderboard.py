@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query
 
 from listenloop.engine import gamification as game
 from listenloop.engine import projects as ops
-from listenloop.engine.errors import ForbiddenError
 from listenloop.server.deps import DB, MAX_ID, ProjectId, User
 
 router = APIRouter(tags=["gamification"])
@@ -59,7 +58,7 @@ async def project_leaderboard(
     """Annotators by points in one project (its members and owner): the same shape as /leaderboard."""
     with db.read() as session:
         project = ops.load_project(session, project_id)
-        ops.require_not_draft(project, who)
-        if not ops.is_member(session, project, who):
-            raise ForbiddenError(f"the leaderboard of project {project_id} is for its members")
+        ops.require_member(
+            session, project, who, f"the leaderboard of project {project_id} is for its members"
+        )
         return game.leaderboard(session, project_id=project_id, limit=limit, me=who.id)
