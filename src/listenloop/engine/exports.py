@@ -6,41 +6,103 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from listenloop.store.models import Clip, Project, Task, User, WorkerTrust
+from listenloop.store.models import Clip, ModelRun, Project, Task, User, WorkerTrust
 
-CLIP_COLUMNS = ["clip_id", "file", "label", "confidence", "soft", "answers", "status", "source"]
+# The first eight columns are the original contract; `final` and `model_label` came after, so
+# readers that pick columns by name (or the first eight by position) keep working.
+CLIP_COLUMNS = [
+    "clip_id",
+    "file",
+    "label",
+    "confidence",
+    "soft",
+    "answers",
+    "status",
+    "source",
+    "final",
+    "model_label",
+]
 ANNOTATOR_COLUMNS = ["annotator", "trust", "answers", "checked", "passed", "points"]
 ANSWER_COLUMNS = ["task_id", "clip_id", "annotator", "answer", "kind", "answered_at"]
 FORMATS = ("csv", "jsonl")
+# Statuses whose crowd label is final: the redundancy policy stopped asking (low_agreement: it
+# stopped at the most answers without agreement; `confidence` says how little). Queued clips
+# are still being answered, pool and passed ones were never asked.
+FINISHED = ("done", "low_agreement")
+
+
+class ClipLabel(NamedTuple):
+    """A clip's final label, its confidence and where it comes from."""
+
+    label: str | None
+    confidence: float | None
+    source: str
+
+
+def final_label(clip: Clip) -> ClipLabel | None:
+    """The clip's final label, or None while it has none (the crowd has not finished with it).
+
+    The first source that has a label wins: a control question's known answer (gold), the
+    owner's seed label, then the crowd's aggregate once the clip is finished. A new source of
+    final labels is one more line here, in its place in that order.
+    """
+    if clip.is_gold:
+        return ClipLabel(clip.gold_label, 1.0, "gold")
+    if clip.seed_label is not None:
+        return ClipLabel(clip.seed_label, 1.0, "seed")
+    if clip.status in FINISHED:
+        return ClipLabel(clip.label, clip.confidence, "crowd")
+    return None
+
+
+def model_labels(session: Session, project: Project) -> dict[int, str]:
+    """The predicted label per clip of the newest learning round with a pool map: the map holds a
+    sample of at most `MAP_POINTS` clips (every clip of a smaller pool), so others have none."""
+    data = session.scalar(
+        select(ModelRun.map)
+        .where(ModelRun.project_id == project.id, ModelRun.map.is_not(None))
+        .where(cast(ModelRun.map, Text) != "null")  # a round that stored no map stores JSON null
+        .order_by(ModelRun.id.desc())
+        .limit(1)
+    )
+    points = data.get("points") if isinstance(data, dict) else None
+    return {
+        int(p[0]): str(p[3])
+        for p in points or []
+        if isinstance(p, list | tuple) and len(p) >= 4 and p[3] is not None
+    }
 
 
 def clip_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
-    """Per clip: file, hard label, confidence, soft distribution, regular answers, status, source.
+    """Per clip: file, final label, confidence, soft distribution, regular answers, status, source,
+    final, model_label.
 
-    `source` says where the label comes from: crowd (aggregated answers), seed (the owner's
-    initial labelled set) or gold (a control question's known answer).
+    Only a final label fills `label` (`final` true): an unfinished clip (queued, still in the
+    pool, or passed over) has an empty `label`, `confidence` and `source` however its answers
+    lean so far (`soft` and `answers` show the evidence), and `model_label` holds the model's
+    guess where the newest round predicted one (for every clip, final or not). `source` says
+    where a final label comes from: crowd (aggregated answers), seed (the owner's initial
+    labelled set) or gold (a control question's known answer).
     """
+    guesses = model_labels(session, project)
     for clip in session.scalars(select(Clip).where(Clip.project_id == project.id).order_by(Clip.id)):
-        if clip.is_gold:
-            label, confidence, source, status = clip.gold_label, 1.0, "gold", "gold"
-        elif clip.seed_label is not None:
-            label, confidence, source, status = clip.seed_label, 1.0, "seed", clip.status
-        else:
-            label, confidence, source, status = clip.label, clip.confidence, "crowd", clip.status
+        final = final_label(clip)
         yield {
             "clip_id": clip.id,
             "file": clip.file_name,
-            "label": label,
-            "confidence": confidence,
+            "label": final.label if final else None,
+            "confidence": final.confidence if final else None,
             "soft": clip.soft or {},
             "answers": clip.n_answers,
-            "status": status,
-            "source": source,
+            "status": "gold" if clip.is_gold else clip.status,
+            "source": final.source if final else None,
+            "final": final is not None,
+            "model_label": guesses.get(clip.id),
         }
 
 
@@ -84,15 +146,22 @@ def answer_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
 
 
 def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
-    """CSV text with a header; dict cells (soft labels) as compact JSON."""
+    """CSV text with a header; dict cells (soft labels) as compact JSON, booleans as true/false
+    (as in JSONL), None as an empty cell."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {k: json.dumps(v, separators=(",", ":")) if isinstance(v, dict) else v for k, v in row.items()}
-        )
+        writer.writerow({k: _cell(v) for k, v in row.items()})
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def to_jsonl(records: Iterable[dict[str, Any]]) -> str:

@@ -1,0 +1,101 @@
+"""The per-clip export: only final labels fill `label`; unfinished clips say so (`final` false,
+empty label) and carry the model's guess in `model_label`, never a provisional label."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from fastapi.testclient import TestClient
+
+from api_support import annotator, login, wavs, zip_of
+from listenloop.engine.exports import CLIP_COLUMNS
+from listenloop.store.models import ModelRun
+
+DIGITS = [str(i) for i in range(10)]
+CONTRACT = ["clip_id", "file", "label", "confidence", "soft", "answers", "status", "source"]
+
+
+def _answer(c: TestClient, pid: int, headers: dict[str, str], value: str) -> None:
+    task = c.get(f"/api/v1/projects/{pid}/next", headers=headers).json()
+    r = c.post(f"/api/v1/tasks/{task['task_id']}/answer", headers=headers, json={"answer": value})
+    assert r.status_code == 201, r.text
+
+
+def _add_run(c: TestClient, pid: int, points: list[list[object]] | None) -> None:
+    with c.app.state.db.write() as session:
+        session.add(
+            ModelRun(
+                project_id=pid, labels=2, score=None, metric="uar", strategy="margin", clips=4, seconds=0.1,
+                map=None if points is None else {"method": "pca", "explained": [0.5, 0.2], "points": points},
+            )
+        )  # fmt: skip
+
+
+def test_unfinished_clips_have_no_label_and_say_so(client: TestClient) -> None:
+    oh = login(client, "owner", "owner-pass-1")
+    body = {
+        "name": "digits",
+        "task_type": "classification",
+        "classes": DIGITS,
+        "redundancy": {"min": 2, "max": 3, "tau": 0.85},
+        "control_rate": 0.0,
+        "consistency_rate": 0.0,
+    }
+    pid = client.post("/api/v1/projects", headers=oh, json=body).json()["id"]
+    files = wavs(5)
+    names = list(files)
+    seed = f"file,label\n{names[4]},4\n"
+    r = client.post(
+        f"/api/v1/projects/{pid}/clips",
+        headers=oh,
+        files={"archive": ("a.zip", zip_of(files)), "labels": ("l.csv", seed)},
+    )
+    assert r.status_code == 201, r.text
+    ann, bob = annotator(client, "ann"), annotator(client, "bob")
+    for _ in range(2):
+        _answer(client, pid, ann, "0")
+    _answer(client, pid, bob, "0")  # one clip has two agreeing answers (finished), one has one
+
+    text = client.get(f"/api/v1/projects/{pid}/export?format=csv", headers=oh).text
+    assert text.splitlines()[0].split(",") == CLIP_COLUMNS and CLIP_COLUMNS[:8] == CONTRACT
+    rows = list(csv.DictReader(io.StringIO(text)))
+    finished = [r for r in rows if r["answers"] == "2"]
+    begun = [r for r in rows if r["answers"] == "1"]
+    assert len(finished) == 1 and len(begun) == 1, rows
+    f = finished[0]
+    assert (f["label"], f["status"], f["source"], f["final"]) == ("0", "done", "crowd", "true")
+    assert float(f["confidence"]) >= 0.85
+    b = begun[0]  # its one answer says "0": no provisional label, the evidence stays in soft
+    assert (b["label"], b["confidence"], b["source"], b["status"], b["final"]) == (
+        "",
+        "",
+        "",
+        "queued",
+        "false",
+    )
+    assert json.loads(b["soft"]) == {**dict.fromkeys(DIGITS, 0.0), "0": 1.0}
+    s = next(r for r in rows if r["file"] == names[4])
+    assert (s["label"], s["source"], s["final"]) == ("4", "seed", "true")
+    assert [r for r in rows if r["final"] == "false"] == [
+        r for r in rows if r["status"] in ("queued", "pool")
+    ]
+    assert all(r["model_label"] == "" for r in rows)  # no learning round yet
+
+    # the newest round with a pool map predicts; a later round without a map does not hide it
+    ids = [int(r["clip_id"]) for r in rows]
+    _add_run(client, pid, [[ids[0], 0.1, 0.2, "7", None], [ids[1], 0.3, 0.1, "0", "0"]])
+    _add_run(client, pid, None)
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/api/v1/projects/{pid}/export", headers=oh).text)))
+    assert [r["model_label"] for r in rows] == ["7", "0", "", "", ""]
+    assert all(r["label"] == "" for r in rows if r["final"] == "false")
+
+    records = [
+        json.loads(x)
+        for x in client.get(f"/api/v1/projects/{pid}/export?format=jsonl", headers=oh).text.splitlines()
+    ]
+    clips = {r["clip_id"]: r for r in records if r["record"] == "clip"}
+    queued = clips[int(b["clip_id"])]
+    assert queued["final"] is False and queued["label"] is None and queued["source"] is None
+    assert clips[int(f["clip_id"])]["final"] is True and clips[ids[0]]["model_label"] == "7"
