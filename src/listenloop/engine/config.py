@@ -4,35 +4,147 @@ field has a default."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from listenloop.crowd.redundancy import CANT_TELL
 
 TaskType = Literal["classification", "binary", "continuous", "multilabel"]
 MAX_COUNT = 2**31 - 1  # the largest count an INTEGER column holds on every backend (PostgreSQL's is 32-bit)
 
+# What a valid value of each setting is, as the web form says it: the sentence of a field's
+# problem (a missing, mistyped or out-of-range value). Rules between fields have their own.
+RULES = {
+    "name": "Give the project a name of 1 to 200 characters.",
+    "task_type": "One of classification, binary, continuous or multilabel.",
+    "classes": "A list of class names.",
+    "range": "Two numbers: the lowest and the highest rating.",
+    "feature_set": "The name of a feature set (see /api/v1/project-options).",
+    "learner": "The name of a learner (see /api/v1/project-options), or null for the default.",
+    "strategy": "The name of a query strategy (see /api/v1/project-options).",
+    "mode": "pool or stream.",
+    "retrain_every": "A whole number, at least 1 (at most 2,147,483,647).",
+    "passive_share": "A share from 0 to 0.5.",
+    "redundancy": "An object with min, max and tau.",
+    "redundancy.min": "A whole number from 1 to 100.",
+    "redundancy.max": "A whole number from 1 to 100.",
+    "redundancy.tau": "A number above 0 and at most 1.",
+    "control_rate": "A share from 0 to 0.5.",
+    "consistency_rate": "A share from 0 to 0.5.",
+    "trust_threshold": "A number from 0 to 1.",
+    "budget": "A whole number of answers, at least 1 (at most 2,147,483,647), or null: no limit.",
+    "invite_only": "true or false.",
+    "open": "true (open to annotators) or false (a draft).",
+}
+Problem = tuple[str, str]  # (field, sentence) of a rule between fields
 
-class Redundancy(BaseModel):
+
+def _sentence(error: Any, prefix: str) -> tuple[tuple[Any, ...], str]:
+    """A pydantic error's location and a plain sentence for it (`prefix`: the model's place in
+    RULES, e.g. "redundancy.")."""
+    loc = tuple(error["loc"])
+    ctx = error.get("ctx") or {}
+    if ctx.get("plain"):  # already a sentence (a nested model's, or a rule between fields)
+        return loc, str(ctx["message"])
+    field = prefix + ".".join(str(x) for x in loc if isinstance(x, str))
+    if error["type"] == "extra_forbidden":
+        return loc, "Not a project setting: remove it (or check its spelling)."
+    if error["type"] == "missing":
+        return loc, f"Required. {RULES.get(field, '')}".strip()
+    while field and field not in RULES:  # e.g. classes.0 → classes
+        field = field.rpartition(".")[0]
+    return loc, RULES.get(field) or str(error["msg"]).removeprefix("Value error, ")
+
+
+def _plain(loc: tuple[Any, ...], message: str, value: Any, kind: str = "config") -> InitErrorDetails:
+    error = PydanticCustomError(kind, "{message}", {"message": message, "plain": True})
+    return InitErrorDetails(type=error, loc=loc, input=value)
+
+
+@cache
+def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    info = model.model_fields[name]
+    return TypeAdapter(Annotated[info.annotation, info])
+
+
+class _EveryProblem(BaseModel):
+    """A model that reports every problem of its input at once, each at its field with a plain
+    sentence: the fields' own checks and the rules between fields (`_rules`), which run on the
+    fields that are valid by themselves even when others are not."""
+
+    _rules_at: ClassVar[str] = ""  # the model's fields' prefix in RULES
+
+    @classmethod
+    def _rules(cls, values: dict[str, Any]) -> Iterable[Problem]:
+        """Problems between fields, given the values that are valid on their own."""
+        return ()
+
+    def _normalize(self) -> None:
+        """Tidy a valid input (e.g. strip class names)."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
+        try:
+            model = handler(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            lines = [_plain(*_sentence(e, cls._rules_at), e.get("input"), e["type"]) for e in errors]
+            if isinstance(data, dict):
+                bad = {e["loc"][0] for e in errors if e["loc"]}
+                lines += [_plain((f,), m, data) for f, m in cls._rules(cls._valid_values(data, bad))]
+            raise ValidationError.from_exception_data(cls.__name__, lines) from None
+        problems = list(cls._rules(dict(model)))
+        if problems:
+            lines = [_plain(tuple(f.split(".")), m, data) for f, m in problems]
+            raise ValidationError.from_exception_data(cls.__name__, lines)
+        model._normalize()
+        return model
+
+    @classmethod
+    def _valid_values(cls, data: dict[str, Any], bad: set[Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in cls.model_fields.items():
+            if name in bad:
+                continue
+            if name not in data:
+                if not info.is_required():
+                    values[name] = info.get_default(call_default_factory=True)
+                continue
+            try:
+                values[name] = _adapter(cls, name).validate_python(data[name])
+            except ValidationError:
+                continue
+        return values
+
+
+class Redundancy(_EveryProblem):
     """Dynamic redundancy: ask until the clip's posterior reaches `tau` (at least `min`
     answers), or `max` answers are in (then the clip is low-agreement)."""
 
     model_config = ConfigDict(extra="forbid")
+    _rules_at: ClassVar[str] = "redundancy."
 
     min: int = Field(2, ge=1, le=100)
     max: int = Field(7, ge=1, le=100)
     tau: float = Field(0.95, gt=0.0, le=1.0)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Redundancy:
-        if self.min > self.max:
-            raise ValueError(f"redundancy: min ({self.min}) must not exceed max ({self.max})")
-        return self
+    @classmethod
+    def _rules(cls, values: dict[str, Any]) -> Iterable[Problem]:
+        if "min" in values and "max" in values and values["min"] > values["max"]:
+            yield "max", f"The maximum must be at least the minimum ({values['min']})."
 
 
-class ProjectConfig(BaseModel):
-    """The body of `POST /api/v1/projects` (and what `GET` shows back)."""
+class ProjectConfig(_EveryProblem):
+    """The body of `POST /api/v1/projects` (and what `GET` shows back).
+
+    An invalid one raises a ValidationError that lists every problem at once, each at its
+    field with a plain sentence (`RULES` and the rules between fields in `_rules`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,67 +178,162 @@ class ProjectConfig(BaseModel):
         "until they open it (false; the web form creates drafts).",
     )
 
-    @model_validator(mode="after")
-    def _labels(self) -> ProjectConfig:
+    @classmethod
+    def _rules(cls, values: dict[str, Any]) -> Iterable[Problem]:
+        yield from _label_rules(values)
+        control, consistency = values.get("control_rate"), values.get("consistency_rate")
+        if control is not None and consistency is not None and control + consistency > 0.5 + 1e-12:
+            yield "consistency_rate", "Control and consistency rates together must not exceed 0.5."
+
+    def _normalize(self) -> None:
         if self.task_type == "continuous":
-            if self.range is None:
-                raise ValueError("a continuous task needs range [low, high]")
-            if not self.range[0] < self.range[1]:
-                raise ValueError(f"range: low must be below high, not {list(self.range)}")
-            if self.classes:
-                raise ValueError("a continuous task has a range, not classes")
             if self.strategy == "margin":
                 self.strategy = "regression_binary_confidence"
-            return self
-        if self.range is not None:
-            raise ValueError(f"range is for continuous tasks, not {self.task_type}")
-        if self.classes is None:
-            raise ValueError(f"a {self.task_type} task needs classes")
-        classes = [str(c).strip() for c in self.classes]
-        if any(not c for c in classes):
-            raise ValueError("classes: empty class name")
-        if len(set(classes)) != len(classes):
-            raise ValueError("classes: a class is named twice")
-        if CANT_TELL in classes:
-            raise ValueError(f"classes: {CANT_TELL!r} is always offered; do not list it")
-        if any("|" in c for c in classes):
-            raise ValueError("classes: '|' separates tags and cannot be part of a class name")
-        least = {"classification": 2, "binary": 2, "multilabel": 1}[self.task_type]
-        if len(classes) < least:
-            raise ValueError(f"a {self.task_type} task needs at least {least} classes")
-        if self.task_type == "binary" and len(classes) != 2:
-            raise ValueError("a binary task has exactly two classes")
-        self.classes = classes
-        return self
-
-    @model_validator(mode="after")
-    def _rates(self) -> ProjectConfig:
-        if self.control_rate + self.consistency_rate > 0.5:
-            raise ValueError("control_rate + consistency_rate must not exceed 0.5")
-        return self
+        else:
+            self.classes = [str(c).strip() for c in self.classes or []]
 
 
-def check_learning_setup(config: ProjectConfig) -> None:
-    """Feature set, learner and strategy must name entries of the learning core's registries.
+def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
+    """What a task type asks of `classes` and `range`."""
+    task = values.get("task_type")
+    if task is None:
+        return
+    classes, rng = values.get("classes"), values.get("range")
+    if task == "continuous":
+        if "range" in values and rng is None:
+            yield "range", "A continuous task needs a range: [low, high]."
+        elif rng is not None and not rng[0] < rng[1]:
+            yield "range", f"Low must be below high, not [{rng[0]:g}, {rng[1]:g}]."
+        if classes:
+            yield "classes", "A continuous task has a range, not classes."
+        return
+    if rng is not None:
+        yield "range", f"A range is for continuous tasks, not {task}."
+    if "classes" not in values:
+        return  # invalid on its own: reported at its field
+    if classes is None:
+        yield "classes", f"A {task} task needs classes."
+        return
+    names = [str(c).strip() for c in classes]
+    least = {"classification": 2, "binary": 2, "multilabel": 1}[task]
+    if any(not c for c in names):
+        yield "classes", "A class name is empty."
+    elif len(set(names)) != len(names):
+        yield "classes", "A class is named twice."
+    elif CANT_TELL in names:
+        yield "classes", f"{CANT_TELL!r} is always offered; do not list it."
+    elif any("|" in c for c in names):
+        yield "classes", "'|' separates tags and cannot be part of a class name."
+    elif len(names) < least:
+        yield "classes", f"A {task} task needs at least {least} class{'es' if least > 1 else ''}."
+    elif task == "binary" and len(names) != 2:
+        yield "classes", "A binary task has exactly two classes."
 
-    Imports scikit-learn and openSMILE (seconds the first time): call it off the event loop.
-    """
-    from listenloop.engine.errors import InvalidError
+
+def problems_of(exc: ValidationError) -> list[dict[str, Any]]:
+    """A ProjectConfig's ValidationError as `[{loc, field, msg, type}]`: `field` is the dotted
+    setting (redundancy.max), `msg` a plain sentence."""
+    problems: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in exc.errors():
+        field = ".".join(str(x) for x in e["loc"] if isinstance(x, str))
+        # one sentence per field and problem, not one per list item (classes.0, classes.1)
+        problems.setdefault(
+            (field, e["msg"]), {"loc": [], "field": field, "msg": e["msg"], "type": e["type"]}
+        )
+        problems[field, e["msg"]]["loc"] = list(e["loc"])[: len(field.split(".")) if field else 0]
+    return list(problems.values())
+
+
+def patch_problems(data: Any) -> list[dict[str, Any]]:
+    """Every problem of a settings change as sent (a ProjectPatch body), with plain sentences.
+    The configuration it makes is checked afterwards, as a whole (`problems_of`)."""
+    if not isinstance(data, dict):
+        return [{"loc": [], "field": "", "msg": "Send the settings as a JSON object.", "type": "model_type"}]
+    try:
+        ProjectPatch.model_validate(data)
+    except ValidationError as exc:
+        return [
+            {"loc": list(loc), "field": ".".join(str(x) for x in loc if isinstance(x, str)), "msg": msg,
+             "type": e["type"]}
+            for e in exc.errors()
+            for loc, msg in [_sentence(e, "")]
+        ]  # fmt: skip
+    return []
+
+
+def learning_problems(
+    task_type: str, feature_set: str | None, learner: str | None, strategy: str | None
+) -> list[dict[str, Any]]:
+    """Feature set, learner and strategy that name no entry of the learning core's registries,
+    all of them (None: not checked). Imports scikit-learn and openSMILE (seconds the first
+    time): call it off the event loop."""
     from listenloop.errors import ListenloopError
     from listenloop.features.registry import EXTRACTORS
     from listenloop.learners.registry import CLASSIFIERS, REGRESSORS
-    from listenloop.strategies.registry import make_strategy
+    from listenloop.strategies.registry import REGRESSION_STRATEGIES, STRATEGIES, make_strategy
 
-    task = "regression" if config.task_type == "continuous" else "classification"
+    task = "regression" if task_type == "continuous" else "classification"
     learners = REGRESSORS if task == "regression" else CLASSIFIERS
-    if config.learner is not None and config.learner not in learners:
-        raise InvalidError(f"learner {config.learner!r}: one of {', '.join(sorted(learners))}")
-    if config.feature_set not in EXTRACTORS:
-        raise InvalidError(f"feature_set {config.feature_set!r}: one of {', '.join(sorted(EXTRACTORS))}")
+    found: list[tuple[str, str]] = []
+    if feature_set is not None and feature_set not in EXTRACTORS:
+        found.append(
+            (
+                "feature_set",
+                f"{feature_set!r} is not a feature set: use one of {', '.join(sorted(EXTRACTORS))}.",
+            )
+        )
+    if learner is not None and learner not in learners:
+        kind = "ratings" if task == "regression" else "classes"
+        found.append(
+            ("learner", f"{learner!r} is not a learner for {kind}: use one of {', '.join(sorted(learners))}.")
+        )
+    if strategy is not None:
+        if strategy not in STRATEGIES:
+            found.append(
+                ("strategy", f"{strategy!r} is not a query strategy: use one of {', '.join(STRATEGIES)}.")
+            )
+        else:
+            try:
+                make_strategy(strategy, task)
+            except ListenloopError:
+                ratings = " or ".join(sorted(REGRESSION_STRATEGIES))
+                why = f"{strategy} is for ratings (continuous tasks): use another for classes."
+                if task == "regression":
+                    why = f"{strategy!r} is not a strategy for ratings: use {ratings}."
+                found.append(("strategy", why))
+    return [{"loc": [f], "field": f, "msg": m, "type": "config"} for f, m in found]
+
+
+def config_problems(data: Any) -> list[dict[str, Any]]:
+    """Every problem of a project config as sent (a JSON body), at once: the model's checks
+    and the learning core's names. Empty when it is valid. Off the event loop (see above)."""
+    if not isinstance(data, dict):
+        return [{"loc": [], "field": "", "msg": "Send the settings as a JSON object.", "type": "model_type"}]
     try:
-        make_strategy(config.strategy, task)
-    except ListenloopError as exc:
-        raise InvalidError(str(exc)) from None
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_of(exc)
+        bad = {p["loc"][0] for p in problems if p["loc"]}
+
+        def named(key: str) -> str | None:
+            value = data.get(key)
+            return value if key not in bad and isinstance(value, str) else None
+
+        task = data.get("task_type") if "task_type" not in bad else None
+        if task is None:  # the learner and strategy depend on it
+            return problems + learning_problems("classification", named("feature_set"), None, None)
+        return problems + learning_problems(task, named("feature_set"), named("learner"), named("strategy"))
+    return learning_problems(config.task_type, config.feature_set, config.learner, config.strategy)
+
+
+def check_learning_setup(config: ProjectConfig) -> None:
+    """ProblemsError (422) listing every feature set, learner and strategy that names no entry
+    of the learning core's registries. Imports scikit-learn: call it off the event loop."""
+    from listenloop.engine.errors import ProblemsError
+
+    problems = learning_problems(config.task_type, config.feature_set, config.learner, config.strategy)
+    if problems:
+        raise ProblemsError(problems)
 
 
 class RedundancyPatch(BaseModel):

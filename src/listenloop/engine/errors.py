@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from listenloop.errors import ListenloopError
 
 
@@ -23,6 +25,14 @@ class ConflictError(EngineError):
 
 class InvalidError(EngineError):
     """The request is well-formed but its content is wrong: an unknown class, a bad file (422)."""
+
+
+class ProblemsError(InvalidError):
+    """Several problems of one request, each `{loc, field, msg, type}` (422 with all of them)."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{p['field'] or 'body'}: {p['msg']}" for p in problems))
+        self.problems = problems
 
 
 class UnauthorizedError(EngineError):

@@ -26,6 +26,7 @@ from listenloop.engine.errors import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
+    ProblemsError,
     TooLargeError,
     UnauthorizedError,
 )
@@ -34,6 +35,7 @@ from listenloop.engine.learning_service import LearningService
 from listenloop.engine.uploads import ArchiveRejectedError, UploadLimits
 from listenloop.errors import ListenloopError
 from listenloop.lifetime import die_with_parent
+from listenloop.server.config_body import problems_response
 from listenloop.server.deps import IdleCache, TokenCache
 from listenloop.server.limits import BodyLimitMiddleware
 from listenloop.server.routers import clips, dashboard, exports, leaderboard, projects, tasks, users
@@ -53,8 +55,11 @@ STATUS: list[tuple[type[EngineError], int]] = [
 
 
 async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
-    """One status per engine error; the body is `{"detail": reason}` (plus the upload report)."""
+    """One status per engine error; the body is `{"detail": reason}` (plus the upload report), or
+    `{"detail": [{loc, field, msg, type}, ...]}` for several problems (ProblemsError)."""
     code = next((c for cls, c in STATUS if isinstance(exc, cls)), 422)
+    if isinstance(exc, ProblemsError):
+        return problems_response(exc.problems)
     body: dict[str, object] = {"detail": str(exc)}
     if isinstance(exc, ArchiveRejectedError):
         body.update(added=0, rejected=exc.rejected or [{"file": "(archive)", "reason": exc.reason}])

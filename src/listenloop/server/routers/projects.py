@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from listenloop.engine import project_settings as settings
 from listenloop.engine import projects as ops
-from listenloop.engine.config import ProjectConfig, ProjectPatch, check_learning_setup
-from listenloop.engine.errors import InvalidError
+from listenloop.engine.config import ProjectConfig, ProjectPatch, check_learning_setup, problems_of
+from listenloop.engine.errors import InvalidError, ProblemsError
+from listenloop.server.config_body import ConfigBodyRoute, PatchBodyRoute
 from listenloop.server.deps import DB, Owner, ProjectId, User
 from listenloop.server.schemas import MemberIn, MemberOut, StatusOut
 
 router = APIRouter(tags=["projects"])
+# The routes whose body is a project config: a 422 lists every problem with a plain sentence.
+config_router = APIRouter(tags=["projects"], route_class=ConfigBodyRoute)
+patch_router = APIRouter(tags=["projects"], route_class=PatchBodyRoute)
 
 
 @router.get("/projects")
@@ -26,7 +29,7 @@ async def list_projects(who: User, db: DB) -> list[dict[str, Any]]:
         return [ops.describe_project(p, who) for p in ops.visible_projects(session, who)]
 
 
-@router.post("/projects", status_code=status.HTTP_201_CREATED)
+@config_router.post("/projects", status_code=status.HTTP_201_CREATED)
 async def create_project(config: ProjectConfig, who: Owner, db: DB) -> dict[str, Any]:
     """Create a project (owners). Only `name`, `task_type` and `classes` (or `range`) are needed."""
     await run_in_threadpool(check_learning_setup, config)
@@ -43,16 +46,7 @@ async def get_project(project_id: ProjectId, who: User, db: DB) -> dict[str, Any
         return ops.describe_project(project, who)
 
 
-def _as_body_errors(exc: ValidationError) -> RequestValidationError:
-    """The merged configuration's problems as a request body's 422 (every field, as at creation)."""
-    errors = [
-        {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
-        for e in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-    return RequestValidationError(errors)
-
-
-@router.patch("/projects/{project_id}")
+@patch_router.patch("/projects/{project_id}")
 async def update_project(project_id: ProjectId, patch: ProjectPatch, who: Owner, db: DB) -> dict[str, Any]:
     """Change settings (owner): only the fields sent change; the result must pass the rules of a
     new project. `{"open": true}` opens a draft to annotators. 422 for a setting that can no
@@ -69,7 +63,7 @@ async def update_project(project_id: ProjectId, patch: ProjectPatch, who: Owner,
             project = ops.load_project(session, project_id)
             return ops.describe_project(settings.update_project(session, project, who, patch), who)
     except ValidationError as exc:
-        raise _as_body_errors(exc) from None
+        raise ProblemsError(problems_of(exc)) from None  # the merged configuration's, every one
 
 
 @router.get("/projects/{project_id}/status", response_model=StatusOut)
@@ -111,3 +105,7 @@ async def remove_member(
         raise InvalidError("say whom to remove: JSON body {username} or ?username=")
     with db.write() as session:
         return ops.set_member(session, ops.load_project(session, project_id), who, name, False)
+
+
+router.include_router(config_router)
+router.include_router(patch_router)
