@@ -6,16 +6,29 @@
 const SVG = "http://www.w3.org/2000/svg";
 let uid = 0;
 
-// Colour-blind-aware categorical colours, each at least 3:1 against white (graphics, WCAG 1.4.11).
+// Categorical colours: Paul Tol's "muted" scheme (9 colours, made to stay distinct under the
+// common colour-vision deficiencies), darkest first so that the few-series charts (lines, bars)
+// get the strongest ones, with black as a tenth. Every pair differs by at least 10 CIEDE2000
+// units in normal vision and in simulated protanopia, deuteranopia and tritanopia
+// (tests/test_web_palette.py). The pale ones (cyan, sand) are below 3:1 against white, so every
+// mark is drawn with a dark outline (MARK_STROKE). Beyond ten categories the colours repeat and
+// the pool map tells the next ten apart by shape: squares instead of circles (`marker`).
 export const PALETTE = [
-  "#0072b2", "#d55e00", "#007a5e", "#a3367f", "#6a3d9a",
-  "#8c5a00", "#c0392b", "#1b6b93", "#5d6d7e", "#2e7d32",
-  "#7b241c", "#b03a8f",
+  "#332288", "#117733", "#882255", "#cc6677", "#aa4499",
+  "#999933", "#44aa99", "#88ccee", "#ddcc77", "#000000",
 ];
+export const MARK_STROKE = "#1f2733";
+// Points and bars with no category (no prediction yet): Tol's pale grey, outlined like the rest.
+export const NO_CATEGORY = "#dddddd";
 
 /** The colour of category `i`. */
 export function colour(i) {
   return PALETTE[((i % PALETTE.length) + PALETTE.length) % PALETTE.length];
+}
+
+/** The marker shape of category `i`: circles for the first ten, then squares, then diamonds. */
+export function marker(i) {
+  return ["circle", "square", "diamond"][Math.floor(Math.max(0, i) / PALETTE.length) % 3];
 }
 
 function s(tag, attrs, ...children) {
@@ -34,13 +47,23 @@ function html(tag, attrs, ...children) {
 
 /** Round "nice" tick values covering [lo, hi]. */
 export function ticks(lo, hi, count = 5) {
-  if (!(hi > lo)) return [lo];
+  return niceScale(lo, hi, count).ticks;
+}
+
+/** A "nice" axis for [lo, hi]: `{lo, hi, step, ticks}` whose ends are ticks and cover the data
+ *  (so no bar or point sits above the top tick). `integer`: whole-number steps (counts). */
+export function niceScale(lo, hi, count = 5, integer = false) {
+  if (!(hi > lo)) return { lo, hi: lo + 1, step: 1, ticks: [lo, lo + 1] };
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => raw <= st) || 10 * mag;
+  const nice = integer ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+  let step = nice.map((m) => m * mag).find((st) => raw <= st * (1 + 1e-9)) || 10 * mag;
+  if (integer) step = Math.max(1, Math.round(step));
+  const first = Math.floor(lo / step + 1e-9) * step;
+  const last = Math.ceil(hi / step - 1e-9) * step;
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toFixed(10)));
-  return out;
+  for (let v = first; v <= last + step * 1e-9; v += step) out.push(Number(v.toFixed(10)));
+  return { lo: out[0], hi: out[out.length - 1], step, ticks: out };
 }
 
 /** The drawing width in SVG units: the container's CSS width (so text keeps its size), clamped. */
@@ -122,24 +145,31 @@ export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomai
   let x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
   let [y0, y1] = yDomain || [Math.min(...ys), Math.max(...ys)];
   if (!(y1 > y0)) { y0 -= 0.5; y1 += 0.5; }
-  if (!(x1 > x0)) x1 = x0 + 1;
+  if (!yDomain) ({ lo: y0, hi: y1 } = niceScale(y0, y1, 5));
+  ({ lo: x0, hi: x1 } = niceScale(x0, x1, W < 420 ? 4 : 6));
   const xs_ = (v) => box.l + ((v - x0) / (x1 - x0)) * (box.r - box.l);
   const ys_ = (v) => box.b - ((v - y0) / (y1 - y0)) * (box.b - box.t);
   axes(svg, box, ticks(x0, x1, W < 420 ? 4 : 6), ticks(y0, y1, 5), xLabel, yLabel, xs_, ys_);
   let lx = box.l + 8;
   let ly = box.t + 10;
+  // The first series (the model) is drawn last, on top, with filled points; the others' points
+  // are hollow rings: where they share a point with it (the first round), it keeps its colour.
+  const drawn = [];
   series.forEach((se, i) => {
     const pts = [...se.points].sort((a, b) => a.x - b.x);
     if (!pts.length) return;
-    const g = s("g", { class: "series" });
     const dash = se.dashed ? "6 4" : null;
+    const g = s("g", { class: "series", "data-series": se.name });
     g.append(s("polyline", { points: pts.map((p) => `${xs_(p.x)},${ys_(p.y)}`).join(" "), fill: "none", stroke: colour(i), "stroke-width": se.dashed ? 2 : 2.5, "stroke-dasharray": dash }));
     if (!se.dashed) {
       for (const p of pts) {
-        g.append(s("circle", { cx: xs_(p.x), cy: ys_(p.y), r: 4, fill: colour(i) }, s("title", {}, `${se.name}: ${fmt(p.y)} at ${fmt(p.x)} labels`)));
+        const mark = i === 0
+          ? { r: 4.5, fill: colour(i), stroke: "#ffffff", "stroke-width": 1 }
+          : { r: 3.5, fill: "#ffffff", stroke: colour(i), "stroke-width": 2 };
+        g.append(s("circle", { cx: xs_(p.x), cy: ys_(p.y), ...mark }, s("title", {}, `${se.name}: ${fmt(p.y)} at ${fmt(p.x)} labels`)));
       }
     }
-    svg.append(g);
+    drawn.unshift(g);
     if (series.length > 1) {
       const legend = s("g", { class: "legend" });
       const needs = 40 + se.name.length * 7;
@@ -153,6 +183,7 @@ export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomai
       svg.append(legend);
     }
   });
+  for (const g of drawn) svg.append(g);
   return figure(svg, summary, table);
 }
 
@@ -165,8 +196,7 @@ export function barChart({ title, desc, summary, categories, series, xLabel, yLa
   const svg = frame(title, desc, W, H);
   const totals = categories.map((_, j) => series.reduce((acc, se) => acc + (se.values[j] || 0), 0));
   const top = Math.max(1, ...totals);
-  const yTicks = ticks(0, top, 5).filter((t) => Number.isInteger(t));
-  const yMax = Math.max(top, ...yTicks);
+  const { hi: yMax, ticks: yTicks } = niceScale(0, top, 5, true); // whole counts; the top tick covers the tallest bar
   const band = (box.r - box.l) / Math.max(1, categories.length);
   const ys_ = (v) => box.b - (v / yMax) * (box.b - box.t);
   const xTicks = rotate ? [] : categories.map((c, j) => ({ value: j, label: String(c) }));
@@ -181,7 +211,7 @@ export function barChart({ title, desc, summary, categories, series, xLabel, yLa
   const legend = s("g", { class: "legend" });
   let lx = box.l;
   series.forEach((se, i) => {
-    legend.append(s("rect", { x: lx, y: 6, width: 12, height: 12, fill: se.colour || colour(i) }));
+    legend.append(s("rect", { x: lx, y: 6, width: 12, height: 12, fill: se.colour || colour(i), stroke: MARK_STROKE, "stroke-width": 0.75 }));
     legend.append(s("text", { x: lx + 16, y: 16 }, se.name));
     lx += 28 + se.name.length * 7;
   });
@@ -196,7 +226,7 @@ export function barChart({ title, desc, summary, categories, series, xLabel, yLa
       const h = ys_(acc) - y;
       const w = Math.max(2, band * 0.7);
       bars.append(
-        s("rect", { x: box.l + band * j + (band - w) / 2, y, width: w, height: Math.max(h, 0.5), fill: se.colour || colour(i) },
+        s("rect", { x: box.l + band * j + (band - w) / 2, y, width: w, height: Math.max(h, 0.5), fill: se.colour || colour(i), stroke: MARK_STROKE, "stroke-width": 0.75 },
           s("title", {}, `${c}: ${v} ${se.name}`)),
       );
       acc += v;
@@ -206,7 +236,8 @@ export function barChart({ title, desc, summary, categories, series, xLabel, yLa
   return figure(svg, summary, table);
 }
 
-/** Scatter map. points: [{x, y, group (index), ring (bool: outlined), tip}]; groups: [{name, colour}]. */
+/** Scatter map. points: [{x, y, group (index), ring (bool: outlined), tip}];
+ *  groups: [{name, colour, shape?}] (shape: circle, square or diamond; default circle). */
 export function scatterPlot({ title, desc, summary, points, groups, table, width }) {
   const W = size(width, 720), H = Math.round(W * 0.7);
   const box = { l: 16, r: W - 16, t: 16, b: H - 16 };
@@ -216,15 +247,20 @@ export function scatterPlot({ title, desc, summary, points, groups, table, width
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   if (!(x1 > x0)) { x0 -= 1; x1 += 1; }
   if (!(y1 > y0)) { y0 -= 1; y1 += 1; }
-  const xs_ = (v) => box.l + ((v - x0) / (x1 - x0)) * (box.r - box.l);
-  const ys_ = (v) => box.b - ((v - y0) / (y1 - y0)) * (box.b - box.t);
+  const r = points.length > 1500 ? 2.5 : points.length > 400 ? 3.5 : 5;
+  // The data sit inside the frame by a point's reach (its radius and ring) and a little air,
+  // so that the outermost points are drawn whole, inside the plot area.
+  const pad = r + 4;
+  const inner = { l: box.l + pad, r: box.r - pad, t: box.t + pad, b: box.b - pad };
+  const xs_ = (v) => inner.l + ((v - x0) / (x1 - x0)) * (inner.r - inner.l);
+  const ys_ = (v) => inner.b - ((v - y0) / (y1 - y0)) * (inner.b - inner.t);
   svg.append(s("rect", { x: box.l, y: box.t, width: box.r - box.l, height: box.b - box.t, class: "plot-area" }));
   const g = s("g", { class: "points" });
-  const r = points.length > 1500 ? 2.5 : points.length > 400 ? 3.5 : 5;
   for (const p of points) {
-    const c = s("circle", {
-      cx: xs_(p.x).toFixed(1), cy: ys_(p.y).toFixed(1), r, fill: groups[p.group]?.colour || "#5d6d7e", "fill-opacity": 0.85,
-      stroke: p.ring ? "#111111" : null, "stroke-width": p.ring ? 1.5 : null, class: p.ring ? "labelled" : null,
+    const grp = groups[p.group];
+    const c = shape(grp?.shape, xs_(p.x), ys_(p.y), p.ring ? r + 1.5 : r, { // labelled: bigger, ringed
+      fill: grp?.colour || NO_CATEGORY, "fill-opacity": 0.9,
+      stroke: p.ring ? "#000000" : MARK_STROKE, "stroke-width": p.ring ? 1.75 : 0.6, class: p.ring ? "labelled" : null,
     });
     if (p.tip) c.append(s("title", {}, p.tip));
     g.append(c);
@@ -233,9 +269,24 @@ export function scatterPlot({ title, desc, summary, points, groups, table, width
   const fig = figure(svg, summary, table);
   const legend = html("ul", { class: "legend-list", "aria-label": "Colours of the predicted labels" });
   for (const grp of groups) {
-    const swatch = s("svg", { width: 14, height: 14, viewBox: "0 0 14 14", "aria-hidden": "true", focusable: "false" }, s("circle", { cx: 7, cy: 7, r: 6, fill: grp.colour }));
+    const swatch = s("svg", { width: 14, height: 14, viewBox: "0 0 14 14", "aria-hidden": "true", focusable: "false" },
+      shape(grp.shape, 7, 7, 5.5, { fill: grp.colour, stroke: MARK_STROKE, "stroke-width": 0.75 }));
     legend.append(html("li", {}, swatch, ` ${grp.name}`));
   }
   fig.insertBefore(legend, fig.querySelector("figcaption"));
   return fig;
+}
+
+/** A marker of `kind` (circle, square, diamond) centred on (x, y) with reach r. */
+function shape(kind, x, y, r, attrs) {
+  const cx = Number(x.toFixed(1)), cy = Number(y.toFixed(1));
+  if (kind === "square") {
+    const a = r * 0.9;
+    return s("rect", { x: (cx - a).toFixed(1), y: (cy - a).toFixed(1), width: (2 * a).toFixed(1), height: (2 * a).toFixed(1), ...attrs });
+  }
+  if (kind === "diamond") {
+    const pts = [[cx, cy - r * 1.2], [cx + r * 1.2, cy], [cx, cy + r * 1.2], [cx - r * 1.2, cy]];
+    return s("polygon", { points: pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" "), ...attrs });
+  }
+  return s("circle", { cx, cy, r, ...attrs });
 }

@@ -8,7 +8,7 @@
 
 import { api, ApiError } from "./api.js";
 import { announce, h, replace } from "./dom.js";
-import { barChart, colour, dataTable, lineChart, scatterPlot } from "./charts.js";
+import { barChart, colour, dataTable, lineChart, marker, NO_CATEGORY, scatterPlot } from "./charts.js";
 import { fillSelect, formKit, serverErrors, validateConfig } from "./config_form.js";
 import { draftNotice } from "./draft.js";
 import { settingsPanel } from "./settings.js";
@@ -285,7 +285,7 @@ function answersChart(summary, width) {
     series: [
       { name: "done", values: bars.map((b) => b.done), colour: colour(0) },
       { name: "low agreement", values: bars.map((b) => b.low_agreement), colour: colour(1) },
-      { name: "open", values: bars.map((b) => b.open), colour: colour(8) },
+      { name: "open", values: bars.map((b) => b.open), colour: NO_CATEGORY },
     ],
     xLabel: "answers",
     yLabel: "clips",
@@ -365,11 +365,11 @@ function mapFigure(summary, data, width) {
     const ramp = ["#4292c6", "#2b7bba", "#1761a0", "#0b4a84", "#08306b"];
     const step = (hi - lo) / ramp.length || 1;
     groups = ramp.map((c, i) => ({ name: `${num(lo + i * step)} to ${num(lo + (i + 1) * step)}`, colour: c }));
-    groups.push({ name: NO_PREDICTION, colour: "#5d6d7e" });
+    groups.push({ name: NO_PREDICTION, colour: NO_CATEGORY });
     groupOf = (v) => (v === null || !Number.isFinite(Number(v)) ? ramp.length : Math.min(ramp.length - 1, Math.max(0, Math.floor((Number(v) - lo) / step))));
   } else {
     const names = mapGroups(summary, data.points.map((p) => p[3]));
-    groups = names.map((n, i) => ({ name: n, colour: n === NO_PREDICTION ? "#5d6d7e" : colour(i) }));
+    groups = names.map((n, i) => (n === NO_PREDICTION ? { name: n, colour: NO_CATEGORY } : { name: n, colour: colour(i), shape: marker(i) }));
     groupOf = (v) => names.indexOf(v ?? NO_PREDICTION);
   }
   const counts = new Map();
@@ -409,13 +409,14 @@ function annotatorTable(rows, threshold, onChange) {
     return h(
       "tr",
       { class: r.blocked ? "is-blocked" : r.flagged ? "is-flagged" : null },
-      h("th", { scope: "row" }, r.username),
-      h("td", {}, r.trust === null ? "–" : num(r.trust)),
-      h("td", {}, String(r.answers)),
-      h("td", {}, r.control.checked ? `${pct(r.control.accuracy)} (${r.control.right}/${r.control.checked})` : "no checks yet"),
-      h("td", {}, r.consistency.checked ? `${pct(r.consistency.agreement)} (${r.consistency.agreed}/${r.consistency.checked})` : "no repeats yet"),
-      h("td", {}, status),
-      h("td", { class: "row-actions" }, r.owner ? "project owner" : [flag, block]),
+      h("th", { scope: "row", class: "who" }, r.username),
+      // data-label: the column's name, shown beside the value where the rows stack (phones)
+      h("td", { dataset: { label: head[1] } }, r.trust === null ? "–" : num(r.trust)),
+      h("td", { dataset: { label: head[2] } }, String(r.answers)),
+      h("td", { dataset: { label: head[3] } }, r.control.checked ? `${pct(r.control.accuracy)} (${r.control.right}/${r.control.checked})` : "no checks yet"),
+      h("td", { dataset: { label: head[4] } }, r.consistency.checked ? `${pct(r.consistency.agreement)} (${r.consistency.agreed}/${r.consistency.checked})` : "no repeats yet"),
+      h("td", { dataset: { label: head[5] } }, status),
+      h("td", { class: "row-actions", dataset: { label: head[6] } }, r.owner ? "project owner" : [flag, block]),
     );
   });
   return h(
