@@ -112,6 +112,23 @@ function axes(svg, box, xTicks, yTicks, xLabel, yLabel, xScale, yScale) {
   svg.append(g);
 }
 
+// A legend entry's width in SVG units: the phone stylesheet sets 14px text (about 8 units a
+// character in a viewBox as wide as the screen), so entries are spaced for that.
+const LEGEND_CHAR = 8;
+
+/** Legend rows for `names` from x = left, wrapping before `right`: [{x, y}] and the last row's y. */
+function legendLayout(names, left, right, first = 12, gap = 30) {
+  let x = left, y = first;
+  const at = names.map((name) => {
+    const needs = gap + name.length * LEGEND_CHAR;
+    if (x > left && x + needs > right) { x = left; y += 18; }
+    const spot = { x, y };
+    x += needs;
+    return spot;
+  });
+  return { at, bottom: y };
+}
+
 function figure(svg, summary, table) {
   const fig = html("figure", { class: "chart-figure" }, svg, html("figcaption", { class: "chart-summary" }, summary));
   if (table) fig.append(table);
@@ -136,10 +153,12 @@ export function dataTable(caption, headers, rows) {
 
 /** Line chart. series: [{name, points: [{x, y}]}]; yDomain: [lo, hi] or null (from the data). */
 export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomain, table, width }) {
-  const W = size(width), H = Math.round(W * 0.55);
+  const W = size(width), H = Math.max(220, Math.round(W * 0.55));
   const box = { l: 52, r: W - 16, t: 14, b: H - 46 };
   const svg = frame(title, desc, W, H);
-  if (series.length > 1) box.t = 34;
+  const named = series.filter((se) => se.points.length);
+  const legendAt = legendLayout(named.map((se) => se.name), box.l + 8, box.r, 10, 40);
+  if (series.length > 1) box.t = legendAt.bottom + 18; // the plot starts below the legend's rows
   const all = series.flatMap((se) => se.points);
   const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
   let x0 = Math.min(0, ...xs), x1 = Math.max(1, ...xs);
@@ -150,8 +169,6 @@ export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomai
   const xs_ = (v) => box.l + ((v - x0) / (x1 - x0)) * (box.r - box.l);
   const ys_ = (v) => box.b - ((v - y0) / (y1 - y0)) * (box.b - box.t);
   axes(svg, box, ticks(x0, x1, W < 420 ? 4 : 6), ticks(y0, y1, 5), xLabel, yLabel, xs_, ys_);
-  let lx = box.l + 8;
-  let ly = box.t + 10;
   // The first series (the model) is drawn last, on top, with filled points; the others' points
   // are hollow rings: where they share a point with it (the first round), it keeps its colour.
   const drawn = [];
@@ -172,14 +189,9 @@ export function lineChart({ title, desc, summary, series, xLabel, yLabel, yDomai
     drawn.unshift(g);
     if (series.length > 1) {
       const legend = s("g", { class: "legend" });
-      const needs = 40 + se.name.length * 7;
-      if (lx > box.l + 8 && lx + needs > box.r) {
-        lx = box.l + 8; // wrap onto the next row on narrow screens
-        ly += 16;
-      }
+      const { x: lx, y: ly } = legendAt.at[named.indexOf(se)];
       legend.append(s("line", { x1: lx, x2: lx + 18, y1: ly, y2: ly, stroke: colour(i), "stroke-width": 2.5, "stroke-dasharray": dash }));
       legend.append(s("text", { x: lx + 22, y: ly + 4 }, se.name));
-      lx += needs;
       svg.append(legend);
     }
   });
@@ -194,6 +206,8 @@ export function barChart({ title, desc, summary, categories, series, xLabel, yLa
   const rotate = longest * 7.5 > (W - 68) / Math.max(1, categories.length);
   const box = { l: 52, r: W - 16, t: 30, b: H - (rotate ? 70 : 46) };
   const svg = frame(title, desc, W, H);
+  const legendAt = legendLayout(series.map((se) => se.name), box.l, box.r, 6);
+  if (series.length > 1) box.t = legendAt.bottom + 24;
   const totals = categories.map((_, j) => series.reduce((acc, se) => acc + (se.values[j] || 0), 0));
   const top = Math.max(1, ...totals);
   const { hi: yMax, ticks: yTicks } = niceScale(0, top, 5, true); // whole counts; the top tick covers the tallest bar
@@ -209,11 +223,10 @@ export function barChart({ title, desc, summary, categories, series, xLabel, yLa
     });
   }
   const legend = s("g", { class: "legend" });
-  let lx = box.l;
   series.forEach((se, i) => {
-    legend.append(s("rect", { x: lx, y: 6, width: 12, height: 12, fill: se.colour || colour(i), stroke: MARK_STROKE, "stroke-width": 0.75 }));
-    legend.append(s("text", { x: lx + 16, y: 16 }, se.name));
-    lx += 28 + se.name.length * 7;
+    const { x: lx, y: ly } = legendAt.at[i];
+    legend.append(s("rect", { x: lx, y: ly, width: 12, height: 12, fill: se.colour || colour(i), stroke: MARK_STROKE, "stroke-width": 0.75 }));
+    legend.append(s("text", { x: lx + 16, y: ly + 10 }, se.name));
   });
   if (series.length > 1) svg.append(legend);
   const bars = s("g", { class: "bars" });
