@@ -32,21 +32,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     app = create_app(f"sqlite:///{tmp / 'listenloop.db'}", tmp / "data", learning=False)
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
-    with serving(app) as base:
-        token = httpx.post(f"{base}/api/v1/token", data={"username": "owner", "password": "owner-pass-1"})
+    # a generous timeout: the first project imports the learning core (seconds on a busy machine)
+    with serving(app) as base, httpx.Client(timeout=120) as web:
+        token = web.post(f"{base}/api/v1/token", data={"username": "owner", "password": "owner-pass-1"})
         owner = {"Authorization": f"Bearer {token.json()['access_token']}"}
         body = {"name": "digits", "task_type": "classification", "classes": [str(i) for i in range(10)]}
-        pid = httpx.post(f"{base}/api/v1/projects", headers=owner, json=body).json()["id"]
+        pid = web.post(f"{base}/api/v1/projects", headers=owner, json=body).json()["id"]
         files = {"archive": ("a.zip", zip_of(wavs(6)))}
-        assert httpx.post(
-            f"{base}/api/v1/projects/{pid}/clips", headers=owner, files=files, timeout=60
-        ).is_success
+        assert web.post(f"{base}/api/v1/projects/{pid}/clips", headers=owner, files=files).is_success
         for name in (LONG_NAME, "bob"):
-            httpx.post(f"{base}/api/v1/users", json={"username": name, "password": f"{name}-password"})
-            tok = httpx.post(f"{base}/api/v1/token", data={"username": name, "password": f"{name}-password"})
+            web.post(f"{base}/api/v1/users", json={"username": name, "password": f"{name}-password"})
+            tok = web.post(f"{base}/api/v1/token", data={"username": name, "password": f"{name}-password"})
             h = {"Authorization": f"Bearer {tok.json()['access_token']}"}
-            task = httpx.get(f"{base}/api/v1/projects/{pid}/next", headers=h).json()
-            httpx.post(f"{base}/api/v1/tasks/{task['task_id']}/answer", headers=h, json={"answer": "1"})
+            task = web.get(f"{base}/api/v1/projects/{pid}/next", headers=h).json()
+            web.post(f"{base}/api/v1/tasks/{task['task_id']}/answer", headers=h, json={"answer": "1"})
         yield base, pid
 
 
