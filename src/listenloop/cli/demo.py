@@ -10,6 +10,13 @@ import typer
 
 from listenloop.cli.app import app
 from listenloop.cli.startup import KEEP_ALIVE_SECONDS, check_port, data_folder
+from listenloop.demo.crowd import DEFAULT_SIZE, MAX_SIZE
+
+
+def _own_url(host: str, port: int) -> str:
+    """The URL at which this process reaches the server it starts (a wildcard address: loopback)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @app.command("demo")
@@ -19,11 +26,31 @@ def demo(
     data: Annotated[Path, typer.Option("--data", help="Folder for the demo's database and audio.")] = Path(
         "listenloop-demo"
     ),
+    crowd: Annotated[
+        int,
+        typer.Option(
+            "--crowd",
+            min=0,
+            max=MAX_SIZE,
+            help="Simulated annotators of mixed skill (one a spammer) who label in the background "
+            "at a human pace, so that clips finish and the model retrains; 0 turns them off.",
+        ),
+    ] = DEFAULT_SIZE,
+    crowd_speed: Annotated[
+        float,
+        typer.Option(
+            "--crowd-speed",
+            min=0.01,
+            max=100.0,
+            help="How many times faster than a person the demo crowd answers.",
+        ),
+    ] = 1.0,
 ) -> None:
     """Start the server with a demo project (300 FSDD digits) and print an owner and an annotator login."""
     import uvicorn
 
-    from listenloop.demo.setup import prepare_demo
+    from listenloop.demo.crowd import describe, members, start_crowd
+    from listenloop.demo.setup import DEMO_CLASSES, prepare_demo
     from listenloop.server.app import create_app
     from listenloop.store.database import Database
 
@@ -44,11 +71,28 @@ def demo(
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
-        create_app(url, data, migrate=False),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    print(
+        describe(members(crowd, len(DEMO_CLASSES))) + (" (--crowd 0 turns it off)" if crowd else ""),
+        file=sys.stderr,
+        flush=True,
     )
+    app = create_app(url, data, migrate=False)
+    # The crowd asks the server itself: its first requests wait for uvicorn to listen.
+    running = (
+        start_crowd(url, _own_url(host, port), logins.project_id, DEMO_CLASSES, crowd, speed=crowd_speed)
+        if crowd
+        else None
+    )
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
+    finally:
+        if running is not None:
+            running[0].stop()
+            running[1].dispose()

@@ -10,7 +10,7 @@ correct), so hard items pull every worker down and easy ones push them up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,13 @@ _EPS = 1e-6
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, _EPS, 1 - _EPS)
     return np.log(p / (1 - p))
+
+
+def _one_coin(accuracy: np.ndarray, k: int) -> np.ndarray:
+    """(W, k, k) confusions: the true class with probability `accuracy`, else any other class evenly."""
+    off = np.ones((k, k)) - np.eye(k)
+    acc = np.asarray(accuracy, dtype=float)
+    return acc[:, None, None] * np.eye(k)[None] + ((1 - acc) / (k - 1))[:, None, None] * off[None]
 
 
 @dataclass
@@ -118,7 +125,7 @@ class SimulatedCrowd:
             raise ListenloopError("spammers + adversaries exceed the number of workers")
         acc = rng.beta(*accuracy_beta, size=n_workers)
         off = np.ones((k, k)) - np.eye(k)
-        conf = acc[:, None, None] * np.eye(k)[None] + ((1 - acc) / (k - 1))[:, None, None] * off[None]
+        conf = _one_coin(acc, k)
         for w in range(n_spam):
             if w % 2 == 0:
                 conf[w] = 1.0 / k
@@ -131,6 +138,25 @@ class SimulatedCrowd:
         return cls(
             ids, [str(c) for c in classes], [str(c) for c in classes], conf, frequency / frequency.sum()
         )
+
+    @classmethod
+    def from_skills(
+        cls, skills: Sequence[float], classes: Sequence[str], worker_ids: Sequence[str] | None = None
+    ) -> SimulatedCrowd:
+        """Workers of known skill, equally frequent: worker j names the true class with probability
+        `skills[j]` and otherwise one of the other classes evenly. A skill of 1/K (K classes)
+        answers uniformly at random: a spammer."""
+        k = len(classes)
+        acc = np.asarray(skills, dtype=float)
+        if k < 2 or acc.size < 1:
+            raise ListenloopError("a crowd of known skills needs >= 2 classes and >= 1 worker")
+        if ((acc < 0) | (acc > 1)).any():
+            raise ListenloopError(f"skills must lie in [0, 1], not {acc.tolist()}")
+        ids = [f"w{i:04d}" for i in range(acc.size)] if worker_ids is None else [str(w) for w in worker_ids]
+        if len(ids) != acc.size:
+            raise ListenloopError(f"{acc.size} skills but {len(ids)} worker ids")
+        names = [str(c) for c in classes]
+        return cls(np.array(ids), names, names, _one_coin(acc, k), np.full(acc.size, 1.0 / acc.size))
 
     def _probs(self, workers: np.ndarray, truths: np.ndarray, difficulty: np.ndarray) -> np.ndarray:
         """(n, A) answer probabilities; `difficulty` nan = no item effect."""
@@ -179,6 +205,19 @@ class SimulatedCrowd:
         d = np.array([np.nan if item_difficulty is None else item_difficulty])
         workers, codes = self._draw(t, d, 1, rng)
         return str(self.worker_ids[workers[0, 0]]), self.values[codes[0, 0]]
+
+    def answer_of(
+        self, worker: int, item_truth: str, rng: np.random.Generator, item_difficulty: float | None = None
+    ) -> str:
+        """The answer of worker number `worker` (an index into `worker_ids`) to an item of class
+        `item_truth`: one person of the crowd at work, as `listenloop demo`'s simulated annotators are."""
+        if not 0 <= worker < len(self.worker_ids):
+            raise ListenloopError(f"no worker number {worker} in a crowd of {len(self.worker_ids)}")
+        t = self._codes([str(item_truth)])
+        d = np.array([np.nan if item_difficulty is None else item_difficulty])
+        probs = self._probs(np.array([worker]), t, d)[0]
+        code = min(int((np.cumsum(probs) < rng.random()).sum()), len(self.values) - 1)
+        return self.values[code]
 
     def simulate(
         self,

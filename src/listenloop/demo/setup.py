@@ -29,6 +29,7 @@ OWNER, ANNOTATOR = "demo-owner", "demo-annotator"
 PROJECT_NAME = "Spoken digits (demo)"
 SEEDS_PER_CLASS = 2  # the labelled seed set: the first model is trained right away
 GOLD_PER_CLASS = 1  # control questions with a known answer
+DEMO_CLASSES = [str(d) for d in range(10)]
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def _create_project(db: Database, data_dir: Path, owner: Principal) -> int:
     config = ProjectConfig(
         name=PROJECT_NAME,
         task_type="classification",
-        classes=[str(d) for d in range(10)],
+        classes=DEMO_CLASSES,
         retrain_every=10,
     )
     with tempfile.TemporaryDirectory(prefix="listenloop-demo-") as tmp:
