@@ -12,9 +12,16 @@ from sqlalchemy import select
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
-from listenloop.engine.errors import ConflictError, ForbiddenError, InvalidError
+from listenloop.engine.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from listenloop.engine.projects import create_project
-from listenloop.engine.tasks import CONSISTENCY_DELAY, LEASE, next_task, submit_answer
+from listenloop.engine.tasks import (
+    CONSISTENCY_DELAY,
+    LEASE,
+    Assignment,
+    next_task,
+    submit_answer,
+    undo_answer,
+)
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Project, Task, WorkerTrust, utcnow
 
@@ -194,3 +201,120 @@ def test_ahead_leases_one_more_task_to_load_while_the_first_plays(world) -> None
         assert next_task(s, pid, a).task_id == second.task_id
         third = next_task(s, pid, a, ahead=True)
         assert third.clip_id not in (first.clip_id, second.clip_id)
+
+
+def control_task(db: Database, pid: int, who: Principal) -> Assignment:
+    """The annotator's next task, drawn as a control question."""
+    set_rates(db, pid, 0.5, 0.0)
+    for seed in range(100):  # a draw below the control rate
+        if random.Random(seed).random() < 0.5:
+            break
+    with db.write() as s:
+        task = next_task(s, pid, who, rng=random.Random(seed))
+        assert s.get(Task, task.task_id).kind == "control"
+    return task
+
+
+def test_trusted_bonus_follows_the_trust_an_answer_found_not_its_own_check(world) -> None:
+    """A reply's points must not tell a passed check (which an undo could then probe) from a regular task."""
+    db, pid, (a, _, _) = world
+    with db.write() as s:
+        s.add(
+            WorkerTrust(
+                project_id=pid, user_id=a.id, trust=0.69, n_checked=10, n_right=7, n_answers=10, points=100
+            )
+        )
+    task = control_task(db, pid, a)
+    with db.write() as s:
+        out = submit_answer(s, task.task_id, a, "0")  # right: trust rises past 0.7 ...
+        trust = s.get(WorkerTrust, (pid, a.id)).trust
+    assert trust > 0.7 and out["points"] == 10  # ... but this answer found 0.69: no bonus yet
+    set_rates(db, pid, 0.0, 0.0)
+    with db.write() as s:
+        task = next_task(s, pid, a)
+        assert submit_answer(s, task.task_id, a, "1")["points"] == 15  # the next one gets it
+
+
+def test_undo_takes_the_last_answer_back_and_serves_the_task_again(world) -> None:
+    db, pid, (a, b, _) = world
+    now = utcnow()
+    with db.write() as s:
+        task = next_task(s, pid, a, now=now)
+        submit_answer(s, task.task_id, a, "1", now=now)
+    later = now + timedelta(minutes=4)  # within the 5-minute lease
+    with pytest.raises(ForbiddenError), db.write() as s:
+        undo_answer(s, task.task_id, b, now=later)
+    with pytest.raises(NotFoundError), db.write() as s:
+        undo_answer(s, 9999, a, now=later)
+    with db.write() as s:
+        out = undo_answer(s, task.task_id, a, now=later)
+    assert out == {"task_id": task.task_id, "project_id": pid, "points": 10, "total_points": 0, "level": 1}
+    with db.read() as s:
+        stored = s.get(Task, task.task_id)
+        clip = s.get(Clip, task.clip_id)
+        trust = s.get(WorkerTrust, (pid, a.id))
+        used = s.get(Project, pid).answers_used
+    assert stored.answer is None and stored.answered_at is None and stored.points == 0
+    assert stored.leased_until > later + timedelta(minutes=4)  # a fresh lease to answer again
+    assert clip.n_answers == 0 and clip.label is None and clip.status == "queued"
+    assert (trust.n_answers, trust.points, used) == (0, 0, 0)
+    with pytest.raises(ConflictError, match="no answer to undo"), db.write() as s:
+        undo_answer(s, task.task_id, a, now=later)
+    with db.write() as s:
+        again = next_task(s, pid, a, now=later)
+        assert again.task_id == task.task_id  # the same task, to answer again
+        submit_answer(s, task.task_id, a, "2", now=later)
+    with db.read() as s:
+        assert s.get(Task, task.task_id).answer == "2" and s.get(Clip, task.clip_id).n_answers == 1
+
+
+def test_undo_refuses_what_later_answers_rest_on(world) -> None:
+    db, pid, (a, b, c) = world
+    now = utcnow()
+    with db.write() as s:
+        first = next_task(s, pid, a, now=now)
+        submit_answer(s, first.task_id, a, "1", now=now)
+        second = next_task(s, pid, a, now=now + timedelta(seconds=1))
+        submit_answer(s, second.task_id, a, "1", now=now + timedelta(seconds=1))
+    with pytest.raises(ConflictError, match="last answer"), db.write() as s:
+        undo_answer(s, first.task_id, a, now=now + timedelta(seconds=2))
+    # b answers a's first clip differently after a (2 answers, no agreement: still open)
+    with db.write() as s:
+        tb = next_task(s, pid, b, now=now + timedelta(seconds=3))
+        assert tb.clip_id == first.clip_id
+        submit_answer(s, tb.task_id, b, "7", now=now + timedelta(seconds=3))
+        assert s.get(Clip, first.clip_id).status == "queued"
+        undo_answer(s, second.task_id, a, now=now + timedelta(seconds=4))  # a's last: fine
+    with pytest.raises(ConflictError, match="after you"), db.write() as s:
+        undo_answer(s, first.task_id, a, now=now + timedelta(seconds=5))
+    # c agrees with b: the clip is decided by c's answer, which then stands
+    with db.write() as s:
+        tc = next_task(s, pid, c, now=now + timedelta(seconds=6))
+        assert tc.clip_id == first.clip_id
+        submit_answer(s, tc.task_id, c, "1", now=now + timedelta(seconds=6))
+        assert s.get(Clip, first.clip_id).status != "queued"
+    with pytest.raises(ConflictError, match="decided"), db.write() as s:
+        undo_answer(s, tc.task_id, c, now=now + timedelta(seconds=7))
+    # a lease that ran out: the answer stands
+    with db.write() as s:
+        td = next_task(s, pid, c, now=now + timedelta(seconds=8))
+        submit_answer(s, td.task_id, c, "3", now=now + timedelta(seconds=8))
+    with pytest.raises(ConflictError, match="lease"), db.write() as s:
+        undo_answer(s, td.task_id, c, now=now + LEASE + timedelta(seconds=9))
+
+
+def test_undo_of_a_control_answer_takes_its_trust_back_exactly(world) -> None:
+    db, pid, (a, _, _) = world
+    task = control_task(db, pid, a)
+    with db.write() as s:
+        submit_answer(s, task.task_id, a, "3")  # wrong: gold is "0"
+        assert s.get(WorkerTrust, (pid, a.id)).trust < 0.5
+        undo_answer(s, task.task_id, a)
+    with db.read() as s:
+        trust = s.get(WorkerTrust, (pid, a.id))
+        assert (trust.n_checked, trust.n_right, trust.n_answers) == (0, 0, 0)
+        assert trust.trust == pytest.approx(0.5)
+    with db.write() as s:
+        submit_answer(s, task.task_id, a, "0")  # answered again, right this time
+        trust = s.get(WorkerTrust, (pid, a.id))
+        assert (trust.n_checked, trust.n_right) == (1, 1) and trust.trust == pytest.approx(0.6)

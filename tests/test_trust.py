@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from listenloop.crowd.trust import detect_spammers, trust_from_answers, update_trust
+from listenloop.crowd.trust import detect_spammers, revert_trust, trust_from_answers, update_trust
+from listenloop.errors import ListenloopError
 from test_crowd_mace_glad import GOOD, synthetic_crowd
 
 
@@ -17,6 +18,18 @@ def test_update_rule_by_hand() -> None:
     assert t == pytest.approx(0.5)
     t = update_trust(t, True, 2)  # (0.5*6 + 1) / 7
     assert t == pytest.approx(4 / 7)
+
+
+def test_revert_takes_the_last_check_back() -> None:
+    t, history = 0.5, []
+    for n, ok in enumerate([True, False, False, True, True, True, False]):
+        history.append(t)
+        t = update_trust(t, ok, n)
+    for n, ok in reversed(list(enumerate([True, False, False, True, True, True, False]))):
+        t = revert_trust(t, ok, n + 1)
+        assert t == pytest.approx(history[n])
+    with pytest.raises(ListenloopError):
+        revert_trust(0.5, True, 0)
 
 
 def test_right_raises_wrong_lowers_and_bounds() -> None:

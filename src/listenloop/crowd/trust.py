@@ -11,7 +11,8 @@ Update rule (Beta-Bernoulli): with a Beta prior of mean `prior_trust` and weight
 
 so it lies in [0, 1], starts at `prior_trust` (0.5) and moves less with each check.
 `update_trust(trust, correct, n_checked)` is the same estimate, one check at a time:
-trust' = (trust * (prior_strength + n_checked) + correct) / (prior_strength + n_checked + 1).
+trust' = (trust * (prior_strength + n_checked) + correct) / (prior_strength + n_checked + 1);
+`revert_trust` takes the last check back (an answer the annotator undid).
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ def update_trust(
         raise ListenloopError(f"n_checked must be >= 0, not {n_checked}")
     weight = prior_strength + n_checked
     return (trust * weight + float(bool(correct))) / (weight + 1.0)
+
+
+def revert_trust(
+    trust: float,
+    correct: bool,
+    n_checked: int,
+    *,
+    prior_strength: float = PRIOR_STRENGTH,
+) -> float:
+    """Trust before the last of `n_checked` checks (which was `correct`): `update_trust` undone."""
+    if not 0.0 <= trust <= 1.0:
+        raise ListenloopError(f"trust must be in [0, 1], not {trust}")
+    if n_checked < 1:
+        raise ListenloopError(f"no check to take back: n_checked is {n_checked}")
+    weight = prior_strength + n_checked - 1
+    return min(max((trust * (weight + 1.0) - float(bool(correct))) / weight, 0.0), 1.0)
 
 
 def check_answers(answers: pd.DataFrame, gold: Mapping[str, str]) -> pd.DataFrame:

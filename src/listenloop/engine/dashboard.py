@@ -221,22 +221,27 @@ def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
 
 def _checks(session: Session, project_id: int) -> dict[tuple[int, str], list[int]]:
     """Per (user, kind): [checked, passed] of control and consistency answers, as the engine
-    judged them when they came in (the `check` of each `answer` event; None = nothing to check,
-    e.g. "can't tell")."""
+    judged them when they came in (the `check` of each `answer` event, less those of the
+    `answer_undone` events of answers taken back; None = nothing to check, e.g. "can't tell")."""
     kind = Event.data["kind"].as_string()
     check = Event.data["check"].as_boolean()
     rows = session.execute(
-        select(Event.user_id, kind, check, func.count())
-        .where(Event.project_id == project_id, Event.kind == "answer", kind.in_(("control", "consistency")))
-        .group_by(Event.user_id, kind, check)
+        select(Event.user_id, Event.kind, kind, check, func.count())
+        .where(
+            Event.project_id == project_id,
+            Event.kind.in_(("answer", "answer_undone")),
+            kind.in_(("control", "consistency")),
+        )
+        .group_by(Event.user_id, Event.kind, kind, check)
     ).all()
     out: dict[tuple[int, str], list[int]] = {}
-    for user_id, k, passed, n in rows:
+    for user_id, event, k, passed, n in rows:
         if user_id is None or passed is None:
             continue
+        signed = -n if event == "answer_undone" else n
         cell = out.setdefault((user_id, k), [0, 0])
-        cell[0] += n
-        cell[1] += n if passed else 0
+        cell[0] += signed
+        cell[1] += signed if passed else 0
     return out
 
 

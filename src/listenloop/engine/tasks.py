@@ -6,6 +6,8 @@ questions (a repeat of one of their earlier clips) at the project's rates; all t
 same to the annotator. `submit_answer` stores an answer once (a retry or a late answer is a
 ConflictError and stores nothing), updates the annotator's trust from control and consistency
 answers, re-aggregates the one clip and asks the redundancy policy whether it is done.
+`undo_answer` takes an annotator's last answer back while nothing depends on it yet (the rule is
+in its docstring), and the task is theirs to answer again.
 
 Both run inside the caller's write transaction (`Database.transaction()`: on SQLite it holds the
 write lock from its start, so it never needs a lock upgrade) and use Core statements built
@@ -27,7 +29,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL
-from listenloop.crowd.trust import PRIOR_TRUST, update_trust
+from listenloop.crowd.trust import PRIOR_TRUST, revert_trust, update_trust
 from listenloop.engine.accounts import Principal
 from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
@@ -194,6 +196,46 @@ _TRUST_SET = Prepared(
     )
 )
 _GOLD = Prepared(select(C.c.gold_label).where(C.c.id == bp("clip")))
+_ANSWERED = Prepared(
+    select(
+        T.c.project_id,
+        T.c.clip_id,
+        T.c.annotator_id,
+        T.c.kind,
+        T.c.answer,
+        T.c.answered_at,
+        T.c.leased_until,
+        T.c.points,
+    ).where(T.c.id == bp("task"))
+)
+_ANSWERED_PG = Prepared(_ANSWERED.stmt.with_for_update())
+# A later answer of the same annotator in the project, or of anyone on the same clip (regular).
+_LATER_MINE = Prepared(
+    select(T.c.id)
+    .where(
+        T.c.project_id == bp("project"),
+        T.c.annotator_id == bp("user"),
+        T.c.answered_at >= bp("at"),
+        T.c.id != bp("task"),
+    )
+    .limit(1)
+)
+_LATER_ON_CLIP = Prepared(
+    select(T.c.id)
+    .where(
+        T.c.clip_id == bp("clip"),
+        T.c.kind == "regular",
+        T.c.answered_at >= bp("at"),
+        T.c.id != bp("task"),
+    )
+    .limit(1)
+)
+_UNSTORE = Prepared(
+    T.update()
+    .where(T.c.id == bp("task"), T.c.answered_at.is_not(None))
+    .values(answer=None, answered_at=None, points=0, leased_until=bp("until"))
+)
+_UNCOUNT = Prepared(P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answers_used - 1))
 _FIRST = Prepared(
     select(T.c.answer).where(
         T.c.clip_id == bp("clip"),
@@ -380,12 +422,14 @@ def submit_answer(
     keys = {"project": project.id, "user": who.id, "now": now}
     row = _TRUST.first(conn, keys)
     trust, checked, right, answers, points_so_far = row if row is not None else (PRIOR_TRUST, 0, 0, 0, 0)
+    # The bonus follows the trust this answer found, not the trust its own check gives: the
+    # points of a reply (and of a reply after an undo) must not tell whether it was a check.
+    points = POINTS_PER_ANSWER + (TRUSTED_BONUS if trust >= TRUSTED_AT else 0)
     passed = _check(conn, project, task.kind, task.clip_id, who.id, answer)
     if passed is not None:
         trust = update_trust(trust, passed, checked)
         checked += 1
         right += int(passed)
-    points = POINTS_PER_ANSWER + (TRUSTED_BONUS if trust >= TRUSTED_AT else 0)
     stored = _STORE.run(conn, {"task": task_id, "v_answer": answer, "now": now, "v_points": points})
     if stored != 1:
         raise ConflictError(f"task {task_id} is already answered")
@@ -407,6 +451,82 @@ def submit_answer(
         "task_id": task_id,
         "clip_id": task.clip_id,
         "points": points,
+        "total_points": total,
+        "level": level_of(total),
+    }
+
+
+def undo_answer(
+    session: Session | Connection, task_id: int, who: Principal, now: datetime | None = None
+) -> dict[str, Any]:
+    """Take back the annotator's answer to task `task_id`; the task is theirs to answer again.
+
+    Returns `{task_id, project_id, points (taken back), total_points, level}`. The rule: an answer can be
+    undone by the annotator who gave it while
+
+    1. its task's lease has not run out (the task is still theirs), and
+    2. it is their last answer in the project (no later answer rests on the trust, points and
+       consistency history it left), and
+    3. for a clip of the queue (a regular task): the clip is still open (its label was not
+       decided, by this answer or by anyone) and no one answered it after them.
+
+    Control and consistency answers follow the same rule, so that an undo never tells a check
+    from a regular task: their trust update is taken back exactly (`revert_trust`).
+
+    Undoing removes the answer, its points and its count (the project's answers used, the
+    annotator's answers), re-aggregates the clip, logs `answer_undone` and renews the task's
+    lease, so `next` serves the same task again. NotFoundError: no such task; ForbiddenError:
+    another annotator's task; ConflictError (with the reason): nothing to undo, or the rule
+    does not allow it. Nothing changes on any of these.
+    """
+    now = now or utcnow()
+    conn = connection_of(session)
+    task = (_ANSWERED_PG if _pg(conn) else _ANSWERED).first(conn, {"task": task_id})
+    if task is None:
+        raise NotFoundError(f"task {task_id} does not exist")
+    if task.annotator_id != who.id:
+        raise ForbiddenError(f"task {task_id} belongs to another annotator")
+    if task.answered_at is None:
+        raise ConflictError(f"task {task_id} has no answer to undo")
+    if task.leased_until < now:
+        raise ConflictError(f"the lease of task {task_id} ran out: its answer stands")
+    keys = {"project": task.project_id, "user": who.id, "task": task_id, "at": task.answered_at, "now": now}
+    if _LATER_MINE.scalar(conn, keys) is not None:
+        raise ConflictError("only your last answer can be undone: you answered another clip since")
+    if task.kind == "regular":
+        status = (_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS).scalar(conn, {"clip": task.clip_id})
+        if status != "queued":
+            raise ConflictError("this clip's label is already decided: your answer stands")
+        if _LATER_ON_CLIP.scalar(conn, {**keys, "clip": task.clip_id}) is not None:
+            raise ConflictError("someone answered this clip after you: your answer stands")
+    project = load_view(conn, task.project_id)
+    row = _TRUST.first(conn, keys)
+    trust, checked, right, answers, total = row if row is not None else (PRIOR_TRUST, 0, 0, 1, task.points)
+    passed = _check(conn, project, task.kind, task.clip_id, who.id, task.answer)
+    if passed is not None and checked > 0:
+        trust = revert_trust(trust, passed, checked)
+        checked -= 1
+        right -= int(passed)
+    if _UNSTORE.run(conn, {"task": task_id, "until": now + LEASE}) != 1:
+        raise ConflictError(f"task {task_id} has no answer to undo")
+    total = max(int(total) - int(task.points), 0)
+    values = {
+        "v_trust": trust,
+        "v_checked": checked,
+        "v_right": right,
+        "v_answers": max(int(answers) - 1, 0),
+        "v_points": total,
+    }
+    (_TRUST_SET if row is not None else _TRUST_NEW).run(conn, {**keys, **values})
+    _UNCOUNT.run(conn, keys)
+    data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
+    _event(conn, project.id, who.id, "answer_undone", data, now)
+    if task.kind == "regular":
+        _reaggregate(conn, project, task.clip_id, who.id, now)
+    return {
+        "task_id": task_id,
+        "project_id": project.id,
+        "points": int(task.points),
         "total_points": total,
         "level": level_of(total),
     }

@@ -160,6 +160,10 @@ class IdleCache:
             self._until.clear()
         self._until[(project_id, user_id)] = time.monotonic() + self.seconds
 
+    def forget(self, project_id: int, user_id: int) -> None:
+        """There is something to do again (an undone answer reopened a task)."""
+        self._until.pop((project_id, user_id), None)
+
 
 DB = Annotated[Database, Depends(get_db)]
 DataDir = Annotated[Path, Depends(get_data_dir)]

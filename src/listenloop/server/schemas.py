@@ -115,6 +115,17 @@ class AnswerOut(BaseModel):
     level: int
 
 
+class UndoOut(BaseModel):
+    """What taking an answer back cost: the task (now open again), the points taken back and the
+    annotator's new total in the project."""
+
+    task_id: int
+    project_id: int
+    points: int
+    total_points: int
+    level: int
+
+
 class StatusOut(BaseModel):
     """A project's progress."""
 

@@ -1,4 +1,4 @@
-"""Tasks: the annotator's next clip and their answer."""
+"""Tasks: the annotator's next clip, their answer, and taking their last answer back."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from listenloop.crowd.redundancy import CANT_TELL
-from listenloop.engine.tasks import next_task, submit_answer
+from listenloop.engine.tasks import next_task, submit_answer, undo_answer
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.server.deps import IdleCache, ProjectId, TaskId, User
-from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question
+from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question, UndoOut
 from listenloop.store.database import Database
 from listenloop.store.models import Project
 
@@ -80,3 +80,26 @@ async def answer(task_id: TaskId, body: AnswerIn, who: User, request: Request) -
     with db.transaction() as conn:
         result = submit_answer(conn, task_id, who, body.answer)
     return JSONResponse(result, status_code=status.HTTP_201_CREATED)
+
+
+@router.delete(
+    "/tasks/{task_id}/answer",
+    response_model=UndoOut,
+    responses={
+        403: {"description": "Someone else's task"},
+        404: {"description": "No such task"},
+        409: {"description": "Nothing to undo, or the answer can no longer be undone (the reason says why)"},
+    },
+)
+async def undo(task_id: TaskId, who: User, request: Request) -> Any:
+    """Take back your last answer while its task is still yours (lease not run out), you have not
+    answered since, and its clip is still open with no later answer on it. `next` then serves the
+    same task again. 403 someone else's task; 404 unknown; 409 with the reason when it cannot be undone."""
+    db: Database = request.app.state.db
+    with db.transaction() as conn:
+        result = undo_answer(conn, task_id, who)
+    idle: IdleCache = request.app.state.idle
+    idle.forget(
+        result["project_id"], who.id
+    )  # the task is open again: a recent "nothing to do" no longer holds
+    return JSONResponse(result)
