@@ -245,6 +245,52 @@ def test_annotator_labels_ten_clips_by_keyboard(live: Live, browser: Any, artifa
     assert sorted(a["answer"] for a in mine) == sorted(["1", "2", "3", "can't tell", *"456789"])
 
 
+def undo_to(page: Any, action: Any, task: str) -> None:
+    """Undo with `action` (a key press or a click) and wait until the page shows task `task` again."""
+    page.wait_for_selector("#undo:not([disabled])")
+    action()
+    page.wait_for_function(
+        """(task) => {
+            const p = document.getElementById('label-page');
+            return p.dataset.readyTask === task && p.dataset.state === 'ready';
+        }""",
+        arg=task,
+    )
+
+
+def test_annotator_takes_an_answer_back_with_backspace_and_the_button(
+    live: Live, browser: Any, artifacts: Path
+) -> None:
+    """Backspace (and the Undo button) take the last answer back; the same clip comes again, the
+    new answer is the one stored."""
+    w = Watched(browser, live.base, DESKTOP)
+    try:
+        page = w.page
+        sign_up_and_in(page, live.base, "undoer", "undoer-password")
+        open_label_page(page, live.project_id)
+        assert page.is_disabled("#undo")  # nothing to take back yet
+        assert "Backspace" in page.inner_text("#keys-help")
+        first = page.get_attribute("#label-page", "data-ready-task")
+        answer_by_key(page, "3")
+        second = page.get_attribute("#label-page", "data-ready-task")
+        assert second != first
+        undo_to(page, lambda: page.keyboard.press("Backspace"), first)
+        assert page.is_disabled("#undo")  # one step back only
+        page.wait_for_function("document.getElementById('project-points').textContent === '0'")
+        answer_by_key(page, "5")
+        assert page.get_attribute("#label-page", "data-ready-task") == second  # the one after comes back
+        answer_by_key(page, "6")
+        page.wait_for_selector("#undo:not([disabled])")
+        page.screenshot(path=str(artifacts / "label-undo.png"))
+        undo_to(page, lambda: page.click("#undo"), second)
+        answer_by_key(page, "7")
+        w.check()
+    finally:
+        w.close()
+    mine = {a["task_id"]: a["answer"] for a in live.answers() if a["annotator"] == "undoer"}
+    assert mine == {first: "5", second: "7"}
+
+
 def test_rating_and_tags_by_keyboard_and_owner_links(live: Live, browser: Any) -> None:
     """A continuous project (slider: arrows, Enter) and a multi-label one (number keys toggle,
     Enter submits); the owner's list links to the dashboard and to a new project."""

@@ -7,6 +7,10 @@
 // into a blob URL (and its spectrogram beside it) while the "+10" animation plays, and the
 // clip is playable as soon as the audio is in. `data-ready-ms` on #label-page is the time from
 // the answer's key press (or click) to the next clip's `canplay`.
+//
+// Undo (Backspace or the Undo button) takes the last answer back (DELETE /tasks/{id}/answer):
+// the server decides whether it still may (its lease, no later answer resting on it) and says
+// why not; after an undo `next` serves that task again, so the page shows that clip again.
 
 import { ApiError, api } from "./api.js";
 import { announce, h, percent, progressBar, replace } from "./dom.js";
@@ -18,6 +22,7 @@ const STREAK_GAP_MS = 120000; // a pause longer than this ends the in-session an
 const SPEC_LEFT = 0.08; // the plot area inside the server's spectrogram picture (engine/media.py)
 const SPEC_WIDTH = 0.9;
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
+const UNDO_HELP = " Backspace takes back your last answer.";
 
 /** The key of each choice: the digit itself when every choice is a distinct single digit (a
  *  spoken-digits project: press what you hear), else 1..9 then 0 in order (null past ten). */
@@ -64,6 +69,8 @@ export async function renderLabel(root, projectId, ctx) {
     badges: null,
     timings: [],
     marks: {},
+    undoable: null, // {task_id} of the last answer, while the page may offer to take it back
+    undoing: false,
   };
 
   // ---- the page ----
@@ -83,6 +90,12 @@ export async function renderLabel(root, projectId, ctx) {
     h("kbd", {}, "C"),
     " Can't tell",
   );
+  const undoButton = h(
+    "button",
+    { type: "button", class: "undo", id: "undo", "aria-keyshortcuts": "Backspace", disabled: true, onclick: () => undo() },
+    h("kbd", {}, "⌫"),
+    " Undo",
+  );
   const notice = h("p", { class: "notice", role: "alert" });
   const projectStats = h("div", { class: "project-stats" });
   const progressBox = h("div", { class: "project-progress" });
@@ -96,12 +109,12 @@ export async function renderLabel(root, projectId, ctx) {
     { class: "answer card", "aria-labelledby": "question-text", novalidate: true, onsubmit: (e) => e.preventDefault() },
     questionText,
     controlsBox,
-    h("div", { class: "cant-row" }, cantButton),
+    h("div", { class: "cant-row" }, cantButton, undoButton),
     notice,
     h(
       "p",
       { class: "keys-help", id: "keys-help" },
-      "Keyboard: number keys answer (1–9, 0 for the tenth), C or ? can't tell, R or Space replays.",
+      "Keyboard: number keys answer (1–9, 0 for the tenth), C or ? can't tell, R or Space replays." + UNDO_HELP,
     ),
   );
   const player = h(
@@ -146,12 +159,22 @@ export async function renderLabel(root, projectId, ctx) {
   function setState(name, text) {
     page.dataset.state = name;
     if (text !== undefined) statusLine.textContent = text;
+    refreshUndo();
+  }
+
+  /** The Undo button works when there is an answer to take back and the page is not in the middle of a change. */
+  function refreshUndo() {
+    undoButton.disabled = !canUndo();
+  }
+
+  function canUndo() {
+    return Boolean(s.undoable) && !s.undoing && (page.dataset.state === "ready" || page.dataset.state === "idle");
   }
 
   // Busy controls stay focusable (focus must not fall to the page while an answer is saved):
   // they are marked aria-disabled and `s.busy` makes them do nothing.
   function setDisabled(disabled) {
-    for (const el of form.querySelectorAll("button, input")) {
+    for (const el of form.querySelectorAll("button:not(.undo), input")) {
       if (disabled) el.setAttribute("aria-disabled", "true");
       else el.removeAttribute("aria-disabled");
     }
@@ -193,7 +216,7 @@ export async function renderLabel(root, projectId, ctx) {
       );
       s.controls = { type, slider, output, mid, send };
       form.querySelector(".keys-help").textContent =
-        "Keyboard: arrow keys move the slider, Enter submits, C or ? can't tell, R or Space replays.";
+        "Keyboard: arrow keys move the slider, Enter submits, C or ? can't tell, R or Space replays." + UNDO_HELP;
       return;
     }
     const choices = (question.choices || []).filter((c) => c !== CANT_TELL);
@@ -212,7 +235,7 @@ export async function renderLabel(root, projectId, ctx) {
       replace(controlsBox, h("div", { class: "choices", role: "group", "aria-label": "Tags" }, toggles), h("div", { class: "submit-row" }, send));
       s.controls = { type, toggles, send };
       form.querySelector(".keys-help").textContent =
-        "Keyboard: number keys toggle tags, Enter submits (no tag: nothing present), C or ? can't tell, R replays.";
+        "Keyboard: number keys toggle tags, Enter submits (no tag: nothing present), C or ? can't tell, R replays." + UNDO_HELP;
       return;
     }
     const buttons = choices.map((choice, i) =>
@@ -228,7 +251,7 @@ export async function renderLabel(root, projectId, ctx) {
     s.controls = { type, buttons };
     if (keys.every((k, i) => k === choices[i])) {
       form.querySelector(".keys-help").textContent =
-        "Keyboard: press the digit you hear, C or ? can't tell, R or Space replays.";
+        "Keyboard: press the digit you hear, C or ? can't tell, R or Space replays." + UNDO_HELP;
     }
   }
 
@@ -457,6 +480,7 @@ export async function renderLabel(root, projectId, ctx) {
       return;
     }
     if (s.destroyed) return;
+    s.undoable = { task_id: task.task_id };
     s.marks = { answered: performance.now() };
     const claim = s.ahead;
     s.ahead = null;
@@ -465,6 +489,51 @@ export async function renderLabel(root, projectId, ctx) {
     reward(result);
     await next;
     afterAnswer(result);
+  }
+
+  /** Take the last answer back; the server serves its task again, so that clip comes back. */
+  async function undo() {
+    if (!canUndo()) return;
+    const last = s.undoable;
+    const wasIdle = page.dataset.state === "idle";
+    clearTimeout(s.poll);
+    s.undoing = true;
+    s.busy = true;
+    setDisabled(true);
+    audio.pause();
+    say("");
+    setState("undoing", "Taking your last answer back…");
+    let result;
+    try {
+      result = await api("DELETE", `/tasks/${last.task_id}/answer`);
+    } catch (e) {
+      s.undoing = false;
+      if (s.destroyed) return;
+      if (e instanceof ApiError && e.status === 401) return ctx.onUnauthorized();
+      if (e instanceof ApiError && (e.status === 409 || e.status === 403 || e.status === 404)) s.undoable = null;
+      say(e instanceof ApiError ? e.message : "The server could not be reached; try again.");
+      if (wasIdle || !s.current) {
+        setState("idle", "Nothing to do right now. We will check again every few seconds.");
+        s.poll = setTimeout(() => loadNext(null), POLL_MS);
+      } else {
+        s.busy = false;
+        setDisabled(false);
+        setState("ready", `Clip ${s.answered + 1}`);
+      }
+      return;
+    }
+    if (s.destroyed) return;
+    s.undoing = false;
+    s.undoable = null;
+    s.answered = Math.max(0, s.answered - 1);
+    s.streak = Math.max(0, s.streak - 1);
+    s.level = result.level;
+    drawProjectStats(result.total_points, result.level);
+    drawStreak();
+    say("");
+    announce(`Answer taken back (${result.points} points less). Here is that clip again.`);
+    dropAhead(); // its lease stays on the server: it comes back after this clip
+    await loadNext(null);
   }
 
   // ---- rewards ----
@@ -598,6 +667,13 @@ export async function renderLabel(root, projectId, ctx) {
         e.preventDefault();
         swallowSpace = true;
         replay();
+      }
+      return;
+    }
+    if (key === "Backspace") {
+      if (inTask) {
+        e.preventDefault();
+        undo();
       }
       return;
     }
