@@ -81,3 +81,32 @@ def test_undo_refuses_with_the_reason_when_a_later_answer_rests_on_it(client: Te
     assert r.status_code == 409 and "decided" in r.json()["detail"]
     rows = answers_csv(client, oh, pid)
     assert sorted((r["annotator"], r["answer"]) for r in rows) == [("ann", "1"), ("bob", "5"), ("cid", "5")]
+
+
+def test_undoing_a_control_answer_takes_its_check_back_everywhere(client: TestClient) -> None:
+    """Trust and the owner's control accuracy forget a check whose answer was taken back."""
+    oh = login(client, "owner", "owner-pass-1")
+    pid = new_project(client, oh, control_rate=0.5, consistency_rate=0.0)
+    files = wavs(12)
+    upload(client, oh, pid, files)
+    gold = "file,label\n" + "".join(f"{n},{n.split('_')[0]}\n" for n in list(files)[:3])
+    assert (
+        client.post(
+            f"/api/v1/projects/{pid}/gold", headers=oh, files={"file": ("g.csv", gold.encode())}
+        ).status_code
+        == 201
+    )
+    ah = annotator(client, "ann")
+    for _ in range(30):
+        tid = next_task(client, ah, pid)["task_id"]
+        answer(client, ah, tid, "9")  # never right on the control clips (digits 0)
+        if answers_csv(client, oh, pid)[-1]["kind"] == "control":
+            break
+    else:
+        raise AssertionError("no control question in 30 tasks at a control rate of 0.5")
+    table = client.get(f"/api/v1/projects/{pid}/annotators", headers=oh).json()
+    assert table[0]["control"]["checked"] == 1 and table[0]["trust"] < 0.5
+    assert undo(client, ah, tid).status_code == 200  # the same rule as any answer
+    table = client.get(f"/api/v1/projects/{pid}/annotators", headers=oh).json()
+    assert table[0]["control"] == {"checked": 0, "right": 0, "accuracy": None}
+    assert table[0]["checked"] == 0 and table[0]["trust"] == 0.5

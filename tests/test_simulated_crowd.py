@@ -8,6 +8,7 @@ import pytest
 
 from listenloop.crowd.redundancy import CANT_TELL, DynamicPolicy, FixedPolicy
 from listenloop.crowd.simulated import SimulatedCrowd
+from listenloop.errors import ListenloopError
 
 
 def hand_table() -> tuple[pd.DataFrame, dict[str, str]]:
@@ -100,3 +101,24 @@ def test_simulate_is_seeded() -> None:
     r2 = crowd.simulate(truth, DynamicPolicy(2, 9, 0.95), np.random.default_rng(5))
     assert r1.labels.equals(r2.labels) and r1.answers_used.equals(r2.answers_used)
     assert r1.answers_used.between(2, 9).all()
+
+
+def test_crowd_of_known_skills_answers_one_member_at_a_time() -> None:
+    classes = [str(d) for d in range(10)]
+    crowd = SimulatedCrowd.from_skills([0.9, 0.1], classes, ["good", "spammer"])
+    assert list(crowd.worker_ids) == ["good", "spammer"]
+    assert crowd.accuracies.to_dict() == pytest.approx({"good": 0.9, "spammer": 0.1})
+    assert np.allclose(crowd.confusion[1], 0.1)  # skill 1/K: uniformly at random
+    rng = np.random.default_rng(0)
+    good = [crowd.answer_of(0, "3", rng) for _ in range(2000)]
+    spam = [crowd.answer_of(1, "3", rng) for _ in range(2000)]
+    assert np.mean([a == "3" for a in good]) == pytest.approx(0.9, abs=0.03)
+    assert set(good) == set(classes)  # errors spread over the other classes
+    assert np.mean([a == "3" for a in spam]) == pytest.approx(0.1, abs=0.03)
+    assert max(pd.Series(spam).value_counts(normalize=True)) < 0.15
+    with pytest.raises(ListenloopError):
+        crowd.answer_of(2, "3", rng)
+    with pytest.raises(ListenloopError):
+        SimulatedCrowd.from_skills([1.2], classes)
+    with pytest.raises(ListenloopError):
+        SimulatedCrowd.from_skills([0.9], classes, ["a", "b"])
