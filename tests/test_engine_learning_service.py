@@ -333,6 +333,30 @@ def test_the_learning_process_ends_with_its_parent_even_on_kill_9(tmp_path: Path
     assert not alive
 
 
+def test_stop_returns_when_a_group_sigterm_killed_the_child_first(tmp_path: Path) -> None:
+    """systemd's stop (or `kill -- -PGID`) reaches the child too; the parent must still end."""
+    import signal
+    import threading
+
+    from listenloop.engine.learning_process import LearningProcess
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    Database(url).upgrade()
+    process = LearningProcess(url, tmp_path / "d", poll_seconds=0.1)
+    process.start()
+    child = psutil.Process(process.pid)
+    deadline = time.monotonic() + 60
+    while child.num_threads() < 2 and time.monotonic() < deadline:  # the service's thread runs ...
+        time.sleep(0.1)
+    time.sleep(3)  # ... and the child's main thread waits for the word to stop
+    os.kill(child.pid, signal.SIGTERM)
+    stopper = threading.Thread(target=process.stop, daemon=True)
+    stopper.start()
+    stopper.join(15)
+    assert not stopper.is_alive(), "stop() hung on the dead child"
+    assert not process.running
+
+
 def statuses(db: Database, pid: int) -> dict[int, str]:
     with db.read() as s:
         return dict(s.execute(select(Clip.id, Clip.status).where(Clip.project_id == pid)).all())

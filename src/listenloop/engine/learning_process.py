@@ -5,10 +5,16 @@ Dask, writing ranks, runs and maps) holds the GIL for milliseconds at a time. In
 process every request waits for the GIL after each database call, so under load that work
 multiplied `next` and `answer` latency (BENCHMARKS.md, "The annotator API under load"). In a
 child process the two share only the database. The child ends with its parent, even on kill -9.
+
+The parent tells the child to stop through a pipe, not a `multiprocessing.Event`: a SIGTERM to
+the whole process group (systemd's stop, `kill -- -PGID`) kills the child inside the Event's
+`wait()`, and the parent's `set()` then waited for ever for the dead sleeper's acknowledgement,
+so the server never exited. Writing to a pipe whose reader died only fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -47,17 +53,20 @@ class LearningProcess:
         """Start the child (it polls every `poll_seconds`)."""
         if self.running:
             return
-        self._stop = self._context.Event()
-        args = (self.db_url, str(self.data_dir), self.scheduler, self.poll_seconds, self._stop, os.getpid())
+        reader, self._stop = self._context.Pipe(duplex=False)
+        args = (self.db_url, str(self.data_dir), self.scheduler, self.poll_seconds, reader, os.getpid())
         # Not a daemon: daemonic processes may not start children, and its Dask cluster has some.
         self._process = self._context.Process(target=_main, args=args, name="listenloop-learning")
         self._process.start()
+        reader.close()  # the child's end: when the child dies, a stop only finds the pipe broken
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Ask the child to stop (a running round is abandoned, its lease freed); kill it after `timeout`."""
         if self._process is None:
             return
-        self._stop.set()
+        with contextlib.suppress(OSError):  # BrokenPipeError: the child is gone already
+            self._stop.send(True)
+        self._stop.close()
         self._process.join(timeout)
         if self._process.is_alive():
             log.warning("learning service: did not stop in %.0f s; terminating it", timeout)
@@ -79,7 +88,7 @@ class LearningProcess:
 def _main(
     db_url: str, data_dir: str, scheduler: str | None, poll_seconds: float, stop: Any, parent: int
 ) -> None:
-    """The child: run the service until the parent sets `stop` (or dies)."""
+    """The child: run the service until the parent writes to `stop` (or dies: end of file)."""
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent decides
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -87,7 +96,8 @@ def _main(
     service = LearningService(db, Path(data_dir), scheduler, poll_seconds=poll_seconds)
     service.start()
     try:
-        stop.wait()
+        with contextlib.suppress(EOFError, OSError):
+            stop.recv()
     finally:
         service.stop()
         db.dispose()
