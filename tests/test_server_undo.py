@@ -110,3 +110,18 @@ def test_undoing_a_control_answer_takes_its_check_back_everywhere(client: TestCl
     table = client.get(f"/api/v1/projects/{pid}/annotators", headers=oh).json()
     assert table[0]["control"] == {"checked": 0, "right": 0, "accuracy": None}
     assert table[0]["checked"] == 0 and table[0]["trust"] == 0.5
+
+
+def test_a_blocked_annotator_cannot_undo(client: TestClient) -> None:
+    """Blocking ends the annotator's work: an undone answer could never be given again."""
+    oh = login(client, "owner", "owner-pass-1")
+    pid = new_project(client, oh, control_rate=0.0, consistency_rate=0.0)
+    upload(client, oh, pid, wavs(3))
+    ah = annotator(client, "ann")
+    tid = next_task(client, ah, pid)["task_id"]
+    answer(client, ah, tid, "4")
+    r = client.patch(f"/api/v1/projects/{pid}/annotators/ann", headers=oh, json={"blocked": True})
+    assert r.status_code == 200, r.text
+    refused = undo(client, ah, tid)
+    assert refused.status_code == 403 and "blocked" in refused.json()["detail"]
+    assert [row["answer"] for row in answers_csv(client, oh, pid)] == ["4"]

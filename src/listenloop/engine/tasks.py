@@ -476,8 +476,9 @@ def undo_answer(
     Undoing removes the answer, its points and its count (the project's answers used, the
     annotator's answers), re-aggregates the clip, logs `answer_undone` and renews the task's
     lease, so `next` serves the same task again. NotFoundError: no such task; ForbiddenError:
-    another annotator's task; ConflictError (with the reason): nothing to undo, or the rule
-    does not allow it. Nothing changes on any of these.
+    another annotator's task, or the annotator was blocked (they could not answer it again);
+    ConflictError (with the reason): nothing to undo, or the rule does not allow it. Nothing
+    changes on any of these.
     """
     now = now or utcnow()
     conn = connection_of(session)
@@ -486,6 +487,9 @@ def undo_answer(
         raise NotFoundError(f"task {task_id} does not exist")
     if task.annotator_id != who.id:
         raise ForbiddenError(f"task {task_id} belongs to another annotator")
+    active = _MEMBER.scalar(conn, {"project": task.project_id, "user": who.id})
+    if active is not None and not active:
+        raise ForbiddenError(blocked_reason(task.project_id))  # they could not answer it again
     if task.answered_at is None:
         raise ConflictError(f"task {task_id} has no answer to undo")
     if task.leased_until < now:
