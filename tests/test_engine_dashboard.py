@@ -103,9 +103,9 @@ def test_histogram_savings_and_distribution(db: Database) -> None:
     assert (saved["labels"], saved["pool"], saved["labels_share"]) == (3, 6, 0.5)
     assert saved["regular_answers"] == 4 and saved["quality_answers"] == 2 and saved["answers_used"] == 11
     assert dist == [
-        {"label": "a", "crowd": 1, "seed": 1},
-        {"label": "b", "crowd": 1, "seed": 0},
-        {"label": "c", "crowd": 0, "seed": 0},
+        {"label": "a", "crowd": 1, "seed": 1, "expert": 0},
+        {"label": "b", "crowd": 1, "seed": 0, "expert": 0},
+        {"label": "c", "crowd": 0, "seed": 0, "expert": 0},
     ]
     assert summary["status"]["labels_done"] == 3 and summary["newest_run"] is None
 
@@ -128,7 +128,7 @@ def test_continuous_distribution_bins(db: Database) -> None:
         )
     with db.read() as s:
         dist = dash.label_distribution(s, s.get(Project, p.id))
-    assert len(dist) == 10 and dist[0] == {"label": "0–1", "crowd": 1, "seed": 0}
+    assert len(dist) == 10 and dist[0] == {"label": "0–1", "crowd": 1, "seed": 0, "expert": 0}
     assert dist[4]["seed"] == 1 and dist[9]["crowd"] == 2
 
 

@@ -45,13 +45,14 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def label_distribution(session: Session, project: Project) -> list[dict[str, Any]]:
-    """Labels so far per class (tag, or range bin for ratings): `[{label, crowd, seed}]`.
+    """Labels so far per class (tag, or range bin for ratings): `[{label, crowd, seed, expert}]`.
 
-    `crowd`: clips the crowd labelled (status done); `seed`: the owner's seed labels. Control
+    `crowd`: clips the crowd labelled (status done); `seed`: the owner's seed labels; `expert`:
+    the owner's corrections (clip browser), which replace the crowd's or seed label. Control
     clips are not counted. Classes come in the project's order, every class listed.
     """
     rows = session.execute(
-        select(Clip.label, Clip.seed_label).where(
+        select(Clip.label, Clip.seed_label, Clip.expert_label).where(
             Clip.project_id == project.id,
             Clip.is_gold.is_(False),
             (Clip.seed_label.is_not(None)) | (Clip.status == "done"),
@@ -59,8 +60,12 @@ def label_distribution(session: Session, project: Project) -> list[dict[str, Any
     ).all()
     crowd: Counter[str] = Counter()
     seed: Counter[str] = Counter()
-    for label, seed_label in rows:
-        value, counter = (seed_label, seed) if seed_label is not None else (label, crowd)
+    expert: Counter[str] = Counter()
+    for label, seed_label, expert_label in rows:
+        if expert_label is not None:
+            value, counter = expert_label, expert
+        else:
+            value, counter = (seed_label, seed) if seed_label is not None else (label, crowd)
         if value is None:
             continue
         if project.task_type == "multilabel":
@@ -68,21 +73,23 @@ def label_distribution(session: Session, project: Project) -> list[dict[str, Any
         else:
             counter[value] += 1
     if project.task_type == "continuous":
-        return _binned(project, crowd, seed)
+        return _binned(project, crowd, seed, expert)
     names = [str(c) for c in project.classes or []]
     names += sorted((set(crowd) | set(seed)) - set(names))  # e.g. "can't tell" winning a clip
-    return [{"label": n, "crowd": crowd[n], "seed": seed[n]} for n in names]
+    return [{"label": n, "crowd": crowd[n], "seed": seed[n], "expert": expert[n]} for n in names]
 
 
-def _binned(project: Project, crowd: Counter[str], seed: Counter[str]) -> list[dict[str, Any]]:
+def _binned(
+    project: Project, crowd: Counter[str], seed: Counter[str], expert: Counter[str]
+) -> list[dict[str, Any]]:
     """Ratings in CONTINUOUS_BINS equal bins over the project's range (labelled by their lower edge)."""
     lo, hi = float(project.range_min or 0.0), float(project.range_max or 1.0)
     width = (hi - lo) / CONTINUOUS_BINS or 1.0
     bins = [
-        {"label": f"{lo + i * width:g}–{lo + (i + 1) * width:g}", "crowd": 0, "seed": 0}
+        {"label": f"{lo + i * width:g}–{lo + (i + 1) * width:g}", "crowd": 0, "seed": 0, "expert": 0}
         for i in range(CONTINUOUS_BINS)
     ]
-    for counter, key in ((crowd, "crowd"), (seed, "seed")):
+    for counter, key in ((crowd, "crowd"), (seed, "seed"), (expert, "expert")):
         for text, n in counter.items():
             try:
                 value = float(text)

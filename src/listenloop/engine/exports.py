@@ -48,11 +48,14 @@ def final_label(clip: Clip) -> ClipLabel | None:
     """The clip's final label, or None while it has none (the crowd has not finished with it).
 
     The first source that has a label wins: a control question's known answer (gold), the
+    owner's correction in the clip browser (expert, which overrides seed and crowd), the
     owner's seed label, then the crowd's aggregate once the clip is finished. A new source of
     final labels is one more line here, in its place in that order.
     """
     if clip.is_gold:
         return ClipLabel(clip.gold_label, 1.0, "gold")
+    if clip.expert_label is not None:
+        return ClipLabel(clip.expert_label, 1.0, "expert")
     if clip.seed_label is not None:
         return ClipLabel(clip.seed_label, 1.0, "seed")
     if clip.status in FINISHED:
@@ -87,7 +90,8 @@ def clip_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     lean so far (`soft` and `answers` show the evidence), and `model_label` holds the model's
     guess where the newest round predicted one (for every clip, final or not). `source` says
     where a final label comes from: crowd (aggregated answers), seed (the owner's initial
-    labelled set) or gold (a control question's known answer).
+    labelled set), expert (the owner's correction in the clip browser) or gold (a control
+    question's known answer).
     """
     guesses = model_labels(session, project)
     for clip in session.scalars(select(Clip).where(Clip.project_id == project.id).order_by(Clip.id)):

@@ -166,11 +166,19 @@ def release_lease(db: Database, project_id: int, token: datetime) -> None:
 
 
 def training_label(
-    seed: str | None, status: str, is_gold: bool, gold: str | None, label: str | None
+    seed: str | None,
+    status: str,
+    is_gold: bool,
+    gold: str | None,
+    label: str | None,
+    expert: str | None = None,
 ) -> str | None:
-    """The label a clip trains the model with, or None: a seed label, a known answer (control
-    clip) or the aggregated label of a done (confident) clip; low-agreement clips have none.
+    """The label a clip trains the model with, or None: the owner's correction (`expert`, unless
+    the clip is a control question), a seed label, a known answer (control clip) or the aggregated
+    label of a done (confident) clip; low-agreement clips have none.
     (The request path counts the same clips in `projects.labels_count`.)"""
+    if expert is not None and not (is_gold and gold is not None):
+        return expert
     if seed is not None:
         return seed
     if is_gold and gold is not None:
@@ -482,12 +490,16 @@ class LearningService:
                     C.c.gold_label,
                     C.c.label,
                     C.c.arm,
+                    C.c.expert_label,
                 )
                 .where(C.c.project_id == project_id)
                 .order_by(C.c.id)
             ).all()
             iteration = conn.execute(select(func.count()).where(R.c.project_id == project_id)).scalar_one()
-        labels = [training_label(r.seed_label, r.status, r.is_gold, r.gold_label, r.label) for r in rows]
+        labels = [
+            training_label(r.seed_label, r.status, r.is_gold, r.gold_label, r.label, r.expert_label)
+            for r in rows
+        ]
         return {
             "root": self.data_dir,
             "clip_ids": [r.id for r in rows],

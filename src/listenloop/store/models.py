@@ -32,7 +32,9 @@ TASK_TYPES = ("classification", "binary", "continuous", "multilabel")
 # for answers; done / low_agreement: the redundancy policy's verdicts; passed: a stream-mode
 # round judged it not worth people's time.
 CLIP_STATUSES = ("pool", "queued", "done", "low_agreement", "passed")
-TASK_KINDS = ("regular", "control", "consistency")
+# expert: the project owner's correction of a clip's label in the clip browser (answered at once;
+# it overrides the crowd's aggregate, and neither trust nor skills read it).
+TASK_KINDS = ("regular", "control", "consistency", "expert")
 
 # Constraint names fixed by convention, so that migrations can refer to them on every backend.
 NAMING = {
@@ -172,6 +174,9 @@ class Clip(Base):
     arm: Mapped[str | None] = mapped_column(String(8), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     soft: Mapped[dict[str, float] | None] = mapped_column(JSON, nullable=True)
+    # The owner's correction (an `expert` task holds it as an answer): overrides `label`, which
+    # stays the crowd's aggregate, as `seed_label` does for seed clips.
+    expert_label: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -1,4 +1,5 @@
-"""Clips: zip or manifest uploads (with optional seed labels), control questions, audio and spectrograms."""
+"""Clips: zip or manifest uploads (with optional seed labels), control questions, audio and spectrograms,
+and the owner's clip browser (filtered pages, one clip, expert corrections)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Request, UploadFile, status
+from fastapi import APIRouter, File, Query, Request, UploadFile, status
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from listenloop.engine import clips as browser
 from listenloop.engine import projects as ops
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import read_label_csv
 from listenloop.engine.media import render_spectrogram, spectrogram_path
 from listenloop.engine.uploads import Unpacked, mark_gold, read_manifest, store_clips, unpack_archive
-from listenloop.server.deps import DB, ClipId, DataDir, Limits, ProjectId, User
+from listenloop.server.deps import DB, MAX_ID, ClipId, DataDir, Limits, ProjectId, User
 from listenloop.server.schemas import GoldOut, UploadOut
 from listenloop.store.database import Database
 from listenloop.store.models import Clip
@@ -156,3 +159,181 @@ async def clip_spectrogram(clip_id: ClipId, who: User, db: DB, data_dir: DataDir
             raise NotFoundError(f"the audio of clip {clip_id} is missing from the data folder")
         await run_in_threadpool(render_spectrogram, audio, png)
     return FileResponse(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+
+# -- the owner's clip browser ---------------------------------------------------------------
+
+
+class PredictionRun(BaseModel):
+    """The learning round whose pool map gave the predictions (the newest round with a map)."""
+
+    run_id: int
+    round: int = Field(description="The round's number in the project (1 = the first).")
+    labels: int = Field(description="Training labels the round had.")
+    at: str | None
+
+
+class ClipRow(BaseModel):
+    """One clip in the browser's table."""
+
+    clip_id: int
+    file: str
+    status: str = Field(description="pool, queued, done, low_agreement, passed, or control (a control clip).")
+    source: str = Field(description="Where `label` comes from: gold, expert, seed or crowd.")
+    label: str | None
+    confidence: float | None = Field(description="The label's confidence (1: gold, expert and seed labels).")
+    n_answers: int = Field(description="Regular answers the clip has.")
+    predicted: str | None = Field(
+        description="The model's label from `prediction_run` (null: no round yet, or the clip is not "
+        "in that round's map sample)."
+    )
+    duration: float
+    updated_at: str | None
+
+
+class ClipPage(BaseModel):
+    """One page of a project's clips, with the total that matches the filters."""
+
+    total: int
+    offset: int
+    limit: int
+    sort: str
+    prediction_run: PredictionRun | None
+    clips: list[ClipRow]
+
+
+class ClipAnswer(BaseModel):
+    """One stored answer to a clip."""
+
+    task_id: int
+    annotator: str
+    answer: str | None
+    kind: str = Field(description="regular, control, consistency, or expert (the owner's correction).")
+    answered_at: str
+    trust: float | None = Field(description="The annotator's trust in this project now.")
+
+
+class CrowdVerdict(BaseModel):
+    """The crowd's aggregate (what the label would be without seed or expert labels)."""
+
+    label: str | None
+    confidence: float | None
+
+
+class ExpertLabel(BaseModel):
+    """The owner's correction."""
+
+    label: str
+    annotator: str | None
+    at: str | None
+
+
+class Prediction(PredictionRun):
+    """The model's prediction for the clip from the newest round's map."""
+
+    label: str | None
+    in_sample: bool = Field(description="Whether the clip was in that round's map sample.")
+
+
+class ClipOut(BaseModel):
+    """One clip for its owner: label and its source, answers, soft label, prediction, media."""
+
+    clip_id: int
+    file: str
+    status: str
+    source: str
+    label: str | None
+    confidence: float | None
+    n_answers: int
+    duration: float
+    sample_rate: int
+    updated_at: str | None
+    crowd: CrowdVerdict
+    soft: dict[str, float] = Field(description="The soft label, as the labels export's `soft` column.")
+    seed_label: str | None
+    gold_label: str | None
+    expert: ExpertLabel | None
+    answers: list[ClipAnswer]
+    answers_total: int
+    prediction: Prediction | None
+    classes: list[str]
+    task_type: str
+    audio_url: str
+    spectrogram_url: str
+
+
+class CorrectionIn(BaseModel):
+    """The owner's label for a clip: a class, a list of tags (multi-label) or a number (ratings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | int | float | list[str]
+
+
+@router.get("/projects/{project_id}/clips", response_model=ClipPage)
+async def browse_clips(
+    project_id: ProjectId,
+    who: User,
+    db: DB,
+    status: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Comma-separated: pool, queued, done, low_agreement, passed, control.",
+        ),
+    ] = None,
+    label: Annotated[
+        str | None, Query(max_length=500, description="A class (multi-label: clips with this tag).")
+    ] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    annotator: Annotated[
+        str | None, Query(max_length=64, description="Clips this username answered.")
+    ] = None,
+    source: Annotated[str | None, Query(max_length=16, description="gold, expert, seed or crowd.")] = None,
+    sort: Annotated[
+        str,
+        Query(
+            max_length=16,
+            description="id, file, confidence, answers or updated; a leading - sorts descending.",
+        ),
+    ] = "id",
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    limit: Annotated[int, Query(ge=1, le=browser.MAX_PAGE)] = browser.DEFAULT_PAGE,
+) -> dict[str, Any]:
+    """A page of the project's clips, filtered and sorted, with the total that matches (owner)."""
+    with db.read() as session:
+        project = ops.load_project(session, project_id)
+        return browser.browse_clips(
+            session,
+            project,
+            who,
+            status=status,
+            label=label,
+            min_confidence=min_confidence,
+            max_confidence=max_confidence,
+            annotator=annotator,
+            source=source,
+            sort=sort,
+            offset=offset,
+            limit=limit,
+        )
+
+
+@router.get("/projects/{project_id}/clips/{clip_id}", response_model=ClipOut)
+async def clip_detail(project_id: ProjectId, clip_id: ClipId, who: User, db: DB) -> dict[str, Any]:
+    """One clip: its label and where it comes from, answers, soft label, the model's prediction (owner)."""
+    with db.read() as session:
+        project = ops.load_project(session, project_id)
+        return browser.clip_detail(session, project, who, clip_id)
+
+
+@router.post("/projects/{project_id}/clips/{clip_id}/label", response_model=ClipOut)
+async def correct_label(
+    project_id: ProjectId, clip_id: ClipId, body: CorrectionIn, who: User, db: DB
+) -> dict[str, Any]:
+    """Correct a clip's label (owner): stored as the owner's expert answer; the clip becomes done
+    with this label, and exports mark it `source` expert. 409 for a control question."""
+    with db.write() as session:
+        project = ops.load_project(session, project_id)
+        return browser.correct_label(session, project, who, clip_id, body.label)

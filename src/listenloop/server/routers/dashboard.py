@@ -25,11 +25,13 @@ Username = Annotated[str, PathParam(min_length=1, max_length=64, description="An
 
 
 class LabelCount(BaseModel):
-    """Labels of one class (or tag, or rating bin): from the crowd and from the seed set."""
+    """Labels of one class (or tag, or rating bin): from the crowd, the seed set and the owner's
+    corrections."""
 
     label: str
     crowd: int
     seed: int
+    expert: int = Field(0, description="Clips the owner corrected to this label (clip browser).")
 
 
 class AnswersBar(BaseModel):
