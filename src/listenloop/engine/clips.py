@@ -327,9 +327,9 @@ def clip_detail(session: Session, project: Project, who: Principal, clip_id: int
         "duration": round(float(clip.duration), 3),
         "sample_rate": clip.sample_rate,
         "updated_at": _when(clip.updated_at),
-        "crowd": {
-            "label": clip.label,
-            "confidence": None if clip.confidence is None else float(clip.confidence),
+        "crowd": {  # what the crowd's answers say (nothing before the first regular answer)
+            "label": clip.label if clip.n_answers else None,
+            "confidence": None if clip.confidence is None or not clip.n_answers else float(clip.confidence),
         },
         "soft": clip.soft or {},
         "seed_label": clip.seed_label,

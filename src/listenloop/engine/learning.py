@@ -167,7 +167,9 @@ def learning_round(
             else:
                 y_rand = np.asarray(known, dtype=str if task == "classification" else float)
                 passive_score = cv_score(learner, {}, Z, y_rand, task, 0)
-    rows = np.concatenate([labelled_rows, pool_rows])
+    # every clip with features: also low-agreement, passed and waiting ones, whose predictions
+    # the owner's clip browser shows beside the crowd's answers
+    rows = np.arange(len(kept))
     drawn = None
     if result.mean is not None and result.std is not None:
         drawn = pool_map(

@@ -1,6 +1,7 @@
 // The annotator's single-page app: sign-up and sign-in, the project list, the labelling page,
 // progress and leaderboards. Routes live after the # (#/projects, #/projects/3/label, ...);
-// the owner's dashboard routes are drawn by ./dashboard.js, loaded only when needed.
+// the owner's dashboard routes are drawn by ./dashboard.js and the clip browser by ./clips.js,
+// each loaded only when needed.
 
 import { ApiError, api, login } from "./api.js";
 import { announce, h, progressBar, replace } from "./dom.js";
@@ -234,6 +235,29 @@ async function showDashboard(kind, projectId) {
   }
 }
 
+// ---- the owner's clip browser: drawn by clips.js ----
+
+async function showClips(projectId, query) {
+  replace(view, h("p", { class: "muted", role: "status" }, "Loading the clips…"));
+  const seq = state.seq;
+  let module;
+  try {
+    module = await import("./clips.js");
+  } catch {
+    message("Clips unavailable", "The clip browser could not be loaded. Reload the page, or try again later.");
+    return;
+  }
+  const root = h("div", { class: "dashboard-root" });
+  replace(view, root);
+  try {
+    const cleanup = await module.renderClips(root, projectId, query);
+    if (seq === state.seq) state.cleanup = cleanup;
+    else cleanup();
+  } catch (e) {
+    if (seq === state.seq) handle(e);
+  }
+}
+
 // ---- routing ----
 
 function runCleanup() {
@@ -274,6 +298,7 @@ async function route() {
   if (hash === "#/leaderboard") return renderOverall(view).then(focusHeading, (e) => handle(e));
   if (hash === "#/new") return showDashboard("new");
   if ((m = hash.match(/^#\/projects\/(\d+)\/dashboard$/))) return showDashboard("dashboard", Number(m[1]));
+  if ((m = hash.match(/^#\/projects\/(\d+)\/clips(?:\?(.*))?$/))) return showClips(Number(m[1]), m[2]);
   if ((m = hash.match(/^#\/projects\/(\d+)\/label$/))) {
     const seq = state.seq;
     try {

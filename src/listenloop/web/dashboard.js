@@ -253,21 +253,26 @@ function learningCurveParts(summary, width) {
 }
 
 function labelChart(summary, width) {
-  const dist = summary.label_distribution;
-  const total = dist.reduce((a, r) => a + r.crowd + r.seed, 0);
+  const dist = summary.label_distribution.map((r) => ({ ...r, expert: r.expert || 0 }));
+  const sum = (r) => r.crowd + r.seed + r.expert;
+  const total = dist.reduce((a, r) => a + sum(r), 0);
   if (!total) return [h("p", { class: "empty" }, "No labels yet.")];
-  const top = dist.reduce((a, b) => (b.crowd + b.seed > a.crowd + a.seed ? b : a));
+  const top = dist.reduce((a, b) => (sum(b) > sum(a) ? b : a));
   const what = summary.task_type === "continuous" ? "rating bin" : summary.task_type === "multilabel" ? "tag" : "class";
+  const corrected = dist.some((r) => r.expert);
+  const series = [{ name: "crowd", values: dist.map((r) => r.crowd), colour: colour(0) }, { name: "seed", values: dist.map((r) => r.seed), colour: colour(1) }];
+  if (corrected) series.push({ name: "expert (yours)", values: dist.map((r) => r.expert), colour: colour(2) });
+  const head = [what, "Crowd", "Seed", ...(corrected ? ["Expert"] : [])];
   return [barChart({
     title: "Labels per " + what,
-    desc: `How many clips carry each ${what}: labelled by the crowd and seed labels from the owner.`,
-    summary: `${total} labels; the most common ${what} is ${top.label} (${top.crowd + top.seed}).`,
+    desc: `How many clips carry each ${what}: labelled by the crowd, seed labels from the owner${corrected ? ", and the owner's corrections" : ""}.`,
+    summary: `${total} labels; the most common ${what} is ${top.label} (${sum(top)}).`,
     categories: dist.map((r) => r.label),
-    series: [{ name: "crowd", values: dist.map((r) => r.crowd), colour: colour(0) }, { name: "seed", values: dist.map((r) => r.seed), colour: colour(1) }],
+    series,
     xLabel: what,
     yLabel: "clips",
     width,
-    table: dataTable(`Labels per ${what}`, [what, "Crowd", "Seed"], dist.map((r) => [r.label, String(r.crowd), String(r.seed)])),
+    table: dataTable(`Labels per ${what}`, head, dist.map((r) => [r.label, String(r.crowd), String(r.seed), ...(corrected ? [String(r.expert)] : [])])),
   })];
 }
 
@@ -564,7 +569,7 @@ export async function renderDashboard(root, projectId) {
         title,
         h("p", { class: "lead" }, `Project ${pid} · ${summary.task_type}${summary.classes.length ? ` · ${summary.classes.length} classes` : ""}`),
         updated,
-        h("nav", { "aria-label": "Project actions" }, h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ", h("a", { href: "#/projects", class: "dash-button" }, "All projects")),
+        h("nav", { "aria-label": "Project actions" }, h("a", { href: `#/projects/${pid}/clips`, class: "dash-button primary" }, "Browse clips"), " ", h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ", h("a", { href: "#/projects", class: "dash-button" }, "All projects")),
         draftNotice(project, summary.status.clips, renamed)),
       h("div", { class: "dash-grid" },
         empty ? uploads : null,
