@@ -48,6 +48,7 @@ def test_small_campaign_labels_every_clip(fsdd_dir: Path, tmp_path: Path) -> Non
     if extra:
         names = sorted(p.name for p in shots.glob("*.png"))
         assert names == [
+            "clip-browser.png",
             "dashboard-desktop.png",
             "dashboard-phone.png",
             "label-desktop.png",

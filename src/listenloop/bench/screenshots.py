@@ -2,13 +2,15 @@
 
 Debian's Chromium (`/usr/bin/chromium`, or LISTENLOOP_CHROMIUM) driven by Playwright for
 Python, headless, with no browser download: the owner's dashboard and an annotator's
-labelling page, at desktop and phone width, taken while the simulated crowd works.
+labelling page, at desktop and phone width, and the owner's clip browser with a clip open at
+desktop width (`clip-browser.png`), taken while the simulated crowd works.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from listenloop.errors import ListenloopError
 
@@ -22,6 +24,8 @@ LAUNCH_ARGS = [
     "--no-first-run",
 ]
 SIZES = {"desktop": (1280, 800), "phone": (390, 844)}
+# The clip browser: finished clips, least confident first (what an owner reviews), the first opened.
+CLIP_BROWSER = ("status=done,low_agreement&sort=confidence&limit=25", (1280, 1200))
 
 
 def chromium_path() -> str:
@@ -38,10 +42,47 @@ def chromium_path() -> str:
     return path
 
 
+async def _signed_in(browser: Any, base: str, who: tuple[str, str], size: tuple[int, int]) -> Any:
+    """A new browser context of `size`, signed in as `who` (the session cookie)."""
+    context = await browser.new_context(viewport={"width": size[0], "height": size[1]})
+    user, password = who
+    form = {"username": user, "password": password}
+    signed = await context.request.post(f"{base}/api/v1/session", form=form)
+    if not signed.ok:
+        await context.close()
+        raise ListenloopError(f"screenshots: {user} cannot sign in ({signed.status})")
+    return context
+
+
+async def _clip_browser(browser: Any, base: str, pid: int, owner: tuple[str, str], out: Path) -> Path:
+    """The owner's clip browser with its first clip open, at desktop width: `out/clip-browser.png`."""
+    query, size = CLIP_BROWSER
+    context = await _signed_in(browser, base, owner, size)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{base}/#/projects/{pid}/clips?{query}")
+        await page.wait_for_selector(".dashboard-root[data-ready=true]", timeout=30_000)
+        if not await page.locator("button.clip-open").count():  # early: nothing finished yet
+            await page.goto(f"{base}/#/projects/{pid}/clips")
+            await page.wait_for_selector(".dashboard-root[data-ready=true] button.clip-open", timeout=30_000)
+        await page.click("table.clips-table button.clip-open")
+        await page.wait_for_selector("#clip-detail audio", timeout=30_000)
+        await page.wait_for_function(
+            "() => document.querySelector('#clip-detail img.clip-spectrogram').complete", timeout=30_000
+        )
+        await page.wait_for_timeout(500)
+        path = out / "clip-browser.png"
+        await page.screenshot(path=str(path))  # the screen as the owner sees it (the panel scrolls)
+        return path
+    finally:
+        await context.close()
+
+
 async def take_screenshots(
     base: str, pid: int, owner: tuple[str, str], annotator: tuple[str, str], out: Path
 ) -> list[Path]:
-    """The dashboard (as `owner`) and the labelling page (as `annotator`) at each of SIZES, in `out`."""
+    """The dashboard (as `owner`) and the labelling page (as `annotator`) at each of SIZES, and the
+    clip browser (as `owner`) at desktop width, in `out`."""
     from playwright.async_api import async_playwright
 
     out.mkdir(parents=True, exist_ok=True)
@@ -75,6 +116,7 @@ async def take_screenshots(
                     await page.screenshot(path=str(path), full_page=True)
                     saved.append(path)
                     await context.close()
+            saved.append(await _clip_browser(browser, base, pid, owner, out))
         finally:
             await browser.close()
     return saved

@@ -34,7 +34,10 @@ def bench_campaign(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier --json file.")] = False,
     screenshots: Annotated[
         Path | None,
-        typer.Option(help="Save the dashboard and labelling page here during the campaign (needs Chromium)."),
+        typer.Option(
+            help="Save the dashboard, labelling page and clip browser here during the campaign "
+            "(needs Chromium)."
+        ),
     ] = None,
     screenshot_after: Annotated[
         float, typer.Option(min=0, help="Seconds into the crowd's work to take the screenshots.")

@@ -203,7 +203,7 @@ export async function renderClips(root, projectId, queryText) {
     el.value = options.some(([v]) => v === (value ?? "")) ? value ?? "" : "";
     return el;
   };
-  const statusOptions = [["", "Any status"], ["queued", "Queued"], ["done", "Done"], ["low_agreement", "Low agreement"], ["control", "Control questions"], ["done,low_agreement", "Finished (done or low agreement)"]];
+  const statusOptions = [["", "Any status"], ["queued", "Queued"], ["done", "Done"], ["low_agreement", "Low agreement"], ["control", "Control questions"], ["done,low_agreement", "Finished"]];
   if (project.mode === "stream") statusOptions.push(["pool", "Waiting (stream)"], ["passed", "Passed (stream)"]);
   f.status = sel("cf-status", statusOptions, state.filters.status);
   f.label = sel("cf-label", [["", "Any class"], ...classes.map((c) => [c, c]), [CANT_TELL, CANT_TELL]], state.filters.label);
