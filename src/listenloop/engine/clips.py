@@ -134,10 +134,11 @@ def _conditions(
         user_id = session.scalar(select(User.id).where(User.username == annotator))
         if user_id is None:
             raise InvalidError(f"annotator {annotator!r} does not exist")
-        answered = select(Task.id).where(
-            Task.clip_id == Clip.id, Task.annotator_id == user_id, Task.answered_at.is_not(None)
+        # driven from the annotator's tasks (ix_tasks_open), not a lookup per clip of the project
+        answered = select(Task.clip_id).where(
+            Task.project_id == project.id, Task.annotator_id == user_id, Task.answered_at.is_not(None)
         )
-        where.append(answered.exists())
+        where.append(Clip.id.in_(answered))
     if source:
         if source not in SOURCES:
             raise InvalidError(f"source {source!r} is not one of {', '.join(SOURCES)}")

@@ -153,6 +153,8 @@ class Clip(Base):
         UniqueConstraint("project_id", "file_name"),
         Index("ix_clips_queue", "project_id", "status", "is_gold", "rank"),
         Index("ix_clips_project_sha256", "project_id", "sha256"),
+        # the clip browser's pages in clip order (LIMIT/OFFSET without sorting the whole project)
+        Index("ix_clips_project_id", "project_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
