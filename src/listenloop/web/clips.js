@@ -78,7 +78,11 @@ function badge(status) {
   return h("span", { class: `badge status-${status}` }, STATUS_NAMES[status] || status);
 }
 
-function sourceTag(source) {
+const FINISHED = ["done", "low_agreement"];
+
+/** Where a label comes from; the crowd's label of an unfinished clip is only its lean so far. */
+function sourceTag(source, status) {
+  if (source === "crowd" && !FINISHED.includes(status)) return h("span", { class: "source source-provisional" }, "crowd, so far");
   return h("span", { class: `source source-${source}` }, SOURCE_NAMES[source] || source);
 }
 
@@ -369,7 +373,7 @@ export async function renderClips(root, projectId, queryText) {
       return h("tr", { class: open ? "is-open" : null, "aria-current": open ? "true" : null, dataset: { clip: String(c.clip_id) } },
         h("th", { scope: "row" }, button),
         h("td", {}, badge(c.status)),
-        h("td", {}, h("span", { class: "clip-label" }, shown(c.label)), c.label !== null ? [" ", sourceTag(c.source)] : null),
+        h("td", {}, h("span", { class: "clip-label" }, shown(c.label)), c.label !== null ? [" ", sourceTag(c.source, c.status)] : null),
         h("td", { class: "num" }, confidenceCell(c.confidence)),
         h("td", { class: "num" }, String(c.n_answers)),
         h("td", { class: differs ? "differs" : null }, c.predicted === null ? h("span", { class: "muted" }, "–") : [shown(c.predicted), differs ? h("span", { class: "visually-hidden" }, " (differs from the label)") : null]),
@@ -500,7 +504,7 @@ export async function renderClips(root, projectId, queryText) {
     spectrogram.addEventListener("click", () => (audio.paused ? audio.play() : audio.pause()));
     const labelLine = clip.label === null || clip.label === undefined
       ? h("p", { class: "big-label muted" }, "No label yet")
-      : h("p", { class: "big-label" }, h("span", { class: "clip-label" }, shown(clip.label)), " ", sourceTag(clip.source), clip.confidence === null ? null : h("span", { class: "conf" }, ` ${pct(clip.confidence)} confident`));
+      : h("p", { class: "big-label" }, h("span", { class: "clip-label" }, shown(clip.label)), " ", sourceTag(clip.source, clip.status), clip.confidence === null ? null : h("span", { class: "conf" }, ` ${pct(clip.confidence)} confident`));
     const facts = [
       ["Status", badge(clip.status)],
       ["Crowd's label", clip.crowd.label === null ? "no answers yet" : `${shown(clip.crowd.label)} (${pct(clip.crowd.confidence)})`],
