@@ -116,7 +116,7 @@ def test_demo_crowd_works_stops_with_ctrl_c_and_keeps_its_accounts(tmp_path: Pat
     proc, logins = start_demo(tmp_path, port, "--crowd", "3", "--crowd-speed", "20")
     try:
         owner = token(base, *logins["owner"])
-        first = wait_for(lambda: (rows := crowd_rows(base, owner)) and sum(rows.values()) >= 6 and rows)
+        first = wait_for(lambda: (rows := crowd_rows(base, owner)) and sum(rows.values()) >= 6 and rows, 120)
         assert set(first) == {"demo-crowd-1", "demo-crowd-2", "demo-crowd-3"}, first
     finally:
         os.kill(

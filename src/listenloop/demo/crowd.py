@@ -127,10 +127,11 @@ def truth_oracle(
     about the clip: the task's clip is looked up in the database, its file in `labels.csv`.
     """
     table = pd.read_csv(labels_csv, dtype=str, keep_default_na=False)
-    by_file = dict(zip(table["file"], table["label"], strict=True))
+    # by stem: the project holds the bundled FLAC files as WAV (demo/setup.py)
+    by_stem = {Path(f).stem: label for f, label in zip(table["file"], table["label"], strict=True)}
     with db.read() as session:
         rows = session.execute(select(Clip.id, Clip.file_name).where(Clip.project_id == project_id)).all()
-    by_clip = {int(cid): by_file[name] for cid, name in rows if name in by_file}
+    by_clip = {int(cid): by_stem[Path(name).stem] for cid, name in rows if Path(name).stem in by_stem}
 
     def truth(task_id: int) -> str | None:
         with db.read() as session:

@@ -7,6 +7,7 @@ by the user alone) so that the printed logins always work.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import tempfile
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import soundfile as sf
 from sqlalchemy import select
 
 from listenloop.demo import DEMO_DIR
@@ -67,6 +69,23 @@ def _account(db: Database, username: str, password: str, role: str) -> Principal
         return Principal(user.id, user.username, user.role)
 
 
+def _wav_name(name: str) -> str:
+    """The name a bundled clip is uploaded under: FSDD is published as WAV."""
+    return str(Path(name).with_suffix(".wav"))
+
+
+def _as_wav(path: Path) -> bytes:
+    """A bundled FLAC clip as the 16-bit PCM WAV that FSDD publishes.
+
+    The package ships FLAC to stay small; the project gets the data set's own format, so the
+    demo's uploads, downloads and exports look like a user's FSDD upload.
+    """
+    signal, rate = sf.read(path, dtype="int16")
+    buffer = io.BytesIO()
+    sf.write(buffer, signal, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def _seed_and_gold() -> tuple[dict[str, str], dict[str, str]]:
     """Seed labels (file -> digit) and control answers, drawn from different speakers per class."""
     table = pd.read_csv(DEMO_DIR / "labels.csv", dtype=str)
@@ -75,9 +94,9 @@ def _seed_and_gold() -> tuple[dict[str, str], dict[str, str]]:
     for label, rows in table.groupby("label", sort=True):
         files = rows.drop_duplicates("speaker")["file"].tolist()
         for f in files[:SEEDS_PER_CLASS]:
-            seeds[f] = str(label)
+            seeds[_wav_name(f)] = str(label)
         for f in files[SEEDS_PER_CLASS : SEEDS_PER_CLASS + GOLD_PER_CLASS]:
-            gold[f] = str(label)
+            gold[_wav_name(f)] = str(label)
     return seeds, gold
 
 
@@ -107,7 +126,7 @@ def _create_project(db: Database, data_dir: Path, owner: Principal) -> int:
         archive = Path(tmp) / "clips.zip"
         with zipfile.ZipFile(archive, "w") as z:
             for path in sorted((DEMO_DIR / "recordings").iterdir()):
-                z.write(path, path.name)
+                z.writestr(_wav_name(path.name), _as_wav(path))
         unpacked = unpack_archive(archive, Path(tmp) / "unpack")
         try:
             with db.write() as session:
