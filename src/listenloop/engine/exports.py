@@ -8,10 +8,11 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from listenloop.store.models import Clip, ModelRun, Project, Task, User, WorkerTrust
+from listenloop.engine.clips import newest_predictions
+from listenloop.store.models import Clip, Project, Task, User, WorkerTrust
 
 # The first eight columns are the original contract; `final` and `model_label` came after, so
 # readers that pick columns by name (or the first eight by position) keep working.
@@ -63,24 +64,6 @@ def final_label(clip: Clip) -> ClipLabel | None:
     return None
 
 
-def model_labels(session: Session, project: Project) -> dict[int, str]:
-    """The predicted label per clip of the newest learning round with a pool map: the map holds a
-    sample of at most `MAP_POINTS` clips (every clip of a smaller pool), so others have none."""
-    data = session.scalar(
-        select(ModelRun.map)
-        .where(ModelRun.project_id == project.id, ModelRun.map.is_not(None))
-        .where(cast(ModelRun.map, Text) != "null")  # a round that stored no map stores JSON null
-        .order_by(ModelRun.id.desc())
-        .limit(1)
-    )
-    points = data.get("points") if isinstance(data, dict) else None
-    return {
-        int(p[0]): str(p[3])
-        for p in points or []
-        if isinstance(p, list | tuple) and len(p) >= 4 and p[3] is not None
-    }
-
-
 def clip_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     """Per clip: file, final label, confidence, soft distribution, regular answers, status, source,
     final, model_label.
@@ -93,7 +76,7 @@ def clip_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     labelled set), expert (the owner's correction in the clip browser) or gold (a control
     question's known answer).
     """
-    guesses = model_labels(session, project)
+    guesses = newest_predictions(session, project)[1]
     for clip in session.scalars(select(Clip).where(Clip.project_id == project.id).order_by(Clip.id)):
         final = final_label(clip)
         yield {
