@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import sqlalchemy as sa
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,25 +33,64 @@ def bad_dir() -> Path:
     return FIXTURES / "bad"
 
 
-# PostgreSQL for the API tests: a server started as `.ci/postgres` does (role listenloop,
-# database listenloop_test) or the admin URL in LISTENLOOP_TEST_PG. Each test gets a fresh
-# database of its own. Without a server the PostgreSQL variants fail with the reason: they
-# never skip in silence.
-PG_ADMIN_URL = "postgresql+psycopg://listenloop:listenloop@127.0.0.1:5432/listenloop_test"
+# PostgreSQL for the API tests: a throwaway server that the session starts on a free port the
+# first time a PostgreSQL variant runs, and stops at its end (tests/pg_support.py: the system's
+# programs, else the pip package pgserver; LISTENLOOP_TEST_PG_BINARIES=system|pip|FOLDER picks),
+# or the admin URL in LISTENLOOP_TEST_PG, whose role may create databases. Each test gets a fresh
+# database of its own. Without any PostgreSQL the variants fail with the reason: they never skip
+# in silence.
+PG_OVERRIDE_ENV = "LISTENLOOP_TEST_PG"
+PG_SERVER_KEY = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The admin URL of the session's PostgreSQL: LISTENLOOP_TEST_PG, or a throwaway server."""
+    import os
+
+    from pg_support import BINARIES_ENV, PostgresUnavailable, ThrowawayPostgres, find_binaries
+
+    override = os.environ.get(PG_OVERRIDE_ENV)
+    if override:
+        request.config.stash[PG_SERVER_KEY] = f"{PG_OVERRIDE_ENV} ({_shown(override)})"
+        yield override
+        return
+    try:
+        server = ThrowawayPostgres(find_binaries(os.environ.get(BINARIES_ENV, "auto"))).start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"no PostgreSQL for the PostgreSQL variants (or set {PG_OVERRIDE_ENV}): {exc}")
+    request.config.stash[PG_SERVER_KEY] = (
+        f"{server.version} from the {server.binaries.source}, a throwaway server at {_shown(server.admin_url)}"
+    )
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Which PostgreSQL the PostgreSQL variants used, if any ran."""
+    if PG_SERVER_KEY in config.stash:
+        terminalreporter.write_line(f"PostgreSQL variants ran on {config.stash[PG_SERVER_KEY]}")
+
+
+def _shown(url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path):
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL for one test: a SQLite file, or a new PostgreSQL database dropped afterwards."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'listenloop.db'}"
         return
-    import os
     import uuid
 
     import sqlalchemy as sa
 
-    admin_url = os.environ.get("LISTENLOOP_TEST_PG", PG_ADMIN_URL)
+    admin_url = request.getfixturevalue("pg_admin_url")
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"ll_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -57,8 +98,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path):
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        shown = sa.engine.make_url(admin_url).render_as_string(hide_password=True)
-        pytest.fail(f"PostgreSQL is not reachable at {shown} (start it with .ci/postgres): {exc.orig}")
+        pytest.fail(f"PostgreSQL is not reachable at {_shown(admin_url)}: {exc.orig}")
     url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         yield url
@@ -72,8 +112,9 @@ def _drop_database(admin: sa.Engine, name: str) -> None:
 
     WITH (FORCE) ends the other sessions, but only those the role may signal: an autovacuum
     worker or a connection still authenticating has no role yet, and PostgreSQL refuses with
-    InsufficientPrivilege unless the role has pg_signal_backend (which .ci/postgres grants).
-    Both are gone within moments, so a role without it just waits for them.
+    InsufficientPrivilege unless the role has pg_signal_backend (the throwaway server's superuser
+    has it; a LISTENLOOP_TEST_PG role may not). Both are gone within moments, so a role without
+    it just waits for them.
     """
     import time
 

@@ -149,12 +149,14 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
 
 
 def test_serve_refuses_bad_options_with_one_line(tmp_path: Path) -> None:
-    """Each before anything starts: one line, no traceback, nothing half-started."""
+    """Each before anything starts: one line, no traceback, nothing half-started. Every case names
+    its --port (a free one where the port is not the point): the default 8000 may be taken."""
     (tmp_path / "a-file").write_text("x")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = str(taken.getsockname()[1])
+        free, no_scheduler = str(free_port()), free_port()
         for command, args, words in (
             ("serve", ("--workers", "0"), "--workers"),
             ("serve", ("--port", "70000"), "--port"),
@@ -162,10 +164,11 @@ def test_serve_refuses_bad_options_with_one_line(tmp_path: Path) -> None:
             ("demo", ("--port", busy), "already in use"),
             ("serve", ("--data", "a-file"), "not a folder"),
             ("serve", ("--import-root", str(tmp_path / "nowhere")), "--import-root"),
-            ("serve", ("--scheduler", "tcp://127.0.0.1:1"), "no Dask scheduler answers"),
+            ("serve", ("--scheduler", f"tcp://127.0.0.1:{no_scheduler}"), "no Dask scheduler answers"),
             ("serve", ("--scheduler", "nonsense"), "tcp://HOST:PORT"),
         ):
             db = () if command == "demo" else ("--db", "sqlite:///./l.db")
-            out = run_cli(command, *db, *args, cwd=tmp_path)
+            port = () if "--port" in args else ("--port", free)
+            out = run_cli(command, *db, *port, *args, cwd=tmp_path)
             assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
             assert "Traceback" not in out.stderr and "serving on" not in out.stdout, out.stderr
