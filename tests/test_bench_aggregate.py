@@ -38,6 +38,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_rows_for_every_set_method_and_side(root: Path) -> None:
+    pytest.importorskip("crowdkit", reason="crowd-kit, the peer of bench aggregate, is in the bench extra")
     methods = ("mv", "trust", "ds")  # crowd-kit's MACE and GLAD take 10 s and more even here
     rows = run_aggregate_bench(root, methods=methods)
     assert {r.dataset for r in rows} == {"one", "two"}

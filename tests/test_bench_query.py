@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
-from listenloop.bench.query import STRATEGIES, make_pool
+from listenloop.bench.query import STRATEGIES, make_pool, run_query_bench
 from listenloop.cli import app
+from listenloop.errors import ListenloopError
 
 KEYS = {"pool", "strategy", "listenloop_s", "modal_s", "peak_mb", "modal_peak_mb", "same_batch", "ratio"}
 
@@ -30,6 +33,13 @@ def test_bench_query_writes_rows(tmp_path) -> None:
             assert r["modal_s"] > 0 and r["modal_peak_mb"] >= 0 and r["ratio"] > 0
             assert r["same_batch"] is True
     assert "least_confidence" in result.stdout
+
+
+def test_missing_modal_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "modAL", None)
+    monkeypatch.setitem(sys.modules, "modAL.uncertainty", None)
+    with pytest.raises(ListenloopError, match=r"modAL, which is not installed: pip install 'listenloop\[bench\]'"):
+        run_query_bench((2000,), repeats=1)
 
 
 def test_bench_query_rejects_bad_sizes() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from listenloop.errors import ListenloopError
 from listenloop.strategies.scoring import query_top
 from listenloop.strategies.selection import random_k
 
@@ -92,7 +93,13 @@ def _peak_mb(fn: Callable[[], Any]) -> float:
 
 
 def _modal_peers() -> dict[str, Callable[..., Any]]:
-    from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
+    """modAL's query functions by our strategy names; a clear error when modAL is missing."""
+    try:
+        from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
+    except ImportError:
+        raise ListenloopError(
+            "bench query compares with modAL, which is not installed: pip install 'listenloop[bench]'"
+        ) from None
 
     return {"least_confidence": uncertainty_sampling, "margin": margin_sampling, "entropy": entropy_sampling}
 
@@ -151,6 +158,7 @@ def run_query_bench(
 
     if batch < 1 or repeats < 1 or dims < 1 or classes < 2:
         raise ValueError("batch, repeats and dims must be >= 1, classes >= 2")
+    _modal_peers()  # modAL missing: say so before any pool is built
     rows: list[dict[str, Any]] = []
     with threadpool_limits(limits=1):
         model = fit_model(dims, classes, seed)
