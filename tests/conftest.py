@@ -48,7 +48,7 @@ def pg_admin_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """The admin URL of the session's PostgreSQL: LISTENLOOP_TEST_PG, or a throwaway server."""
     import os
 
-    from pg_support import BINARIES_ENV, PostgresUnavailable, ThrowawayPostgres, find_binaries
+    from pg_support import BINARIES_ENV, NoPostgresError, ThrowawayPostgres, find_binaries
 
     override = os.environ.get(PG_OVERRIDE_ENV)
     if override:
@@ -57,11 +57,10 @@ def pg_admin_url(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     try:
         server = ThrowawayPostgres(find_binaries(os.environ.get(BINARIES_ENV, "auto"))).start()
-    except PostgresUnavailable as exc:
+    except NoPostgresError as exc:
         pytest.fail(f"no PostgreSQL for the PostgreSQL variants (or set {PG_OVERRIDE_ENV}): {exc}")
-    request.config.stash[PG_SERVER_KEY] = (
-        f"{server.version} from the {server.binaries.source}, a throwaway server at {_shown(server.admin_url)}"
-    )
+    where = _shown(server.admin_url)
+    request.config.stash[PG_SERVER_KEY] = f"{server.version} from the {server.binaries.source}, at {where}"
     try:
         yield server.admin_url
     finally:

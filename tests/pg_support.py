@@ -31,7 +31,7 @@ BINARIES_ENV = "LISTENLOOP_TEST_PG_BINARIES"
 PROGRAMS = ("initdb", "pg_ctl", "postgres")
 
 
-class PostgresUnavailable(RuntimeError):
+class NoPostgresError(RuntimeError):
     """No PostgreSQL could be found or started; the message says what was tried and why."""
 
 
@@ -75,7 +75,7 @@ def pip_binaries() -> Binaries | None:
 
 
 def find_binaries(choice: str = "auto") -> Binaries:
-    """The programs to run, by `choice` (see BINARIES_ENV); PostgresUnavailable says what is missing."""
+    """The programs to run, by `choice` (see BINARIES_ENV); NoPostgresError says what is missing."""
     if choice in ("auto", "system"):
         found = system_binaries()
         if found:
@@ -88,13 +88,13 @@ def find_binaries(choice: str = "auto") -> Binaries:
         bin_dir = Path(choice).expanduser()
         if _complete(bin_dir):
             return Binaries(bin_dir, f"{BINARIES_ENV} ({bin_dir})")
-        raise PostgresUnavailable(f"{BINARIES_ENV}={choice}: no {', '.join(PROGRAMS)} in that folder")
+        raise NoPostgresError(f"{BINARIES_ENV}={choice}: no {', '.join(PROGRAMS)} in that folder")
     tried = {
         "system": "no /usr/lib/postgresql/*/bin and no pg_ctl on PATH",
         "pip": "the pip package pgserver is not installed (pip install -e '.[dev]')",
     }
     shown = "; ".join(v for k, v in tried.items() if choice in ("auto", k))
-    raise PostgresUnavailable(f"no PostgreSQL programs: {shown}")
+    raise NoPostgresError(f"no PostgreSQL programs: {shown}")
 
 
 def free_port() -> int:
@@ -125,12 +125,11 @@ class ThrowawayPostgres:
 
     def _exec(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run `argv` in the temp dir, as the unprivileged user when we are root."""
-        extra: dict = {}
+        extra: dict = {"env": {k: v for k, v in os.environ.items() if not k.startswith("PG")}}
         if self._user is not None:
-            extra = {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+            extra |= {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
         return subprocess.run(
-            argv, cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout, check=False, **extra
+            argv, cwd=self.root, capture_output=True, text=True, timeout=timeout, check=False, **extra
         )
 
     def _run(self, program: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -145,7 +144,7 @@ class ThrowawayPostgres:
                 self._user = pwd.getpwnam(name)
                 break
         else:
-            raise PostgresUnavailable("running as root, and neither a `postgres` nor a `nobody` user exists")
+            raise NoPostgresError("running as root, and neither a `postgres` nor a `nobody` user exists")
         os.chown(self.root, self._user.pw_uid, self._user.pw_gid)
         if not self._user_can_run():
             self.bin_dir = self._copy_programs()
@@ -177,10 +176,10 @@ class ThrowawayPostgres:
         except OSError:  # the program itself is out of the user's reach
             return False
 
-    def _fail(self, what: str, proc: subprocess.CompletedProcess[str]) -> PostgresUnavailable:
+    def _fail(self, what: str, proc: subprocess.CompletedProcess[str]) -> NoPostgresError:
         log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
         detail = "\n".join(s for s in (proc.stderr.strip(), proc.stdout.strip()[-1000:], log.strip()) if s)
-        return PostgresUnavailable(f"{what} failed ({self.binaries.source}):\n{detail}")
+        return NoPostgresError(f"{what} failed ({self.binaries.source}):\n{detail}")
 
     def start(self, attempts: int = 3) -> ThrowawayPostgres:
         """initdb, then pg_ctl start on a free port (another port if that one was taken meanwhile)."""
@@ -199,16 +198,16 @@ class ThrowawayPostgres:
                 raise self._fail("initdb", init)
             for attempt in range(attempts):
                 self.port = free_port()
-                # durability off: a throwaway server, and CREATE/DROP DATABASE per test stay fast
+                # TCP on loopback only (no Unix socket: a long temp path cannot break it); durability
+                # off: a throwaway server, and CREATE/DROP DATABASE per test stay fast
                 options = (
-                    f"-h 127.0.0.1 -p {self.port} -k {self.root} "
+                    f"-h 127.0.0.1 -p {self.port} -k '' "
                     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
                 )
-                proc = self._run(
-                    "pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options
-                )
+                where = ("-D", str(self.data), "-l", str(self.log))
+                self._running = True  # from here stop() stops it, even if pg_ctl gives up waiting
+                proc = self._run("pg_ctl", "start", *where, "-w", "-t", "60", "-o", options)
                 if proc.returncode == 0:
-                    self._running = True
                     return self
                 if attempt == attempts - 1 or "in use" not in self.log.read_text(errors="replace"):
                     raise self._fail("pg_ctl start", proc)
@@ -222,7 +221,8 @@ class ThrowawayPostgres:
         if self._running:
             for mode in ("fast", "immediate"):
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    if self._run("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w", timeout=60).returncode == 0:
+                    stop = self._run("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w", timeout=60)
+                    if stop.returncode == 0:
                         break
             self._running = False
         shutil.rmtree(self.root, ignore_errors=True)
