@@ -70,7 +70,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         token = httpx.post(f"{base}/api/v1/token", data={"username": "owner", "password": "owner-pass-1"})
         owner = {"Authorization": f"Bearer {token.json()['access_token']}"}
         body = {"name": "Spoken digits", "task_type": "classification", "classes": DIGITS}
-        pid = httpx.post(f"{base}/api/v1/projects", headers=owner, json=body).json()["id"]
+        # a generous timeout: the first project imports the learning core (seconds on a busy machine)
+        pid = httpx.post(f"{base}/api/v1/projects", headers=owner, json=body, timeout=120).json()["id"]
         clips = sorted(RECORDINGS.glob("*.wav"))[:N_CLIPS]
         r = httpx.post(
             f"{base}/api/v1/projects/{pid}/clips",
@@ -245,6 +246,10 @@ def test_annotator_labels_ten_clips_by_keyboard(live: Live, browser: Any, artifa
     assert sorted(a["answer"] for a in mine) == sorted(["1", "2", "3", "can't tell", *"456789"])
 
 
+# the signed-in annotator's points in the labelling page's leaderboard (undefined: not on it)
+MY_BOARD_POINTS = "document.querySelector('.board-box tr.me td:nth-of-type(2)')?.textContent"
+
+
 def undo_to(page: Any, action: Any, task: str) -> None:
     """Undo with `action` (a key press or a click) and wait until the page shows task `task` again."""
     page.wait_for_selector("#undo:not([disabled])")
@@ -274,9 +279,13 @@ def test_annotator_takes_an_answer_back_with_backspace_and_the_button(
         answer_by_key(page, "3")
         second = page.get_attribute("#label-page", "data-ready-task")
         assert second != first
+        # the leaderboard (loaded after a first answer) shows the answer's points
+        page.wait_for_function(f"() => Number({MY_BOARD_POINTS}) > 0")
         undo_to(page, lambda: page.keyboard.press("Backspace"), first)
         assert page.is_disabled("#undo")  # one step back only
         page.wait_for_function("document.getElementById('project-points').textContent === '0'")
+        # the leaderboard takes the points back too (it showed the answer's points)
+        page.wait_for_function(f"() => [undefined, '0'].includes({MY_BOARD_POINTS})")
         answer_by_key(page, "5")
         assert page.get_attribute("#label-page", "data-ready-task") == second  # the one after comes back
         answer_by_key(page, "6")

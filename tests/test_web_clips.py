@@ -72,7 +72,8 @@ class Campaign:
             "consistency_rate": 0.0,
             "trust_threshold": 0.0,
         }
-        r = httpx.post(f"{base}/api/v1/projects", headers=self.owner, json=body)
+        # a generous timeout: the first project imports the learning core (seconds on a busy machine)
+        r = httpx.post(f"{base}/api/v1/projects", headers=self.owner, json=body, timeout=120)
         assert r.status_code == 201, r.text
         self.pid = r.json()["id"]
         files = {f"low_{i:02d}.wav": _tone(200 + 15 * i, i) for i in range(8)}

@@ -40,6 +40,8 @@ class Live:
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     def api(self, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        # a generous timeout: the first project imports the learning core (seconds on a busy machine)
+        kw.setdefault("timeout", 120)
         return httpx.request(method, f"{self.base}/api/v1{path}", headers=headers or self.owner, **kw)
 
 

@@ -532,6 +532,7 @@ export async function renderLabel(root, projectId, ctx) {
     drawStreak();
     say("");
     announce(`Answer taken back (${result.points} points less). Here is that clip again.`);
+    loadBoard(); // the board showed the answer's points: it must not disagree with "You"
     dropAhead(); // its lease stays on the server: it comes back after this clip
     await loadNext(null);
   }
