@@ -4,6 +4,7 @@ field has a default."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
@@ -204,6 +205,9 @@ def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
             yield "range", "A continuous task needs a range: [low, high]."
         elif rng is not None and not rng[0] < rng[1]:
             yield "range", f"Low must be below high, not [{rng[0]:g}, {rng[1]:g}]."
+        elif rng is not None and not math.isfinite(rng[1] - rng[0]):  # the dashboard's bins divide it
+            why = "low and high must be finite, and so must high - low"
+            yield "range", f"The range [{rng[0]:g}, {rng[1]:g}] is too wide: {why}."
         if classes:
             yield "classes", "A continuous task has a range, not classes."
         return

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from typing import Any
 
+from listenloop.crowd.aggregation.continuous import parse_rating
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.errors import InvalidError
 from listenloop.engine.views import ProjectView
@@ -29,11 +29,12 @@ def normalize_label(project: Project | ProjectView, value: Any, *, allow_cant_te
             raise InvalidError(f"expected a number in [{project.range_min:g}, {project.range_max:g}]")
         text = str(value).strip()
         try:
-            number = float(text)
+            number = parse_rating(text)
         except ValueError:
-            raise InvalidError(f"{text!r} is not a number") from None
+            shown = text if len(text) <= 40 else text[:40] + "…"
+            raise InvalidError(f"{shown!r} is not a plain decimal number (like 3 or 2.5)") from None
         lo, hi = float(project.range_min or 0.0), float(project.range_max or 0.0)
-        if not math.isfinite(number) or not lo <= number <= hi:
+        if not lo <= number <= hi:
             raise InvalidError(f"{text} is outside the range [{lo:g}, {hi:g}]")
         return text
     classes = list(project.classes)

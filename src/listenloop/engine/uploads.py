@@ -285,10 +285,14 @@ def read_manifest(
                     {"file": name, "reason": f"not an audio file name ({ext or 'no extension'})"}
                 )
                 continue
-            if not source.is_file():
+            try:  # a name over the system's limits (ENAMETOOLONG) is a rejected file, not a crash
+                size = source.stat().st_size if source.is_file() else None
+            except OSError as exc:
+                result.rejected.append({"file": name[:200], "reason": f"unreadable ({exc.strerror or exc})"})
+                continue
+            if size is None:
                 result.rejected.append({"file": name, "reason": "no such file under the import root"})
                 continue
-            size = source.stat().st_size
             if size > limits.max_entry_bytes:
                 result.rejected.append(
                     {"file": name, "reason": f"{size} bytes (limit {limits.max_entry_bytes})"}

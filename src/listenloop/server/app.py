@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -37,7 +39,7 @@ from listenloop.errors import ListenloopError
 from listenloop.lifetime import die_with_parent
 from listenloop.server.config_body import problems_response
 from listenloop.server.deps import IdleCache, TokenCache
-from listenloop.server.limits import BodyLimitMiddleware
+from listenloop.server.limits import JSON_LIMIT
 from listenloop.server.routers import clips, dashboard, exports, leaderboard, projects, tasks, users
 from listenloop.server.routers.docs import mount_docs
 from listenloop.server.routers.pages import mount_pages
@@ -65,6 +67,14 @@ async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
         body.update(added=0, rejected=exc.rejected or [{"file": "(archive)", "reason": exc.reason}])
     headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
     return JSONResponse(body, status_code=code, headers=headers)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without the values sent: each problem's `input` is dropped, so that an error
+    never echoes a body (or a part of one) back to its sender."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _busy(request: Request, exc: Exception) -> JSONResponse:
@@ -136,6 +146,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by routers/docs.py without a CDN
         redoc_url=None,
+        max_body_size=JSON_LIMIT,  # per route: the upload routes are included with their own below
     )
     app.state.db = db
     app.state.data_dir = data
@@ -145,14 +156,15 @@ def create_app(
     app.state.learning = service
     app.state.token_cache = TokenCache()
     app.state.idle = IdleCache()
-    app.add_middleware(BodyLimitMiddleware, max_upload_bytes=app.state.limits.max_upload_bytes)
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(ListenloopError, _engine_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(OperationalError, _busy)
     app.add_exception_handler(IntegrityError, _integrity)
     # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
     for module in (tasks, users, projects, clips, exports, leaderboard, dashboard):
         app.include_router(module.router, prefix="/api/v1")
+    app.include_router(clips.uploads, prefix="/api/v1", max_body_size=app.state.limits.max_upload_bytes)
     mount_docs(app)
     mount_pages(app)  # after the docs: /static/swagger-ui must match before /static
     return app

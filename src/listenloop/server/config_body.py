@@ -12,12 +12,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from listenloop.engine.config import config_problems, patch_problems
+from listenloop.server.json_body import StrictJSONRoute
 
 
 def problem_detail(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -30,7 +30,7 @@ def problems_response(problems: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"detail": problem_detail(problems)}, status_code=422)
 
 
-class ConfigBodyRoute(APIRoute):
+class ConfigBodyRoute(StrictJSONRoute):
     """An APIRoute whose request body is a ProjectConfig: an invalid body gets every problem,
     the learning core's names included (checked off the event loop: they import scikit-learn)."""
 
@@ -49,8 +49,11 @@ class ConfigBodyRoute(APIRoute):
                     for e in exc.errors()
                     if not e["loc"] or e["loc"][0] != "body"
                 ]  # fmt: skip
-                if any(e["type"] == "json_invalid" for e in exc.errors()):
-                    msg = "The body is not valid JSON: send the settings as a JSON object."
+                bad_json = [e for e in exc.errors() if e["type"] == "json_invalid"]
+                if bad_json:
+                    why = (bad_json[0].get("ctx") or {}).get("error")
+                    msg = "The body is not valid JSON" + (f" ({why})" if why else "")
+                    msg += ": send the settings as a JSON object."
                     return problems_response([{"loc": [], "field": "", "msg": msg, "type": "json_invalid"}])
                 body = await run_in_threadpool(self.problems, exc.body)
                 if not body and not others:

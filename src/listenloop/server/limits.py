@@ -1,81 +1,49 @@
-"""A request-body size limit enforced before the body is parsed (413 instead of a full read)."""
+"""Request-body limits belong to the route and are decided before the body is read.
+
+Every route takes a body of at most `JSON_LIMIT` (the app's `max_body_size`); only the upload
+routes (`UploadRoute`, included with `max_body_size=UploadLimits.max_upload_bytes`) take more,
+whatever the client's Content-Type says. Starlette's body-limit middleware does the counting:
+a declared Content-Length over the limit is a 413 at the first read of the body, and a chunked
+body is cut (413) as soon as it passes the limit.
+
+An upload route first checks its caller (token or session cookie, owner of the project): a
+stranger's 1 GiB upload is refused (401/403) before a byte of its body is read.
+"""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
+from starlette.requests import Request
+from starlette.responses import Response
 
-JSON_LIMIT = 1 << 20  # bodies that are not multipart uploads
+from listenloop.engine import projects as ops
+from listenloop.engine.errors import InvalidError
+from listenloop.server.deps import MAX_ID, current_user, oauth2
+from listenloop.server.json_body import StrictJSONRoute
+
+JSON_LIMIT = 1 << 20  # every body but an upload's: JSON, forms, and anything sent to a wrong route
 
 
-class _TooLargeError(Exception):
-    pass
+async def require_project_owner(request: Request) -> None:
+    """401/403/404 unless the caller owns the project in the path (no body is read)."""
+    who = await current_user(request, await oauth2(request))
+    raw = request.path_params.get("project_id", "")
+    if not (isinstance(raw, str) and raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
+        raise InvalidError(f"project_id must be a whole number from 1 to {MAX_ID}")
+    with request.app.state.db.read() as session:
+        ops.require_owner(ops.load_project(session, int(raw)), who)
 
 
-class BodyLimitMiddleware:
-    """413 for a body over the limit: by its Content-Length up front, or counted as it streams.
+class UploadRoute(StrictJSONRoute):
+    """A route whose (large) body is read only after its caller proved to own the project."""
 
-    Multipart bodies (uploads) may reach `max_upload_bytes`; every other body `JSON_LIMIT`.
-    """
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
 
-    def __init__(self, app: Any, max_upload_bytes: int) -> None:
-        self.app = app
-        self.max_upload_bytes = max_upload_bytes
+        async def owner_first(request: Request) -> Response:
+            await require_project_owner(request)
+            return await handler(request)
 
-    async def _reject(self, send: Any, limit: int) -> None:
-        body = json.dumps({"detail": f"request body over the limit of {limit} bytes"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
-        limit = self.max_upload_bytes if multipart else JSON_LIMIT
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit():
-            if int(declared) > limit:
-                await self._reject(send, limit)
-                return
-            if b"transfer-encoding" not in headers:  # the server reads no more than declared
-                await self.app(scope, receive, send)
-                return
-        state = {"received": 0, "over": False, "started": False}
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if state["received"] > limit:
-                    state["over"] = True
-                    raise _TooLargeError
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            if state["over"]:
-                if message["type"] == "http.response.start" and not state["started"]:
-                    state["started"] = True
-                    await self._reject(send, limit)
-                return  # whatever the app says about a body it could not read, 413 stands
-            state["started"] = state["started"] or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except _TooLargeError:
-            if not state["started"]:
-                await self._reject(send, limit)
+        return owner_first

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 
 class UserCreate(BaseModel):
@@ -102,7 +102,8 @@ class AnswerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    answer: str | int | float | list[str]
+    # Strict: JSON true is not the number 1, nor a class "True" (a lax union took it for either).
+    answer: StrictStr | StrictInt | StrictFloat | list[StrictStr]
 
 
 class AnswerOut(BaseModel):

@@ -6,26 +6,48 @@ the median (MAE 12.0 against 13.5), so the mean is the default to reach for.
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pandas as pd
 
 from listenloop.crowd.aggregation.trust_weighted_vote import Trust, trust_lookup
 from listenloop.errors import ListenloopError
 
+# A plain decimal number in ASCII: sign, digits, a point, an exponent. Not "1_0", "٥" (Arabic-Indic)
+# or "５" (full width), which Python's float() reads, nor "nan", "inf" or a hexadecimal float.
+PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_rating(text: str) -> float:
+    """The value of a rating written as a plain decimal number (surrounding spaces allowed);
+    ValueError for anything else, a non-finite value included. The platform's answers and
+    `listenloop aggregate` read ratings with it."""
+    stripped = text.strip()
+    if not PLAIN_DECIMAL.fullmatch(stripped):
+        raise ValueError(f"{stripped[:40]!r} is not a plain decimal number")
+    value = float(stripped)
+    if not math.isfinite(value):
+        raise ValueError(f"{stripped[:40]} is too large for a number")
+    return value
+
 
 def _ratings(answers: pd.DataFrame) -> pd.DataFrame:
     """`item` (str), `worker` (str), `rating` (float) from an answers table; bad numbers name their line."""
-    raw = answers["label"]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float)))
-    if len(bad):
-        # line numbers as in the CSV: header is line 1, first answer line 2
-        raise ListenloopError(f"answers line {bad[0] + 2}: {str(raw.iloc[bad[0]])!r} is not a number")
+    raw = answers["label"].astype(str).to_numpy()
+    values = np.empty(len(raw))
+    for i, text in enumerate(raw):
+        try:
+            values[i] = parse_rating(text)
+        except ValueError:
+            # line numbers as in the CSV: header is line 1, first answer line 2
+            raise ListenloopError(f"answers line {i + 2}: {text!r} is not a number") from None
     return pd.DataFrame(
         {
             "item": answers["item"].astype(str).to_numpy(),
             "worker": answers["worker"].astype(str).to_numpy(),
-            "rating": values.to_numpy(dtype=float),
+            "rating": values,
         }
     )
 

@@ -19,11 +19,16 @@ from listenloop.engine.labels import read_label_csv
 from listenloop.engine.media import render_spectrogram, spectrogram_path
 from listenloop.engine.uploads import Unpacked, mark_gold, read_manifest, store_clips, unpack_archive
 from listenloop.server.deps import DB, MAX_ID, ClipId, DataDir, Limits, ProjectId, User
+from listenloop.server.json_body import StrictJSONRoute
+from listenloop.server.limits import UploadRoute
 from listenloop.server.schemas import GoldOut, UploadOut
 from listenloop.store.database import Database
 from listenloop.store.models import Clip
 
-router = APIRouter(tags=["clips"])
+router = APIRouter(tags=["clips"], route_class=StrictJSONRoute)
+# The upload routes: the caller is checked before the body is read, and the app includes them with
+# the upload limit (every other route takes 1 MiB at most; server/limits.py).
+uploads = APIRouter(tags=["clips"], route_class=UploadRoute)
 
 
 def _owned_project(db: Database, project_id: int, who: Any) -> None:
@@ -59,7 +64,7 @@ async def _intake(
         unpacked.cleanup()
 
 
-@router.post(
+@uploads.post(
     "/projects/{project_id}/clips",
     status_code=status.HTTP_201_CREATED,
     response_model=UploadOut,
@@ -100,7 +105,7 @@ async def upload_clips(
     return result
 
 
-@router.post("/projects/{project_id}/gold", status_code=status.HTTP_201_CREATED, response_model=GoldOut)
+@uploads.post("/projects/{project_id}/gold", status_code=status.HTTP_201_CREATED, response_model=GoldOut)
 async def upload_gold(
     project_id: ProjectId,
     who: User,

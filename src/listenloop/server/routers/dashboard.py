@@ -17,9 +17,10 @@ from listenloop.engine import dashboard as dash
 from listenloop.engine import projects as ops
 from listenloop.engine.config import ProjectConfig
 from listenloop.server.deps import DB, MAX_ID, Owner, ProjectId, User
+from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.schemas import StatusOut
 
-router = APIRouter(tags=["dashboard"])
+router = APIRouter(tags=["dashboard"], route_class=StrictJSONRoute)
 RunId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A model run's id.")]
 Username = Annotated[str, PathParam(min_length=1, max_length=64, description="An annotator's username.")]
 

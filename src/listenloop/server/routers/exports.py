@@ -10,8 +10,9 @@ from fastapi.responses import PlainTextResponse
 from listenloop.engine import projects as ops
 from listenloop.engine.exports import export_answers, export_project
 from listenloop.server.deps import DB, ProjectId, User
+from listenloop.server.json_body import StrictJSONRoute
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], route_class=StrictJSONRoute)
 MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 

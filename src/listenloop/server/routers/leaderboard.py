@@ -12,8 +12,9 @@ from fastapi import APIRouter, Query
 from listenloop.engine import gamification as game
 from listenloop.engine import projects as ops
 from listenloop.server.deps import DB, MAX_ID, ProjectId, User
+from listenloop.server.json_body import StrictJSONRoute
 
-router = APIRouter(tags=["gamification"])
+router = APIRouter(tags=["gamification"], route_class=StrictJSONRoute)
 
 Offset = Annotated[
     int,

@@ -14,9 +14,10 @@ from listenloop.engine.config import ProjectConfig, ProjectPatch, check_learning
 from listenloop.engine.errors import InvalidError, ProblemsError
 from listenloop.server.config_body import ConfigBodyRoute, PatchBodyRoute
 from listenloop.server.deps import DB, Owner, ProjectId, User
+from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.schemas import MemberIn, MemberOut, StatusOut
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], route_class=StrictJSONRoute)
 # The routes whose body is a project config: a 422 lists every problem with a plain sentence.
 config_router = APIRouter(tags=["projects"], route_class=ConfigBodyRoute)
 patch_router = APIRouter(tags=["projects"], route_class=PatchBodyRoute)

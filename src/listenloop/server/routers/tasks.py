@@ -11,11 +11,12 @@ from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.tasks import next_task, submit_answer, undo_answer
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.server.deps import IdleCache, ProjectId, TaskId, User
+from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question, UndoOut
 from listenloop.store.database import Database
 from listenloop.store.models import Project
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=StrictJSONRoute)
 
 
 def question_for(project: Project | ProjectView) -> Question:

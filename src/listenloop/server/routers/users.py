@@ -26,10 +26,11 @@ from listenloop.engine.accounts import (
 )
 from listenloop.engine.errors import UnauthorizedError
 from listenloop.server.deps import DB, SESSION_COOKIE, MaybeUser, User, caller_token
+from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.schemas import SessionOut, TokenOut, UserCreate, UserOut
 from listenloop.store.models import utcnow
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=StrictJSONRoute)
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
