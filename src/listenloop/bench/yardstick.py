@@ -69,7 +69,8 @@ def make_app() -> Starlette:
 def main() -> None:
     import uvicorn
 
-    from listenloop.cli.startup import KEEP_ALIVE_SECONDS
+    from listenloop.cli.startup import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, READ_TIMEOUT
+    from listenloop.server.http_protocol import guarded_protocol
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
@@ -82,6 +83,7 @@ def main() -> None:
         log_level="warning",
         access_log=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        http=guarded_protocol(MAX_HEAD_BYTES, READ_TIMEOUT),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.cli.startup import KEEP_ALIVE_SECONDS, check_port, data_folder
+from listenloop.cli.startup import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, READ_TIMEOUT, check_port, data_folder
 from listenloop.demo.crowd import DEFAULT_SIZE, MAX_SIZE
 
 
@@ -52,6 +52,7 @@ def demo(
     from listenloop.demo.crowd import describe, members, start_crowd
     from listenloop.demo.setup import DEMO_CLASSES, prepare_demo
     from listenloop.server.app import create_app
+    from listenloop.server.http_protocol import guarded_protocol
     from listenloop.store.database import Database
 
     check_port(host, port)
@@ -91,6 +92,7 @@ def demo(
             log_level="warning",
             access_log=False,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            http=guarded_protocol(MAX_HEAD_BYTES, READ_TIMEOUT),
         )
     finally:
         if running is not None:

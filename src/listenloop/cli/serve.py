@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.cli.startup import KEEP_ALIVE_SECONDS, check_port, check_scheduler, data_folder
+from listenloop.cli.startup import (
+    KEEP_ALIVE_SECONDS,
+    MAX_HEAD_BYTES,
+    READ_TIMEOUT,
+    check_port,
+    check_scheduler,
+    data_folder,
+)
 from listenloop.errors import ListenloopError
 
 
@@ -37,16 +44,32 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout",
+            help="Seconds a request's headers may take to arrive, and the longest pause in its body; "
+            "slower connections are closed.",
+        ),
+    ] = READ_TIMEOUT,
+    max_header_bytes: Annotated[
+        int, typer.Option("--max-header-bytes", help="Largest request line and headers (431 above).")
+    ] = MAX_HEAD_BYTES,
 ) -> None:
     """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first."""
     import uvicorn
 
     from listenloop.engine.learning_process import LearningProcess
     from listenloop.server.app import create_app, learning_from_env
+    from listenloop.server.http_protocol import guarded_protocol
     from listenloop.store.database import Database
 
     if workers < 1:
         raise ListenloopError(f"--workers must be at least 1, not {workers}")
+    if not read_timeout > 0:
+        raise ListenloopError(f"--read-timeout must be above 0 seconds, not {read_timeout}")
+    if max_header_bytes < 1024:
+        raise ListenloopError(f"--max-header-bytes must be at least 1024, not {max_header_bytes}")
     check_port(host, port)
     data = data_folder(data)
     if scheduler:
@@ -68,6 +91,8 @@ def serve(
         "access_log": False,
         "timeout_graceful_shutdown": 5,
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        # httptools, with a bound on request heads and read timeouts (server/http_protocol.py)
+        "http": guarded_protocol(max_head_bytes=max_header_bytes, read_timeout=read_timeout),
     }
     learning = learning_from_env()
     if workers == 1:

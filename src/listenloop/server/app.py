@@ -39,7 +39,7 @@ from listenloop.errors import ListenloopError
 from listenloop.lifetime import die_with_parent
 from listenloop.server.config_body import problems_response
 from listenloop.server.deps import IdleCache, TokenCache
-from listenloop.server.limits import JSON_LIMIT
+from listenloop.server.limits import BodyLimitMiddleware
 from listenloop.server.routers import clips, dashboard, exports, leaderboard, projects, tasks, users
 from listenloop.server.routers.docs import mount_docs
 from listenloop.server.routers.pages import mount_pages
@@ -146,7 +146,6 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by routers/docs.py without a CDN
         redoc_url=None,
-        max_body_size=JSON_LIMIT,  # per route: the upload routes are included with their own below
     )
     app.state.db = db
     app.state.data_dir = data
@@ -156,6 +155,7 @@ def create_app(
     app.state.learning = service
     app.state.token_cache = TokenCache()
     app.state.idle = IdleCache()
+    app.add_middleware(BodyLimitMiddleware)  # 1 MiB, unless the route raises it (upload routes)
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(ListenloopError, _engine_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -164,7 +164,7 @@ def create_app(
     # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
     for module in (tasks, users, projects, clips, exports, leaderboard, dashboard):
         app.include_router(module.router, prefix="/api/v1")
-    app.include_router(clips.uploads, prefix="/api/v1", max_body_size=app.state.limits.max_upload_bytes)
+    app.include_router(clips.uploads, prefix="/api/v1")
     mount_docs(app)
     mount_pages(app)  # after the docs: /static/swagger-ui must match before /static
     return app

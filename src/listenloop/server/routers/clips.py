@@ -26,8 +26,8 @@ from listenloop.store.database import Database
 from listenloop.store.models import Clip
 
 router = APIRouter(tags=["clips"], route_class=StrictJSONRoute)
-# The upload routes: the caller is checked before the body is read, and the app includes them with
-# the upload limit (every other route takes 1 MiB at most; server/limits.py).
+# The upload routes: the caller is checked before the body is read, and only then may it reach the
+# upload limit (every other route takes 1 MiB at most; server/limits.py).
 uploads = APIRouter(tags=["clips"], route_class=UploadRoute)
 
 
