@@ -351,7 +351,7 @@ def test_a_paused_body_is_closed_after_the_read_timeout(served) -> None:
 
 
 def test_an_idle_connection_between_requests_is_kept(served) -> None:
-    base, port = served
+    _, port = served
     with _connect(port) as s:
         s.sendall(b"GET /api/v1/session HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _reply(s, 5).startswith(b"HTTP/1.1 200")
