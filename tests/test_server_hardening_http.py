@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api_support import annotator, login, wait_http, wavs, zip_of
@@ -30,6 +32,7 @@ from listenloop.engine.accounts import create_user, hash_password
 from listenloop.engine.uploads import UploadLimits
 from listenloop.errors import ListenloopError
 from listenloop.server import create_app
+from listenloop.server.http_protocol import guarded_protocol
 
 READ_TIMEOUT = 2  # the served server's --read-timeout in these tests
 
@@ -358,3 +361,36 @@ def test_an_idle_connection_between_requests_is_kept(served) -> None:
         time.sleep(READ_TIMEOUT + 1)  # idle longer than the read timeout: the keep-alive (75 s) rules
         s.sendall(b"GET /api/v1/session HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _reply(s, 5).startswith(b"HTTP/1.1 200")
+
+
+def test_a_new_connection_that_sends_nothing_is_closed_after_the_keep_alive() -> None:
+    """uvicorn arms its keep-alive only after a response: a connection that never sent a byte
+    stayed open for good. (serve's keep-alive is 75 s; here 1 s, on uvicorn with the same protocol.)"""
+
+    async def app(scope, receive, send) -> None:  # never reached
+        raise AssertionError(scope)
+
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=guarded_protocol(max_head_bytes=65536, read_timeout=30),
+        timeout_keep_alive=1,
+        lifespan="off",
+        log_level="warning",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with _connect(port) as s:
+            t0 = time.monotonic()
+            assert _closed(s, 6), "an idle new connection was never closed"
+            assert 0.5 < time.monotonic() - t0 < 5
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
