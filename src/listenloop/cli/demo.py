@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.cli.startup import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, READ_TIMEOUT, check_port, data_folder
+from listenloop.cli.startup import (
+    KEEP_ALIVE_SECONDS,
+    MAX_HEAD_BYTES,
+    READ_TIMEOUT,
+    check_port,
+    data_folder,
+    private_files,
+)
 from listenloop.demo.crowd import DEFAULT_SIZE, MAX_SIZE
 
 
@@ -56,6 +63,7 @@ def demo(
     from listenloop.store.database import Database
 
     check_port(host, port)
+    private_files()
     data = data_folder(data).resolve()
     url = f"sqlite:///{data / 'listenloop.db'}"
     database = Database(url)

@@ -16,6 +16,7 @@ from listenloop.cli.startup import (
     check_port,
     check_scheduler,
     data_folder,
+    private_files,
 )
 from listenloop.errors import ListenloopError
 
@@ -62,7 +63,7 @@ def serve(
     from listenloop.engine.learning_process import LearningProcess
     from listenloop.server.app import create_app, learning_from_env
     from listenloop.server.http_protocol import guarded_protocol
-    from listenloop.store.database import Database
+    from listenloop.store.database import Database, display_url
 
     if workers < 1:
         raise ListenloopError(f"--workers must be at least 1, not {workers}")
@@ -71,6 +72,7 @@ def serve(
     if max_header_bytes < 1024:
         raise ListenloopError(f"--max-header-bytes must be at least 1024, not {max_header_bytes}")
     check_port(host, port)
+    private_files()
     data = data_folder(data)
     if scheduler:
         check_scheduler(scheduler)
@@ -81,8 +83,10 @@ def serve(
         database.upgrade()  # once, here, so that workers never race to migrate
     finally:
         database.dispose()
+    shown = display_url(db)  # never the password
     print(
-        f"listenloop serving on http://{host}:{port} (docs at /docs), database {db}, data {data}", flush=True
+        f"listenloop serving on http://{host}:{port} (docs at /docs), database {shown}, data {data}",
+        flush=True,
     )
     options = {
         "host": host,

@@ -4,6 +4,7 @@ starts, instead of a traceback or a log line after the banner."""
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,13 +40,20 @@ def check_port(host: str, port: int) -> None:
             raise ListenloopError(f"--port {port}: cannot listen on {host}:{port}: {reason or exc}") from None
 
 
+def private_files() -> None:
+    """From here on, what this process (and its children) create is for its owner only
+    (umask 077): audio, spectrograms, uploads and the database hold the crowd's work."""
+    os.umask(0o077)
+
+
 def data_folder(data: Path) -> Path:
-    """`data` as an existing folder (made if missing); a file or an unwritable place is an error."""
+    """`data` as an existing folder (made for its owner only if missing); a file or an
+    unwritable place is an error."""
     data = data.expanduser()
     if data.exists() and not data.is_dir():
         raise ListenloopError(f"--data {data}: not a folder")
     try:
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ListenloopError(f"--data {data}: {exc.strerror or exc}") from None
     return data

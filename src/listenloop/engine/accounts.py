@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from importlib.resources import files
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,6 +23,12 @@ from listenloop.store.models import ROLES, ApiToken, Event, User, utcnow
 TOKEN_LIFETIME = timedelta(days=7)
 MIN_PASSWORD = 8
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+# The common passwords refused at registration and on a change: the 8,354 entries of 8 or more
+# characters of the list Django ships (django/contrib/auth/common-passwords.txt.gz in Django
+# 5.2.17, BSD licence): 20,000 common passwords, lowercased and deduplicated, made by Royce
+# Williams (https://gist.github.com/roycewilliams/226886fd01572964e1431ac8afc999ce). Shorter
+# ones fail the length rule anyway. Compared lowercased and stripped, as Django does.
+COMMON_PASSWORDS = "common-passwords.txt.gz"
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so that timing does not tell who exists.
 _DUMMY_HASH = _hasher.hash("listenloop-no-such-user")
@@ -38,12 +48,32 @@ class Principal:
         return self.role == "admin"
 
 
+@cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords (lowercase), read once."""
+    packed = files("listenloop.engine").joinpath(COMMON_PASSWORDS).read_bytes()
+    with gzip.open(io.BytesIO(packed), "rt", encoding="utf-8") as f:
+        return frozenset(line.strip() for line in f if line.strip())
+
+
+def check_password(password: str, username: str = "", field: str = "password") -> None:
+    """Reject a password shorter than MIN_PASSWORD, one of the common passwords, or the
+    username itself (InvalidError naming `field`)."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidError(f"{field}: at least {MIN_PASSWORD} characters")
+    folded = password.strip().lower()
+    if folded in common_passwords():
+        raise InvalidError(f"{field}: this is one of the most common passwords; choose another")
+    if username and folded == username.strip().lower():
+        raise InvalidError(f"{field}: must not be the username")
+
+
 def check_credentials(username: str, password: str, role: str = "annotator") -> None:
-    """Reject a malformed username, a short password or an unknown role (InvalidError)."""
+    """Reject a malformed username, a short or common password or an unknown role (InvalidError)."""
     if not USERNAME.fullmatch(username or ""):
         raise InvalidError("username: 1 to 64 letters, digits or . _ @ -")
-    if len(password or "") < MIN_PASSWORD:
-        raise InvalidError(f"password: at least {MIN_PASSWORD} characters")
+    check_password(password, username)
     if role not in ROLES:
         raise InvalidError(f"role {role!r}: one of {', '.join(ROLES)}")
 
@@ -75,6 +105,26 @@ def create_user(session: Session, username: str, password_hash: str, role: str =
 def password_hash_of(session: Session, username: str) -> str | None:
     """The stored hash of `username`, or None."""
     return session.scalar(select(User.password_hash).where(User.username == username))
+
+
+def password_hash_for_id(session: Session, user_id: int) -> str | None:
+    """The stored hash of the user with id `user_id`, or None."""
+    return session.scalar(select(User.password_hash).where(User.id == user_id))
+
+
+def set_password(session: Session, user_id: int, password_hash: str) -> None:
+    """Store a new hash (made by `hash_password`) for the user, and record the change."""
+    session.execute(User.__table__.update().where(User.id == user_id).values(password_hash=password_hash))
+    session.add(Event(user_id=user_id, kind="password_changed", data={}))
+
+
+def end_other_sessions(session: Session, user_id: int, keep: str | None) -> int:
+    """Revoke every token of the user but `keep` (the caller's own, if any): their other
+    sessions, cookie or bearer, stop working. Returns how many ended."""
+    query = ApiToken.__table__.delete().where(ApiToken.user_id == user_id)
+    if keep:
+        query = query.where(ApiToken.token_hash != token_digest(keep))
+    return session.execute(query).rowcount or 0
 
 
 def token_digest(token: str) -> str:

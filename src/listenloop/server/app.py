@@ -20,6 +20,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.types import ASGIApp
 
 from listenloop import __version__
 from listenloop.engine.errors import (
@@ -40,9 +41,11 @@ from listenloop.lifetime import die_with_parent
 from listenloop.server.config_body import problems_response
 from listenloop.server.deps import IdleCache, TokenCache
 from listenloop.server.limits import BodyLimitMiddleware
+from listenloop.server.login_guard import HashGate, LoginThrottle
 from listenloop.server.routers import clips, dashboard, exports, leaderboard, projects, tasks, users
 from listenloop.server.routers.docs import mount_docs
 from listenloop.server.routers.pages import mount_pages
+from listenloop.server.security_headers import SecurityHeadersMiddleware
 from listenloop.store.database import DEFAULT_URL, Database
 
 DEFAULT_DATA = "listenloop-data"
@@ -89,6 +92,13 @@ async def _integrity(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "conflict with a concurrent change; retry"}, status_code=409)
 
 
+class _App(FastAPI):
+    """FastAPI with the security headers outside everything, so that even a 500 carries them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
 def create_app(
     db_url: str = DEFAULT_URL,
     data_dir: str | Path = DEFAULT_DATA,
@@ -99,7 +109,8 @@ def create_app(
     learning: bool = True,
     import_root: str | Path | None = None,
 ) -> FastAPI:
-    """The API on the database at `db_url` with audio under `data_dir` (created if missing).
+    """The API on the database at `db_url` with audio under `data_dir` (created if missing,
+    for its owner only).
 
     `migrate` applies the schema migrations first (a new SQLite file needs nothing else).
     `scheduler` is the Dask scheduler for background work (None: a local cluster).
@@ -109,7 +120,7 @@ def create_app(
     """
     data = Path(data_dir).expanduser().resolve()
     try:
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ListenloopError(f"--data {data_dir}: {exc.strerror or exc}") from None
     db = Database(db_url)
@@ -139,7 +150,7 @@ def create_app(
             stop_checkpoints()
             db.dispose()
 
-    app = FastAPI(
+    app = _App(
         title="listenloop",
         version=__version__,
         description="Crowdsourced audio annotation with active learning: REST API v1.",
@@ -155,6 +166,8 @@ def create_app(
     app.state.learning = service
     app.state.token_cache = TokenCache()
     app.state.idle = IdleCache()
+    app.state.login_throttle = LoginThrottle()
+    app.state.hash_gate = HashGate()
     app.add_middleware(BodyLimitMiddleware)  # 1 MiB, unless the route raises it (upload routes)
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(ListenloopError, _engine_error)

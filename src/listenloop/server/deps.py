@@ -64,6 +64,12 @@ class TokenCache:
         """Forget a token (it was revoked)."""
         self._entries.pop(token, None)
 
+    def drop_user(self, user_id: int, keep: str | None = None) -> None:
+        """Forget every token of a user but `keep` (their other sessions were ended)."""
+        for token, (_, who) in list(self._entries.items()):
+            if who.id == user_id and token != keep:
+                self._entries.pop(token, None)
+
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/token", auto_error=False)
 
@@ -83,21 +89,35 @@ async def get_limits(request: Request) -> UploadLimits:
     return request.app.state.limits
 
 
+def require_csrf_header(request: Request) -> None:
+    """403 unless the request carries `X-Requested-With: listenloop` (which a cross-site form
+    or link cannot send)."""
+    if request.headers.get(CSRF_HEADER[0]) != CSRF_HEADER[1]:
+        raise ForbiddenError(
+            "a session-cookie request that changes data needs the X-Requested-With: listenloop header"
+        )
+
+
 async def current_user(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
     """The caller from `Authorization: Bearer TOKEN` (or the session cookie of the pages); 401 otherwise.
 
     A cookie-only request that changes something needs `X-Requested-With: listenloop` (403).
     """
+    return await _caller(request, token, request.method not in SAFE_METHODS)
+
+
+async def acting_user(request: Request, token: Annotated[str | None, Depends(oauth2)]) -> Principal:
+    """`current_user` for a GET that changes state (`next` leases a clip): with the cookie alone
+    it needs `X-Requested-With: listenloop` too."""
+    return await _caller(request, token, True)
+
+
+async def _caller(request: Request, token: str | None, writes: bool) -> Principal:
+    """The caller; a cookie-only request that `writes` must carry the CSRF header."""
     if not token:
         token = request.cookies.get(SESSION_COOKIE)
-        if (
-            token
-            and request.method not in SAFE_METHODS
-            and request.headers.get(CSRF_HEADER[0]) != CSRF_HEADER[1]
-        ):
-            raise ForbiddenError(
-                "a session-cookie request that changes data needs the X-Requested-With: listenloop header"
-            )
+        if token and writes:
+            require_csrf_header(request)
     if not token:
         raise UnauthorizedError("not authenticated: send Authorization: Bearer TOKEN (POST /api/v1/token)")
     cache: TokenCache = request.app.state.token_cache
@@ -169,6 +189,7 @@ DB = Annotated[Database, Depends(get_db)]
 DataDir = Annotated[Path, Depends(get_data_dir)]
 Limits = Annotated[UploadLimits, Depends(get_limits)]
 User = Annotated[Principal, Depends(current_user)]
+Actor = Annotated[Principal, Depends(acting_user)]
 MaybeUser = Annotated[Principal | None, Depends(maybe_user)]
 Owner = Annotated[Principal, Depends(owner_user)]
 

@@ -17,6 +17,21 @@ class UserCreate(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
+class PasswordChange(BaseModel):
+    """A new password for the caller: the current one proves it is them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionsEnded(BaseModel):
+    """How many other sessions (tokens, cookies) of the caller were ended."""
+
+    ended: int
+
+
 class UserOut(BaseModel):
     """A user as the API shows it (never the password hash)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,21 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def display_url(url: str) -> str:
+    """`url` as it may be printed or logged: the password hidden (`***`)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only (SQLite gives its -wal and -shm
+    files the same permissions); an existing file is left as it is."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -72,13 +87,16 @@ def make_engine(url: str = DEFAULT_URL) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ListenloopError(f"--db {url!r}: not a database URL (e.g. sqlite:///./listenloop.db)") from None
+        raise ListenloopError(
+            f"--db {display_url(url)!r}: not a database URL (e.g. sqlite:///./listenloop.db)"
+        ) from None
     if is_sqlite(url):
         database = parsed.database
         if database and database != ":memory:":
             folder = Path(database).expanduser().resolve().parent
             if not folder.is_dir():
                 raise ListenloopError(f"--db {url}: folder {folder} does not exist")
+            _create_private(Path(database).expanduser())
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
         )
@@ -86,7 +104,9 @@ def make_engine(url: str = DEFAULT_URL) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.drivername not in ("postgresql+psycopg",):
-        raise ListenloopError(f"--db {url}: only sqlite:/// and postgresql+psycopg:// URLs are supported")
+        raise ListenloopError(
+            f"--db {display_url(url)}: only sqlite:/// and postgresql+psycopg:// URLs are supported"
+        )
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 

@@ -69,10 +69,12 @@ async def update_project(project_id: ProjectId, patch: ProjectPatch, who: Owner,
 
 @router.get("/projects/{project_id}/status", response_model=StatusOut)
 async def project_status(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
-    """Progress, answers used, labels done, model score history and budget left."""
+    """Progress, answers used, labels done, model score history and budget left (members: the
+    owner, and annotators who joined or were invited)."""
     with db.read() as session:
         project = ops.load_project(session, project_id)
-        ops.require_visible(session, project, who)
+        not_yet = f"project {project_id}'s status is for its members: answer a clip to join"
+        ops.require_member(session, project, who, not_yet)
         return ops.project_status(session, project)
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.tasks import next_task, submit_answer, undo_answer
 from listenloop.engine.views import ProjectView, load_view
-from listenloop.server.deps import IdleCache, ProjectId, TaskId, User
+from listenloop.server.deps import Actor, IdleCache, ProjectId, TaskId, User
 from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question, UndoOut
 from listenloop.store.database import Database
@@ -41,14 +41,15 @@ def question_for(project: Project | ProjectView) -> Question:
 )
 async def next_(
     project_id: ProjectId,
-    who: User,
+    who: Actor,
     request: Request,
     ahead: Annotated[
         bool,
         Query(description="The task after the open one (a second lease), to load while the first plays."),
     ] = False,
 ) -> Any:
-    """Lease the caller's next clip (a few minutes); 204 when there is nothing to do."""
+    """Lease the caller's next clip (a few minutes); 204 when there is nothing to do. It changes
+    state, so the session cookie alone needs `X-Requested-With: listenloop` (bearer tokens don't)."""
     idle: IdleCache = request.app.state.idle
     if not ahead and idle.idle(project_id, who.id):
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,52 +2,77 @@
 
 `POST /token` only returns the token (API clients keep no cookie jar state from it);
 `POST /session` is the pages' sign-in: the same token in an HttpOnly, SameSite=Strict cookie.
-`logout` revokes the caller's token and clears the cookie."""
+`logout` revokes the caller's token and clears the cookie. Every password check goes through
+server/login_guard.py: failed logins are throttled per account and address (429 with
+Retry-After) and only a few hashes run at once. `POST /users/me/password` changes the caller's
+password (the current one required) and ends their other sessions;
+`POST /users/me/sessions/end-others` ends those alone."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from starlette.concurrency import run_in_threadpool
 
 from listenloop.engine.accounts import (
     TOKEN_LIFETIME,
     check_credentials,
+    check_password,
     create_user,
+    end_other_sessions,
     hash_password,
     issue_token,
+    password_hash_for_id,
     password_hash_of,
     principal_for_username,
     revoke_token,
+    set_password,
     verify_password,
 )
-from listenloop.engine.errors import UnauthorizedError
-from listenloop.server.deps import DB, SESSION_COOKIE, MaybeUser, User, caller_token
+from listenloop.engine.errors import ForbiddenError, UnauthorizedError
+from listenloop.server.deps import DB, SESSION_COOKIE, MaybeUser, User, caller_token, require_csrf_header
 from listenloop.server.json_body import StrictJSONRoute
-from listenloop.server.schemas import SessionOut, TokenOut, UserCreate, UserOut
+from listenloop.server.login_guard import HashGate, LoginThrottle, client_address
+from listenloop.server.schemas import PasswordChange, SessionOut, SessionsEnded, TokenOut, UserCreate, UserOut
 from listenloop.store.models import utcnow
 
 router = APIRouter(tags=["users"], route_class=StrictJSONRoute)
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-async def register(body: UserCreate, db: DB) -> UserOut:
-    """Register an annotator (owners are made with `listenloop user create`)."""
+async def register(body: UserCreate, db: DB, request: Request) -> UserOut:
+    """Register an annotator (owners are made with `listenloop user create`). The password needs
+    8 characters and must not be one of the most common passwords."""
     check_credentials(body.username, body.password)
-    digest = await run_in_threadpool(hash_password, body.password)
+    gate: HashGate = request.app.state.hash_gate
+    digest = await gate.run(hash_password, body.password)
     with db.write() as session:
         user = create_user(session, body.username, digest, "annotator")
         return UserOut(id=user.id, username=user.username, role=user.role)
 
 
-async def _issue(db: DB, username: str, password: str) -> tuple[str, datetime]:
+async def _checked(request: Request, account: str, digest: str | None, password: str) -> bool:
+    """Whether `password` matches `digest`, through the throttle and the hashing gate (429)."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    gate: HashGate = request.app.state.hash_gate
+    attempt = throttle.begin(account[:80], client_address(request))
+    try:
+        ok = await gate.run(verify_password, digest, password)
+    except HTTPException:
+        throttle.cancelled(attempt)
+        raise
+    if ok:
+        throttle.succeeded(attempt)
+    return ok
+
+
+async def _issue(request: Request, db: DB, username: str, password: str) -> tuple[str, datetime]:
     """A new token for a correct username and password (UnauthorizedError otherwise)."""
     with db.read() as session:
         digest = password_hash_of(session, username)
-    if not await run_in_threadpool(verify_password, digest, password):
+    if not await _checked(request, username, digest, password):
         raise UnauthorizedError("wrong username or password")
     now = utcnow()
     with db.write() as session:
@@ -56,9 +81,10 @@ async def _issue(db: DB, username: str, password: str) -> tuple[str, datetime]:
 
 
 @router.post("/token", response_model=TokenOut)
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB) -> TokenOut:
-    """Exchange form fields `username` and `password` for a bearer token."""
-    token, expires = await _issue(db, form.username, form.password)
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB, request: Request) -> TokenOut:
+    """Exchange form fields `username` and `password` for a bearer token (429 with Retry-After
+    after too many failures for the account or from the address)."""
+    token, expires = await _issue(request, db, form.username, form.password)
     return TokenOut(access_token=token, expires_at=expires)
 
 
@@ -74,8 +100,10 @@ async def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], db: DB, request: Request, response: Response
 ) -> UserOut:
     """The pages' sign-in: form fields `username` and `password`; the token goes into the
-    HttpOnly session cookie instead of the body."""
-    token, _ = await _issue(db, form.username, form.password)
+    HttpOnly session cookie instead of the body. Needs `X-Requested-With: listenloop` (a
+    cross-site form cannot send it: no signing a victim in as someone else)."""
+    require_csrf_header(request)
+    token, _ = await _issue(request, db, form.username, form.password)
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -96,6 +124,35 @@ async def sign_in(
 async def me(who: User) -> UserOut:
     """The caller."""
     return UserOut(id=who.id, username=who.username, role=who.role)
+
+
+@router.post("/users/me/password", response_model=SessionsEnded)
+async def change_password(body: PasswordChange, who: User, request: Request, db: DB) -> SessionsEnded:
+    """Change the caller's password: `{current_password, new_password}` (8 characters or more,
+    not a common password). Every other session of the caller ends (`ended`: how many); this
+    one stays. 403 when the current password is wrong (throttled like logins)."""
+    check_password(body.new_password, who.username, field="new_password")
+    with db.read() as session:
+        digest = password_hash_for_id(session, who.id)
+    if not await _checked(request, who.username, digest, body.current_password):
+        raise ForbiddenError("current_password: wrong password")
+    gate: HashGate = request.app.state.hash_gate
+    new_digest = await gate.run(hash_password, body.new_password)
+    with db.write() as session:
+        set_password(session, who.id, new_digest)
+        ended = end_other_sessions(session, who.id, keep=caller_token(request))
+    request.app.state.token_cache.drop_user(who.id, keep=caller_token(request))
+    return SessionsEnded(ended=ended)
+
+
+@router.post("/users/me/sessions/end-others", response_model=SessionsEnded)
+async def end_others(who: User, request: Request, db: DB) -> SessionsEnded:
+    """Sign out everywhere else: every token and session cookie of the caller but this one stops
+    working (at once in this server process, within 30 s in the other workers)."""
+    with db.write() as session:
+        ended = end_other_sessions(session, who.id, keep=caller_token(request))
+    request.app.state.token_cache.drop_user(who.id, keep=caller_token(request))
+    return SessionsEnded(ended=ended)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
