@@ -3,6 +3,7 @@
 // the owner's dashboard routes are drawn by ./dashboard.js and the clip browser by ./clips.js,
 // each loaded only when needed.
 
+import { renderAccount } from "./account.js";
 import { ApiError, api, login } from "./api.js";
 import { announce, h, progressBar, replace } from "./dom.js";
 import { renderOverall } from "./gamify.js";
@@ -296,6 +297,10 @@ async function route() {
   let m;
   if (hash === "#/" || hash === "#/projects" || hash === "#/signin" || hash === "#/signup") return showProjects();
   if (hash === "#/leaderboard") return renderOverall(view).then(focusHeading, (e) => handle(e));
+  if (hash === "#/account") {
+    renderAccount(view, state.user, requireSignIn);
+    return focusHeading();
+  }
   if (hash === "#/new") return showDashboard("new");
   if ((m = hash.match(/^#\/projects\/(\d+)\/dashboard$/))) return showDashboard("dashboard", Number(m[1]));
   if ((m = hash.match(/^#\/projects\/(\d+)\/clips(?:\?(.*))?$/))) return showClips(Number(m[1]), m[2]);
