@@ -342,3 +342,12 @@ def test_end_other_sessions_keeps_this_one(client: TestClient) -> None:
     assert client.get("/api/v1/users/me", headers=mine).status_code == 200
     assert client.get("/api/v1/users/me", headers=other).status_code == 401
     assert client.get("/api/v1/users/me", headers=other_user).status_code == 200  # only ann's
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are a POSIX feature")
+def test_hashes_run_at_a_lower_priority_than_requests() -> None:
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    hashing = asyncio.run(HashGate(slots=1).run(nice))
+    assert hashing >= min(19, nice() + 5)  # the event loop's requests come first

@@ -10,7 +10,9 @@ dozen parallel wrong logins took gigabytes and stalled the annotators. So:
   while it runs (parallel guesses cannot slip past the limit) and is forgiven when it
   succeeds. IPv6 clients are counted by their /64, which one host usually owns whole.
 - `HashGate` lets only a few hashes run at once; a few more requests wait briefly for a slot,
-  the rest get 429 at once: the queue never grows without bound.
+  the rest get 429 at once: the queue never grows without bound. The hashes run in threads of
+  their own at a lower CPU priority (nice +10, which argon2's lane threads inherit), so that
+  the annotators' requests on the event loop come first when both want the CPU.
 
 The counters live in each server process: with `serve --workers N` a guesser who reaches
 every worker gets N times the budget (still a few dozen guesses per account an hour), and
@@ -24,14 +26,17 @@ import asyncio
 import ipaddress
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from fastapi import HTTPException, Request, status
-from starlette.concurrency import run_in_threadpool
 
 T = TypeVar("T")
 
@@ -43,6 +48,7 @@ MAX_KEYS = 100_000  # counters kept at most (the oldest go first)
 HASH_SLOTS = max(1, (os.cpu_count() or 1) // 4)
 HASH_QUEUE = 16  # waiting per slot, at most
 HASH_WAIT_SECONDS = 5.0
+HASH_NICE = 10  # added to the hashing threads' nice value (Linux: per thread, inherited)
 
 
 def too_many(detail: str, retry_after: float) -> HTTPException:
@@ -154,6 +160,13 @@ class LoginThrottle:
         self.addresses.forgive(attempt.address, attempt.at)
 
 
+def _lower_priority() -> None:
+    """Make the calling thread (and the threads it starts) yield the CPU to the event loop."""
+    with suppress(AttributeError, OSError):  # not Linux, or not allowed: keep the priority
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HASH_NICE))
+
+
 class HashGate:
     """At most `slots` password hashes at once; `queue` more wait up to `wait` seconds, the
     rest are refused at once (429)."""
@@ -167,6 +180,7 @@ class HashGate:
         self.waiting = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphore = asyncio.Semaphore(slots)
+        self._threads = ThreadPoolExecutor(slots, "password-hash", initializer=_lower_priority)
 
     def _gate(self) -> asyncio.Semaphore:
         # One semaphore per event loop: tests may run one app under several loops in turn.
@@ -176,7 +190,7 @@ class HashGate:
         return self._semaphore
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """`fn(*args)` in the thread pool once a slot is free; 429 (HTTPException) when busy."""
+        """`fn(*args)` in a hashing thread once a slot is free; 429 (HTTPException) when busy."""
         gate = self._gate()
         if gate.locked():
             if self.waiting >= self.queue:
@@ -191,6 +205,6 @@ class HashGate:
         else:
             await gate.acquire()
         try:
-            return await run_in_threadpool(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, partial(fn, *args))
         finally:
             gate.release()
