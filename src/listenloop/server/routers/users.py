@@ -10,7 +10,9 @@ password (the current one required) and ends their other sessions;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -36,6 +38,7 @@ from listenloop.server.deps import DB, SESSION_COOKIE, MaybeUser, User, caller_t
 from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.login_guard import HashGate, LoginThrottle, client_address
 from listenloop.server.schemas import PasswordChange, SessionOut, SessionsEnded, TokenOut, UserCreate, UserOut
+from listenloop.store.database import Database
 from listenloop.store.models import utcnow
 
 router = APIRouter(tags=["users"], route_class=StrictJSONRoute)
@@ -53,13 +56,14 @@ async def register(body: UserCreate, db: DB, request: Request) -> UserOut:
         return UserOut(id=user.id, username=user.username, role=user.role)
 
 
-async def _checked(request: Request, account: str, digest: str | None, password: str) -> bool:
-    """Whether `password` matches `digest`, through the throttle and the hashing gate (429)."""
+async def _checked(request: Request, account: str, password: str, stored: Callable[[], str | None]) -> bool:
+    """Whether `password` matches the hash that `stored()` reads, through the throttle (first: a
+    refused attempt costs neither a query nor a hash) and the hashing gate (429)."""
     throttle: LoginThrottle = request.app.state.login_throttle
     gate: HashGate = request.app.state.hash_gate
     attempt = throttle.begin(account[:80], client_address(request))
     try:
-        ok = await gate.run(verify_password, digest, password)
+        ok = await gate.run(verify_password, stored(), password)
     except HTTPException:
         throttle.cancelled(attempt)
         raise
@@ -68,11 +72,17 @@ async def _checked(request: Request, account: str, digest: str | None, password:
     return ok
 
 
+def _stored_hash(db: Database, username: str | None = None, user_id: int | None = None) -> str | None:
+    """The stored password hash of a user by name or id (None: no such user)."""
+    with db.read() as session:
+        if user_id is not None:
+            return password_hash_for_id(session, user_id)
+        return password_hash_of(session, username or "")
+
+
 async def _issue(request: Request, db: DB, username: str, password: str) -> tuple[str, datetime]:
     """A new token for a correct username and password (UnauthorizedError otherwise)."""
-    with db.read() as session:
-        digest = password_hash_of(session, username)
-    if not await _checked(request, username, digest, password):
+    if not await _checked(request, username, password, partial(_stored_hash, db, username)):
         raise UnauthorizedError("wrong username or password")
     now = utcnow()
     with db.write() as session:
@@ -132,9 +142,9 @@ async def change_password(body: PasswordChange, who: User, request: Request, db:
     not a common password). Every other session of the caller ends (`ended`: how many); this
     one stays. 403 when the current password is wrong (throttled like logins)."""
     check_password(body.new_password, who.username, field="new_password")
-    with db.read() as session:
-        digest = password_hash_for_id(session, who.id)
-    if not await _checked(request, who.username, digest, body.current_password):
+    if not await _checked(
+        request, who.username, body.current_password, partial(_stored_hash, db, user_id=who.id)
+    ):
         raise ForbiddenError("current_password: wrong password")
     gate: HashGate = request.app.state.hash_gate
     new_digest = await gate.run(hash_password, body.new_password)
