@@ -101,6 +101,12 @@ def test_upload_to_an_existing_project_and_change_its_settings(live: Live, brows
         page.wait_for_selector("#dash-upload #up-archive")
         assert page.locator("#dash-draft.is-open").count() == 1  # created through the API: open at once
 
+        # an upload the server refuses whole: the bar shows the failure in the error colour
+        page.set_input_files("#up-archive", files=[zip_file("text.zip", {"notes.wav": b"not audio"})])
+        page.click("button:has-text('Upload audio')")
+        page.wait_for_selector("#dash-upload .progress.failed:has-text('Failed')")
+        assert "notes.wav" in page.inner_text("#dash-upload table.rejected")
+
         # audio with seed labels, one of them for a file not in the zip; then control questions
         seeds = list(later)[:3]
         seed_csv = "file,label\n" + "".join(f"{n},{n[0]}\n" for n in seeds) + "ghost.wav,1\n"
@@ -109,6 +115,7 @@ def test_upload_to_an_existing_project_and_change_its_settings(live: Live, brows
         page.click("button:has-text('Upload audio')")
         page.wait_for_selector("#dash-upload .ok:has-text('8 clips added, 1 refused')")
         assert page.get_attribute("#up-progress", "value") == "1"
+        assert page.locator("#dash-upload .progress.failed").count() == 0
         assert "ghost.wav" in page.inner_text("#dash-upload table.rejected")
         gold = list(later)[3:5]
         page.set_input_files(

@@ -23,18 +23,21 @@ function fileField(id, label, accept, hint) {
   return [el, h("div", { class: "field" }, h("label", { for: id }, label), el, h("p", { class: "hint", id: `${id}-hint` }, hint))];
 }
 
-/** A progress bar with its label and text; `set(fraction)` moves it, `say(text)` replaces the text. */
+/** A progress bar with its label and text; `set(fraction)` moves it, `say(text)` replaces the text
+ * (`failed` colours the bar as an error, so a refused upload's full bar never reads as success). */
 function progress(id, label) {
   const bar = h("progress", { id, max: "1", value: "0" });
   const text = h("span", { class: "progress-text", "aria-live": "polite" }, "");
+  const el = h("div", { class: "progress" }, h("label", { for: id }, label), bar, text);
   return {
-    el: h("div", { class: "progress" }, h("label", { for: id }, label), bar, text),
+    el,
     set(f) {
       bar.value = f;
       text.textContent = f >= 1 ? "Uploaded; checking the files…" : `${Math.round(f * 100)}%`;
     },
-    say(message, value) {
+    say(message, value, failed = false) {
       if (value !== undefined) bar.value = value;
+      el.classList.toggle("failed", failed);
       text.textContent = message;
     },
   };
@@ -51,7 +54,7 @@ async function send(path, data, { button, bar, result, caption }, report) {
     result.replaceChildren(...report(out));
     return out;
   } catch (e) {
-    bar.say("Failed");
+    bar.say("Failed", undefined, true);
     const rejected = e instanceof ApiError && e.body && Array.isArray(e.body.rejected) ? e.body.rejected : [];
     const message = e instanceof ApiError ? e.message : "The server could not be reached; try again.";
     result.replaceChildren(h("p", { class: "field-error" }, message), rejectionTable(caption, rejected) || "");
