@@ -16,13 +16,13 @@ import math
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Text, case, cast, func, select, update
+from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP
-from listenloop.engine.projects import project_status, require_owner
+from listenloop.engine.projects import end_leases, project_status, require_owner
 from listenloop.store.models import (
     Clip,
     Event,
@@ -32,7 +32,6 @@ from listenloop.store.models import (
     Task,
     User,
     WorkerTrust,
-    utcnow,
 )
 
 FIXED_REFERENCE = 5  # the second fixed-redundancy reference of the savings panel
@@ -337,17 +336,7 @@ def set_member_flags(
         member.active = not blocked
         changes.append("member_blocked" if blocked else "member_unblocked")
         if blocked:  # their open leases end now: those clips go back to the others
-            now = utcnow()
-            session.execute(
-                update(Task)
-                .where(
-                    Task.project_id == project.id,
-                    Task.annotator_id == user_id,
-                    Task.answered_at.is_(None),
-                    Task.leased_until > now,
-                )
-                .values(leased_until=now)
-            )
+            end_leases(session, project.id, user_id)
     for kind in changes:
         session.add(Event(project_id=project.id, user_id=who.id, kind=kind, data={"username": username}))
     session.flush()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
 from listenloop.engine.config import ProjectConfig, Redundancy
 from listenloop.engine.errors import ForbiddenError, NotFoundError
 from listenloop.engine.views import ProjectView
-from listenloop.store.models import Clip, Event, ModelRun, Project, ProjectMember, User
+from listenloop.store.models import Clip, Event, ModelRun, Project, ProjectMember, Task, User, utcnow
 
 
 def create_project(session: Session, owner: Principal, config: ProjectConfig) -> Project:
@@ -271,9 +271,27 @@ def set_member(
         member = ProjectMember(project_id=project.id, user_id=user_id, active=active)
         session.add(member)
     member.active = active
+    if not active:
+        end_leases(session, project.id, user_id)
     kind = "member_added" if active else "member_removed"
     session.add(Event(project_id=project.id, user_id=who.id, kind=kind, data={"username": username}))
     return {"project_id": project.id, "username": username, "active": active}
+
+
+def end_leases(session: Session, project_id: int, user_id: int) -> None:
+    """End the open leases `user_id` holds in the project (removed or blocked): an answer to one
+    is refused (403, `blocked_reason`) and those clips go back to the other annotators."""
+    now = utcnow()
+    session.execute(
+        update(Task)
+        .where(
+            Task.project_id == project_id,
+            Task.annotator_id == user_id,
+            Task.answered_at.is_(None),
+            Task.leased_until > now,
+        )
+        .values(leased_until=now)
+    )
 
 
 def list_members(session: Session, project: Project) -> list[dict[str, Any]]:
