@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -31,6 +32,12 @@ CLIP_COLUMNS = [
 ANNOTATOR_COLUMNS = ["annotator", "trust", "answers", "checked", "passed", "points"]
 ANSWER_COLUMNS = ["task_id", "clip_id", "annotator", "answer", "kind", "answered_at"]
 FORMATS = ("csv", "jsonl")
+# A text cell starting with one of these is a formula to a spreadsheet (`=cmd|' /C calc'!A0`,
+# `@SUM(…)`; tab and CR too, OWASP's CSV injection list): such cells get a leading `'`, which
+# spreadsheets show as text. Numbers, and text that is a plain decimal number ("-0.5", a
+# continuous answer), stay as they are: a spreadsheet reads them as numbers, never as formulas.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 # Statuses whose crowd label is final: the redundancy policy stopped asking (low_agreement: it
 # stopped at the most answers without agreement; `confidence` says how little). Queued clips
 # are still being answered, pool and passed ones were never asked.
@@ -134,7 +141,8 @@ def answer_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
 
 def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     """CSV text with a header; dict cells (soft labels) as compact JSON, booleans as true/false
-    (as in JSONL), None as an empty cell."""
+    (as in JSONL), None as an empty cell, text that a spreadsheet would run as a formula escaped
+    with a leading `'` (`escape_formula`)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
@@ -143,11 +151,21 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     return out.getvalue()
 
 
+def escape_formula(text: str) -> str:
+    """`text` as a spreadsheet shows it literally: a leading `'` when it starts like a formula
+    (FORMULA_START) and is not a plain decimal number."""
+    if text.startswith(FORMULA_START) and not _DECIMAL.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return escape_formula(value)
     return value
 
 
