@@ -72,7 +72,7 @@ def test_csv_exports_escape_formulas_in_text_cells(client: TestClient) -> None:
     assert rows["'@cmd.wav"]["label"] == "'+SUM(1)"
     assert rows["'@cmd.wav"]["confidence"] == "1.0"  # numbers stay numbers
     answers = client.get(f"/api/v1/projects/{pid}/answers?format=csv", headers=oh).text
-    assert list(csv.DictReader(io.StringIO(answers)))[0]["answer"] == "'@A1"
+    assert next(csv.DictReader(io.StringIO(answers)))["answer"] == "'@A1"
     # JSONL is data for programs, not spreadsheets: unchanged
     jsonl = client.get(f"/api/v1/projects/{pid}/export?format=jsonl", headers=oh).text
     assert '"file":"=HYPERLINK(1).wav"' in jsonl
