@@ -58,6 +58,7 @@ def demo(
 
     from listenloop.demo.crowd import describe, members, start_crowd
     from listenloop.demo.setup import DEMO_CLASSES, prepare_demo
+    from listenloop.engine.storage import claim_data_folder
     from listenloop.server.app import create_app
     from listenloop.server.http_protocol import guarded_protocol
     from listenloop.store.database import Database
@@ -69,6 +70,8 @@ def demo(
     database = Database(url)
     try:
         database.upgrade()
+        # what a crash left is removed first; `_lock` (on the data folder) is held until the demo stops
+        _lock, _ = claim_data_folder(database, data)
         logins = prepare_demo(database, data)
     finally:
         database.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -56,11 +57,21 @@ def serve(
     max_header_bytes: Annotated[
         int, typer.Option("--max-header-bytes", help="Largest request line and headers (431 above).")
     ] = MAX_HEAD_BYTES,
+    project_quota: Annotated[
+        str,
+        typer.Option(
+            "--project-quota",
+            envvar="LISTENLOOP_PROJECT_QUOTA",
+            help="Audio each project may store (e.g. 20G, 500M; 0: no quota). Uploads past it get 413.",
+        ),
+    ] = "20G",
 ) -> None:
     """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first."""
     import uvicorn
 
     from listenloop.engine.learning_process import LearningProcess
+    from listenloop.engine.storage import claim_data_folder
+    from listenloop.engine.uploads import QUOTA_ENV, UploadLimits, parse_size
     from listenloop.server.app import create_app, learning_from_env
     from listenloop.server.http_protocol import guarded_protocol
     from listenloop.store.database import Database, display_url
@@ -71,6 +82,10 @@ def serve(
         raise ListenloopError(f"--read-timeout must be above 0 seconds, not {read_timeout}")
     if max_header_bytes < 1024:
         raise ListenloopError(f"--max-header-bytes must be at least 1024, not {max_header_bytes}")
+    try:
+        limits = UploadLimits(project_quota_bytes=parse_size(project_quota))
+    except ValueError as exc:
+        raise ListenloopError(f"--project-quota: {exc}") from None
     check_port(host, port)
     private_files()
     data = data_folder(data)
@@ -81,8 +96,13 @@ def serve(
     database = Database(db)
     try:
         database.upgrade()  # once, here, so that workers never race to migrate
+        # and once, here, before any worker or the learning process: what a crash left is removed;
+        # `_lock` (on the data folder) is held until this command returns
+        _lock, cleaned = claim_data_folder(database, data.expanduser().resolve())
     finally:
         database.dispose()
+    if (note := cleaned.summary()) is not None:
+        print(f"listenloop: {note}", file=sys.stderr, flush=True)
     shown = display_url(db)  # never the password
     print(
         f"listenloop serving on http://{host}:{port} (docs at /docs), database {shown}, data {data}",
@@ -101,7 +121,13 @@ def serve(
     learning = learning_from_env()
     if workers == 1:
         app = create_app(
-            db, data, migrate=False, scheduler=scheduler, learning=learning, import_root=import_root
+            db,
+            data,
+            migrate=False,
+            limits=limits,
+            scheduler=scheduler,
+            learning=learning,
+            import_root=import_root,
         )
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
@@ -116,6 +142,7 @@ def serve(
         LISTENLOOP_IMPORT_ROOT=str(import_root.expanduser().resolve()) if import_root else "",
         LISTENLOOP_PARENT_PID=str(os.getpid()),
         LISTENLOOP_LEARNING="0",
+        **{QUOTA_ENV: str(limits.project_quota_bytes or 0)},
     )
     service = LearningProcess(db, data, scheduler) if learning else None
     if service is not None:

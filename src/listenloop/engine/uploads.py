@@ -3,10 +3,14 @@
 Two steps, so that the slow one holds no database lock:
 1. `unpack_archive` (no database; run it off the event loop): refuses the whole archive when
    it is not a zip, holds no file, names a path outside itself (zip-slip, absolute paths),
-   expands too much (a zip bomb: ratio or total size) or lies about an entry's size; then
-   decodes every entry with `listenloop.audio.io.load_audio` and rejects, one by one, those
-   that are not audio (text, empty, truncated). Nothing is written outside a temporary folder.
-2. `store_clips` (one short write transaction): moves accepted files to
+   expands too much (a zip bomb: one entry's ratio, the whole archive's ratio to its size on
+   disk, or the total size), would not fit in the project's storage quota, or lies about an
+   entry's size. The central directory is checked first, and the same bounds are counted again
+   on the bytes actually extracted (headers can lie). Then it decodes every entry with
+   `listenloop.audio.io.load_audio` and rejects, one by one, those that are not audio (text,
+   empty, truncated). Nothing is written outside a temporary folder.
+2. `store_clips` (one short write transaction): takes the accepted bytes from the project's
+   storage quota (all or nothing, 413 when they do not fit), moves accepted files to
    `DATA/audio/ab/abcdef....ext` (named by their SHA-256) and adds the clips.
 """
 
@@ -22,14 +26,15 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from listenloop.audio.io import AUDIO_EXTENSIONS, load_audio
 from listenloop.engine.errors import InvalidError, TooLargeError
 from listenloop.engine.labels import normalize_label
+from listenloop.engine.storage import quota_error, quota_reason
 from listenloop.errors import AudioError
 from listenloop.store.models import Clip, Event, Project, utcnow
 
@@ -37,18 +42,50 @@ CHUNK = 1 << 20
 MIN_DURATION = 0.05  # seconds: shorter than this is nothing a listener can label
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SHORT_CHUNK = re.compile(r"^(\w+)\s*: (\d+) \(should be (\d+)\)", re.MULTILINE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.ASCII | re.IGNORECASE)
+QUOTA_ENV = "LISTENLOOP_PROJECT_QUOTA"
+DEFAULT_PROJECT_QUOTA = 20 << 30
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes from `20G`, `500MB`, `1.5GiB`, `1048576` (powers of 1024); None for `0`, `none`,
+    `off` or `unlimited` (no bound). ValueError for anything else."""
+    text = text.strip()
+    if text.lower() in ("0", "none", "off", "unlimited"):
+        return None
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a size (say 20G, 500M or a number of bytes)")
+    number, unit = match.groups()
+    size = int(float(number) * 1024 ** ("kmgt".index(unit.lower()) + 1)) if unit else int(number)
+    return size or None
 
 
 @dataclass(frozen=True)
 class UploadLimits:
-    """Upload bounds: request body, unpacked total and per entry, expansion ratio, file count."""
+    """Upload bounds: request body, unpacked total and per entry, expansion ratio, file count,
+    and the storage quota of each project (None: none)."""
 
     max_upload_bytes: int = 1 << 30
     max_unpacked_bytes: int = 4 << 30
     max_entry_bytes: int = 1 << 30
-    max_ratio: float = 100.0  # uncompressed / compressed size of one entry (audio barely compresses)
-    ratio_floor_bytes: int = 1 << 20  # entries smaller than this are not judged by ratio
+    # uncompressed / compressed size, of one entry and of the whole archive (uncompressed total /
+    # the archive's size on disk): audio barely compresses, a zip bomb expands 1,000 times
+    max_ratio: float = 100.0
+    ratio_floor_bytes: int = 1 << 20  # an entry or archive that expands to less is not judged by ratio
     max_files: int = 100_000
+    project_quota_bytes: int | None = DEFAULT_PROJECT_QUOTA
+
+    @classmethod
+    def from_env(cls) -> UploadLimits:
+        """The defaults, with the project quota from LISTENLOOP_PROJECT_QUOTA (e.g. 20G; 0: none)."""
+        raw = os.environ.get(QUOTA_ENV, "").strip()
+        if not raw:
+            return cls()
+        try:
+            return cls(project_quota_bytes=parse_size(raw))
+        except ValueError as exc:
+            raise InvalidError(f"{QUOTA_ENV}: {exc}") from None
 
 
 @dataclass
@@ -61,6 +98,7 @@ class Candidate:
     ext: str
     duration: float
     sample_rate: int
+    size: int
 
 
 @dataclass
@@ -116,11 +154,54 @@ def _ignored(name: str) -> bool:
     )
 
 
-def _check_infos(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> list[tuple[zipfile.ZipInfo, str]]:
-    """The entries to read, after the archive-level checks (paths, count, sizes, ratios)."""
+class _Budget:
+    """The bytes an archive may expand to, counted as they are extracted (its headers can lie):
+    the total limit, the whole-archive ratio to its size on disk, and the project's room."""
+
+    def __init__(self, limits: UploadLimits, archive_size: int, room: int | None) -> None:
+        self.limits, self.archive_size, self.room = limits, archive_size, room
+        self.ratio_cap = max(limits.ratio_floor_bytes, int(limits.max_ratio * archive_size))
+        self.used = 0
+        self.audio = 0
+
+    def check(self, total: int, audio: int) -> None:
+        """Raise when `total` bytes (of which `audio` from audio entries) would be too much."""
+        limits = self.limits
+        if total > limits.max_unpacked_bytes:
+            raise ArchiveTooLargeError(
+                f"the archive expands to more than {total} bytes (limit {limits.max_unpacked_bytes})"
+            )
+        if total > self.ratio_cap:
+            ratio = total / max(self.archive_size, 1)
+            raise ArchiveRejectedError(
+                f"the archive expands {ratio:.0f} times its size ({self.archive_size} bytes to at least "
+                f"{total}; limit {limits.max_ratio:g} times): a zip bomb"
+            )
+        if self.room is not None and audio > self.room:
+            raise ArchiveQuotaError(audio, self.room)
+
+    def take(self, n: int) -> None:
+        """Count `n` more extracted bytes of an audio entry."""
+        self.used += n
+        self.audio += n
+        self.check(self.used, self.audio)
+
+
+class ArchiveQuotaError(ArchiveTooLargeError):
+    """The archive's audio would not fit in the project's storage quota (413)."""
+
+    def __init__(self, adding: int, room: int) -> None:
+        super().__init__(quota_reason(adding, room))
+
+
+def _check_infos(
+    infos: list[zipfile.ZipInfo], limits: UploadLimits, budget: _Budget
+) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The entries to read, after the archive-level checks on what the central directory declares
+    (paths, count, sizes, each entry's ratio, the whole archive's ratio, the project's room)."""
     entries: list[tuple[zipfile.ZipInfo, str]] = []
     seen: set[str] = set()
-    total = 0
+    total = audio = 0
     for info in infos:
         name = entry_name(info.filename)
         if info.is_dir() or not name or _ignored(name):
@@ -143,19 +224,20 @@ def _check_infos(infos: list[zipfile.ZipInfo], limits: UploadLimits) -> list[tup
                 [{"file": name, "reason": f"expansion ratio {ratio:.0f}"}],
             )
         total += info.file_size
+        if PurePosixPath(name).suffix.lower() in AUDIO_EXTENSIONS:
+            audio += info.file_size
         entries.append((info, name))
     if len(entries) > limits.max_files:
         raise ArchiveRejectedError(f"the archive holds {len(entries)} files (limit {limits.max_files})")
-    if total > limits.max_unpacked_bytes:
-        limit = limits.max_unpacked_bytes
-        raise ArchiveTooLargeError(f"the archive expands to {total} bytes (limit {limit})")
+    budget.check(total, audio)
     if not entries:
         raise ArchiveRejectedError("the archive holds no files")
     return entries
 
 
-def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> str:
-    """Copy one entry to `dest`, never more bytes than its header declares; returns its SHA-256."""
+def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget: _Budget) -> str:
+    """Copy one entry to `dest`, never more bytes than its header declares nor than the archive's
+    budget allows; returns its SHA-256."""
     digest = hashlib.sha256()
     written = 0
     with archive.open(info) as src, open(dest, "wb") as out:
@@ -163,6 +245,7 @@ def _extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> str
             written += len(chunk)
             if written > info.file_size:
                 raise ArchiveRejectedError(f"entry {info.filename!r} is larger than its header says: refused")
+            budget.take(len(chunk))
             digest.update(chunk)
             out.write(chunk)
     return digest.hexdigest()
@@ -206,7 +289,7 @@ def _admit(result: Unpacked, name: str, tmp: Path, sha: str, ext: str, size: int
         tmp.unlink(missing_ok=True)
         result.rejected.append({"file": name, "reason": problem})
         return
-    result.candidates.append(Candidate(name, sha, tmp, ext, duration, sr))
+    result.candidates.append(Candidate(name, sha, tmp, ext, duration, sr, size))
 
 
 def _new_workdir(tmp_root: Path) -> Unpacked:
@@ -214,8 +297,24 @@ def _new_workdir(tmp_root: Path) -> Unpacked:
     return Unpacked(workdir=Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root)))
 
 
-def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None = None) -> Unpacked:
-    """Check and decode every entry of the zip at `zip_path` into a folder under `tmp_root`.
+def _size_on_disk(source: Path | IO[bytes]) -> int:
+    """Bytes of the archive (a path, or a seekable file left where it was)."""
+    if isinstance(source, str | os.PathLike):
+        return os.stat(source).st_size
+    here = source.tell()
+    size = source.seek(0, os.SEEK_END)
+    source.seek(here)
+    return size
+
+
+def unpack_archive(
+    zip_path: Path | IO[bytes],
+    tmp_root: Path,
+    limits: UploadLimits | None = None,
+    room: int | None = None,
+) -> Unpacked:
+    """Check and decode every entry of the zip at `zip_path` (a path or a seekable file) into a
+    folder under `tmp_root`; `room`: the bytes of audio the project may still store (None: no bound).
 
     ArchiveRejectedError / ArchiveTooLargeError refuse the whole archive (the temporary folder is removed);
     otherwise entries that are not audio are listed in `rejected` with the reason.
@@ -224,11 +323,12 @@ def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None =
     result = _new_workdir(tmp_root)
     try:
         try:
+            budget = _Budget(limits, _size_on_disk(zip_path), room)
             archive = zipfile.ZipFile(zip_path)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ArchiveRejectedError(f"not a zip archive ({exc})") from None
         with archive:
-            entries = _check_infos(archive.infolist(), limits)
+            entries = _check_infos(archive.infolist(), limits, budget)
             for i, (info, name) in enumerate(entries):
                 ext = PurePosixPath(name).suffix.lower()
                 if ext not in AUDIO_EXTENSIONS:
@@ -238,7 +338,7 @@ def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None =
                     continue
                 tmp = result.workdir / f"{i}{ext}"  # type: ignore[operator]
                 try:
-                    sha = _extract(archive, info, tmp)
+                    sha = _extract(archive, info, tmp, budget)
                 except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as exc:
                     tmp.unlink(missing_ok=True)
                     result.rejected.append({"file": name, "reason": f"damaged in the archive ({exc})"})
@@ -251,14 +351,19 @@ def unpack_archive(zip_path: Path, tmp_root: Path, limits: UploadLimits | None =
 
 
 def read_manifest(
-    files: list[str], import_root: Path | None, tmp_root: Path, limits: UploadLimits | None = None
+    files: list[str],
+    import_root: Path | None,
+    tmp_root: Path,
+    limits: UploadLimits | None = None,
+    room: int | None = None,
 ) -> Unpacked:
     """Copy and decode the audio files a manifest lists, by path under the server's import root.
 
     For pools too big to upload as a zip: the files already sit on storage the server can read
     (`listenloop serve --import-root DIR`). Paths are relative to that root; an absolute
     path, `..` or a link that leads outside it refuses the whole manifest (ArchiveRejectedError,
-    nothing stored); a missing, unreadable or non-audio file is rejected with the reason.
+    nothing stored); a missing, unreadable or non-audio file is rejected with the reason. Files
+    beyond `room` (the bytes the project may still store) refuse the whole manifest (413).
     """
     if import_root is None:
         raise ArchiveRejectedError(
@@ -276,6 +381,7 @@ def read_manifest(
                 f"{raw!r} leads outside the import root", [{"file": raw, "reason": "outside the import root"}]
             )
     result = _new_workdir(tmp_root)
+    copied = 0
     try:
         for i, name in enumerate(names):
             source = root / name
@@ -298,6 +404,9 @@ def read_manifest(
                     {"file": name, "reason": f"{size} bytes (limit {limits.max_entry_bytes})"}
                 )
                 continue
+            copied += size
+            if room is not None and copied > room:
+                raise ArchiveQuotaError(copied, room)
             tmp = result.workdir / f"{i}{ext}"  # type: ignore[operator]
             try:
                 sha = _copy_hashed(source, tmp)
@@ -344,12 +453,15 @@ def store_clips(
     user_id: int | None = None,
     labels: dict[str, str] | None = None,
     rng: random.Random | None = None,
+    quota: int | None = None,
 ) -> dict[str, Any]:
     """Add the decoded entries to `project`: `{added, rejected: [{file, reason}]}`.
 
     Names or contents already in the project are rejected as duplicates. Clips with a label
     from `labels` (file,label) join the labelled seed set (status done); the rest are queued
-    in random order (rank). Nothing is added when nothing is acceptable.
+    in random order (rank). Nothing is added when nothing is acceptable. The accepted audio
+    counts toward the project's `stored_bytes`; QuotaExceededError (413, nothing stored) when
+    that would pass `quota` (checked in the same UPDATE, so concurrent uploads cannot both fit).
     """
     rng = rng or random.Random()
     rejected = list(unpacked.rejected)
@@ -378,6 +490,7 @@ def store_clips(
             seeds[target] = normalize_label(project, value)
         except InvalidError as exc:
             rejected.append({"file": wanted, "reason": f"labels: {exc}"})
+    _take_room(session, project, sum(c.size for c in accepted), quota)
     now = utcnow()
     for cand in accepted:
         rel = audio_path(cand.sha256, cand.ext)
@@ -394,6 +507,7 @@ def store_clips(
                 file_name=cand.name,
                 sha256=cand.sha256,
                 path=rel,
+                size_bytes=cand.size,
                 duration=cand.duration,
                 sample_rate=cand.sample_rate,
                 # stream mode: a learning round judges each arrival before anyone hears it
@@ -417,6 +531,21 @@ def store_clips(
         )
     )
     return {"added": len(accepted), "rejected": rejected}
+
+
+def _take_room(session: Session, project: Project, adding: int, quota: int | None) -> None:
+    """Add `adding` bytes to the project's storage use, or QuotaExceededError past `quota`."""
+    if not adding:
+        return
+    stmt = update(Project).where(Project.id == project.id)
+    if quota is not None:
+        stmt = stmt.where(Project.stored_bytes + adding <= quota)
+    taken = session.execute(
+        stmt.values(stored_bytes=Project.stored_bytes + adding).execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        used = session.scalar(select(Project.stored_bytes).where(Project.id == project.id)) or 0
+        raise quota_error(project.id, used, adding, quota or 0)
 
 
 def mark_gold(

@@ -160,7 +160,7 @@ def create_app(
     )
     app.state.db = db
     app.state.data_dir = data
-    app.state.limits = limits or UploadLimits()
+    app.state.limits = limits or UploadLimits.from_env()  # the project quota: LISTENLOOP_PROJECT_QUOTA
     app.state.scheduler = scheduler
     app.state.import_root = Path(import_root).expanduser().resolve() if import_root else None
     app.state.learning = service

@@ -142,6 +142,14 @@ class UndoOut(BaseModel):
     level: int
 
 
+class StorageOut(BaseModel):
+    """Bytes of audio a project stores, and the most it may (the server's per-project quota)."""
+
+    used_bytes: int
+    quota_bytes: int | None = Field(None, description="None: no quota on this server.")
+    left_bytes: int | None = Field(None, description="What the project may still upload (None: no bound).")
+
+
 class StatusOut(BaseModel):
     """A project's progress."""
 
@@ -158,3 +166,4 @@ class StatusOut(BaseModel):
     )
     budget: int | None
     budget_left: int | None
+    storage: StorageOut | None = Field(None, description="The project's audio storage and its quota.")

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -129,6 +130,8 @@ class Project(Base):
     # after it was labelled counts twice; rounds count their labels exactly.
     clips_count: Mapped[int] = mapped_column(Integer, default=0)
     labels_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Bytes of audio its clips store (their `size_bytes`), checked against the storage quota.
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     owner: Mapped[User] = relationship()
 
@@ -155,6 +158,7 @@ class Clip(Base):
         Index("ix_clips_project_sha256", "project_id", "sha256"),
         # the clip browser's pages in clip order (LIMIT/OFFSET without sorting the whole project)
         Index("ix_clips_project_id", "project_id", "id"),
+        Index("ix_clips_sha256", "sha256"),  # start-up: which clips does a stored audio file serve
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -162,6 +166,8 @@ class Clip(Base):
     file_name: Mapped[str] = mapped_column(String(512))
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(512))  # relative to the data folder
+    # bytes of its audio file (None: stored before sizes were counted; start-up fills it in)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     duration: Mapped[float] = mapped_column(Float)
     sample_rate: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="queued")

@@ -17,7 +17,15 @@ from listenloop.engine import projects as ops
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import read_label_csv
 from listenloop.engine.media import render_spectrogram, spectrogram_path
-from listenloop.engine.uploads import Unpacked, mark_gold, read_manifest, store_clips, unpack_archive
+from listenloop.engine.storage import TMP_DIR, room_left
+from listenloop.engine.uploads import (
+    Unpacked,
+    UploadLimits,
+    mark_gold,
+    read_manifest,
+    store_clips,
+    unpack_archive,
+)
 from listenloop.server.deps import DB, MAX_ID, ClipId, DataDir, Limits, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.limits import UploadRoute
@@ -31,9 +39,12 @@ router = APIRouter(tags=["clips"], route_class=StrictJSONRoute)
 uploads = APIRouter(tags=["clips"], route_class=UploadRoute)
 
 
-def _owned_project(db: Database, project_id: int, who: Any) -> None:
+def _owned_project(db: Database, project_id: int, who: Any, limits: UploadLimits) -> int | None:
+    """The bytes of audio the caller's project may still store (None: no quota); 403 for others."""
     with db.read() as session:
-        ops.require_owner(ops.load_project(session, project_id), who)
+        project = ops.load_project(session, project_id)
+        ops.require_owner(project, who)
+        return room_left(project, limits.project_quota_bytes)
 
 
 async def _intake(
@@ -42,16 +53,18 @@ async def _intake(
     who: Any,
     archive: UploadFile | None,
     data_dir: Path,
-    limits: Any,
+    limits: UploadLimits,
     labels: dict[str, str] | None,
     manifest: tuple[list[str], Path | None] | None = None,
+    room: int | None = None,
 ) -> dict[str, Any]:
     """Unpack (or copy a manifest's files) off the event loop, then store in one short write transaction."""
+    tmp = data_dir / TMP_DIR
     if manifest is not None:
         files, root = manifest
-        unpacked: Unpacked = await run_in_threadpool(read_manifest, files, root, data_dir / "tmp", limits)
+        unpacked: Unpacked = await run_in_threadpool(read_manifest, files, root, tmp, limits, room)
     elif archive is not None:
-        unpacked = await run_in_threadpool(unpack_archive, archive.file, data_dir / "tmp", limits)
+        unpacked = await run_in_threadpool(unpack_archive, archive.file, tmp, limits, room)
     else:
         raise InvalidError("send an archive (a zip of audio) or a manifest (a CSV of paths)")
     try:
@@ -59,7 +72,15 @@ async def _intake(
             return {"added": 0, "rejected": unpacked.rejected}
         with db.write() as session:
             project = ops.load_project(session, project_id)
-            return store_clips(session, project, unpacked, data_dir, user_id=who.id, labels=labels)
+            return store_clips(
+                session,
+                project,
+                unpacked,
+                data_dir,
+                user_id=who.id,
+                labels=labels,
+                quota=limits.project_quota_bytes,
+            )
     finally:
         unpacked.cleanup()
 
@@ -89,7 +110,7 @@ async def upload_clips(
 ) -> Any:
     """Add the audio in a zip, or the files a manifest lists (owner): `{added, rejected: [{file, reason}]}`;
     422 when nothing was added."""
-    _owned_project(db, project_id, who)
+    room = _owned_project(db, project_id, who, limits)
     if (archive is None) == (manifest is None):
         raise InvalidError("send exactly one of archive (a zip of audio) or manifest (a CSV of paths)")
     seed = read_label_csv(await labels.read(), "labels") if labels is not None else None
@@ -98,7 +119,7 @@ async def upload_clips(
         rows = read_label_csv(await manifest.read(), "manifest", labels_required=False)
         seed = {**{f: lab for f, lab in rows.items() if lab}, **(seed or {})}
         listed = (list(rows), request.app.state.import_root)
-    result = await _intake(db, project_id, who, archive, data_dir, limits, seed or None, listed)
+    result = await _intake(db, project_id, who, archive, data_dir, limits, seed or None, listed, room)
     if not result["added"]:
         reason = "no file in the archive was added"
         return JSONResponse({"detail": reason, **result}, status_code=422)
@@ -116,11 +137,11 @@ async def upload_gold(
     archive: Annotated[UploadFile | None, File(description="Optional zip with these clips' audio.")] = None,
 ) -> Any:
     """Mark clips as control questions with their answers (owner): `{marked, rejected}`."""
-    _owned_project(db, project_id, who)
+    room = _owned_project(db, project_id, who, limits)
     gold = read_label_csv(await file.read(), "gold")
     extra: list[dict[str, str]] = []
     if archive is not None:
-        extra = (await _intake(db, project_id, who, archive, data_dir, limits, None))["rejected"]
+        extra = (await _intake(db, project_id, who, archive, data_dir, limits, None, room=room))["rejected"]
     with db.write() as session:
         result = mark_gold(session, ops.load_project(session, project_id), gold, user_id=who.id)
     result["rejected"] = extra + result["rejected"]

@@ -12,8 +12,9 @@ from listenloop.engine import project_settings as settings
 from listenloop.engine import projects as ops
 from listenloop.engine.config import ProjectConfig, ProjectPatch, check_learning_setup, problems_of
 from listenloop.engine.errors import InvalidError, ProblemsError
+from listenloop.engine.storage import storage_use
 from listenloop.server.config_body import ConfigBodyRoute, PatchBodyRoute
-from listenloop.server.deps import DB, Owner, ProjectId, User
+from listenloop.server.deps import DB, Limits, Owner, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.schemas import MemberIn, MemberOut, StatusOut
 
@@ -68,14 +69,16 @@ async def update_project(project_id: ProjectId, patch: ProjectPatch, who: Owner,
 
 
 @router.get("/projects/{project_id}/status", response_model=StatusOut)
-async def project_status(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
-    """Progress, answers used, labels done, model score history and budget left (members: the
-    owner, and annotators who joined or were invited)."""
+async def project_status(project_id: ProjectId, who: User, db: DB, limits: Limits) -> dict[str, Any]:
+    """Progress, answers used, labels done, model score history, budget left and storage used
+    (members: the owner, and annotators who joined or were invited)."""
     with db.read() as session:
         project = ops.load_project(session, project_id)
         not_yet = f"project {project_id}'s status is for its members: answer a clip to join"
         ops.require_member(session, project, who, not_yet)
-        return ops.project_status(session, project)
+        out = ops.project_status(session, project)
+        out["storage"] = storage_use(project, limits.project_quota_bytes)
+        return out
 
 
 @router.get("/projects/{project_id}/members")
