@@ -507,3 +507,34 @@ def _post_quietly(base: str, pid: int, h: dict[str, str], archive: bytes) -> Non
             files={"archive": ("m.zip", archive)},
             timeout=60,
         )
+
+
+# --- finding 6: the learning process ends within seconds of a stop, whatever it is doing ---
+
+
+def test_stop_ends_a_learning_child_that_does_not_answer_within_seconds(tmp_path: Path) -> None:
+    """A child busy closing Dask (here: stopped outright) used to be waited for 30 s, then
+    SIGTERMed and waited for 5 more; a stopped child even outlived the stop."""
+    import psutil
+
+    from listenloop.engine.learning_process import STOP_SECONDS, LearningProcess
+    from listenloop.store.database import Database
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    Database(url).upgrade()
+    process = LearningProcess(url, tmp_path / "d", poll_seconds=0.1)
+    process.start()
+    child = psutil.Process(process.pid)
+    deadline = time.monotonic() + 60
+    while child.num_threads() < 2 and time.monotonic() < deadline:  # the service runs
+        time.sleep(0.1)
+    os.kill(child.pid, signal.SIGSTOP)  # deaf to the word to stop, and to SIGTERM
+    try:
+        t0 = time.monotonic()
+        process.stop()
+        took = time.monotonic() - t0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
+    assert took < STOP_SECONDS + 5, took
+    assert not process.running and not psutil.pid_exists(child.pid)

@@ -219,13 +219,12 @@ def _fill_sizes(db: Database, data_dir: Path, cleaned: Cleaned) -> None:
     if not missing:
         return
     for start in range(0, len(missing), _BATCH):
+        sizes = [
+            {"id": clip_id, "size_bytes": _size(data_dir / rel)}
+            for clip_id, rel in missing[start : start + _BATCH]
+        ]
         with db.write() as session:
-            for clip_id, rel in missing[start : start + _BATCH]:
-                try:
-                    size = (data_dir / rel).stat().st_size
-                except OSError:
-                    size = 0  # its audio is missing: it takes no room
-                session.execute(update(Clip).where(Clip.id == clip_id).values(size_bytes=size))
+            session.execute(update(Clip), sizes)  # one UPDATE by primary key, many rows
     cleaned.sizes_filled = len(missing)
     with db.write() as session:
         totals = (
@@ -234,3 +233,10 @@ def _fill_sizes(db: Database, data_dir: Path, cleaned: Cleaned) -> None:
             .scalar_subquery()
         )
         session.execute(update(Project).values(stored_bytes=totals))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # its audio is missing: it takes no room
