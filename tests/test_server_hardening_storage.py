@@ -525,9 +525,7 @@ def test_stop_ends_a_learning_child_that_does_not_answer_within_seconds(tmp_path
     process = LearningProcess(url, tmp_path / "d", poll_seconds=0.1)
     process.start()
     child = psutil.Process(process.pid)
-    deadline = time.monotonic() + 60
-    while child.num_threads() < 2 and time.monotonic() < deadline:  # the service runs
-        time.sleep(0.1)
+    _wait_polling(child, tmp_path / "g.db")
     os.kill(child.pid, signal.SIGSTOP)  # deaf to the word to stop, and to SIGTERM
     try:
         t0 = time.monotonic()
@@ -538,3 +536,37 @@ def test_stop_ends_a_learning_child_that_does_not_answer_within_seconds(tmp_path
             os.kill(child.pid, signal.SIGKILL)
     assert took < STOP_SECONDS + 5, took
     assert not process.running and not psutil.pid_exists(child.pid)
+
+
+def test_ctrl_c_to_the_group_stops_the_learning_child_at_once(tmp_path: Path) -> None:
+    """SIGINT reaches every process of the group: the child stops beside the parent, not after
+    the parent's own shutdown (it ignored SIGINT and waited for the parent's word)."""
+    import psutil
+
+    from listenloop.engine.learning_process import LearningProcess
+    from listenloop.store.database import Database
+
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    Database(url).upgrade()
+    process = LearningProcess(url, tmp_path / "d", poll_seconds=0.1)
+    process.start()
+    try:
+        child = psutil.Process(process.pid)
+        _wait_polling(child, tmp_path / "g.db")
+        os.kill(child.pid, signal.SIGINT)
+        process._process.join(10)
+        assert not process.running, "the child ignored SIGINT"
+        assert process._process.exitcode == 0
+    finally:
+        process.stop()
+
+
+def _wait_polling(child, db_file: Path) -> None:
+    """Until the learning child's service polls its database (its imports are done by then)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(f.path == str(db_file) for f in child.open_files()):
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+    raise AssertionError("the learning child never opened its database")

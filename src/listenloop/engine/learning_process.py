@@ -96,16 +96,29 @@ class LearningProcess:
 def _main(
     db_url: str, data_dir: str, scheduler: str | None, poll_seconds: float, stop: Any, parent: int
 ) -> None:
-    """The child: run the service until the parent writes to `stop` (or dies: end of file)."""
+    """The child: run the service until the parent writes to `stop` (or dies: end of file), or
+    until Ctrl+C reaches the whole group (SIGINT: it stops at once, beside the parent, instead of
+    after the parent's own shutdown; a KeyboardInterrupt would print a traceback)."""
     die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the service runs and can be stopped
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     db = Database(db_url)
     service = LearningService(db, Path(data_dir), scheduler, poll_seconds=poll_seconds)
     service.start()
     try:
-        with contextlib.suppress(EOFError, OSError):
+        signal.signal(signal.SIGINT, _interrupted)
+        with contextlib.suppress(EOFError, OSError, _InterruptedError):
             stop.recv()
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         service.stop()
         db.dispose()
+
+
+class _InterruptedError(Exception):
+    """SIGINT reached the child: stop as when the parent says so."""
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # once: a second Ctrl+C does not cut the stop short
+    raise _InterruptedError
