@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import wave
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -271,12 +272,19 @@ def _owner_token(c: Any) -> str:
 
 
 def zip_bomb(entries: int = 300, size: int = MiB) -> bytes:
-    """A zip of `entries` .wav files of `size` zero bytes each (each under the per-entry ratio check)."""
+    """A zip of `entries` WAV files of `size` bytes of silence each (16-bit mono, 16 kHz): valid
+    audio that compresses about 1000-fold, each entry under the per-entry ratio check's 1 MiB."""
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(bytes(size - 44))  # 44: the WAV header
+    data = wav.getvalue()
     buf = io.BytesIO()
-    zeros = bytes(size)
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for i in range(entries):
-            z.writestr(f"zeros{i:03d}.wav", zeros)
+            z.writestr(f"silence{i:03d}.wav", data)
     return buf.getvalue()
 
 
