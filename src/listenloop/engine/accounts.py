@@ -29,7 +29,11 @@ USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 # Williams (https://gist.github.com/roycewilliams/226886fd01572964e1431ac8afc999ce). Shorter
 # ones fail the length rule anyway. Compared lowercased and stripped, as Django does.
 COMMON_PASSWORDS = "common-passwords.txt.gz"
-_hasher = PasswordHasher()
+# argon2id with OWASP's one-lane setting (19 MiB, 2 passes, parallelism 1) rather than the
+# library's RFC 9106 default of 4 lanes: on a 2-core server one 4-lane hash takes both cores, so
+# a wave of wrong logins stalled annotators however few hashes ran at once. Hashes made with
+# other parameters still verify (argon2 keeps them in the hash).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified against when the user does not exist, so that timing does not tell who exists.
 _DUMMY_HASH = _hasher.hash("listenloop-no-such-user")
 
