@@ -47,7 +47,10 @@ async def _signed_in(browser: Any, base: str, who: tuple[str, str], size: tuple[
     context = await browser.new_context(viewport={"width": size[0], "height": size[1]})
     user, password = who
     form = {"username": user, "password": password}
-    signed = await context.request.post(f"{base}/api/v1/session", form=form)
+    # the pages' own header: cookie sign-in needs it (login CSRF)
+    signed = await context.request.post(
+        f"{base}/api/v1/session", form=form, headers={"X-Requested-With": "listenloop"}
+    )
     if not signed.ok:
         await context.close()
         raise ListenloopError(f"screenshots: {user} cannot sign in ({signed.status})")
@@ -102,12 +105,7 @@ async def take_screenshots(
         try:
             for name, (user, password), route, ready in pages:
                 for size, (width, height) in SIZES.items():
-                    context = await browser.new_context(viewport={"width": width, "height": height})
-                    signed = await context.request.post(
-                        f"{base}/api/v1/session", form={"username": user, "password": password}
-                    )
-                    if not signed.ok:
-                        raise ListenloopError(f"screenshots: {user} cannot sign in ({signed.status})")
+                    context = await _signed_in(browser, base, (user, password), (width, height))
                     page = await context.new_page()
                     await page.goto(f"{base}/{route}")
                     await page.wait_for_selector(ready, timeout=30_000)
