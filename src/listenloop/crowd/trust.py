@@ -28,6 +28,12 @@ PRIOR_TRUST = 0.5
 PRIOR_STRENGTH = 4.0
 
 
+def _check_trust(trust: float) -> None:
+    """A trust outside [0, 1] is a caller's error."""
+    if not 0.0 <= trust <= 1.0:
+        raise ListenloopError(f"trust must be in [0, 1], not {trust}")
+
+
 def update_trust(
     trust: float,
     correct: bool,
@@ -36,8 +42,7 @@ def update_trust(
     prior_strength: float = PRIOR_STRENGTH,
 ) -> float:
     """Trust after one more check, given the trust so far and how many checks it rests on."""
-    if not 0.0 <= trust <= 1.0:
-        raise ListenloopError(f"trust must be in [0, 1], not {trust}")
+    _check_trust(trust)
     if n_checked < 0:
         raise ListenloopError(f"n_checked must be >= 0, not {n_checked}")
     weight = prior_strength + n_checked
@@ -52,8 +57,7 @@ def revert_trust(
     prior_strength: float = PRIOR_STRENGTH,
 ) -> float:
     """Trust before the last of `n_checked` checks (which was `correct`): `update_trust` undone."""
-    if not 0.0 <= trust <= 1.0:
-        raise ListenloopError(f"trust must be in [0, 1], not {trust}")
+    _check_trust(trust)
     if n_checked < 1:
         raise ListenloopError(f"no check to take back: n_checked is {n_checked}")
     weight = prior_strength + n_checked - 1
