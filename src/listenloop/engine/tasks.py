@@ -434,19 +434,10 @@ def submit_answer(
     if stored != 1:
         raise ConflictError(f"task {task_id} is already answered")
     total = points_so_far + points
-    values = {
-        "v_trust": trust,
-        "v_checked": checked,
-        "v_right": right,
-        "v_answers": answers + 1,
-        "v_points": total,
-    }
-    (_TRUST_SET if row is not None else _TRUST_NEW).run(conn, {**keys, **values})
-    _COUNT.run(conn, keys)
-    data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
-    _event(conn, project.id, who.id, "answer", data, now)
-    if task.kind == "regular":
-        _reaggregate(conn, project, task.clip_id, who.id, now)
+    worker = (trust, checked, right, answers + 1, total)
+    _settle(
+        conn, project, task_id, task, who.id, keys, row is not None, worker, _COUNT, "answer", passed, now
+    )
     return {
         "task_id": task_id,
         "clip_id": task.clip_id,
@@ -454,6 +445,39 @@ def submit_answer(
         "total_points": total,
         "level": level_of(total),
     }
+
+
+def _settle(
+    conn: Connection,
+    project: ProjectView,
+    task_id: int,
+    task: Any,
+    user_id: int,
+    keys: dict[str, Any],
+    known: bool,
+    worker: tuple[float, int, int, int, int],
+    count: Any,
+    kind: str,
+    passed: bool | None,
+    now: datetime,
+) -> None:
+    """What an answer and its undo both write after the task itself: the annotator's trust,
+    checks, answers and points (`worker`, in that order; `known`: their row exists), the
+    project's answer count (`count`), the event `kind`, and a regular clip's aggregate."""
+    trust, checked, right, answers, points = worker
+    values = {
+        "v_trust": trust,
+        "v_checked": checked,
+        "v_right": right,
+        "v_answers": answers,
+        "v_points": points,
+    }
+    (_TRUST_SET if known else _TRUST_NEW).run(conn, {**keys, **values})
+    count.run(conn, keys)
+    data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
+    _event(conn, project.id, user_id, kind, data, now)
+    if task.kind == "regular":
+        _reaggregate(conn, project, task.clip_id, user_id, now)
 
 
 def undo_answer(
@@ -514,19 +538,21 @@ def undo_answer(
     if _UNSTORE.run(conn, {"task": task_id, "until": now + LEASE}) != 1:
         raise ConflictError(f"task {task_id} has no answer to undo")
     total = max(int(total) - int(task.points), 0)
-    values = {
-        "v_trust": trust,
-        "v_checked": checked,
-        "v_right": right,
-        "v_answers": max(int(answers) - 1, 0),
-        "v_points": total,
-    }
-    (_TRUST_SET if row is not None else _TRUST_NEW).run(conn, {**keys, **values})
-    _UNCOUNT.run(conn, keys)
-    data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
-    _event(conn, project.id, who.id, "answer_undone", data, now)
-    if task.kind == "regular":
-        _reaggregate(conn, project, task.clip_id, who.id, now)
+    worker = (trust, checked, right, max(int(answers) - 1, 0), total)
+    _settle(
+        conn,
+        project,
+        task_id,
+        task,
+        who.id,
+        keys,
+        row is not None,
+        worker,
+        _UNCOUNT,
+        "answer_undone",
+        passed,
+        now,
+    )
     return {
         "task_id": task_id,
         "project_id": project.id,
