@@ -8,6 +8,8 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import numpy as np
+import soundfile
 from fastapi.testclient import TestClient
 
 RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
@@ -16,6 +18,16 @@ RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
 def wavs(n: int) -> dict[str, bytes]:
     """The first `n` FSDD clips by name (names like 0_jackson_0.wav: the digit comes first)."""
     return {p.name: p.read_bytes() for p in sorted(RECORDINGS.glob("*.wav"))[:n]}
+
+
+def tone_wav(freq: float, seed: int, sr: int = 16000) -> bytes:
+    """Half a second of a tone with a little noise, as 16-bit wav bytes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.5 * sr)) / sr
+    signal = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)
+    buf = io.BytesIO()
+    soundfile.write(buf, signal.astype(np.float32), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:

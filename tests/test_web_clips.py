@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-import soundfile
 from sqlalchemy import select
 
+from api_support import tone_wav, zip_of
 from listenloop.engine.accounts import create_user, hash_password
 from listenloop.engine.learning_service import LearningService
 from listenloop.server import create_app
@@ -32,27 +30,9 @@ from web_support import ARTIFACTS, Watched, launch, require_browser, serving
 
 sync_api = require_browser()
 
-SR = 16000
 OVERFLOWING = """() => [...document.querySelectorAll('.dash *')]
     .filter((el) => !el.closest('.table-scroll') && el.getBoundingClientRect().right > window.innerWidth + 1)
     .map((el) => `${el.tagName}.${el.getAttribute('class') || ''}#${el.id}`)"""
-
-
-def _tone(freq: float, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(0.5 * SR)) / SR
-    signal = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)
-    buf = io.BytesIO()
-    soundfile.write(buf, signal.astype(np.float32), SR, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 class Campaign:
@@ -76,13 +56,13 @@ class Campaign:
         r = httpx.post(f"{base}/api/v1/projects", headers=self.owner, json=body, timeout=120)
         assert r.status_code == 201, r.text
         self.pid = r.json()["id"]
-        files = {f"low_{i:02d}.wav": _tone(200 + 15 * i, i) for i in range(8)}
-        files |= {f"high_{i:02d}.wav": _tone(2000 + 150 * i, 50 + i) for i in range(8)}
+        files = {f"low_{i:02d}.wav": tone_wav(200 + 15 * i, i) for i in range(8)}
+        files |= {f"high_{i:02d}.wav": tone_wav(2000 + 150 * i, 50 + i) for i in range(8)}
         seed = "file,label\nlow_00.wav,low\nlow_01.wav,low\nhigh_00.wav,high\nhigh_01.wav,high\n"
         r = httpx.post(
             f"{base}/api/v1/projects/{self.pid}/clips",
             headers=self.owner,
-            files={"archive": ("t.zip", _zip(files)), "labels": ("s.csv", seed.encode())},
+            files={"archive": ("t.zip", zip_of(files)), "labels": ("s.csv", seed.encode())},
         )
         assert r.status_code == 201 and r.json()["added"] == 16, r.text
         gold = "file,label\nlow_02.wav,low\nhigh_02.wav,high\n"

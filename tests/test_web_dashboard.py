@@ -16,16 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-import soundfile
 
+from api_support import tone_wav, zip_of
 from listenloop.engine.accounts import create_user, hash_password
 from listenloop.engine.learning_service import LearningService
 from listenloop.server import create_app
@@ -39,34 +37,15 @@ N_PER_CLASS = 20
 OVERFLOWING = """() => [...document.querySelectorAll('.dash *')]
     .filter((el) => !el.closest('.table-scroll') && el.getBoundingClientRect().right > window.innerWidth + 1)
     .map((el) => `${el.tagName}.${el.getAttribute('class') || ''}#${el.id}`)"""
-SR = 16000
-
-
-def _tone(freq: float, seed: int) -> bytes:
-    """Half a second of a tone with a little noise, as 16-bit wav bytes."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(0.5 * SR)) / SR
-    signal = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.size)
-    buf = io.BytesIO()
-    soundfile.write(buf, signal.astype(np.float32), SR, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def _clips() -> dict[str, bytes]:
     """low_*.wav (200-400 Hz) and high_*.wav (2-4 kHz): the class is the name's prefix."""
     files = {}
     for i in range(N_PER_CLASS):
-        files[f"low_{i:02d}.wav"] = _tone(200 + 10 * i, i)
-        files[f"high_{i:02d}.wav"] = _tone(2000 + 100 * i, 100 + i)
+        files[f"low_{i:02d}.wav"] = tone_wav(200 + 10 * i, i)
+        files[f"high_{i:02d}.wav"] = tone_wav(2000 + 100 * i, 100 + i)
     return files
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 class Live:
@@ -228,7 +207,7 @@ def test_owner_creates_uploads_and_watches(live: Live) -> None:
             page.wait_for_selector("#dash-upload #up-archive")
             pid = int(page.evaluate("location.hash").split("/")[2])
             clips = _clips()
-            archive = _zip({**clips, "notes.wav": b"this is not audio at all"})
+            archive = zip_of({**clips, "notes.wav": b"this is not audio at all"})
             seeds = [f"low_{i:02d}.wav" for i in range(6)] + [f"high_{i:02d}.wav" for i in range(6)]
             seed_csv = "file,label\n" + "".join(f"{n},{n.split('_')[0]}\n" for n in seeds)
             page.set_input_files(
