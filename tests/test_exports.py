@@ -99,3 +99,44 @@ def test_unfinished_clips_have_no_label_and_say_so(client: TestClient) -> None:
     queued = clips[int(b["clip_id"])]
     assert queued["final"] is False and queued["label"] is None and queued["source"] is None
     assert clips[int(f["clip_id"])]["final"] is True and clips[ids[0]]["model_label"] == "7"
+
+
+def test_export_soft_labels_weigh_annotators_by_their_fitted_skill(client: TestClient) -> None:
+    """The export's `soft` is 004_ eq. 1 (crowd.soft_labels) with each annotator's competence
+    now: the background fit's skill where there is one (here set by hand), else trust."""
+    from sqlalchemy import update
+
+    from listenloop.store.models import User, WorkerTrust
+
+    oh = login(client, "owner", "owner-pass-1")
+    for task_type, classes, answers, expected in (
+        ("classification", DIGITS, ("0", "1"), {**dict.fromkeys(DIGITS, 0.0), "0": 0.75, "1": 0.25}),
+        ("multilabel", ["a", "b"], ("a|b", "b"), {"a": 0.75, "b": 1.0}),
+    ):
+        body = {
+            "name": task_type, "task_type": task_type, "classes": classes, "control_rate": 0.0,
+            "consistency_rate": 0.0, "redundancy": {"min": 3, "max": 3, "tau": 0.95},
+        }  # fmt: skip
+        pid = client.post("/api/v1/projects", headers=oh, json=body).json()["id"]
+        files = dict(list(wavs(1).items()))
+        r = client.post(
+            f"/api/v1/projects/{pid}/clips", headers=oh, files={"archive": ("a.zip", zip_of(files))}
+        )
+        assert r.status_code == 201, r.text
+        people = [annotator(client, f"{task_type[:4]}{k}") for k in range(2)]
+        for who, value in zip(people, answers, strict=True):
+            _answer(client, pid, who, value)
+        with client.app.state.db.write() as session:
+            for k, skill in enumerate((0.9, 0.3)):
+                user = session.query(User).filter_by(username=f"{task_type[:4]}{k}").one()
+                session.execute(
+                    update(WorkerTrust)
+                    .where(WorkerTrust.project_id == pid, WorkerTrust.user_id == user.id)
+                    .values(skill=skill)
+                )
+        rows = list(
+            csv.DictReader(
+                io.StringIO(client.get(f"/api/v1/projects/{pid}/export?format=csv", headers=oh).text)
+            )
+        )
+        assert len(rows) == 1 and json.loads(rows[0]["soft"]) == expected, rows

@@ -172,3 +172,30 @@ def test_a_draft_is_invisible_to_annotators_until_opened(client: TestClient) -> 
     assert client.get(f"/api/v1/projects/{pid}/next", headers=invited).status_code == 200
     assert client.get(f"/api/v1/clips/{clip}/audio", headers=invited).status_code == 200
     assert client.get(f"/api/v1/projects/{pid}/leaderboard", headers=ah).status_code == 200
+
+
+def test_rating_tolerance_is_a_continuous_setting(client: TestClient) -> None:
+    """`rating_tolerance` (the standard error at which a rating closes): null by default (a
+    tenth of the range), set at creation or later, back to null, and refused where it means
+    nothing (classes) or is out of range."""
+    oh = login(client, "owner", "owner-pass-1")
+    body = {"name": "loud", "task_type": "continuous", "range": [0, 10]}
+    r = client.post("/api/v1/projects", headers=oh, json=body)
+    assert r.status_code == 201 and r.json()["rating_tolerance"] is None
+    pid = r.json()["id"]
+    r = patch(client, oh, pid, {"rating_tolerance": 0.5})
+    assert r.status_code == 200, r.text
+    assert client.get(f"/api/v1/projects/{pid}", headers=oh).json()["rating_tolerance"] == 0.5
+    with client.app.state.db.read() as session:
+        from listenloop.engine.views import load_view
+
+        assert load_view(session, pid).rating_tolerance == 0.5
+    assert patch(client, oh, pid, {"rating_tolerance": None}).json()["rating_tolerance"] is None
+    for bad in (0, -1, 11, "wide"):
+        r = patch(client, oh, pid, {"rating_tolerance": bad})
+        assert r.status_code == 422 and "rating_tolerance" in r.text, (bad, r.text)
+    r = client.post("/api/v1/projects", headers=oh, json={**body, "rating_tolerance": 2})
+    assert r.status_code == 201 and r.json()["rating_tolerance"] == 2
+    digits = new_project(client, oh)
+    r = patch(client, oh, digits, {"rating_tolerance": 1})
+    assert r.status_code == 422 and "continuous" in r.text

@@ -82,3 +82,34 @@ def test_0003_counts_existing_clips_and_labels(db: Database) -> None:
     with db.engine.connect() as c:
         counts = c.execute(text("SELECT clips_count, labels_count, skills_answers FROM projects")).one()
     assert tuple(counts) == (6, 3, 0)
+
+
+def test_0008_adds_rating_tolerance_and_back(db: Database) -> None:
+    """0008 adds `projects.rating_tolerance` (null: a tenth of the range) to a database that
+    holds a continuous project, which keeps its row; its downgrade removes the column again."""
+    migrate(db, "0007")
+    now = datetime(2026, 1, 1)
+    project = {
+        "id": 1, "name": "loud", "owner_id": 1, "task_type": "continuous", "classes": "[]",
+        "range_min": -20.0, "range_max": 20.0, "feature_set": "mfcc", "learner": "svr",
+        "strategy": "random", "mode": "pool", "retrain_every": 20, "redundancy_min": 2,
+        "redundancy_max": 7, "redundancy_tau": 0.95, "control_rate": 0.1, "consistency_rate": 0.05,
+        "trust_threshold": 0.5, "invite_only": False, "settings": "{}", "answers_used": 0, "created_at": now,
+    }  # fmt: skip
+    with db.engine.begin() as c:
+        insert(
+            c, "users", {"id": 1, "username": "o", "password_hash": "x", "role": "owner", "created_at": now}
+        )
+        insert(c, "projects", project)
+    db.upgrade()
+    with db.engine.begin() as c:
+        assert tuple(c.execute(text("SELECT name, rating_tolerance FROM projects")).one()) == ("loud", None)
+        c.execute(text("UPDATE projects SET rating_tolerance = 1.5"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+    with db.engine.connect() as c:
+        columns = c.execute(text("SELECT * FROM projects")).keys()
+        assert "rating_tolerance" not in columns and "range_min" in columns

@@ -28,6 +28,19 @@ Dawid-Skene fit) both policies use its posterior instead: each answer contribute
 log P(answer | true class) (`evidence`), and the prior is added once. This is Dawid-Skene's
 E-step for one item, and it knows that workers confuse some classes more than others.
 
+Multi-label items (`DynamicPolicy.decide_tags`): each tag is a binary question (present or
+absent) and each answer one binary answer per tag, one-coin at the worker's accuracy, so a
+tag's posterior is `bayes_posterior` with two classes (uniform prior). The item is done when
+every tag is decided: its posterior >= tau (present) or <= 1 - tau (absent).
+
+Ratings (`DynamicPolicy.decide_rating`): the value is the trust-weighted mean; it is done when
+its standard error is at most `tolerance` (in the rating's units; default a tenth of the
+range). The spread behind the standard error is the answers' weighted variance shrunk towards
+that of a rating drawn uniformly over the range (`RATING_PRIOR_ANSWERS` pseudo-answer), so that
+two answers that happen to agree do not make a standard error of 0:
+`s^2 = (n0 * width^2 / 12 + n * v) / (n0 + n - 1)`, `se = s / sqrt(n_eff)` with `v` the
+weighted variance and `n_eff = (sum w)^2 / sum w^2` Kish's effective number of answers.
+
 "Can't tell" (`CANT_TELL`) is an answer: it counts toward the answers an item used and toward
 no class; an item whose answers are mostly can't-tell is never done by confidence, so it ends
 at the maximum as low-agreement.
@@ -48,6 +61,38 @@ from listenloop.errors import ListenloopError
 CANT_TELL = "can't tell"
 SMOOTHING = 0.1
 DEFAULT_ACCURACY = 0.7  # a worker's assumed accuracy when no trust is known
+TOLERANCE_SHARE = 0.1  # a rating's default tolerance: this share of the range
+RATING_PRIOR_ANSWERS = 1.0  # pseudo-answers of a uniform rating behind a rating's spread
+MIN_WEIGHT = 1e-6  # a weight of 0 still counts a hair, so that every answer is in the mean
+
+
+def default_tolerance(low: float, high: float) -> float:
+    """A rating's default tolerance (standard error to stop at): `TOLERANCE_SHARE` of the range."""
+    return TOLERANCE_SHARE * (float(high) - float(low))
+
+
+def tag_posteriors(votes: np.ndarray, answered: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """P(present) per tag from (answers, tags) 0/1 `votes`: each tag a binary one-coin question
+    (`bayes_posterior` with k = 2, vectorised over tags); unanswered rows (can't-tell) add nothing."""
+    q = np.clip(np.asarray(accuracy, dtype=float), 0.5 + 1e-3, 0.99)
+    llr = np.where(np.asarray(answered, dtype=bool), np.log(q / (1 - q)), 0.0)
+    log_odds = ((2.0 * np.asarray(votes, dtype=float) - 1.0) * llr[:, None]).sum(axis=0)
+    return 1.0 / (1.0 + np.exp(-log_odds))
+
+
+def rating_estimate(
+    values: np.ndarray, weights: np.ndarray, prior_sd: float, prior_answers: float = RATING_PRIOR_ANSWERS
+) -> tuple[float, float, float]:
+    """(weighted mean, its standard error, weighted sd of the answers) of ratings (see the module
+    docstring; `prior_sd`: the spread the answers' variance is shrunk towards)."""
+    x = np.asarray(values, dtype=float)
+    w = np.maximum(np.asarray(weights, dtype=float), MIN_WEIGHT)
+    mean = float(np.average(x, weights=w))
+    var = float(np.average((x - mean) ** 2, weights=w))
+    n = len(x)
+    s2 = (prior_answers * prior_sd**2 + n * var) / (prior_answers + n - 1)
+    n_eff = float(w.sum() ** 2 / (w**2).sum())
+    return mean, float(np.sqrt(s2 / n_eff)), float(np.sqrt(var))
 
 
 def evidence_posterior(evidence: np.ndarray, log_prior: np.ndarray | None) -> np.ndarray:
@@ -168,7 +213,9 @@ class FixedPolicy(Policy):
 @dataclass(frozen=True)
 class DynamicPolicy(Policy):
     """Ask until confident: done at confidence >= `tau` (>= `min_answers` answers, one trusted
-    answer for the winner, can't-tell not the majority), or at `max_answers`.
+    answer for the winner, can't-tell not the majority), or at `max_answers`. The same rule
+    serves classes (`decide`), multi-label items (`decide_tags`: every tag decided at `tau`)
+    and ratings (`decide_rating`: standard error at most `tolerance`).
 
     Answers from workers with trust < `untrusted_below` still vote (weighted by their trust)
     but can never make an item done on their own.
@@ -179,8 +226,11 @@ class DynamicPolicy(Policy):
     tau: float
     untrusted_below: float = 0.5
     default_accuracy: float = DEFAULT_ACCURACY
+    tolerance: float | None = None  # ratings: the standard error to stop at (None: a tenth of the range)
 
     def __post_init__(self) -> None:
+        if self.tolerance is not None and not self.tolerance > 0:
+            raise ListenloopError(f"dynamic policy needs tolerance > 0, not {self.tolerance}")
         if not 1 <= self.min_answers <= self.max_answers:
             raise ListenloopError(
                 f"dynamic policy needs 1 <= min <= max, not min={self.min_answers}, max={self.max_answers}"
@@ -210,13 +260,60 @@ class DynamicPolicy(Policy):
             post = bayes_posterior(codes, accuracy, len(classes))
         win = int(np.argmax(post))
         conf = float(post[win])
-        trusted = accuracy >= self.untrusted_below
-        trusted_agree = bool(((codes == win) & trusted).any())
-        confident = conf >= self.tau and trusted_agree and 2 * cant <= n
-        if confident and n >= self.min_answers:
-            return Decision(True, str(classes[win]), conf, False)
+        trusted_agree = bool(((codes == win) & (accuracy >= self.untrusted_below)).any())
+        done, low = self._stop(n, conf >= self.tau, cant, trusted_agree)
+        return Decision(done, str(classes[win]), conf, low)
+
+    def _stop(self, n: int, confident: bool, cant: int, trusted: bool) -> tuple[bool, bool]:
+        """(done, low_agreement) of the shared stop rule: confident with min answers, a trusted
+        answer and can't-tell not the majority; else at the maximum, then low-agreement."""
+        if confident and trusted and 2 * cant <= n and n >= self.min_answers:
+            return True, False
         done = n >= self.max_answers
-        return Decision(done, str(classes[win]), conf, done and not confident)
+        return done, done
+
+    def decide_tags(
+        self, votes: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]
+    ) -> Decision:
+        """A multi-label item after the answers so far: done when every tag's posterior is >= tau
+        or <= 1 - tau (`tag_posteriors`). `votes`: (answers, tags) 0/1 over `classes`;
+        `answered`: False for can't-tell. Label: the tags with posterior > 0.5 joined by "|"
+        ("" = none present); confidence: the least sure tag's max(p, 1 - p)."""
+        answered = np.asarray(answered, dtype=bool)
+        n = len(answered)
+        if not answered.any():
+            done = n >= self.max_answers
+            return Decision(done, None, 0.0, done)
+        accuracy = np.full(n, self.default_accuracy) if trust is None else np.asarray(trust, dtype=float)
+        post = tag_posteriors(votes, answered, accuracy)
+        conf = float(np.maximum(post, 1.0 - post).min()) if len(post) else 1.0
+        trusted = bool((answered & (accuracy >= self.untrusted_below)).any())
+        done, low = self._stop(n, conf >= self.tau, n - int(answered.sum()), trusted)
+        label = "|".join(str(c) for c, p in zip(classes, post, strict=True) if p > 0.5)
+        return Decision(done, label, conf, low)
+
+    def decide_rating(
+        self, values: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, low: float, high: float
+    ) -> Decision:
+        """A rating after the answers so far: done when the trust-weighted mean's standard error
+        is at most `tolerance` (default: `default_tolerance` of [low, high]). `values` of
+        can't-tell answers (`answered` False) are ignored. Label: the mean ("%.6g");
+        confidence: 1 - 2 x the answers' weighted sd / the range width (0 at worst)."""
+        answered = np.asarray(answered, dtype=bool)
+        n = len(answered)
+        if not answered.any():
+            done = n >= self.max_answers
+            return Decision(done, None, 0.0, done)
+        width = float(high) - float(low)
+        if not width > 0:
+            raise ListenloopError(f"a rating range needs low < high, not [{low}, {high}]")
+        tolerance = self.tolerance if self.tolerance is not None else default_tolerance(low, high)
+        weights = np.ones(n) if trust is None else np.asarray(trust, dtype=float)
+        x = np.asarray(values, dtype=float)[answered]
+        mean, se, sd = rating_estimate(x, weights[answered], width / np.sqrt(12.0))
+        trusted = bool((weights[answered] >= self.untrusted_below).any())
+        done, low_agreement = self._stop(n, se <= tolerance, n - int(answered.sum()), trusted)
+        return Decision(done, f"{mean:.6g}", max(0.0, 1.0 - 2.0 * sd / width), low_agreement)
 
 
 _FIXED = re.compile(r"fixed:(\d+)")

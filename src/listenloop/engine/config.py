@@ -37,6 +37,7 @@ RULES = {
     "control_rate": "A share from 0 to 0.5.",
     "consistency_rate": "A share from 0 to 0.5.",
     "trust_threshold": "A number from 0 to 1.",
+    "rating_tolerance": "A number above 0 in the rating's units, or null: a tenth of the range.",
     "budget": "A whole number of answers, at least 1 (at most 2,147,483,647), or null: no limit.",
     "invite_only": "true or false.",
     "open": "true (open to annotators) or false (a draft).",
@@ -172,6 +173,14 @@ class ProjectConfig(_EveryProblem):
     budget: int | None = Field(
         None, ge=1, le=MAX_COUNT, description="Most answers to collect (all kinds count)."
     )
+    rating_tolerance: float | None = Field(
+        None,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="Continuous tasks: a clip closes once the standard error of its trust-weighted "
+        "mean rating is at most this, in the rating's units (with at least redundancy.min answers; "
+        "at redundancy.max it is low-agreement). null: a tenth of the range.",
+    )
     invite_only: bool = False
     open: bool = Field(
         True,
@@ -200,6 +209,11 @@ def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
     if task is None:
         return
     classes, rng = values.get("classes"), values.get("range")
+    tolerance = values.get("rating_tolerance")
+    if tolerance is not None and task != "continuous":
+        yield "rating_tolerance", f"A rating tolerance is for continuous tasks, not {task}."
+    elif tolerance is not None and rng is not None and rng[0] < rng[1] and tolerance > rng[1] - rng[0]:
+        yield "rating_tolerance", f"At most the range's width ({rng[1] - rng[0]:g})."
     if task == "continuous":
         if "range" in values and rng is None:
             yield "range", "A continuous task needs a range: [low, high]."
@@ -375,5 +389,6 @@ class ProjectPatch(BaseModel):
     consistency_rate: float | None = None
     trust_threshold: float | None = None
     budget: int | None = Field(None, description="null: no limit.")
+    rating_tolerance: float | None = Field(None, description="null: a tenth of the range.")
     invite_only: bool | None = None
     open: bool | None = Field(None, description="true opens a draft to annotators (one way).")

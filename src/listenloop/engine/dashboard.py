@@ -215,6 +215,7 @@ def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
             "max": project.redundancy_max,
             "tau": project.redundancy_tau,
         },
+        "rating_tolerance": project.rating_tolerance,
         "trust_threshold": project.trust_threshold,
         "status": status,
         "label_distribution": label_distribution(session, project),

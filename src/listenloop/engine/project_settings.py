@@ -92,6 +92,7 @@ def update_project(session: Session, project: Project, who: Principal, patch: Pr
     project.consistency_rate = after.consistency_rate
     project.trust_threshold = after.trust_threshold
     project.budget = after.budget
+    project.rating_tolerance = after.rating_tolerance
     project.invite_only = after.invite_only
     project.is_open = after.open
     if project.class_prior is not None and "classes" in changed:

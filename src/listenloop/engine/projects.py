@@ -38,6 +38,7 @@ def create_project(session: Session, owner: Principal, config: ProjectConfig) ->
         consistency_rate=config.consistency_rate,
         trust_threshold=config.trust_threshold,
         budget=config.budget,
+        rating_tolerance=config.rating_tolerance,
         invite_only=config.invite_only,
         is_open=config.open,
         settings={},
@@ -76,6 +77,7 @@ def project_config(project: Project) -> ProjectConfig:
         consistency_rate=project.consistency_rate,
         trust_threshold=project.trust_threshold,
         budget=project.budget,
+        rating_tolerance=project.rating_tolerance,
         invite_only=project.invite_only,
         open=project.is_open,
     )

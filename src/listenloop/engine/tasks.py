@@ -249,7 +249,7 @@ _LABELLED = Prepared(P.update().where(P.c.id == bp("project")).values(labels_cou
 _CLIP_STATUS = Prepared(select(C.c.status).where(C.c.id == bp("clip")))
 _CLIP_STATUS_PG = Prepared(_CLIP_STATUS.stmt.with_for_update())
 _ANSWERS = Prepared(
-    select(T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST), W.c.confusion)
+    select(T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST), W.c.confusion, W.c.skill)
     .select_from(T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)))
     .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
     .order_by(T.c.answered_at, T.c.id)
@@ -367,7 +367,9 @@ def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int
     """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
     status = (_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS).scalar(conn, {"clip": clip_id})
     rows = _ANSWERS.all(conn, {"clip": clip_id})
-    verdict = aggregate_clip(project, [r[0] for r in rows], [float(r[1]) for r in rows], [r[2] for r in rows])
+    verdict = aggregate_clip(
+        project, [r[0] for r in rows], [float(r[1]) for r in rows], [r[2] for r in rows], [r[3] for r in rows]
+    )
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"
         data = {

@@ -109,6 +109,9 @@ class Project(Base):
     consistency_rate: Mapped[float] = mapped_column(Float, default=0.05)
     trust_threshold: Mapped[float] = mapped_column(Float, default=0.5)
     budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Continuous tasks: a clip closes once its mean rating's standard error is at most this
+    # (rating units); None: a tenth of the range (crowd.redundancy.default_tolerance).
+    rating_tolerance: Mapped[float | None] = mapped_column(Float, nullable=True)
     invite_only: Mapped[bool] = mapped_column(Boolean, default=False)
     # False: a draft that only its owner (and admins) see; annotators can neither list it, lease
     # from it nor fetch its audio until the owner opens it (one way: an open project stays open).

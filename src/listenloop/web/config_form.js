@@ -21,7 +21,8 @@ export const FIELD_HELP = {
   passive_share: "Share of the queue drawn at random (0 to 0.5): the dashboard's passive-learning curve, i.e. what random labels alone reach. 0 turns it off.",
   "redundancy.min": "Fewest answers before a clip can close (1 to 100).",
   "redundancy.max": "Most answers a clip gets, then it is marked low-agreement (1 to 100, at least min).",
-  "redundancy.tau": "Close a clip once its label's probability reaches this (above 0, at most 1).",
+  "redundancy.tau": "Close a clip once its label's probability reaches this (above 0, at most 1); multi-label: every tag's.",
+  rating_tolerance: "Close a rating once the standard error of its trust-weighted mean is at most this, in the rating's units; empty: a tenth of the range.",
   control_rate: "Share of tasks that are control questions with a known answer (0 to 0.5).",
   consistency_rate: "Share of tasks that repeat a clip the annotator heard before (0 to 0.5; with controls at most 0.5).",
   trust_threshold: "Answers of annotators trusted less than this cannot close a clip (0 to 1).",
@@ -35,6 +36,7 @@ export const LABELS = {
   retrain_every: "Retrain every (labels)", passive_share: "Passive arm (share drawn at random)",
   "redundancy.min": "Minimum answers per clip",
   "redundancy.max": "Maximum answers per clip", "redundancy.tau": "Confidence to close a clip (τ)",
+  rating_tolerance: "Rating tolerance (standard error)",
   control_rate: "Control-question rate", consistency_rate: "Consistency-question rate",
   trust_threshold: "Trust threshold", budget: "Answer budget", invite_only: "Invite only",
 };
@@ -83,6 +85,11 @@ export function validateConfig(v) {
     e.consistency_rate = "Control and consistency rates together must not exceed 0.5.";
   }
   real("trust_threshold", 0, 1, "A number from 0 to 1.");
+  if (v.task_type === "continuous" && v.rating_tolerance !== undefined && v.rating_tolerance !== "") {
+    const t = Number(v.rating_tolerance), width = Number(v.range_high) - Number(v.range_low);
+    if (!Number.isFinite(t) || t <= 0) e.rating_tolerance = "A number above 0 in the rating's units, or empty: a tenth of the range.";
+    else if (Number.isFinite(width) && width > 0 && t > width) e.rating_tolerance = `At most the range's width (${width}).`;
+  }
   if (v.budget !== "") {
     const b = Number(v.budget);
     if (!Number.isInteger(b) || b < 1) e.budget = "A whole number of answers, at least 1 (or empty: no limit).";

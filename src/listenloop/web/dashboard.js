@@ -49,6 +49,7 @@ const DEFAULTS = {
   feature_set: "compare", strategy: "margin", mode: "pool", retrain_every: 20, passive_share: 0.1,
   "redundancy.min": 2, "redundancy.max": 7, "redundancy.tau": 0.95,
   control_rate: 0.1, consistency_rate: 0.05, trust_threshold: 0.5, budget: "", invite_only: false,
+  rating_tolerance: "",
 };
 
 function schemaDefaults(schema) {
@@ -94,6 +95,7 @@ export async function renderNewProject(root) {
   c["redundancy.min"] = input("redundancy.min", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.min"] });
   c["redundancy.max"] = input("redundancy.max", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.max"] });
   c["redundancy.tau"] = input("redundancy.tau", { type: "number", min: "0", max: "1", step: "0.01", value: d["redundancy.tau"] });
+  c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", value: d.rating_tolerance ?? "", placeholder: "a tenth of the range" });
   c.control_rate = input("control_rate", { type: "number", min: "0", max: "0.5", step: "0.01", value: d.control_rate });
   c.consistency_rate = input("consistency_rate", { type: "number", min: "0", max: "0.5", step: "0.01", value: d.consistency_rate });
   c.trust_threshold = input("trust_threshold", { type: "number", min: "0", max: "1", step: "0.05", value: d.trust_threshold });
@@ -102,6 +104,7 @@ export async function renderNewProject(root) {
 
   const classesField = field("classes", c.classes);
   const rangeField = field("range", h("span", { class: "range-pair" }, c.range_low, h("span", { "aria-hidden": "true" }, " to "), c.range_high));
+  const toleranceField = field("rating_tolerance", c.rating_tolerance);
   const formError = h("div", { class: "form-errors", role: "alert", id: "np-form-error" });
 
   function syncTask() {
@@ -109,6 +112,7 @@ export async function renderNewProject(root) {
     const regression = task === "continuous";
     classesField.hidden = regression;
     rangeField.hidden = !regression;
+    toleranceField.hidden = !regression;
     const learners = options.learners[regression ? "regression" : "classification"];
     fillSelect(c.learner, [["", `default (${regression ? "svr" : "svm"})`], ...learners], c.learner.value || "");
     const strategies = options.strategies[regression ? "regression" : "classification"];
@@ -127,7 +131,7 @@ export async function renderNewProject(root) {
     formError,
     h("fieldset", {}, h("legend", {}, "What to ask"), field("name", c.name), field("task_type", c.task_type), classesField, rangeField),
     h("fieldset", {}, h("legend", {}, "How to learn"), field("feature_set", c.feature_set), field("learner", c.learner), field("strategy", c.strategy), field("mode", c.mode), field("retrain_every", c.retrain_every), field("passive_share", c.passive_share)),
-    h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"])),
+    h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"]), toleranceField),
     h("fieldset", {}, h("legend", {}, "Quality control and budget"), field("control_rate", c.control_rate), field("consistency_rate", c.consistency_rate), field("trust_threshold", c.trust_threshold), field("budget", c.budget), field("invite_only", c.invite_only)),
     h("div", { class: "actions" }, submit),
   );
@@ -160,8 +164,10 @@ export async function renderNewProject(root) {
       invite_only: v.invite_only,
       open: false, // a draft until its owner opens it from the dashboard
     };
-    if (v.task_type === "continuous") body.range = [Number(v.range_low), Number(v.range_high)];
-    else body.classes = v.classes.split(/[\n,]/).map((x) => x.trim()).filter((x) => x !== "");
+    if (v.task_type === "continuous") {
+      body.range = [Number(v.range_low), Number(v.range_high)];
+      body.rating_tolerance = v.rating_tolerance === "" ? null : Number(v.rating_tolerance);
+    } else body.classes = v.classes.split(/[\n,]/).map((x) => x.trim()).filter((x) => x !== "");
     return body;
   }
 

@@ -39,6 +39,7 @@ function valuesOf(p) {
     consistency_rate: String(p.consistency_rate),
     trust_threshold: String(p.trust_threshold),
     budget: p.budget === null || p.budget === undefined ? "" : String(p.budget),
+    rating_tolerance: p.rating_tolerance === null || p.rating_tolerance === undefined ? "" : String(p.rating_tolerance),
     invite_only: Boolean(p.invite_only),
   };
 }
@@ -63,6 +64,7 @@ function changes(before, v) {
   if (v.invite_only !== before.invite_only) body.invite_only = v.invite_only;
   if (v.task_type === "continuous") {
     if (!same("range_low") || !same("range_high")) body.range = [Number(v.range_low), Number(v.range_high)];
+    if (!same("rating_tolerance")) body.rating_tolerance = v.rating_tolerance === "" ? null : Number(v.rating_tolerance);
   } else if (classList(v.classes).join("\n") !== classList(before.classes).join("\n")) {
     body.classes = classList(v.classes);
   }
@@ -89,6 +91,7 @@ export function settingsPanel(project, onSaved) {
   c.mode = select("mode", ["pool", "stream"], project.mode);
   for (const [key, attrs] of Object.entries(NUMBERS)) c[key] = input(key, { type: "number", ...attrs });
   c.budget = input("budget", { type: "number", min: "1", step: "1", placeholder: "no limit" });
+  c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", placeholder: "a tenth of the range" });
   c.invite_only = input("invite_only", { type: "checkbox" });
 
   const fixed = h("dl", { class: "figures fixed-settings" });
@@ -105,7 +108,7 @@ export function settingsPanel(project, onSaved) {
     formError,
     h("fieldset", {}, h("legend", {}, "What to ask"), field("name", c.name), labels),
     h("fieldset", {}, h("legend", {}, "How to learn"), field("feature_set", c.feature_set), field("learner", c.learner), field("strategy", c.strategy), modeField, field("retrain_every", c.retrain_every), field("passive_share", c.passive_share)),
-    h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"])),
+    h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"]), regression ? field("rating_tolerance", c.rating_tolerance) : null),
     h("fieldset", {}, h("legend", {}, "Quality control and access"), field("control_rate", c.control_rate), field("consistency_rate", c.consistency_rate), field("trust_threshold", c.trust_threshold), field("budget", c.budget), field("invite_only", c.invite_only)),
     h("div", { class: "actions" }, submit),
     saved,

@@ -1,0 +1,156 @@
+"""Dynamic redundancy for multi-label items (per-tag posteriors) and ratings (standard error of
+the trust-weighted mean), and the live re-aggregation that applies it (`engine.aggregate`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from listenloop.crowd.redundancy import (
+    CANT_TELL,
+    DynamicPolicy,
+    bayes_posterior,
+    default_tolerance,
+    rating_estimate,
+    tag_posteriors,
+)
+from listenloop.crowd.soft_labels import soft_labels
+from listenloop.engine.aggregate import aggregate_clip
+from listenloop.engine.views import ProjectView
+
+POLICY = DynamicPolicy(min_answers=2, max_answers=5, tau=0.95)
+
+
+def view(task_type: str, **extra: object) -> ProjectView:
+    base = dict(
+        id=1, owner_id=1, task_type=task_type, classes=[], range_min=None, range_max=None,
+        redundancy_min=2, redundancy_max=5, redundancy_tau=0.95, control_rate=0.0, consistency_rate=0.0,
+        trust_threshold=0.5, rating_tolerance=None, budget=None, invite_only=False, is_open=True,
+        answers_used=0, class_prior=None,
+    )  # fmt: skip
+    return dataclasses.replace(ProjectView(**base), **extra)  # type: ignore[arg-type]
+
+
+TAGS = view("multilabel", classes=["cough", "door", "speech"])
+RATING = view("continuous", range_min=-20.0, range_max=20.0)
+
+
+def test_a_tag_posterior_is_the_binary_one_coin_posterior() -> None:
+    votes = np.array([[1, 0], [1, 1], [0, 1], [1, 0]])
+    answered = np.array([True, True, True, False])
+    q = np.array([0.9, 0.6, 0.8, 0.99])
+    post = tag_posteriors(votes, answered, q)
+    for tag in range(2):
+        codes = np.where(answered, votes[:, tag], -1)  # class 1 = present; can't-tell names none
+        assert post[tag] == pytest.approx(bayes_posterior(codes, q, 2)[1])
+
+
+def test_tags_stop_when_every_tag_is_decided() -> None:
+    agree = np.array([[1, 0, 1], [1, 0, 1]])
+    d = POLICY.decide_tags(agree, np.ones(2, bool), np.full(2, 0.9), TAGS.classes)
+    assert (d.done, d.label, d.low_agreement) == (True, "cough|speech", False) and d.confidence > 0.95
+    # one tag split: not done before the maximum, low-agreement at it
+    split = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 1], [1, 0, 0]])
+    d = POLICY.decide_tags(split, np.ones(4, bool), np.full(4, 0.9), TAGS.classes)
+    assert not d.done and d.label == "cough"
+    five = np.vstack([split, [[1, 0, 0]]])
+    d = POLICY.decide_tags(five, np.ones(5, bool), np.full(5, 0.9), TAGS.classes)
+    assert d.done and d.low_agreement
+    # untrusted answers never close an item alone, and mostly can't-tell never closes one
+    d = POLICY.decide_tags(agree, np.ones(2, bool), np.full(2, 0.4), TAGS.classes)
+    assert not d.done
+    votes = np.array([[1, 0, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    d = POLICY.decide_tags(votes, np.array([True, False, False, False]), np.full(4, 0.99), TAGS.classes)
+    assert not d.done and d.label == "cough|speech"
+
+
+def test_rating_standard_error_shrinks_towards_a_uniform_rating() -> None:
+    mean, se, sd = rating_estimate(np.array([5.0]), np.array([1.0]), prior_sd=4.0)
+    assert (mean, se, sd) == (5.0, 4.0, 0.0)  # one answer: the prior's spread
+    mean, se, _ = rating_estimate(np.array([1.0, 3.0]), np.array([1.0, 3.0]), prior_sd=2.0)
+    assert mean == pytest.approx(2.5)
+    var = (1 * 1.5**2 + 3 * 0.5**2) / 4
+    assert se == pytest.approx(np.sqrt((4.0 + 2 * var) / 2 / (16 / 10)))
+    assert default_tolerance(-20, 20) == pytest.approx(4.0)
+
+
+def test_ratings_stop_at_the_tolerance() -> None:
+    close = np.array([3.0, 4.0, 3.5])
+    d = POLICY.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20)
+    assert d.done and not d.low_agreement and float(d.label) == pytest.approx(3.5)
+    d = POLICY.decide_rating(close[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20)
+    assert not d.done  # two answers cannot push the uniform prior's spread (11.5 dB) under 4 dB
+    wide = np.array([-15.0, 10.0, 18.0, -5.0, 0.0])
+    d = POLICY.decide_rating(wide[:4], np.ones(4, bool), np.full(4, 0.8), -20, 20)
+    assert not d.done
+    d = POLICY.decide_rating(wide, np.ones(5, bool), np.full(5, 0.8), -20, 20)
+    assert d.done and d.low_agreement
+    strict = dataclasses.replace(POLICY, tolerance=0.1)
+    assert not strict.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20).done
+    loose = dataclasses.replace(POLICY, tolerance=15.0)
+    assert loose.decide_rating(wide[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20).done
+    values = np.array([3.0, np.nan, np.nan, 3.0])
+    d = POLICY.decide_rating(values, np.array([True, False, False, True]), np.full(4, 0.8), -20, 20)
+    assert not d.done  # mostly can't-tell
+
+
+def test_multilabel_clip_asks_until_the_tags_agree() -> None:
+    """Before: a multi-label clip was done at `redundancy.min` answers whatever they said."""
+    split = aggregate_clip(TAGS, ["cough|speech", "cough"], [0.9, 0.9])
+    assert not split.done and split.soft == {"cough": 1.0, "door": 0.0, "speech": 0.5}
+    agree = aggregate_clip(TAGS, ["cough|speech", "speech|cough", "cough"], [0.9, 0.9, 0.9])
+    assert not agree.done  # speech 2 against 1 at 0.9: 0.9, short of 0.95
+    agree = aggregate_clip(TAGS, ["cough|speech", "cough|speech", "cough", "cough|speech"], [0.9] * 4)
+    assert agree.done and not agree.low_agreement and agree.label == "cough|speech"
+    mixed = ["cough", "speech", "door", "cough|door", "speech"]
+    last = aggregate_clip(TAGS, mixed, [0.9] * 5)
+    assert last.done and last.low_agreement
+
+
+def test_continuous_clip_asks_until_the_mean_is_precise() -> None:
+    """Before: a rating was done at `redundancy.min` answers however far apart they were."""
+    far = aggregate_clip(RATING, ["-15", "12"], [0.8, 0.8])
+    assert not far.done and float(far.label) == pytest.approx(-1.5)
+    near = aggregate_clip(RATING, ["2", "3", "2.5"], [0.8, 0.8, 0.8])
+    assert near.done and not near.low_agreement
+    at_max = aggregate_clip(RATING, ["-15", "12", "0", "18", "-19"], [0.8] * 5)
+    assert at_max.done and at_max.low_agreement
+    strict = dataclasses.replace(RATING, rating_tolerance=0.5)
+    assert not aggregate_clip(strict, ["2", "3", "2.5"], [0.8] * 3).done
+    cant = aggregate_clip(RATING, ["2", CANT_TELL, CANT_TELL], [0.8] * 3)
+    assert not cant.done
+
+
+def test_the_live_soft_label_is_the_one_implementation_with_fitted_skills() -> None:
+    """The clip's soft label is `crowd.soft_labels` over its answers, each annotator weighted by
+    their fitted skill where they have one (else their trust)."""
+    classes = view("classification", classes=["a", "b", "c"])
+    labels, trust, skills = ["a", "b", "b", CANT_TELL], [0.5, 0.5, 0.5, 0.5], [0.95, 0.2, None, 0.4]
+    verdict = aggregate_clip(classes, labels, trust, [None] * 4, skills)
+    table = pd.DataFrame({"item": "x", "worker": ["w0", "w1", "w2", "w3"], "label": labels})
+    expected = soft_labels(
+        table, {"w0": 0.95, "w1": 0.2, "w2": 0.5, "w3": 0.4}, sep=None, classes=["a", "b", "c"]
+    )
+    assert verdict.soft == pytest.approx(expected.loc["x"].to_dict(), abs=1e-6)
+    assert verdict.soft["a"] == pytest.approx(0.95 / 1.65)  # can't-tell counts for no class
+    tags = aggregate_clip(TAGS, ["cough|door", "door", CANT_TELL], [0.5] * 3, None, [0.9, 0.3, None])
+    assert tags.soft == pytest.approx({"cough": 0.75, "door": 1.0, "speech": 0.0})
+
+
+def test_soft_labels_table_leaves_cant_tell_out_and_keeps_given_classes() -> None:
+    answers = pd.DataFrame(
+        {
+            "item": ["i", "i", "i", "j"],
+            "worker": ["u", "v", "w", "u"],
+            "label": ["a|b", CANT_TELL, "b", CANT_TELL],
+        }
+    )
+    soft = soft_labels(answers, classes=["b", "a", "z"])
+    assert list(soft.columns) == ["b", "a", "z"]
+    assert soft.loc["i"].tolist() == [1.0, 0.5, 0.0]
+    assert soft.loc["j"].isna().all()  # only can't-tell: no opinion on any class
+    single = soft_labels(answers.iloc[:3].assign(label=["a", "b", "b"]), sep=None)
+    assert single.loc["i"].to_dict() == pytest.approx({"a": 1 / 3, "b": 2 / 3})
