@@ -96,9 +96,7 @@ def soft_by_clip(session: Session, project: Project) -> dict[int, dict[str, floa
     table = pd.DataFrame(
         [(str(c), str(u), str(a)) for c, u, a, _, _ in rows], columns=["item", "worker", "label"]
     )
-    weights = {
-        str(u): competence(PRIOR_TRUST if t is None else t, s) for _, u, _, t, s in rows
-    }
+    weights = {str(u): competence(PRIOR_TRUST if t is None else t, s) for _, u, _, t, s in rows}
     sep = TAG_SEP if project.task_type == "multilabel" else None
     soft = soft_labels(table, weights, sep=sep, classes=list(project.classes))
     values = np.round(soft.to_numpy(), 6)
