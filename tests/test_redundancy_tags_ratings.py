@@ -15,6 +15,7 @@ from listenloop.crowd.redundancy import (
     bayes_posterior,
     default_tolerance,
     rating_estimate,
+    tag_accuracy,
     tag_posteriors,
 )
 from listenloop.crowd.soft_labels import soft_labels
@@ -48,16 +49,27 @@ def test_a_tag_posterior_is_the_binary_one_coin_posterior() -> None:
         assert post[tag] == pytest.approx(bayes_posterior(codes, q, 2)[1])
 
 
+def test_trust_on_whole_tag_sets_is_a_higher_accuracy_per_tag() -> None:
+    assert tag_accuracy(np.array([0.5, 0.9]), 5) == pytest.approx([0.5**0.2, 0.9**0.2])
+    assert tag_accuracy(np.array([0.7]), 1) == pytest.approx([0.7])
+    # three newcomers (trust 0.5) who mark the same tags close a 5-tag clip
+    votes = np.array([[1, 0, 0, 1, 0]] * 3)
+    five = [str(i) for i in range(5)]
+    assert not POLICY.decide_tags(votes[:1], np.ones(1, bool), np.full(1, 0.5), five).done
+    d = POLICY.decide_tags(votes, np.ones(3, bool), np.full(3, 0.5), five)
+    assert d.done and d.label == "0|3"
+
+
 def test_tags_stop_when_every_tag_is_decided() -> None:
     agree = np.array([[1, 0, 1], [1, 0, 1]])
     d = POLICY.decide_tags(agree, np.ones(2, bool), np.full(2, 0.9), TAGS.classes)
     assert (d.done, d.label, d.low_agreement) == (True, "cough|speech", False) and d.confidence > 0.95
     # one tag split: not done before the maximum, low-agreement at it
     split = np.array([[1, 0, 1], [1, 0, 0], [1, 0, 1], [1, 0, 0]])
-    d = POLICY.decide_tags(split, np.ones(4, bool), np.full(4, 0.9), TAGS.classes)
+    d = POLICY.decide_tags(split, np.ones(4, bool), np.full(4, 0.6), TAGS.classes)
     assert not d.done and d.label == "cough"
     five = np.vstack([split, [[1, 0, 0]]])
-    d = POLICY.decide_tags(five, np.ones(5, bool), np.full(5, 0.9), TAGS.classes)
+    d = POLICY.decide_tags(five, np.ones(5, bool), np.full(5, 0.6), TAGS.classes)
     assert d.done and d.low_agreement
     # untrusted answers never close an item alone, and mostly can't-tell never closes one
     d = POLICY.decide_tags(agree, np.ones(2, bool), np.full(2, 0.4), TAGS.classes)
@@ -99,14 +111,14 @@ def test_ratings_stop_at_the_tolerance() -> None:
 
 def test_multilabel_clip_asks_until_the_tags_agree() -> None:
     """Before: a multi-label clip was done at `redundancy.min` answers whatever they said."""
-    split = aggregate_clip(TAGS, ["cough|speech", "cough"], [0.9, 0.9])
+    split = aggregate_clip(TAGS, ["cough|speech", "cough"], [0.6, 0.6])
     assert not split.done and split.soft == {"cough": 1.0, "door": 0.0, "speech": 0.5}
-    agree = aggregate_clip(TAGS, ["cough|speech", "speech|cough", "cough"], [0.9, 0.9, 0.9])
-    assert not agree.done  # speech 2 against 1 at 0.9: 0.9, short of 0.95
-    agree = aggregate_clip(TAGS, ["cough|speech", "cough|speech", "cough", "cough|speech"], [0.9] * 4)
+    agree = aggregate_clip(TAGS, ["cough|speech", "speech|cough", "cough"], [0.6, 0.6, 0.6])
+    assert not agree.done  # speech 2 against 1 at 0.6 per tag set (0.84 per tag): 0.84, short of 0.95
+    agree = aggregate_clip(TAGS, ["cough|speech", "cough|speech", "cough", "cough|speech"], [0.6] * 4)
     assert agree.done and not agree.low_agreement and agree.label == "cough|speech"
     mixed = ["cough", "speech", "door", "cough|door", "speech"]
-    last = aggregate_clip(TAGS, mixed, [0.9] * 5)
+    last = aggregate_clip(TAGS, mixed, [0.6] * 5)
     assert last.done and last.low_agreement
 
 

@@ -42,11 +42,33 @@ def bench_campaign(
     screenshot_after: Annotated[
         float, typer.Option(min=0, help="Seconds into the crowd's work to take the screenshots.")
     ] = 60.0,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="classification (FOLDER: clips with labels.csv), or multilabel / continuous: FOLDER is "
+            "an event dataset (file,label) mixed into tagged clips or clips rated by their "
+            "event-to-background ratio (bench/campaign_tasks.py)."
+        ),
+    ] = "classification",
+    clips: Annotated[int, typer.Option(min=20, help="multilabel/continuous: clips to mix.")] = 200,
+    tags: Annotated[int, typer.Option(min=2, help="multilabel: tags (the dataset's first classes).")] = 5,
+    redundancy: Annotated[
+        str, typer.Option(help="multilabel/continuous: the project's redundancy as MIN,MAX,TAU.")
+    ] = "2,7,0.95",
+    rating_tolerance: Annotated[
+        float | None, typer.Option(help="continuous: the project's rating_tolerance (default: its own).")
+    ] = None,
 ) -> None:
     """Label a folder through the API with simulated annotators: accuracy, answers used, model scores."""
     from listenloop.bench.campaign import format_result, result_as_json, run_campaign
 
     check_outputs({"--json": json_out}, force)
+    if task != "classification":
+        _task_campaign(
+            task, folder, clips, tags, skills, seeds, gold, redundancy, rating_tolerance, feature_set,
+            retrain_every, max_seconds, seed, json_out,
+        )  # fmt: skip
+        return
     if screenshots is not None:
         from listenloop.bench.screenshots import chromium_path
 
@@ -70,3 +92,50 @@ def bench_campaign(
     print(format_result(result))
     if json_out is not None:
         json_out.write_text(result_as_json(result) + "\n")
+
+
+def _task_campaign(
+    task: str,
+    folder: Path,
+    clips: int,
+    tags: int,
+    skills: str,
+    seeds: int,
+    gold: int,
+    redundancy: str,
+    rating_tolerance: float | None,
+    feature_set: str,
+    retrain_every: int,
+    max_seconds: float,
+    seed: int,
+    json_out: Path | None,
+) -> None:
+    """`--task multilabel|continuous`: mixtures of `folder`'s events (bench.campaign_tasks)."""
+    import json
+    from dataclasses import asdict
+
+    from listenloop.bench.campaign_tasks import format_task_result, run_task_campaign
+    from listenloop.errors import ListenloopError
+
+    parts = comma_numbers(redundancy, "--redundancy", low=0.0)
+    if len(parts) != 3 or parts[0] != int(parts[0]) or parts[1] != int(parts[1]):
+        raise ListenloopError(f"--redundancy: expected MIN,MAX,TAU (e.g. 2,7,0.95), got {redundancy!r}")
+    result = run_task_campaign(
+        task,
+        folder,
+        clips=clips,
+        tags=tags,
+        skills=tuple(comma_numbers(skills, "--skills", low=0.0, high=1.0)),
+        seeds=seeds,
+        gold=gold,
+        redundancy={"min": int(parts[0]), "max": int(parts[1]), "tau": parts[2]},
+        rating_tolerance=rating_tolerance,
+        feature_set=feature_set,
+        retrain_every=retrain_every,
+        max_seconds=max_seconds,
+        seed=seed,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(format_task_result(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(asdict(result), indent=1) + "\n")

@@ -29,9 +29,12 @@ log P(answer | true class) (`evidence`), and the prior is added once. This is Da
 E-step for one item, and it knows that workers confuse some classes more than others.
 
 Multi-label items (`DynamicPolicy.decide_tags`): each tag is a binary question (present or
-absent) and each answer one binary answer per tag, one-coin at the worker's accuracy, so a
-tag's posterior is `bayes_posterior` with two classes (uniform prior). The item is done when
-every tag is decided: its posterior >= tau (present) or <= 1 - tau (absent).
+absent) and each answer one binary answer per tag, one-coin at the worker's per-tag accuracy,
+so a tag's posterior is `bayes_posterior` with two classes (uniform prior). The item is done
+when every tag is decided: its posterior >= tau (present) or <= 1 - tau (absent). A worker's
+trust is their accuracy on whole answers (a control question passes on the exact tag set);
+with T tags and errors independent across tags, that is q^T for a per-tag accuracy q, so
+`tag_accuracy` takes the T-th root (trust 0.5 over 5 tags: 0.87 per tag).
 
 Ratings (`DynamicPolicy.decide_rating`): the value is the trust-weighted mean; it is done when
 its standard error is at most `tolerance` (in the rating's units; default a tenth of the
@@ -69,6 +72,12 @@ MIN_WEIGHT = 1e-6  # a weight of 0 still counts a hair, so that every answer is 
 def default_tolerance(low: float, high: float) -> float:
     """A rating's default tolerance (standard error to stop at): `TOLERANCE_SHARE` of the range."""
     return TOLERANCE_SHARE * (float(high) - float(low))
+
+
+def tag_accuracy(set_accuracy: np.ndarray, n_tags: int) -> np.ndarray:
+    """Per-tag accuracy of workers right on whole tag sets with probability `set_accuracy`
+    (independent errors over `n_tags` tags: the `n_tags`-th root)."""
+    return np.clip(np.asarray(set_accuracy, dtype=float), 0.0, 1.0) ** (1.0 / max(int(n_tags), 1))
 
 
 def tag_posteriors(votes: np.ndarray, answered: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
@@ -276,7 +285,8 @@ class DynamicPolicy(Policy):
         self, votes: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]
     ) -> Decision:
         """A multi-label item after the answers so far: done when every tag's posterior is >= tau
-        or <= 1 - tau (`tag_posteriors`). `votes`: (answers, tags) 0/1 over `classes`;
+        or <= 1 - tau (`tag_posteriors` at `tag_accuracy` of each answer's `trust`, the
+        accuracy on whole tag sets). `votes`: (answers, tags) 0/1 over `classes`;
         `answered`: False for can't-tell. Label: the tags with posterior > 0.5 joined by "|"
         ("" = none present); confidence: the least sure tag's max(p, 1 - p)."""
         answered = np.asarray(answered, dtype=bool)
@@ -285,7 +295,7 @@ class DynamicPolicy(Policy):
             done = n >= self.max_answers
             return Decision(done, None, 0.0, done)
         accuracy = np.full(n, self.default_accuracy) if trust is None else np.asarray(trust, dtype=float)
-        post = tag_posteriors(votes, answered, accuracy)
+        post = tag_posteriors(votes, answered, tag_accuracy(accuracy, len(classes)))
         conf = float(np.maximum(post, 1.0 - post).min()) if len(post) else 1.0
         trusted = bool((answered & (accuracy >= self.untrusted_below)).any())
         done, low = self._stop(n, conf >= self.tau, n - int(answered.sum()), trusted)
