@@ -16,13 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL, MIN_WEIGHT, DynamicPolicy
-from listenloop.crowd.soft_labels import encode_votes, soft_label, tag_matrix
+from listenloop.crowd.soft_labels import encode_votes, soft_label, soft_labels, tag_matrix
+from listenloop.crowd.trust import PRIOR_TRUST
 from listenloop.crowd.worker_model import stored_evidence
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.views import ProjectView
-from listenloop.store.models import Project
+from listenloop.store.models import Project, Task, WorkerTrust
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,38 @@ def aggregate_clip(
     return ClipVerdict(
         decision.label, float(decision.confidence), soft, bool(decision.done), bool(decision.low_agreement)
     )
+
+
+def soft_by_clip(
+    session: Session, project: Project, clip_ids: Sequence[int] | None = None
+) -> dict[int, dict[str, float]]:
+    """Each answered clip's soft label (004_ eq. 1, `crowd.soft_labels`) from its regular answers,
+    weighted by each annotator's competence now (`competence`: fitted skill, else trust): the
+    rule of `aggregate_clip`, with the newest worker model, for the exports and the clip
+    browser. Only `clip_ids` when given; none for ratings (no classes)."""
+    if project.task_type == "continuous":
+        return {}
+    only = () if clip_ids is None else (Task.clip_id.in_(list(clip_ids)),)
+    rows = session.execute(
+        select(Task.clip_id, Task.annotator_id, Task.answer, WorkerTrust.trust, WorkerTrust.skill)
+        .outerjoin(
+            WorkerTrust,
+            and_(WorkerTrust.project_id == Task.project_id, WorkerTrust.user_id == Task.annotator_id),
+        )
+        .where(Task.project_id == project.id, Task.kind == "regular", Task.answered_at.is_not(None), *only)
+    ).all()
+    if not rows:
+        return {}
+    table = pd.DataFrame(
+        [(str(c), str(u), str(a)) for c, u, a, _, _ in rows], columns=["item", "worker", "label"]
+    )
+    weights = {str(u): competence(PRIOR_TRUST if t is None else t, s) for _, u, _, t, s in rows}
+    sep = TAG_SEP if project.task_type == "multilabel" else None
+    soft = soft_labels(table, weights, sep=sep, classes=list(project.classes))
+    values = np.round(soft.to_numpy(), 6)
+    columns = [str(c) for c in soft.columns]
+    return {
+        int(item): dict(zip(columns, map(float, row), strict=True))
+        for item, row in zip(soft.index, values, strict=True)
+        if not np.isnan(row).any()
+    }

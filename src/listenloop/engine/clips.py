@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.accounts import Principal
+from listenloop.engine.aggregate import soft_by_clip
 from listenloop.engine.dashboard import _has_map
 from listenloop.engine.errors import ConflictError, InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP, normalize_label
@@ -332,7 +333,7 @@ def clip_detail(session: Session, project: Project, who: Principal, clip_id: int
             "label": clip.label if clip.n_answers else None,
             "confidence": None if clip.confidence is None or not clip.n_answers else float(clip.confidence),
         },
-        "soft": clip.soft or {},
+        "soft": soft_by_clip(session, project, [clip.id]).get(clip.id, {}),
         "seed_label": clip.seed_label,
         "gold_label": clip.gold_label if clip.is_gold else None,
         "expert": None

@@ -9,16 +9,11 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-import numpy as np
-import pandas as pd
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from listenloop.crowd.soft_labels import soft_labels
-from listenloop.crowd.trust import PRIOR_TRUST
-from listenloop.engine.aggregate import competence
+from listenloop.engine.aggregate import soft_by_clip
 from listenloop.engine.clips import newest_predictions
-from listenloop.engine.labels import TAG_SEP
 from listenloop.store.models import Clip, Project, Task, User, WorkerTrust
 
 # The first eight columns are the original contract; `final` and `model_label` came after, so
@@ -75,37 +70,6 @@ def final_label(clip: Clip) -> ClipLabel | None:
     if clip.status in FINISHED:
         return ClipLabel(clip.label, clip.confidence, "crowd")
     return None
-
-
-def soft_by_clip(session: Session, project: Project) -> dict[int, dict[str, float]]:
-    """Each answered clip's soft label (004_ eq. 1, `crowd.soft_labels`) from its regular answers,
-    weighted by each annotator's competence now (fitted skill, else trust): the rule the live
-    re-aggregation applies, with the newest worker model. None for ratings (no classes)."""
-    if project.task_type == "continuous":
-        return {}
-    rows = session.execute(
-        select(Task.clip_id, Task.annotator_id, Task.answer, WorkerTrust.trust, WorkerTrust.skill)
-        .outerjoin(
-            WorkerTrust,
-            and_(WorkerTrust.project_id == Task.project_id, WorkerTrust.user_id == Task.annotator_id),
-        )
-        .where(Task.project_id == project.id, Task.kind == "regular", Task.answered_at.is_not(None))
-    ).all()
-    if not rows:
-        return {}
-    table = pd.DataFrame(
-        [(str(c), str(u), str(a)) for c, u, a, _, _ in rows], columns=["item", "worker", "label"]
-    )
-    weights = {str(u): competence(PRIOR_TRUST if t is None else t, s) for _, u, _, t, s in rows}
-    sep = TAG_SEP if project.task_type == "multilabel" else None
-    soft = soft_labels(table, weights, sep=sep, classes=list(project.classes))
-    values = np.round(soft.to_numpy(), 6)
-    columns = [str(c) for c in soft.columns]
-    return {
-        int(item): dict(zip(columns, map(float, row), strict=True))
-        for item, row in zip(soft.index, values, strict=True)
-        if not np.isnan(row).any()
-    }
 
 
 def clip_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
