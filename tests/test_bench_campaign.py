@@ -91,3 +91,44 @@ def test_screenshots_without_a_browser_is_one_line(fsdd_dir: Path, tmp_path: Pat
         env={**os.environ, "LISTENLOOP_CHROMIUM": str(tmp_path / "no-chromium")},
     )
     assert proc.returncode != 0 and "Chromium" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_task_campaign_mixes_tags_and_scores_the_export(office_dir: Path, tmp_path: Path) -> None:
+    """`--task multilabel`: tagged mixtures of office events labelled through the API with
+    dynamic redundancy; every crowd clip ends with a label and fewer answers than the max."""
+    out = tmp_path / "t.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "listenloop", "bench", "campaign", str(office_dir), "--task", "multilabel",
+            "--clips", "30", "--tags", "3", "--skills", "0.95,0.9,0.9,0.85,0.9,0.95,0.9", "--seeds", "3",
+            "--gold", "3", "--feature-set", "mfcc", "--max-seconds", "120", "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["clips"] == 30 and result["crowd_clips"] == 24 and result["labelled"] == 24, result
+    assert result["exact"] >= 0.9 and result["answers_per_clip"] < 7
+
+
+def test_simulated_answers_and_scores() -> None:
+    import random
+
+    from listenloop.bench.campaign_tasks import score, simulated_answer
+
+    rng = random.Random(0)
+    tags = ["a", "b", "c"]
+    assert simulated_answer("multilabel", "a|c", 1.0, tags, rng) == "a|c"
+    wrong = [simulated_answer("multilabel", "a|c", 0.5, tags, rng) for _ in range(400)]
+    assert 0.4 < sum(w != "a|c" for w in wrong) / 400 < 0.6
+    assert all(len(set(w.split("|")) ^ {"a", "c"}) == 1 for w in wrong if w != "a|c")  # one tag off
+    ratings = [float(simulated_answer("continuous", "5", 0.9, [], rng)) for _ in range(2000)]
+    assert abs(sum(ratings) / 2000 - 5) < 0.2 and all(-20 <= r <= 20 for r in ratings)
+    rows = [
+        {"file": "x", "source": "crowd", "final": "true", "label": "1.5", "status": "done", "answers": "3"},
+        {"file": "y", "source": "crowd", "final": "true", "label": "-2", "status": "low_agreement",
+         "answers": "7"},
+        {"file": "z", "source": "seed", "final": "true", "label": "0", "status": "done", "answers": "0"},
+    ]  # fmt: skip
+    s = score("continuous", rows, {"x": "1.0", "y": "0.0", "z": "0"}, [])
+    assert (s["mae"], s["answers_per_clip"], s["low_agreement"], s["crowd_clips"]) == (1.25, 5.0, 1, 2)

@@ -192,7 +192,7 @@ def score(
     task: str, rows: list[dict[str, str]], truth: dict[str, str], classes: Sequence[str]
 ) -> dict[str, Any]:
     """Exact-set and per-tag accuracy, or MAE, of the crowd's labelled clips in an export."""
-    crowd = [r for r in rows if r["source"] == "crowd"]
+    crowd = [r for r in rows if r["source"] in ("crowd", "", None)]  # finished or not
     labelled = [r for r in crowd if r["final"] == "true" and r["label"] not in ("", None)]
     out: dict[str, Any] = {"exact": None, "tag_accuracy": None, "mae": None}
     if task == "continuous":
