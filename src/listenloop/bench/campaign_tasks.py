@@ -34,7 +34,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class TaskCampaignResult:
     tag_accuracy: float | None  # multilabel: share of (clip, tag) decisions that are right
     mae: float | None  # continuous: mean absolute error of the labels, dB
     seconds: float
+    worst: list[dict[str, Any]] = field(default_factory=list)  # the wrongest clips, with their answers
+    annotators: list[dict[str, Any]] = field(default_factory=list)  # skill, trust, answers
 
 
 def _load_events(source: Path, classes: Sequence[str]) -> dict[str, list[np.ndarray]]:
@@ -218,6 +220,31 @@ def score(
     return out
 
 
+def worst_clips(
+    task: str, rows: list[dict[str, str]], truth: dict[str, str], answers: list[dict[str, str]], n: int = 10
+) -> list[dict[str, Any]]:
+    """The `n` crowd clips furthest from the truth (wrong tag sets, largest rating errors), each
+    with its status and regular answers in order: what to look at when a figure disappoints."""
+    by_clip: dict[str, list[str]] = {}
+    for a in answers:
+        if a["kind"] == "regular":
+            by_clip.setdefault(a["clip_id"], []).append(a["answer"])
+    done = [r for r in rows if r["source"] == "crowd" and r["final"] == "true"]
+
+    def error(r: dict[str, str]) -> float:
+        if task == "continuous":
+            return abs(float(r["label"]) - float(truth[r["file"]])) if r["label"] else float("inf")
+        return float(len((set(r["label"].split("|")) - {""}) ^ set(truth[r["file"]].split("|"))))
+
+    ranked = sorted(done, key=error, reverse=True)[:n]
+    return [
+        {"file": r["file"], "label": r["label"], "truth": truth[r["file"]], "status": r["status"],
+         "answers": by_clip.get(r["clip_id"], [])}
+        for r in ranked
+        if error(r) > 0
+    ]  # fmt: skip
+
+
 def run_task_campaign(
     task: str,
     source: Path,
@@ -306,11 +333,12 @@ def run_task_campaign(
                 clip_truth = {
                     int(row["clip_id"]): truth[row["file"]] for row in _csv(c, oh, export, format="csv")
                 }
-                tokens = []
+                tokens, names_of = [], []
                 for k in range(len(skills)):
                     user, pw = f"sim{k}_{rng.randrange(1 << 30)}", f"pw-{rng.randrange(1 << 40)}"
                     c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
                     tokens.append(token_of(c, user, pw))
+                    names_of.append(user)
                 say(f"{len(skills)} annotators of skill {', '.join(f'{s:g}' for s in skills)} at work ...")
                 asyncio.run(
                     _annotate(
@@ -327,9 +355,17 @@ def run_task_campaign(
                 )
                 rows = _csv(c, oh, export, format="csv")
                 answers = _csv(c, oh, f"/api/v1/projects/{pid}/answers", format="csv")
+                people = _csv(c, oh, export, format="csv", table="annotators")
         finally:
             server.stop()
     scored = score(task, rows, truth, classes)
+    scored["worst"] = worst_clips(task, rows, truth, answers)
+    skill_of = {name: s for name, s in zip(names_of, skills, strict=True)}
+    scored["annotators"] = [
+        {"skill": skill_of.get(p["annotator"]), "trust": float(p["trust"]), "answers": int(p["answers"]),
+         "checked": int(p["checked"]), "passed": int(p["passed"])}
+        for p in people
+    ]  # fmt: skip
     return TaskCampaignResult(
         task=task,
         redundancy=redundancy,
