@@ -258,3 +258,33 @@ def test_the_dashboard_of_an_empty_project_offers_upload_first(live: Live, brows
     finally:
         watched.close()
     watched.check()
+
+
+def test_a_rating_project_sets_its_tolerance(live: Live, browser: Any) -> None:
+    """Continuous projects show `rating_tolerance` in the settings panel: checked in the page
+    (at most the range's width), saved, and emptied back to the default (a tenth of the range)."""
+    body = {"name": "Loudness", "task_type": "continuous", "range": [0, 10]}
+    pid = live.api("POST", "/projects", json=body).json()["id"]
+    watched = Watched(browser, live.base, DESKTOP)
+    try:
+        page = sign_in(watched, live.base, "owner", "owner-pass-1")
+        page.goto(f"{live.base}/#/projects/{pid}/dashboard")
+        page.wait_for_selector("#st-rating_tolerance")
+        assert page.input_value("#st-rating_tolerance") == ""
+        page.fill("#st-rating_tolerance", "50")
+        page.click("button:has-text('Save settings')")
+        assert "width" in page.inner_text("#st-rating_tolerance-error")
+        page.fill("#st-rating_tolerance", "0.5")
+        page.click("button:has-text('Save settings')")
+        page.wait_for_selector("#dash-settings .ok:has-text('Saved')")
+        assert live.api("GET", f"/projects/{pid}").json()["rating_tolerance"] == 0.5
+        page.fill("#st-rating_tolerance", "")
+        page.click("button:has-text('Save settings')")
+        page.wait_for_function(
+            f"() => fetch('/api/v1/projects/{pid}', {{credentials: 'same-origin'}})"
+            ".then(r => r.json()).then(p => p.rating_tolerance === null)"
+        )
+        assert live.api("GET", f"/projects/{pid}").json()["rating_tolerance"] is None
+    finally:
+        watched.close()
+    watched.check()
