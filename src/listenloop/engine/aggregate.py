@@ -97,9 +97,13 @@ def aggregate_clip(
     evidence = log_prior = None
     prior = project.class_prior
     if prior is not None and len(prior) == len(classes) and confusions is not None:
-        evidence = stored_evidence(labels, confusions, weights, classes)
+        evidence = stored_evidence(labels, confusions, trust, classes)
         log_prior = np.log(np.maximum(np.asarray(prior, dtype=float), 1e-12))
-    decision = policy.decide(np.asarray(labels, dtype=str), weights, classes, evidence, log_prior)
+    # Classes: once fitted, the confusion matrices carry the worker model (`evidence`); trust
+    # stays the one-coin accuracy before a fit and what `trust_threshold` is compared with.
+    decision = policy.decide(
+        np.asarray(labels, dtype=str), np.asarray(trust, dtype=float), classes, evidence, log_prior
+    )
     return ClipVerdict(
         decision.label, float(decision.confidence), soft, bool(decision.done), bool(decision.low_agreement)
     )
