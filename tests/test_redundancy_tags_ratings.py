@@ -166,3 +166,68 @@ def test_soft_labels_table_leaves_cant_tell_out_and_keeps_given_classes() -> Non
     assert soft.loc["j"].isna().all()  # only can't-tell: no opinion on any class
     single = soft_labels(answers.iloc[:3].assign(label=["a", "b", "b"]), sep=None)
     assert single.loc["i"].to_dict() == pytest.approx({"a": 1 / 3, "b": 2 / 3})
+
+
+def _crowd(task: str, items: int, rng: np.random.Generator) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Seven answers per item from workers of mixed skill: tag sets with one tag flipped, or
+    ratings with Gaussian noise."""
+    tags, rows, truth = ["a", "b", "c", "d"], [], {}
+    for i in range(items):
+        if task == "multilabel":
+            true = {t for t in tags if rng.random() < 0.4} or {tags[i % 4]}  # never empty
+            truth[f"i{i}"] = "|".join(sorted(true))
+        else:
+            truth[f"i{i}"] = f"{rng.uniform(-20, 20):.2f}"
+        for w, skill in enumerate((0.95, 0.9, 0.9, 0.85, 0.8, 0.7, 0.6)):
+            if task == "multilabel":
+                got = set(true) ^ ({tags[rng.integers(4)]} if rng.random() > skill else set())
+                label = "|".join(sorted(got)) or CANT_TELL
+            else:
+                label = f"{float(truth[f'i{i}']) + rng.normal(0, 20 * (1 - skill)):.1f}"
+            rows.append((f"i{i}", f"w{w}", label))
+    return pd.DataFrame(rows, columns=["item", "worker", "label"]), truth
+
+
+def test_replay_of_tags_and_ratings_uses_the_platform_rules() -> None:
+    """`simulate-crowd --task multilabel|continuous`: the tag and rating rules on real answer
+    orders; dynamic asks fewer answers than fixed:7."""
+    from listenloop.crowd.redundancy import FixedPolicy, replay_items
+
+    rng = np.random.default_rng(0)
+    answers, truth = _crowd("multilabel", 150, rng)
+    fixed = replay_items(answers, truth, FixedPolicy(7), np.random.default_rng(1), "multilabel")
+    dynamic = replay_items(answers, truth, POLICY, np.random.default_rng(1), "multilabel")
+    assert fixed.answers_per_item == 7 and dynamic.answers_per_item < 5
+    assert dynamic.accuracy >= 0.9 and fixed.accuracy >= 0.9
+    answers, truth = _crowd("continuous", 150, rng)
+    fixed = replay_items(answers, truth, FixedPolicy(7), np.random.default_rng(1), "continuous", (-20, 20))
+    dynamic = replay_items(answers, truth, POLICY, np.random.default_rng(1), "continuous", (-20, 20))
+    assert fixed.answers_per_item == 7 and dynamic.answers_per_item < 5  # POLICY's max is 5
+    assert 0 < fixed.mae < dynamic.mae < 3 and np.isnan(dynamic.accuracy)
+
+
+def test_simulate_crowd_command_takes_a_task(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from listenloop.cli.app import app
+
+    answers, truth = _crowd("continuous", 40, np.random.default_rng(2))
+    answers.to_csv(tmp_path / "answers.csv", index=False)
+    pd.DataFrame({"item": list(truth), "truth": list(truth.values())}).to_csv(
+        tmp_path / "truth.csv", index=False
+    )
+    args = [
+        "simulate-crowd",
+        "--answers",
+        str(tmp_path / "answers.csv"),
+        "--truth",
+        str(tmp_path / "truth.csv"),
+    ]
+    args += ["--policy", "fixed:7", "--policy", "dynamic:min=2,max=7,tau=0.95", "--runs", "2", "--quiet"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o"), "--task", "continuous"])
+    assert result.exit_code == 0, result.output
+    assert "MAE" in result.output and "mean absolute error" in (tmp_path / "o" / "report.md").read_text()
+    refused = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "p"), "--task", "continuous", "--trust", "ds"]
+    )
+    assert refused.exit_code != 0 and "--trust none" in str(refused.exception)

@@ -27,12 +27,20 @@ def simulate_crowd(
         str, typer.Option(help="replay (real answers) or simulate (a calibrated crowd).")
     ] = "replay",
     trust: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="What policies know of workers (from the answers, no truth): ds (Dawid-Skene "
-            "confusions and prior), skills (Dawid-Skene skills as one-coin accuracies) or none."
+            "confusions and prior), skills (Dawid-Skene skills as one-coin accuracies) or none. "
+            "Default: ds for classes, none for multilabel and continuous."
         ),
-    ] = "ds",
+    ] = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="classification, multilabel ('a|b' answers: exact tag sets) or continuous (ratings: "
+            "mean absolute error); the last two replay only, with the platform's tag and rating rules."
+        ),
+    ] = "classification",
     seed: Annotated[int, typer.Option(help="Seed of answer orders and crowds.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier result in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -47,15 +55,23 @@ def simulate_crowd(
         raise ListenloopError(f"{out}/summary.json exists: choose another --out or pass --force")
     if runs < 1:
         raise ListenloopError(f"--runs must be at least 1, got {runs}")
+    trust = trust or ("ds" if task == "classification" else "none")
     policies = {text: parse_policy(text) for text in policy}
     table = read_answers(answers)
     gold = read_truth(truth)
     result = compare_policies(
-        table, gold, policies, runs=runs, mode=mode, trust=trust, seed=seed, progress=not quiet
+        table, gold, policies, runs=runs, mode=mode, trust=trust, seed=seed, progress=not quiet, task=task
     )
     out.mkdir(parents=True, exist_ok=True)
     command = "listenloop " + shlex.join(sys.argv[1:])
-    summary = {"policies": result, "mode": mode, "trust": trust, "runs": runs, "command": command}
+    summary = {
+        "policies": result,
+        "mode": mode,
+        "trust": trust,
+        "task": task,
+        "runs": runs,
+        "command": command,
+    }
     tmp = out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "summary.json")
@@ -73,11 +89,16 @@ def simulate_crowd(
         "| low-agreement items (mean per run) |",
         "|---|---|---|---|---|",
     ]
+    if task == "continuous":
+        lines[-2] = lines[-2].replace("accuracy (mean ± std)", "mean absolute error (mean ± std)")
     for name, p in result.items():
+        metric, value, std = (
+            ("MAE", p["mae"], p["mae_std"]) if "mae" in p else ("accuracy", p["accuracy"], p["accuracy_std"])
+        )
         lines.append(
-            f"| {name} | {p['accuracy']:.4f} ± {p['accuracy_std']:.4f} | {p['answers_per_item']:.2f} "
+            f"| {name} | {value:.4f} ± {std:.4f} | {p['answers_per_item']:.2f} "
             f"| {p['short_items']:.1f} | {p['low_agreement']:.1f} |"
         )
-        print(f"{name:>36}: accuracy {p['accuracy']:.4f}  answers/item {p['answers_per_item']:.2f}")
+        print(f"{name:>36}: {metric} {value:.4f}  answers/item {p['answers_per_item']:.2f}")
     lines += ["", "![accuracy against answers](accuracy_vs_answers.png)", ""]
     (out / "report.md").write_text("\n".join(lines))

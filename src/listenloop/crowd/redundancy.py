@@ -200,6 +200,25 @@ class FixedPolicy(Policy):
     def max_answers(self) -> int:  # type: ignore[override]
         return self.k
 
+    def decide_tags(
+        self, votes: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]
+    ) -> Decision:
+        """Done once `k` answers are in; the tags of `DynamicPolicy.decide_tags`' posterior."""
+        d = DynamicPolicy(self.k, self.k, 1.0).decide_tags(votes, answered, trust, classes)
+        return Decision(len(answered) >= self.k, d.label, d.confidence, d.low_agreement)
+
+    def decide_rating(
+        self, values: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, low: float, high: float
+    ) -> Decision:
+        """Done once `k` answers are in; the trust-weighted mean of `DynamicPolicy.decide_rating`."""
+        d = DynamicPolicy(self.k, self.k, 1.0, tolerance=1e-12).decide_rating(
+            values, answered, trust, low, high
+        )
+        cant = len(answered) - int(np.asarray(answered, dtype=bool).sum())
+        return Decision(
+            len(answered) >= self.k, d.label, d.confidence, d.label is None or 2 * cant > len(answered)
+        )
+
     def decide(
         self,
         labels: np.ndarray,
@@ -374,11 +393,13 @@ class ReplayResult:
     accuracy: float  # over items in truth (no label counts as wrong); nan if none
     answers_per_item: float
     short_items: int  # items that ran out of answers before the policy was done
+    mae: float | None = None  # ratings: mean absolute error against the truth (accuracy is nan)
 
     def summary(self) -> dict[str, float]:
         """The headline numbers, for reports."""
         return {
             "accuracy": self.accuracy,
+            **({} if self.mae is None else {"mae": self.mae}),
             "answers_per_item": self.answers_per_item,
             "short_items": self.short_items,
             "low_agreement": int(self.low_agreement.sum()),
@@ -481,3 +502,78 @@ def replay(
         used[i] = m
         low[i] = decision.low_agreement or decision.label is None
     return result_from(item_ids, out_labels, used, low, short, truth)
+
+
+def replay_items(
+    answers: pd.DataFrame,
+    truth: Mapping[str, str],
+    policy: FixedPolicy | DynamicPolicy,
+    rng: np.random.Generator,
+    task: str,
+    rating_range: tuple[float, float] | None = None,
+) -> ReplayResult:
+    """`replay` for multi-label items (`task` "multilabel": "a|b" cells, accuracy = exact tag
+    sets) and ratings ("continuous": `mae` against the truth; `rating_range` default: the
+    lowest and highest of answers and truth), through the policy's `decide_tags` or
+    `decide_rating`, the rules the platform applies. Workers count alike (trust: the policy's
+    `default_accuracy` for tags, weight 1 for ratings)."""
+    from listenloop.crowd.soft_labels import encode_votes, tag_matrix
+
+    if task not in ("multilabel", "continuous"):
+        raise ListenloopError(f"task {task!r}: replay_items is for multilabel or continuous answers")
+    table = answers.astype({"item": str, "worker": str, "label": str}).reset_index(drop=True)
+    order = np.argsort(table["item"].to_numpy(), kind="stable")
+    items = table["item"].to_numpy()[order]
+    cells = table["label"].to_numpy()[order]
+    answered_all = cells != CANT_TELL
+    if task == "multilabel":
+        named = {t for c in cells for t in c.split("|")} | {
+            t for v in truth.values() for t in str(v).split("|")
+        }
+        classes = sorted(named - {"", CANT_TELL})
+        answered_all, rows, codes, _ = encode_votes(list(cells), classes)
+        votes_all = tag_matrix(answered_all, rows, codes, len(classes))
+    else:
+        try:
+            values_all = np.array(
+                [float(c) if ok else np.nan for c, ok in zip(cells, answered_all, strict=True)]
+            )
+            truth_values = {str(k): float(v) for k, v in truth.items()}
+        except ValueError as exc:
+            raise ListenloopError(f"continuous answers and truth must be numbers: {exc}") from None
+        if rating_range is None:
+            seen = np.concatenate([values_all[answered_all], list(truth_values.values())])
+            rating_range = (float(seen.min()), float(seen.max()))
+    item_ids, starts, counts = np.unique(items, return_index=True, return_counts=True)
+    labels: list[str | None] = []
+    used = np.zeros(len(item_ids), dtype=np.int64)
+    low = np.zeros(len(item_ids), dtype=bool)
+    short = 0
+    for i, (start, n) in enumerate(zip(starts, counts, strict=True)):
+        perm = start + rng.permutation(n)
+        decision = None
+        for m in range(1, n + 1):
+            take = perm[:m]
+            if task == "multilabel":
+                decision = policy.decide_tags(votes_all[take], answered_all[take], None, classes)
+            else:
+                decision = policy.decide_rating(values_all[take], answered_all[take], None, *rating_range)
+            if decision.done:
+                break
+        assert decision is not None
+        short += not decision.done
+        labels.append(decision.label)
+        used[i] = m
+        low[i] = decision.low_agreement or decision.label is None
+    if task == "multilabel":
+        truth_sets = {str(k): "|".join(sorted(set(str(v).split("|")) - {""})) for k, v in truth.items()}
+        canon = [None if lab is None else "|".join(sorted(set(lab.split("|")) - {""})) for lab in labels]
+        return result_from(item_ids, canon, used, low, short, truth_sets)
+    result = result_from(item_ids, labels, used, low, short, {})
+    errors = [
+        abs(float(lab) - truth_values[item])
+        for item, lab in zip(item_ids, labels, strict=True)
+        if item in truth_values and lab is not None
+    ]
+    result.mae = float(np.mean(errors)) if errors else float("nan")
+    return result

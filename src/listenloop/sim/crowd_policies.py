@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from listenloop.crowd.redundancy import Policy, replay
+from listenloop.crowd.redundancy import Policy, replay, replay_items
 from listenloop.crowd.simulated import SimulatedCrowd
 from listenloop.crowd.worker_model import WorkerModel
 from listenloop.errors import ListenloopError
@@ -61,19 +61,28 @@ def compare_policies(
     trust: str = "ds",
     seed: int = 0,
     progress: bool = True,
+    task: str = "classification",
 ) -> dict[str, Any]:
     """Accuracy and answers per item of each policy over `runs` paired runs (same orders / crowds).
 
     Replay feeds each item's real answers in a random order; an item with fewer answers than a
     policy asks for uses all it has (`short_items`). Simulate draws answers from a crowd
     calibrated on `answers` (per-worker confusion, item difficulty).
+
+    `task` "multilabel" ("a|b" answers) or "continuous" (ratings): replay only, workers alike
+    (`trust` "none"), through the policies' tag and rating rules (`replay_items`); ratings
+    report `mae` (accuracy is nan).
     """
     if mode not in MODES:
         raise ListenloopError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
+    if task not in ("classification", "multilabel", "continuous"):
+        raise ListenloopError(f"--task must be classification, multilabel or continuous, not '{task}'")
+    if task != "classification" and (mode != "replay" or trust != "none"):
+        raise ListenloopError(f"--task {task}: only --mode replay with --trust none")
     unknown = set(truth) - set(answers["item"])
     if len(unknown) == len(truth):
         raise ListenloopError("no truth item occurs among the answers")
-    weights = worker_trust(answers, trust)
+    weights = worker_trust(answers, trust) if task == "classification" else None
     crowd = SimulatedCrowd.from_answers(answers, truth) if mode == "simulate" else None
     out: dict[str, Any] = {}
     bar = tqdm(total=runs * len(policies), desc=mode, unit="run", disable=not progress, leave=False)
@@ -81,7 +90,9 @@ def compare_policies(
         results = []
         for run in range(runs):
             rng = np.random.default_rng([seed, run])
-            if crowd is None:
+            if task != "classification":
+                results.append(replay_items(answers, truth, policy, rng, task))  # type: ignore[arg-type]
+            elif crowd is None:
                 results.append(replay(answers, truth, policy, rng, trust=weights))
             else:
                 results.append(crowd.simulate(truth, policy, rng, trust=weights))
@@ -96,5 +107,8 @@ def compare_policies(
             "low_agreement": float(np.mean([r.low_agreement.sum() for r in results])),
             "runs": runs,
         }
+        if task == "continuous":
+            mae = np.array([r.mae for r in results], dtype=float)
+            out[name].update(mae=float(mae.mean()), mae_std=float(mae.std()))
     bar.close()
     return out

@@ -36,19 +36,21 @@ def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str |
 
 
 def plot_policies(policies: dict[str, Any], path: str | Path, title: str = "") -> Path:
-    """Accuracy against answers used per item, one point (± std over runs) per policy."""
+    """Accuracy (ratings: mean absolute error) against answers used per item, one point
+    (± std over runs) per policy."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=120)
+    key = "mae" if all("mae" in p for p in policies.values()) and policies else "accuracy"
     for name, p in policies.items():
         ax.errorbar(
             p["answers_per_item"],
-            p["accuracy"],
-            yerr=p.get("accuracy_std", 0),
+            p[key],
+            yerr=p.get(f"{key}_std", 0),
             fmt="o",
             capsize=3,
-            label=f"{name}: {p['accuracy']:.4f} at {p['answers_per_item']:.2f}",
+            label=f"{name}: {p[key]:.4f} at {p['answers_per_item']:.2f}",
         )
     ax.set_xlabel("answers per item")
-    ax.set_ylabel("accuracy against truth")
+    ax.set_ylabel("mean absolute error against truth" if key == "mae" else "accuracy against truth")
     ax.set_title(title or "redundancy policies")
     return _finish(fig, ax, path)
 
