@@ -21,6 +21,7 @@ from listenloop.crowd.redundancy import (
 from listenloop.crowd.soft_labels import soft_labels
 from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.views import ProjectView
+from listenloop.errors import ListenloopError
 
 POLICY = DynamicPolicy(min_answers=2, max_answers=5, tau=0.95)
 
@@ -231,3 +232,12 @@ def test_simulate_crowd_command_takes_a_task(tmp_path) -> None:  # type: ignore[
         app, [*args, "--out", str(tmp_path / "p"), "--task", "continuous", "--trust", "ds"]
     )
     assert refused.exit_code != 0 and "--trust none" in str(refused.exception)
+
+
+def test_a_dynamic_policy_text_takes_a_rating_tolerance() -> None:
+    from listenloop.crowd.redundancy import parse_policy
+
+    assert parse_policy("dynamic:min=2,max=7,tau=0.95,tol=2.5").tolerance == 2.5
+    assert parse_policy("dynamic:min=2,max=7,tau=0.95").tolerance is None
+    with pytest.raises(ListenloopError, match="tolerance > 0"):
+        parse_policy("dynamic:min=2,max=7,tau=0.95,tol=0")

@@ -346,14 +346,21 @@ class DynamicPolicy(Policy):
 
 
 _FIXED = re.compile(r"fixed:(\d+)")
-_DYNAMIC_KEYS = {"min": "min_answers", "max": "max_answers", "tau": "tau", "untrusted": "untrusted_below"}
+_DYNAMIC_KEYS = {
+    "min": "min_answers",
+    "max": "max_answers",
+    "tau": "tau",
+    "untrusted": "untrusted_below",
+    "tol": "tolerance",
+}
 POLICY_HELP = (
     "expected 'fixed:K' (e.g. fixed:7) or 'dynamic:min=M,max=N,tau=T' (e.g. dynamic:min=2,max=9,tau=0.95)"
 )
 
 
 def parse_policy(text: str) -> Policy:
-    """`fixed:7` -> FixedPolicy(7); `dynamic:min=2,max=9,tau=0.95[,untrusted=0.5]` -> DynamicPolicy."""
+    """`fixed:7` -> FixedPolicy(7); `dynamic:min=2,max=9,tau=0.95[,untrusted=0.5][,tol=2.5]` ->
+    DynamicPolicy (`tol`: a rating's tolerance, in its units)."""
     raw = text.strip().replace(" ", "")
     m = _FIXED.fullmatch(raw)
     if m:
