@@ -200,6 +200,7 @@ def test_replay_of_tags_and_ratings_uses_the_platform_rules() -> None:
     dynamic = replay_items(answers, truth, POLICY, np.random.default_rng(1), "multilabel")
     assert fixed.answers_per_item == 7 and dynamic.answers_per_item < 5
     assert dynamic.accuracy >= 0.9 and fixed.accuracy >= 0.9
+    assert fixed.low_agreement.sum() == 0  # fixed: low-agreement only without a tag answer
     answers, truth = _crowd("continuous", 150, rng)
     fixed = replay_items(answers, truth, FixedPolicy(7), np.random.default_rng(1), "continuous", (-20, 20))
     dynamic = replay_items(answers, truth, POLICY, np.random.default_rng(1), "continuous", (-20, 20))

@@ -205,7 +205,10 @@ class FixedPolicy(Policy):
     ) -> Decision:
         """Done once `k` answers are in; the tags of `DynamicPolicy.decide_tags`' posterior."""
         d = DynamicPolicy(self.k, self.k, 1.0).decide_tags(votes, answered, trust, classes)
-        return Decision(len(answered) >= self.k, d.label, d.confidence, d.low_agreement)
+        cant = len(answered) - int(np.asarray(answered, dtype=bool).sum())
+        return Decision(
+            len(answered) >= self.k, d.label, d.confidence, d.label is None or 2 * cant > len(answered)
+        )
 
     def decide_rating(
         self, values: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, low: float, high: float
