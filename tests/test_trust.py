@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from listenloop.crowd.trust import detect_spammers, revert_trust, trust_from_answers, update_trust
+from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.crowd.trust import (
+    SPAMMER_COLUMNS,
+    detect_spammers,
+    pair_kappa,
+    revert_trust,
+    trust_from_answers,
+    update_trust,
+)
 from listenloop.errors import ListenloopError
 from test_crowd_mace_glad import GOOD, synthetic_crowd
 
@@ -85,7 +94,7 @@ def test_consistency_uses_time_order() -> None:
 def test_detect_spammers_on_synthetic_crowd() -> None:
     answers, _ = synthetic_crowd(seed=2)
     found = detect_spammers(answers)
-    assert list(found.columns) == ["worker", "kind", "score"]
+    assert list(found.columns) == SPAMMER_COLUMNS
     kinds = dict(zip(found["worker"], found["kind"], strict=True))
     assert kinds == {"c0": "constant", "c1": "constant", "r0": "uniform_random", "r1": "uniform_random"}
     assert not set(found["worker"]) & set(GOOD)
@@ -95,3 +104,88 @@ def test_detect_spammers_on_synthetic_crowd() -> None:
 def test_detect_spammers_needs_enough_answers() -> None:
     answers, _ = synthetic_crowd(seed=2)
     assert detect_spammers(answers, min_answers=10_000).empty
+
+
+def campaign(
+    seed: int,
+    *,
+    k: int = 10,
+    items: int = 400,
+    honest: tuple[float, ...] = (0.9, 0.9, 0.9, 0.9),
+    spam: tuple[str, ...] = ("random", "constant", "cant"),
+    quota: int = 150,
+    per_item: int = 3,
+) -> pd.DataFrame:
+    """An FSDD-like campaign: `items` clips of `k` classes, `per_item` answers each from distinct
+    workers with answers left (`quota` each): honest one-coin workers (accuracy by position) and
+    spammers: "random" (uniform over the classes), "constant" (always "0"), "cant" (always can't tell)."""
+    rng = np.random.default_rng(seed)
+    names = [f"h{i}" for i in range(len(honest))] + list(spam)
+    given = dict.fromkeys(names, 0)
+    rows = []
+    for item in range(items):
+        free = [w for w in names if given[w] < quota]
+        if len(free) < per_item:
+            break
+        truth = int(rng.integers(k))
+        for w in rng.choice(free, size=per_item, replace=False):
+            given[w] += 1
+            if w.startswith("h"):
+                right = rng.random() < honest[int(w[1:])]
+                label = truth if right else rng.choice([c for c in range(k) if c != truth])
+            elif w == "random":
+                label = int(rng.integers(k))
+            else:
+                label = 0 if w == "constant" else CANT_TELL
+            rows.append((str(item), str(w), str(label)))
+    return pd.DataFrame(rows, columns=["item", "worker", "label"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_each_spammer_kind_is_found_within_150_answers(seed: int) -> None:
+    """10 classes, 400 clips, 4 honest annotators at 90 % (the adversarial check's setting)."""
+    found = detect_spammers(campaign(seed, quota=150))
+    kinds = dict(zip(found["worker"], found["kind"], strict=True))
+    assert kinds == {"random": "uniform_random", "constant": "constant", "cant": "cant_tell"}
+    why = dict(zip(found["worker"], found["reason"], strict=True))
+    assert "can't tell to 100%" in why["cant"] and "'0' to 100%" in why["constant"]
+    assert why["random"].startswith("answers look random: agreement with the crowd kappa")
+    assert (found["answers"] <= 150).all()
+
+
+def test_spammers_are_found_early_but_newcomers_are_not_judged() -> None:
+    early = detect_spammers(campaign(0, quota=60))
+    assert set(early["worker"]) == {"random", "constant", "cant"}
+    assert detect_spammers(campaign(0, quota=60), min_answers=100).empty  # nobody has 100 answers yet
+    few = detect_spammers(campaign(0, quota=10))  # the default min_answers is 20
+    assert few.empty
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_honest_workers_of_70_to_95_percent_are_not_flagged(k: int) -> None:
+    for seed in range(4):
+        answers = campaign(
+            100 + seed, k=k, honest=(0.7, 0.7, 0.75, 0.8, 0.9, 0.95), spam=(), quota=2000, items=2000
+        )
+        assert detect_spammers(answers).empty, (k, seed)
+
+
+def test_cant_tell_is_judged_against_the_crowd_share() -> None:
+    """An honest worker who says can't tell a little more than the crowd is no spammer; one
+    who says it to most clips is; and can't tell never counts as a class in the other rules."""
+    answers = campaign(3, spam=("cant",), quota=150)
+    cant = answers["worker"] == "cant"
+    some = answers[cant].index[::3]  # a third of "cant"'s answers become right class answers
+    answers.loc[some, "label"] = "0"
+    answers.loc[answers.index[~cant][::10], "label"] = CANT_TELL  # the crowd says it to ~10 %
+    found = detect_spammers(answers)
+    assert list(found["kind"]) == ["cant_tell"] and found["score"].iloc[0] == pytest.approx(2 / 3, abs=0.02)
+    mild = campaign(4, spam=(), quota=150)
+    mild.loc[mild.index[mild["worker"] == "h0"][::5], "label"] = CANT_TELL  # 20 % against 0 %
+    assert detect_spammers(mild).empty
+
+
+def test_pair_kappa() -> None:
+    assert pair_kappa(0.7, 2) == pytest.approx(0.16)
+    assert pair_kappa(0.7, 10) == pytest.approx((0.49 + 0.09 / 9 - 0.1) / 0.9)
+    assert pair_kappa(1.0 / 3, 3) == pytest.approx(0.0)

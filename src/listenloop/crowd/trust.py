@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.errors import ListenloopError
 
 PRIOR_TRUST = 0.5
@@ -114,37 +115,40 @@ def trust_from_answers(
     return trust.astype(float).rename("trust")
 
 
-def detect_spammers(
-    answers: pd.DataFrame,
-    *,
-    min_answers: int = 20,
-    constant_share: float = 0.95,
-    min_gap: float = 0.1,
-    max_kappa: float = 0.2,
-) -> pd.DataFrame:
-    """Likely spammers: `worker, kind ("constant"|"uniform_random"), score`, sorted by worker.
+SPAMMER_KINDS = ("constant", "uniform_random", "cant_tell")
+SPAMMER_COLUMNS = ["worker", "kind", "score", "answers", "reason"]
 
-    The consensus of an answer is the leave-one-out vote shares of the other answers to its
-    item (answers to items nobody else answered are skipped). Only workers with at least
-    `min_answers` such answers are judged.
-    - "constant": the worker's most frequent label makes up >= `constant_share` of their answers
-      while the consensus gives that label at least `min_gap` less often on the same items
-      (so a worker who labels a 95 %-negative set honestly is not flagged).
-      score = the share of the top label.
-    - "uniform_random": the worker's answers are independent of the consensus: Cohen's kappa
-      between them, kappa = (observed - chance) / (1 - chance), where observed is the mean
-      consensus share of the worker's label and chance sum_k f_k g_k (f: the worker's label
-      frequencies, g: the mean consensus over their items), is below `max_kappa`.
-      score = 1 - kappa, clipped to [0, 1].
-    """
-    table = answers.astype({"item": str, "worker": str, "label": str})
+
+def pair_kappa(accuracy: float, k: int) -> float:
+    """Cohen's kappa between two one-coin workers right `accuracy` of the time on `k` even classes."""
+    if k < 2:
+        return 0.0
+    agree = accuracy**2 + (1.0 - accuracy) ** 2 / (k - 1)
+    return (agree - 1.0 / k) / (1.0 - 1.0 / k)
+
+
+def _consensus_judgement(
+    table: pd.DataFrame,
+    judged: np.ndarray,
+    *,
+    min_answers: int,
+    constant_share: float,
+    min_gap: float,
+    max_kappa: float,
+    z: float,
+) -> list[tuple[str, str, float, int, str]]:
+    """Constant and random answerers among class answers (`table`: item, worker, label, no
+    can't-tell); the consensus of an answer comes from the answers of workers not in `judged`
+    (those already found to be spammers), leaving the answer itself out."""
     item_ids, items = np.unique(table["item"].to_numpy(), return_inverse=True)
     worker_ids, workers = np.unique(table["worker"].to_numpy(), return_inverse=True)
     classes, labels = np.unique(table["label"].to_numpy(), return_inverse=True)
     n_i, n_w, K = len(item_ids), len(worker_ids), len(classes)
-    counts = np.bincount(items * K + labels, minlength=n_i * K).reshape(n_i, K).astype(float)
+    voter = ~np.isin(worker_ids, judged)[workers]  # answers that make up the consensus
+    counts = np.bincount(items[voter] * K + labels[voter], minlength=n_i * K).reshape(n_i, K).astype(float)
     others = counts[items]
-    others[np.arange(len(items)), labels] -= 1.0  # leave the answer itself out
+    rows = np.arange(len(items))
+    others[rows[voter], labels[voter]] -= 1.0  # leave the answer itself out
     total = others.sum(axis=1)
     keep = total > 0
     shares = others[keep] / total[keep, None]
@@ -153,20 +157,120 @@ def detect_spammers(
     safe_n = np.maximum(n, 1.0)
     own = np.bincount(w * K + lab, minlength=n_w * K).reshape(n_w, K) / safe_n[:, None]  # f
     crowd = np.stack([np.bincount(w, weights=shares[:, k], minlength=n_w) for k in range(K)], axis=1)
-    crowd /= safe_n[:, None]  # g
-    observed = np.bincount(w, weights=shares[np.arange(len(lab)), lab], minlength=n_w) / safe_n
+    crowd = crowd.astype(float) / safe_n[:, None]  # g
+    agree = shares[np.arange(len(lab)), lab]  # per answer: the consensus share of its label
+    observed = np.bincount(w, weights=agree, minlength=n_w) / safe_n
+    spread = np.bincount(w, weights=agree**2, minlength=n_w) / safe_n - observed**2
     chance = (own * crowd).sum(axis=1)
-    kappa = (observed - chance) / np.maximum(1.0 - chance, 1e-12)
+    room = np.maximum(1.0 - chance, 1e-12)
+    kappa = (observed - chance) / room
+    upper = kappa + z * np.sqrt(np.maximum(spread, 0.0) / np.maximum(n - 1.0, 1.0)) / room
     top = own.argmax(axis=1)
     top_share = own[np.arange(n_w), top]
     crowd_top = crowd[np.arange(n_w), top]
     enough = n >= min_answers
     constant = enough & (top_share >= constant_share) & (crowd_top <= top_share - min_gap)
-    random_ = enough & ~constant & (kappa < max_kappa)
-    rows = [(worker_ids[j], "constant", float(top_share[j])) for j in np.flatnonzero(constant)]
-    rows += [
-        (worker_ids[j], "uniform_random", float(np.clip(1.0 - kappa[j], 0.0, 1.0)))
+    random_ = enough & ~constant & (upper < max_kappa)
+    out = [
+        (
+            str(worker_ids[j]),
+            "constant",
+            float(top_share[j]),
+            int(n[j]),
+            f"answers {classes[top[j]]!r} to {top_share[j]:.0%} of {int(n[j])} answers, "
+            f"where the crowd says it to {crowd_top[j]:.0%}",
+        )
+        for j in np.flatnonzero(constant)
+    ]
+    out += [
+        (
+            str(worker_ids[j]),
+            "uniform_random",
+            float(np.clip(1.0 - kappa[j], 0.0, 1.0)),
+            int(n[j]),
+            f"answers look random: agreement with the crowd kappa {kappa[j]:.2f} "
+            f"(at most {upper[j]:.2f}) over {int(n[j])} answers",
+        )
         for j in np.flatnonzero(random_)
     ]
-    out = pd.DataFrame(rows, columns=["worker", "kind", "score"])
+    return out
+
+
+def detect_spammers(
+    answers: pd.DataFrame,
+    *,
+    min_answers: int = 20,
+    constant_share: float = 0.95,
+    min_gap: float = 0.1,
+    max_kappa: float | None = None,
+    honest_accuracy: float = 0.7,
+    cant_tell_gap: float = 0.3,
+    z: float = 2.0,
+) -> pd.DataFrame:
+    """Likely spammers: `worker, kind, score, answers, reason`, sorted by worker (one row each).
+
+    `answers`: `item, worker, label` (one row per answer; "can't tell" rows included). Only
+    workers with at least `min_answers` answers of the kind a rule looks at are judged, so a
+    newcomer is never judged on a handful of answers. Kinds (`SPAMMER_KINDS`):
+
+    - "cant_tell": the worker's share s of can't-tell answers is far above the crowd's c (the
+      share among the other workers' answers): s - z * sqrt(s (1 - s) / n) >= c + `cant_tell_gap`.
+      score = s.
+    - The other two look at class answers only (can't-tell rows left out on both sides). The
+      consensus of an answer is the leave-one-out vote shares of the other answers to its item
+      (items nobody else answered are skipped), from workers not found to be spammers (the
+      rules run again without them until nothing changes, at most three times).
+    - "constant": the worker's most frequent label makes up >= `constant_share` of their answers
+      while the consensus gives that label at least `min_gap` less often on the same items (a
+      worker who labels a 95 %-negative set honestly is not flagged). score = the top share.
+    - "uniform_random": the worker's answers are independent of the consensus: Cohen's kappa
+      between them, kappa = (observed - chance) / (1 - chance), where observed is the mean
+      consensus share of the worker's label and chance sum_k f_k g_k (f: the worker's label
+      frequencies, g: the mean consensus over their items), is below `max_kappa` with
+      confidence: kappa + z * SE < `max_kappa` (SE from the spread of the per-answer agreement).
+      By default `max_kappa` is half the kappa of two honest workers right `honest_accuracy`
+      of the time on K classes (`pair_kappa`: 0.16 for 70 % on two classes, 0.44 on ten), so
+      the weakest honest worker is not judged on too few answers, and random answers on two
+      classes take several hundred answers to tell apart. score = 1 - kappa, clipped to [0, 1].
+    """
+    table = answers.astype({"item": str, "worker": str, "label": str})[["item", "worker", "label"]]
+    rows: list[tuple[str, str, float, int, str]] = []
+    cant = (table["label"] == CANT_TELL).to_numpy()
+    worker_ids, workers = np.unique(table["worker"].to_numpy(), return_inverse=True)
+    n_all = np.bincount(workers, minlength=len(worker_ids)).astype(float)
+    n_cant = np.bincount(workers, weights=cant.astype(float), minlength=len(worker_ids))
+    share = n_cant / np.maximum(n_all, 1.0)
+    rest = np.maximum(n_all.sum() - n_all, 1.0)
+    crowd_share = (n_cant.sum() - n_cant) / rest
+    lower = share - z * np.sqrt(share * (1.0 - share) / np.maximum(n_all, 1.0))
+    for j in np.flatnonzero((n_all >= min_answers) & (lower >= crowd_share + cant_tell_gap)):
+        reason = (
+            f"answers can't tell to {share[j]:.0%} of {int(n_all[j])} answers, "
+            f"where the crowd does to {crowd_share[j]:.0%}"
+        )
+        rows.append((str(worker_ids[j]), "cant_tell", float(share[j]), int(n_all[j]), reason))
+    classed = table[~cant]
+    found: list[tuple[str, str, float, int, str]] = []
+    if len(classed):
+        k = int(classed["label"].nunique())
+        limit = max_kappa if max_kappa is not None else 0.5 * pair_kappa(honest_accuracy, k)
+        cant_workers = {r[0] for r in rows}
+        excluded: set[str] = set()
+        for _ in range(4):  # judge, leave the spammers out of the consensus, judge again
+            found = _consensus_judgement(
+                classed,
+                np.array(sorted(cant_workers | excluded), dtype=object),
+                min_answers=min_answers,
+                constant_share=constant_share,
+                min_gap=min_gap,
+                max_kappa=limit,
+                z=z,
+            )
+            now = {r[0] for r in found}
+            if now == excluded:
+                break
+            excluded = now
+    taken = {r[0] for r in rows}
+    rows += [r for r in found if r[0] not in taken]
+    out = pd.DataFrame(rows, columns=SPAMMER_COLUMNS)
     return out.sort_values("worker", kind="stable").reset_index(drop=True)
