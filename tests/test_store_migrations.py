@@ -13,7 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
-from listenloop.store.database import MIGRATIONS, Database
+from listenloop.store.database import MIGRATIONS, Database, upgrade
 from listenloop.store.models import Base
 
 
@@ -25,11 +25,7 @@ def insert(connection: Connection, table: str, values: dict[str, object]) -> Non
 
 
 def migrate(db: Database, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    upgrade(db.engine, revision)
 
 
 @pytest.fixture
@@ -113,3 +109,35 @@ def test_0008_adds_rating_tolerance_and_back(db: Database) -> None:
     with db.engine.connect() as c:
         columns = c.execute(text("SELECT * FROM projects")).keys()
         assert "rating_tolerance" not in columns and "range_min" in columns
+
+
+def test_0009_keeps_the_owners_flags_and_leaves_auto_block_off(db: Database) -> None:
+    """Spammer flags: an existing flag stays the owner's (not automatic, no reason), and
+    existing projects do not block detected spammers; and the member row survives the rebuild of
+    `projects` on SQLite (with foreign keys on, its DROP cascaded to members, clips and tasks)."""
+    migrate(db, "0008")
+    now = datetime(2026, 1, 1)
+    project = {
+        "id": 1, "name": "p", "owner_id": 1, "task_type": "classification", "classes": '["a", "b"]',
+        "feature_set": "mfcc", "learner": "svm", "strategy": "margin", "mode": "pool", "retrain_every": 20,
+        "redundancy_min": 2, "redundancy_max": 7, "redundancy_tau": 0.95, "control_rate": 0.1,
+        "consistency_rate": 0.05, "trust_threshold": 0.5, "invite_only": False, "settings": "{}",
+        "answers_used": 0, "created_at": now, "passive_share": 0.1, "is_open": True,
+    }  # fmt: skip
+    with db.engine.begin() as c:
+        for i, role in ((1, "owner"), (2, "annotator")):
+            insert(
+                c,
+                "users",
+                {"id": i, "username": f"u{i}", "password_hash": "x", "role": role, "created_at": now},
+            )
+        insert(c, "projects", project)
+        member = {"project_id": 1, "user_id": 2, "active": True, "added_at": now, "flagged": True}
+        insert(c, "project_members", member)
+    db.upgrade()
+    with db.engine.connect() as c:
+        row = c.execute(
+            text("SELECT flagged, flag_auto, flag_reason, flag_reviewed_at FROM project_members")
+        ).one()
+        block = c.execute(text("SELECT auto_block_spammers FROM projects")).scalar_one()
+    assert (bool(row[0]), bool(row[1]), row[2], row[3], bool(block)) == (True, False, None, None, False)

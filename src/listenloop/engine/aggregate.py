@@ -64,15 +64,26 @@ def aggregate_clip(
     trust: Sequence[float],
     confusions: Sequence[list[list[float]] | None] | None = None,
     skills: Sequence[float | None] | None = None,
+    chance: Sequence[bool] | None = None,
 ) -> ClipVerdict:
     """Label, confidence, soft label and done/low-agreement of a clip from its answers in order.
 
     `trust`: each answer's annotator's control-question trust; `skills`: their fitted skill
     (None where not fitted), which replaces trust as their competence; `confusions`: their
     stored confusion matrices (None where not fitted), used with the project's `class_prior`
-    once the background fit has set it.
+    once the background fit has set it. `chance`: answers that count at chance level (a
+    detected spammer's, `engine/spammers.py`): they count toward the answers a clip used but
+    carry no evidence (competence at the floor, so never trusted, and a confusion matrix whose
+    rows are uniform) and never close a clip.
     """
     skills = skills if skills is not None else [None] * len(labels)
+    if chance is not None and any(chance):
+        k = max(len(project.classes or []), 1)
+        uniform = [[1.0 / k] * k for _ in range(k)]
+        trust = [0.0 if c else t for t, c in zip(trust, chance, strict=True)]
+        skills = [None if c else s for s, c in zip(skills, chance, strict=True)]
+        if confusions is not None:
+            confusions = [uniform if c else m for m, c in zip(confusions, chance, strict=True)]
     weights = np.array([competence(t, s) for t, s in zip(trust, skills, strict=True)], dtype=float)
     policy = policy_for(project)
     if project.task_type == "continuous":

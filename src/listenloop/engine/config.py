@@ -40,6 +40,7 @@ RULES = {
     "rating_tolerance": "A number above 0 in the rating's units, or null: a tenth of the range.",
     "budget": "A whole number of answers, at least 1 (at most 2,147,483,647), or null: no limit.",
     "invite_only": "true or false.",
+    "auto_block_spammers": "true or false.",
     "open": "true (open to annotators) or false (a draft).",
 }
 Problem = tuple[str, str]  # (field, sentence) of a rule between fields
@@ -182,6 +183,11 @@ class ProjectConfig(_EveryProblem):
         "at redundancy.max it is low-agreement). null: a tenth of the range.",
     )
     invite_only: bool = False
+    auto_block_spammers: bool = Field(
+        False,
+        description="Block annotators whom spammer detection flags (off: they are flagged and their "
+        "answers count at chance level; blocking is the owner's decision).",
+    )
     open: bool = Field(
         True,
         description="Open to annotators at once (true, the default) or a draft that only its owner sees "
@@ -391,4 +397,5 @@ class ProjectPatch(BaseModel):
     budget: int | None = Field(None, description="null: no limit.")
     rating_tolerance: float | None = Field(None, description="null: a tenth of the range.")
     invite_only: bool | None = None
+    auto_block_spammers: bool | None = None
     open: bool | None = Field(None, description="true opens a draft to annotators (one way).")

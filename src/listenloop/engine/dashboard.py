@@ -32,6 +32,7 @@ from listenloop.store.models import (
     Task,
     User,
     WorkerTrust,
+    utcnow,
 )
 
 FIXED_REFERENCE = 5  # the second fixed-redundancy reference of the savings panel
@@ -255,7 +256,10 @@ def _checks(session: Session, project_id: int) -> dict[tuple[int, str], list[int
 def annotator_table(session: Session, project: Project) -> list[dict[str, Any]]:
     """Every annotator who answered or is a member: `{username, trust, answers, points, checked,
     right, control: {checked, right, accuracy}, consistency: {checked, agreed, agreement},
-    owner (the project's owner answering), member, active, blocked, flagged}`, most answers first."""
+    owner (the project's owner answering), member, active, blocked, flagged, flag_reason,
+    flagged_automatically}`, most answers first. `flag_reason`: why spammer detection flagged them
+    (None for the owner's own flag); `flagged_automatically`: the flag is detection's (their
+    answers count at chance level until the owner unflags them)."""
     trust = {
         row.user_id: row
         for row in session.scalars(select(WorkerTrust).where(WorkerTrust.project_id == project.id))
@@ -296,10 +300,19 @@ def annotator_table(session: Session, project: Project) -> list[dict[str, Any]]:
                 "active": active,
                 "blocked": not active,
                 "flagged": bool(m.flagged) if m is not None else False,
+                "flag_reason": m.flag_reason if m is not None and m.flagged else None,
+                "flagged_automatically": bool(m.flag_auto) if m is not None else False,
             }
         )
     table.sort(key=lambda r: (-r["answers"], r["username"]))
     return table
+
+
+def block_member(session: Session, project_id: int, member: ProjectMember) -> None:
+    """Block a member (the owner's block, and detection's where the project blocks spammers):
+    no more tasks, and their open leases end now, so those clips go back to the others."""
+    member.active = False
+    end_leases(session, project_id, member.user_id)
 
 
 def set_member_flags(
@@ -313,6 +326,10 @@ def set_member_flags(
 ) -> dict[str, Any]:
     """Flag (mark for review) and/or block an annotator: blocked = membership inactive, so no
     more tasks, and the tasks they hold now expire (an answer to one is refused).
+
+    A flag or unflag is the owner's decision on the annotator: it replaces a flag that spammer
+    detection set (their answers count again as anyone's), and detection judges only the answers
+    given after it (`engine/spammers.py`: the owner's decision wins until new evidence).
 
     One event per change (`member_flagged`, `member_unflagged`, `member_blocked`,
     `member_unblocked`). Returns the annotator's `{username, flagged, blocked, active}`.
@@ -331,13 +348,15 @@ def set_member_flags(
         session.add(member)
     changes = []
     if flagged is not None and bool(member.flagged) != flagged:
-        member.flagged = flagged
         changes.append("member_flagged" if flagged else "member_unflagged")
+        member.flagged, member.flag_auto, member.flag_reason = flagged, False, None
+        member.flag_reviewed_at = utcnow()
     if blocked is not None and (not member.active) != blocked:
-        member.active = not blocked
         changes.append("member_blocked" if blocked else "member_unblocked")
-        if blocked:  # their open leases end now: those clips go back to the others
-            end_leases(session, project.id, user_id)
+        if blocked:
+            block_member(session, project.id, member)
+        else:
+            member.active = True
     for kind in changes:
         session.add(Event(project_id=project.id, user_id=who.id, kind=kind, data={"username": username}))
     session.flush()

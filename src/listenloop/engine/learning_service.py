@@ -9,9 +9,10 @@ PostgreSQL, runs a project's round at a time; the lease expires, so a killed pro
 block a project), reads the clips, runs `engine.learning.learning_round` on Dask, writes the
 new ranks in one executemany UPDATE and records a `ModelRun` (the status page's score
 history). Each poll also refreshes the crowd skills of classification projects that got enough
-new answers (`engine/skills.py`: whole-project Dawid-Skene, run as a Dask task under the same
-lease). A failed round is an event in the project's log; the lease is released, the
-project is tried again after a back-off and the thread goes on.
+new answers (`engine/skills.py`: spammer detection, then whole-project Dawid-Skene, run as one
+Dask task under the same lease; multi-label projects get the spammer detection). A failed
+round is an event in the project's log; the lease is released, the project is tried again
+after a back-off and the thread goes on.
 
 The server runs the service in a process of its own (`learning_process.py`), so that none of
 its Python work holds the GIL of the process that serves requests.
@@ -46,6 +47,7 @@ from sqlalchemy import false, func, or_, select, update
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import skills as crowd_skills
+from listenloop.engine import spammers
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, ModelRun, Project, utcnow
 
@@ -354,10 +356,11 @@ class LearningService:
         return outcomes
 
     def skills_due_projects(self) -> list[int]:
-        """Classification projects whose crowd skills are due a refresh and whose lease is free."""
+        """Projects with classes whose crowd skills (and spammer detection) are due a refresh and
+        whose lease is free."""
         now = utcnow()
         query = select(P.c.id, P.c.answers_used, P.c.skills_answers, P.c.learning_lease_until).where(
-            P.c.task_type.in_(crowd_skills.SKILL_TASKS)
+            P.c.task_type.in_(sorted({*crowd_skills.SKILL_TASKS, *spammers.SPAM_TASKS}))
         )
         with self.db.read() as session:
             rows = session.connection().execute(query).all()
@@ -371,14 +374,17 @@ class LearningService:
         ]
 
     def refresh_skills(self, project_id: int) -> Outcome:
-        """Take the lease, fit Dawid-Skene over the project's answers, store the skills, release."""
+        """Take the lease, detect spammers and fit Dawid-Skene over the project's answers, release,
+        store the skills and flag the spammers."""
 
         def work(held: Held) -> None:
             start = time.perf_counter()
             inputs = crowd_skills.read_skill_inputs(self.db, project_id)
-            fitted = self._compute(held, crowd_skills.fit_skills, (inputs,))
+            spam = spammers.read_spam_inputs(self.db, project_id)
+            found = self._compute(held, crowd_skills.refresh, (inputs, spam))
             release_lease(self.db, project_id, held.token)
-            crowd_skills.write_skills(self.db, inputs, fitted, time.perf_counter() - start)
+            crowd_skills.write_skills(self.db, inputs, found.skills, time.perf_counter() - start)
+            spammers.write_flags(self.db, spam, found.spammers)
 
         return self._under_lease(project_id, work, key=-project_id, failure="skills_failed")
 

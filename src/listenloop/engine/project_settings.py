@@ -94,6 +94,7 @@ def update_project(session: Session, project: Project, who: Principal, patch: Pr
     project.budget = after.budget
     project.rating_tolerance = after.rating_tolerance
     project.invite_only = after.invite_only
+    project.auto_block_spammers = after.auto_block_spammers
     project.is_open = after.open
     if project.class_prior is not None and "classes" in changed:
         project.class_prior = None  # fitted over the old class list

@@ -40,6 +40,7 @@ def create_project(session: Session, owner: Principal, config: ProjectConfig) ->
         budget=config.budget,
         rating_tolerance=config.rating_tolerance,
         invite_only=config.invite_only,
+        auto_block_spammers=config.auto_block_spammers,
         is_open=config.open,
         settings={},
         answers_used=0,
@@ -79,6 +80,7 @@ def project_config(project: Project) -> ProjectConfig:
         budget=project.budget,
         rating_tolerance=project.rating_tolerance,
         invite_only=project.invite_only,
+        auto_block_spammers=bool(project.auto_block_spammers),
         open=project.is_open,
     )
 

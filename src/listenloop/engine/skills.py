@@ -4,12 +4,14 @@ The request path re-aggregates only the clip just answered, with each annotator'
 confusion matrix (`engine/aggregate.py`). This module refreshes those matrices and the class
 prior from every regular answer of a project with Dawid-Skene (`crowd.worker_model.
 fit_project_skills`): reading and writing rows here, the fit itself anywhere (the learning
-service runs it as a Dask task, so the server's event loop never holds the GIL for it).
+service runs it as a Dask task, so the server's event loop never holds the GIL for it). The
+same refresh runs spammer detection first (`engine/spammers.py`, `refresh`): the answers of
+detected spammers are left out of the fit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,7 @@ from sqlalchemy import bindparam as bp
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.worker_model import ProjectSkills, fit_project_skills
+from listenloop.engine.spammers import SpamInputs, chance_workers, find_spammers
 from listenloop.store.database import Database
 from listenloop.store.models import Event, Project, Task, WorkerTrust
 
@@ -84,6 +87,26 @@ def fit_skills(inputs: SkillInputs) -> ProjectSkills | None:
     if len(inputs.answers) < MIN_ANSWERS or len(inputs.classes) < 2:
         return None
     return fit_project_skills(inputs.answers, inputs.classes, inputs.trust)
+
+
+@dataclass
+class Refresh:
+    """What a background refresh found: the fit (None: too few answers, or no classes to fit) and
+    the spammers to flag now (`crowd.trust.detect_spammers`' table)."""
+
+    skills: ProjectSkills | None
+    spammers: pd.DataFrame
+
+
+def refresh(inputs: SkillInputs, spam: SpamInputs) -> Refresh:
+    """Spammer detection, then the Dawid-Skene fit without the answers of detected spammers
+    (theirs count at chance level: no evidence). Pure: runs in a Dask task."""
+    found = find_spammers(spam)
+    if spam.task_type not in SKILL_TASKS:
+        return Refresh(None, found)
+    chance = chance_workers(spam, found)
+    kept = inputs.answers[~inputs.answers["worker"].isin(chance)] if chance else inputs.answers
+    return Refresh(fit_skills(replace(inputs, answers=kept)), found)
 
 
 def write_skills(

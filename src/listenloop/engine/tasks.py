@@ -248,9 +248,21 @@ _COUNT = Prepared(P.update().where(P.c.id == bp("project")).values(answers_used=
 _LABELLED = Prepared(P.update().where(P.c.id == bp("project")).values(labels_count=P.c.labels_count + 1))
 _CLIP_STATUS = Prepared(select(C.c.status).where(C.c.id == bp("clip")))
 _CLIP_STATUS_PG = Prepared(_CLIP_STATUS.stmt.with_for_update())
+# Each answer with its annotator's trust, confusion matrix, fitted skill and whether spammer
+# detection flagged them (`flag_auto`: their answers count at chance level, engine/spammers.py).
 _ANSWERS = Prepared(
-    select(T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST), W.c.confusion, W.c.skill)
-    .select_from(T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)))
+    select(
+        T.c.answer,
+        func.coalesce(W.c.trust, PRIOR_TRUST),
+        W.c.confusion,
+        W.c.skill,
+        func.coalesce(M.c.flag_auto, false()),
+    )
+    .select_from(
+        T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)).outerjoin(
+            M, and_(M.c.project_id == T.c.project_id, M.c.user_id == T.c.annotator_id)
+        )
+    )
     .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
     .order_by(T.c.answered_at, T.c.id)
 )
@@ -272,7 +284,9 @@ def _pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _event(conn: Connection, project: int, user: int, kind: str, data: dict[str, Any], now: datetime) -> None:
+def _event(
+    conn: Connection, project: int, user: int | None, kind: str, data: dict[str, Any], now: datetime
+) -> None:
     _EVENT.run(conn, {"project": project, "user": user, "v_kind": kind, "v_data": data, "now": now})
 
 
@@ -363,12 +377,19 @@ def _check(
     return _agrees(project, answer, first)
 
 
-def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int, now: datetime) -> None:
+def _reaggregate(
+    conn: Connection, project: ProjectView, clip_id: int, user: int | None, now: datetime
+) -> None:
     """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
     status = (_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS).scalar(conn, {"clip": clip_id})
     rows = _ANSWERS.all(conn, {"clip": clip_id})
     verdict = aggregate_clip(
-        project, [r[0] for r in rows], [float(r[1]) for r in rows], [r[2] for r in rows], [r[3] for r in rows]
+        project,
+        [r[0] for r in rows],
+        [float(r[1]) for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        chance=[bool(r[4]) for r in rows],
     )
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"
@@ -393,6 +414,18 @@ def _reaggregate(conn: Connection, project: ProjectView, clip_id: int, user: int
             "now": now,
         },
     )
+
+
+def reaggregate_clips(
+    session: Session | Connection, project_id: int, clip_ids: list[int], now: datetime | None = None
+) -> None:
+    """Re-aggregate these clips of the project with the current skills and flags (e.g. after spammer
+    detection flagged one of their annotators): a queued clip may now be done."""
+    now = now or utcnow()
+    conn = connection_of(session)
+    view = load_view(conn, project_id)
+    for clip_id in clip_ids:
+        _reaggregate(conn, view, clip_id, None, now)
 
 
 def submit_answer(

@@ -110,17 +110,31 @@ def make_engine(url: str = DEFAULT_URL) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def upgrade(engine: Engine) -> None:
-    """Apply every migration up to head (idempotent: a current database is left as it is)."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply every migration up to `revision` (idempotent: a current database is left as it is).
+
+    On SQLite, foreign keys are off while the migrations run: a batch migration rebuilds a table
+    (copy, DROP, rename), and with foreign keys on, dropping `projects` would delete every row
+    that refers to it (ON DELETE CASCADE: members, clips, tasks). The pragma cannot change inside
+    a transaction, so it is set on the driver's connection before BEGIN and restored after.
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            driver = connection.connection.driver_connection if is_sqlite(str(engine.url)) else None
+            if driver is not None:
+                driver.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, revision)
+            finally:
+                if driver is not None:
+                    driver.execute("PRAGMA foreign_keys=ON")
     except OperationalError as exc:
         raise ListenloopError(f"database {engine.url.render_as_string()}: {exc.orig}") from None
 

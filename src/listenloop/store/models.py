@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -113,6 +114,8 @@ class Project(Base):
     # (rating units); None: a tenth of the range (crowd.redundancy.default_tolerance).
     rating_tolerance: Mapped[float | None] = mapped_column(Float, nullable=True)
     invite_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Block annotators whom spammer detection flags (off: flagging and weighting down only).
+    auto_block_spammers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # False: a draft that only its owner (and admins) see; annotators can neither list it, lease
     # from it nor fetch its audio until the owner opens it (one way: an open project stays open).
     is_open: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
@@ -148,7 +151,12 @@ class ProjectMember(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # marked by the owner for review
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # marked for review (owner or detection)
+    # Spammer detection (engine/spammers.py): the flag was set by detection (their answers then count
+    # at chance level) and why; the owner's last flag decision (detection judges only later answers).
+    flag_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flag_auto: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    flag_reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Clip(Base):

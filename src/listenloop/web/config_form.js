@@ -28,6 +28,7 @@ export const FIELD_HELP = {
   trust_threshold: "Answers of annotators trusted less than this cannot close a clip (0 to 1).",
   budget: "Most answers to collect, every kind counted; leave empty for no limit.",
   invite_only: "Only annotators you invite may take part.",
+  auto_block_spammers: "Spammer detection always flags annotators whose answers look random, constant or mostly \"can't tell\", and their answers stop counting. With this on, they are also blocked from the project (off: blocking is yours to decide).",
 };
 
 export const LABELS = {
@@ -39,6 +40,7 @@ export const LABELS = {
   rating_tolerance: "Rating tolerance (standard error)",
   control_rate: "Control-question rate", consistency_rate: "Consistency-question rate",
   trust_threshold: "Trust threshold", budget: "Answer budget", invite_only: "Invite only",
+  auto_block_spammers: "Block detected spammers",
 };
 
 /** Client-side checks mirroring ProjectConfig's; returns {field: message}. */

@@ -412,7 +412,8 @@ function annotatorTable(rows, threshold, onChange) {
   const body = rows.map((r) => {
     const status = [];
     if (r.blocked) status.push(h("span", { class: "badge blocked" }, "blocked"));
-    if (r.flagged) status.push(h("span", { class: "badge flagged" }, "flagged"));
+    if (r.flagged) status.push(h("span", { class: "badge flagged" }, r.flagged_automatically ? "flagged automatically" : "flagged"));
+    if (r.flag_reason) status.push(h("span", { class: "flag-reason" }, r.flag_reason));
     if (r.trust !== null && r.trust < threshold) status.push(h("span", { class: "badge low" }, "below trust threshold"));
     if (!status.length) status.push("active");
     const flag = h("button", { type: "button", class: "dash-button small", "aria-label": `${r.flagged ? "Unflag" : "Flag"} ${r.username}`, dataset: { focusKey: `flag:${r.username}` }, onclick: () => onChange(r.username, { flagged: !r.flagged }) }, r.flagged ? "Unflag" : "Flag");

@@ -41,6 +41,7 @@ function valuesOf(p) {
     budget: p.budget === null || p.budget === undefined ? "" : String(p.budget),
     rating_tolerance: p.rating_tolerance === null || p.rating_tolerance === undefined ? "" : String(p.rating_tolerance),
     invite_only: Boolean(p.invite_only),
+    auto_block_spammers: Boolean(p.auto_block_spammers),
   };
 }
 
@@ -62,6 +63,7 @@ function changes(before, v) {
   if (Object.keys(red).length) body.redundancy = red;
   if (!same("budget")) body.budget = v.budget === "" ? null : Number(v.budget);
   if (v.invite_only !== before.invite_only) body.invite_only = v.invite_only;
+  if (v.auto_block_spammers !== before.auto_block_spammers) body.auto_block_spammers = v.auto_block_spammers;
   if (v.task_type === "continuous") {
     if (!same("range_low") || !same("range_high")) body.range = [Number(v.range_low), Number(v.range_high)];
     if (!same("rating_tolerance")) body.rating_tolerance = v.rating_tolerance === "" ? null : Number(v.rating_tolerance);
@@ -93,6 +95,7 @@ export function settingsPanel(project, onSaved) {
   c.budget = input("budget", { type: "number", min: "1", step: "1", placeholder: "no limit" });
   c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", placeholder: "a tenth of the range" });
   c.invite_only = input("invite_only", { type: "checkbox" });
+  c.auto_block_spammers = input("auto_block_spammers", { type: "checkbox" });
 
   const fixed = h("dl", { class: "figures fixed-settings" });
   const formError = h("div", { class: "form-errors", role: "alert", id: "st-form-error" });
@@ -109,7 +112,7 @@ export function settingsPanel(project, onSaved) {
     h("fieldset", {}, h("legend", {}, "What to ask"), field("name", c.name), labels),
     h("fieldset", {}, h("legend", {}, "How to learn"), field("feature_set", c.feature_set), field("learner", c.learner), field("strategy", c.strategy), modeField, field("retrain_every", c.retrain_every), field("passive_share", c.passive_share)),
     h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"]), regression ? field("rating_tolerance", c.rating_tolerance) : null),
-    h("fieldset", {}, h("legend", {}, "Quality control and access"), field("control_rate", c.control_rate), field("consistency_rate", c.consistency_rate), field("trust_threshold", c.trust_threshold), field("budget", c.budget), field("invite_only", c.invite_only)),
+    h("fieldset", {}, h("legend", {}, "Quality control and access"), field("control_rate", c.control_rate), field("consistency_rate", c.consistency_rate), field("trust_threshold", c.trust_threshold), field("budget", c.budget), field("invite_only", c.invite_only), field("auto_block_spammers", c.auto_block_spammers)),
     h("div", { class: "actions" }, submit),
     saved,
   );

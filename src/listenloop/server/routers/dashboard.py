@@ -139,6 +139,12 @@ class AnnotatorOut(BaseModel):
     active: bool
     blocked: bool
     flagged: bool
+    flag_reason: str | None = Field(
+        description="Why spammer detection flagged them (null: the owner's flag)."
+    )
+    flagged_automatically: bool = Field(
+        description="Flagged by spammer detection: their answers count at chance level until unflagged."
+    )
 
 
 class FlagsIn(BaseModel):
