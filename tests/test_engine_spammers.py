@@ -21,7 +21,7 @@ from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import ForbiddenError
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning_service import Held, LearningService, take_lease
 from listenloop.engine.projects import create_project
 from listenloop.engine.tasks import next_task, submit_answer
 from listenloop.engine.views import load_view
@@ -285,3 +285,37 @@ def test_the_api_shows_why_and_takes_the_setting(client: TestClient) -> None:
     with app_db.read() as s:
         assert s.get(ProjectMember, (pid, ids["spammy"])).flag_reviewed_at is not None
         assert s.scalar(select(Task.id).where(Task.project_id == pid)) is None
+
+
+def test_detection_runs_while_a_learning_round_computes(db: Database, tmp_path: Path) -> None:
+    """A round holds the project's lease and the Dask workers for minutes (400 clips' features on
+    a busy machine): the skills refresh, and so spammer detection, runs meanwhile, under the
+    lease the round holds, instead of waiting for it."""
+    camp = Campaign(db)
+    camp.run(60)
+
+    class Slow:  # a round's future that is ready at the third look
+        looks = 0
+
+        def result(self, timeout: float) -> str:
+            Slow.looks += 1
+            if Slow.looks < 3:
+                raise TimeoutError
+            return "round done"
+
+        def cancel(self) -> None:
+            pass
+
+    class Client:
+        def submit(self, *args: object, pure: bool) -> Slow:
+            return Slow()
+
+    service = LearningService(db, tmp_path, poll_seconds=0.0)
+    service._dask = lambda: (Client(), None)  # type: ignore[method-assign]
+    token = take_lease(db, camp.pid)
+    assert token is not None
+    assert service._compute(Held(camp.pid, token), print, ()) == "round done"
+    assert {n for n, m in camp.members().items() if m.flag_auto} == {"rand", "const", "cant"}
+    with db.read() as s:
+        project = s.get(Project, camp.pid)
+        assert project.class_prior is not None and project.learning_lease_until == token  # still the round's

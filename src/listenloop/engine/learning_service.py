@@ -9,8 +9,9 @@ PostgreSQL, runs a project's round at a time; the lease expires, so a killed pro
 block a project), reads the clips, runs `engine.learning.learning_round` on Dask, writes the
 new ranks in one executemany UPDATE and records a `ModelRun` (the status page's score
 history). Each poll also refreshes the crowd skills of classification projects that got enough
-new answers (`engine/skills.py`: spammer detection, then whole-project Dawid-Skene, run as one
-Dask task under the same lease; multi-label projects get the spammer detection). A failed
+new answers (`engine/skills.py`: spammer detection, then whole-project Dawid-Skene, under the
+same lease, in the service's thread; multi-label projects get the spammer detection), also
+while a round computes, so that neither waits for a long round. A failed
 round is an event in the project's log; the lease is released, the project is tried again
 after a back-off and the thread goes on.
 
@@ -378,15 +379,57 @@ class LearningService:
         store the skills and flag the spammers."""
 
         def work(held: Held) -> None:
-            start = time.perf_counter()
-            inputs = crowd_skills.read_skill_inputs(self.db, project_id)
-            spam = spammers.read_spam_inputs(self.db, project_id)
-            found = self._compute(held, crowd_skills.refresh, (inputs, spam))
-            release_lease(self.db, project_id, held.token)
-            crowd_skills.write_skills(self.db, inputs, found.skills, time.perf_counter() - start)
-            spammers.write_flags(self.db, spam, found.spammers)
+            self._refresh_skills_held(held, release=True)
 
         return self._under_lease(project_id, work, key=-project_id, failure="skills_failed")
+
+    def _refresh_skills_held(self, held: Held, *, release: bool) -> None:
+        """The refresh under a lease this service holds (`release`: give it back before writing).
+
+        It runs here, not as a Dask task: it is numpy work of about a second at most (a 100,000
+        answer project), in the service's own process (not the server's), and the Dask workers
+        may be busy with a learning round for minutes, behind which a refresh, and so spammer
+        detection, would wait."""
+        start = time.perf_counter()
+        inputs = crowd_skills.read_skill_inputs(self.db, held.project_id)
+        spam = spammers.read_spam_inputs(self.db, held.project_id)
+        found = crowd_skills.refresh(inputs, spam)
+        if release:
+            release_lease(self.db, held.project_id, held.token)
+        crowd_skills.write_skills(self.db, inputs, found.skills, time.perf_counter() - start)
+        spammers.write_flags(self.db, spam, found.spammers)
+
+    def _skills_meanwhile(self, held: Held) -> None:
+        """While a learning round computes: the skills refreshes that are due, the round's own
+        project's under the lease the round holds, the others' under their own leases."""
+        with self.db.read() as session:
+            row = (
+                session.connection()
+                .execute(
+                    select(P.c.task_type, P.c.answers_used, P.c.skills_answers).where(
+                        P.c.id == held.project_id
+                    )
+                )
+                .first()
+            )
+        if (
+            row is not None
+            and row.task_type in {*crowd_skills.SKILL_TASKS, *spammers.SPAM_TASKS}
+            and crowd_skills.skills_due(int(row.answers_used or 0), int(row.skills_answers or 0))
+            and self._retry.get(-held.project_id, (0, 0.0))[1] <= time.monotonic()
+        ):
+            try:
+                self._refresh_skills_held(held, release=False)
+                self._retry.pop(-held.project_id, None)
+            except Exception as exc:
+                failures = self._retry.get(-held.project_id, (0, 0.0))[0] + 1
+                wait = min(self.retry_seconds * 2 ** (failures - 1), MAX_RETRY_SECONDS)
+                self._retry[-held.project_id] = (failures, time.monotonic() + wait)
+                log.warning("skills_failed in project %s: %s: %s", held.project_id, type(exc).__name__, exc)
+        for project_id in self.skills_due_projects():
+            if self._stop.is_set():
+                return
+            self.refresh_skills(project_id)
 
     def due_projects(self, now: datetime | None = None) -> list[int]:
         """Projects that need a round now and whose lease is free, oldest first."""
@@ -544,7 +587,7 @@ class LearningService:
             args = (*args[:-1], address)
         future = client.submit(fn, *args, pure=False)
         renew_every = max(WAIT_STEP, self.lease.total_seconds() / 4)
-        renewed = time.monotonic()
+        renewed = side = time.monotonic()
         try:
             while True:
                 try:
@@ -553,6 +596,9 @@ class LearningService:
                     pass
                 if self._stop.is_set():
                     raise RoundStoppedError
+                if time.monotonic() - side >= self.poll_seconds:  # skills keep up with the answers
+                    self._skills_meanwhile(held)
+                    side = time.monotonic()
                 if time.monotonic() - renewed >= renew_every:
                     new = renew_lease(self.db, held.project_id, held.token, lease=self.lease)
                     if new is None:

@@ -4,7 +4,7 @@ The request path re-aggregates only the clip just answered, with each annotator'
 confusion matrix (`engine/aggregate.py`). This module refreshes those matrices and the class
 prior from every regular answer of a project with Dawid-Skene (`crowd.worker_model.
 fit_project_skills`): reading and writing rows here, the fit itself anywhere (the learning
-service runs it as a Dask task, so the server's event loop never holds the GIL for it). The
+service runs it in its own process, so the server's event loop never holds the GIL for it). The
 same refresh runs spammer detection first (`engine/spammers.py`, `refresh`): the answers of
 detected spammers are left out of the fit.
 """
@@ -83,7 +83,7 @@ def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
 
 
 def fit_skills(inputs: SkillInputs) -> ProjectSkills | None:
-    """The Dawid-Skene fit (pure: runs in a Dask task), or None with too few answers."""
+    """The Dawid-Skene fit (pure), or None with too few answers."""
     if len(inputs.answers) < MIN_ANSWERS or len(inputs.classes) < 2:
         return None
     return fit_project_skills(inputs.answers, inputs.classes, inputs.trust)
@@ -100,7 +100,7 @@ class Refresh:
 
 def refresh(inputs: SkillInputs, spam: SpamInputs) -> Refresh:
     """Spammer detection, then the Dawid-Skene fit without the answers of detected spammers
-    (theirs count at chance level: no evidence). Pure: runs in a Dask task."""
+    (theirs count at chance level: no evidence). Pure."""
     found = find_spammers(spam)
     if spam.task_type not in SKILL_TASKS:
         return Refresh(None, found)

@@ -1,9 +1,9 @@
 """Spammer detection in the live platform: judge, flag, weight down and (if the owner says so) block.
 
 The background skills refresh (`engine/skills.py`, run by the learning service) reads a
-project's regular answers, can't-tell included, with `read_spam_inputs`; `find_spammers` (pure,
-it runs in the refresh's Dask task) applies `crowd.trust.detect_spammers` per project; and
-`write_flags` stores what it found. A found spammer:
+project's regular answers, can't-tell included, with `read_spam_inputs`; `find_spammers`
+(pure) applies `crowd.trust.detect_spammers` to them; and `write_flags` stores what it found.
+A found spammer:
 
 - is flagged with the detection's reason (`project_members.flag_reason`) and `flag_auto` set,
   and an `annotator_flagged` event is logged;
