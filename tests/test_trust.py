@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from listenloop.bench.spammers import campaign
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.trust import (
     SPAMMER_COLUMNS,
@@ -104,41 +104,6 @@ def test_detect_spammers_on_synthetic_crowd() -> None:
 def test_detect_spammers_needs_enough_answers() -> None:
     answers, _ = synthetic_crowd(seed=2)
     assert detect_spammers(answers, min_answers=10_000).empty
-
-
-def campaign(
-    seed: int,
-    *,
-    k: int = 10,
-    items: int = 400,
-    honest: tuple[float, ...] = (0.9, 0.9, 0.9, 0.9),
-    spam: tuple[str, ...] = ("random", "constant", "cant"),
-    quota: int = 150,
-    per_item: int = 3,
-) -> pd.DataFrame:
-    """An FSDD-like campaign: `items` clips of `k` classes, `per_item` answers each from distinct
-    workers with answers left (`quota` each): honest one-coin workers (accuracy by position) and
-    spammers: "random" (uniform over the classes), "constant" (always "0"), "cant" (always can't tell)."""
-    rng = np.random.default_rng(seed)
-    names = [f"h{i}" for i in range(len(honest))] + list(spam)
-    given = dict.fromkeys(names, 0)
-    rows = []
-    for item in range(items):
-        free = [w for w in names if given[w] < quota]
-        if len(free) < per_item:
-            break
-        truth = int(rng.integers(k))
-        for w in rng.choice(free, size=per_item, replace=False):
-            given[w] += 1
-            if w.startswith("h"):
-                right = rng.random() < honest[int(w[1:])]
-                label = truth if right else rng.choice([c for c in range(k) if c != truth])
-            elif w == "random":
-                label = int(rng.integers(k))
-            else:
-                label = 0 if w == "constant" else CANT_TELL
-            rows.append((str(item), str(w), str(label)))
-    return pd.DataFrame(rows, columns=["item", "worker", "label"])
 
 
 @pytest.mark.parametrize("seed", range(5))
