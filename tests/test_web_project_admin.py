@@ -154,17 +154,20 @@ def test_upload_to_an_existing_project_and_change_its_settings(live: Live, brows
         page.fill("#st-name", "Spoken digits")
         page.fill("#st-redundancy-max", "4")
         page.check("#st-invite_only")
+        assert not page.is_checked("#st-auto_block_spammers")  # off by default
+        page.check("#st-auto_block_spammers")
         page.click("button:has-text('Save settings')")
         page.wait_for_selector("#dash-settings .ok:has-text('Saved')")
         assert page.inner_text(".dash-head h1") == "Spoken digits: dashboard"
         project = live.api("GET", f"/projects/{pid}").json()
         assert project["name"] == "Spoken digits" and project["invite_only"] is True
+        assert project["auto_block_spammers"] is True
         assert project["redundancy"] == {"min": 2, "max": 4, "tau": 0.95} and project["learner"] == "svm"
         page.reload()  # stored: the panel shows the saved values
         page.wait_for_selector("#st-name")
         assert page.input_value("#st-name") == "Spoken digits"
         assert page.input_value("#st-redundancy-max") == "4"
-        assert page.is_checked("#st-invite_only")
+        assert page.is_checked("#st-invite_only") and page.is_checked("#st-auto_block_spammers")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-manage.png"), full_page=True)
     finally:
