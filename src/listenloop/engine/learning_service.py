@@ -386,10 +386,11 @@ class LearningService:
     def _refresh_skills_held(self, held: Held, *, release: bool) -> None:
         """The refresh under a lease this service holds (`release`: give it back before writing).
 
-        It runs here, not as a Dask task: it is numpy work of about a second at most (a 100,000
-        answer project), in the service's own process (not the server's), and the Dask workers
-        may be busy with a learning round for minutes, behind which a refresh, and so spammer
-        detection, would wait."""
+        It runs here, not as a Dask task: it is numpy work (Dawid-Skene over 105,000 answers
+        took 9.6 s and detection 2.6 s at load average 14 on the 2-core machine; a few hundred
+        answers take milliseconds), in the service's own process (not the server's), while the
+        Dask workers may be busy with a learning round for minutes, behind which a refresh, and
+        so spammer detection, would wait. The round's lease is renewed every quarter lease."""
         start = time.perf_counter()
         inputs = crowd_skills.read_skill_inputs(self.db, held.project_id)
         spam = spammers.read_spam_inputs(self.db, held.project_id)
