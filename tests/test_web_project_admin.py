@@ -4,8 +4,8 @@ Upload to a project that already exists, from its dashboard after a reload; chan
 settings (a client-side check, a server-side refusal, then a saved change); and the draft
 state: the New-project page shows a loading state while its options load, a project made with
 the form is a draft that an annotator neither sees nor gets clips from, and once its owner
-opens it from the dashboard the annotator finds it and labels. Any JavaScript error or
-request to another host fails a test.
+opens it from the dashboard the annotator finds it and labels; the annotators table says why
+spammer detection flagged someone. Any JavaScript error or request to another host fails a test.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from api_support import wavs, zip_of
 from listenloop.engine.accounts import create_user, hash_password
 from listenloop.server import create_app
+from listenloop.store.database import Database
+from listenloop.store.models import ProjectMember, User
 from web_support import ARTIFACTS, Watched, launch, require_browser, serving
 
 sync_api = require_browser()
@@ -30,8 +33,8 @@ DESKTOP = {"width": 1280, "height": 900}
 class Live:
     """The running server: its base URL and the owner's bearer headers."""
 
-    def __init__(self, base: str) -> None:
-        self.base = base
+    def __init__(self, base: str, db: Database) -> None:
+        self.base, self.db = base, db
         self.owner = self.token("owner", "owner-pass-1")
 
     def token(self, username: str, password: str) -> dict[str, str]:
@@ -53,7 +56,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     with app.state.db.write() as session:
         create_user(session, "owner", hash_password("owner-pass-1"), "owner")
     with serving(app) as base:
-        yield Live(base)
+        yield Live(base, app.state.db)
 
 
 @pytest.fixture
@@ -288,6 +291,34 @@ def test_a_rating_project_sets_its_tolerance(live: Live, browser: Any) -> None:
             ".then(r => r.json()).then(p => p.rating_tolerance === null)"
         )
         assert live.api("GET", f"/projects/{pid}").json()["rating_tolerance"] is None
+    finally:
+        watched.close()
+    watched.check()
+
+
+def test_the_annotators_table_says_why_detection_flagged_someone(live: Live, browser: Any) -> None:
+    """A spammer flagged by detection shows "flagged automatically" and the reason; an annotator
+    the owner flagged shows "flagged" alone."""
+    body = {"name": "Flags", "task_type": "classification", "classes": DIGITS}
+    pid = live.api("POST", "/projects", json=body).json()["id"]
+    for name in ("spammy", "marked"):
+        r = live.api("POST", "/users", json={"username": name, "password": f"{name}-password"})
+        assert r.status_code == 201
+    reason = "answers look random: agreement with the crowd kappa 0.03 (at most 0.11) over 84 answers"
+    with live.db.write() as s:
+        ids = dict(s.execute(select(User.username, User.id)).all())
+        s.add(ProjectMember(project_id=pid, user_id=ids["spammy"], active=True, flagged=True, flag_auto=True,
+                            flag_reason=reason))  # fmt: skip
+        s.add(ProjectMember(project_id=pid, user_id=ids["marked"], active=True, flagged=True))
+    watched = Watched(browser, live.base, DESKTOP)
+    try:
+        page = sign_in(watched, live.base, "owner", "owner-pass-1")
+        page.goto(f"{live.base}/#/projects/{pid}/dashboard")
+        page.wait_for_selector("#dash-annotators th[scope=row]:has-text('spammy')")
+        spammy = page.locator("#dash-annotators tr:has(th:has-text('spammy'))").inner_text()
+        marked = page.locator("#dash-annotators tr:has(th:has-text('marked'))").inner_text()
+        assert "flagged automatically" in spammy and reason in spammy
+        assert "flagged" in marked and "automatically" not in marked and "answers look" not in marked
     finally:
         watched.close()
     watched.check()
