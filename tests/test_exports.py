@@ -7,6 +7,7 @@ import csv
 import io
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api_support import annotator, login, wavs, zip_of
@@ -106,7 +107,7 @@ def test_export_soft_labels_weigh_annotators_by_their_fitted_skill(client: TestC
     now: the background fit's skill where there is one (here set by hand), else trust."""
     from sqlalchemy import update
 
-    from listenloop.store.models import User, WorkerTrust
+    from listenloop.store.models import ProjectMember, User, WorkerTrust
 
     oh = login(client, "owner", "owner-pass-1")
     for task_type, classes, answers, expected in (
@@ -140,3 +141,14 @@ def test_export_soft_labels_weigh_annotators_by_their_fitted_skill(client: TestC
             )
         )
         assert len(rows) == 1 and json.loads(rows[0]["soft"]) == expected, rows
+    # a detected spammer (flag_auto) counts at the floor there too, as in the live aggregate
+    with client.app.state.db.write() as session:
+        user = session.query(User).filter_by(username="mult1").one()
+        session.execute(
+            update(ProjectMember)
+            .where(ProjectMember.project_id == pid, ProjectMember.user_id == user.id)
+            .values(flag_auto=True)
+        )
+    text = client.get(f"/api/v1/projects/{pid}/export?format=csv", headers=oh).text
+    soft = json.loads(next(csv.DictReader(io.StringIO(text)))["soft"])
+    assert soft == pytest.approx({"a": 1.0, "b": 1.0}, abs=1e-5)

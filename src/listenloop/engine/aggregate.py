@@ -26,7 +26,7 @@ from listenloop.crowd.trust import PRIOR_TRUST
 from listenloop.crowd.worker_model import stored_evidence
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.views import ProjectView
-from listenloop.store.models import Project, Task, WorkerTrust
+from listenloop.store.models import Project, ProjectMember, Task, WorkerTrust
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,13 @@ def policy_for(project: Project | ProjectView) -> DynamicPolicy:
     )
 
 
-def competence(trust: float, skill: float | None) -> float:
+def competence(trust: float, skill: float | None, chance: bool = False) -> float:
     """An annotator's weight in soft labels and the policy: the fitted worker model's skill
     (background Dawid-Skene) where it has one, else control-question trust (the prior for a
-    newcomer); never exactly 0, so that every answer is in the weighted share."""
+    newcomer); the floor for a detected spammer (`chance`); never exactly 0, so that every
+    answer is in the weighted share."""
+    if chance:
+        return MIN_WEIGHT
     return max(float(trust if skill is None else skill), MIN_WEIGHT)
 
 
@@ -125,25 +128,36 @@ def soft_by_clip(
 ) -> dict[int, dict[str, float]]:
     """Each answered clip's soft label (004_ eq. 1, `crowd.soft_labels`) from its regular answers,
     weighted by each annotator's competence now (`competence`: fitted skill, else trust): the
-    rule of `aggregate_clip`, with the newest worker model, for the exports and the clip
-    browser. Only `clip_ids` when given; none for ratings (no classes)."""
+    rule of `aggregate_clip`, with the newest worker model (detected spammers at the floor),
+    for the exports and the clip browser. Only `clip_ids` when given; none for ratings."""
     if project.task_type == "continuous":
         return {}
     only = () if clip_ids is None else (Task.clip_id.in_(list(clip_ids)),)
     rows = session.execute(
-        select(Task.clip_id, Task.annotator_id, Task.answer, WorkerTrust.trust, WorkerTrust.skill)
+        select(
+            Task.clip_id,
+            Task.annotator_id,
+            Task.answer,
+            WorkerTrust.trust,
+            WorkerTrust.skill,
+            ProjectMember.flag_auto,
+        )
         .outerjoin(
             WorkerTrust,
             and_(WorkerTrust.project_id == Task.project_id, WorkerTrust.user_id == Task.annotator_id),
+        )
+        .outerjoin(
+            ProjectMember,
+            and_(ProjectMember.project_id == Task.project_id, ProjectMember.user_id == Task.annotator_id),
         )
         .where(Task.project_id == project.id, Task.kind == "regular", Task.answered_at.is_not(None), *only)
     ).all()
     if not rows:
         return {}
     table = pd.DataFrame(
-        [(str(c), str(u), str(a)) for c, u, a, _, _ in rows], columns=["item", "worker", "label"]
+        [(str(c), str(u), str(a)) for c, u, a, *_ in rows], columns=["item", "worker", "label"]
     )
-    weights = {str(u): competence(PRIOR_TRUST if t is None else t, s) for _, u, _, t, s in rows}
+    weights = {str(u): competence(PRIOR_TRUST if t is None else t, s, bool(f)) for _, u, _, t, s, f in rows}
     sep = TAG_SEP if project.task_type == "multilabel" else None
     soft = soft_labels(table, weights, sep=sep, classes=list(project.classes))
     values = np.round(soft.to_numpy(), 6)
