@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import timedelta
 from pathlib import Path
@@ -9,10 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from listenloop.crowd.checks import CONTROL_REUSE_AFTER, RAISED_CONTROL_RATE
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.crowd.trust import PRIOR_STRENGTH, PRIOR_TRUST
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from listenloop.engine.gamification import CANT_TELL_POINTS, POINTS_PER_ANSWER
 from listenloop.engine.projects import create_project
 from listenloop.engine.tasks import (
     CONSISTENCY_DELAY,
@@ -94,7 +98,7 @@ def test_answer_conflicts_and_expiry(world) -> None:
         submit_answer(s, task.task_id, a, "1", now=now + LEASE + timedelta(seconds=1))
     with db.write() as s:
         out = submit_answer(s, task.task_id, a, CANT_TELL, now=now)
-    assert out["points"] == 10 and out["level"] == 1
+    assert out["points"] == CANT_TELL_POINTS and out["level"] == 1  # capped
     with pytest.raises(ConflictError), db.write() as s:
         submit_answer(s, task.task_id, a, "1", now=now)
     with db.read() as s:
@@ -215,8 +219,8 @@ def control_task(db: Database, pid: int, who: Principal) -> Assignment:
     return task
 
 
-def test_trusted_bonus_follows_the_trust_an_answer_found_not_its_own_check(world) -> None:
-    """A reply's points must not tell a passed check (which an undo could then probe) from a regular task."""
+def test_points_are_one_rule_for_every_kind_and_never_follow_trust(world) -> None:
+    """A reply's points must not tell a check from a regular task, at the check or after it."""
     db, pid, (a, _, _) = world
     with db.write() as s:
         s.add(
@@ -228,11 +232,16 @@ def test_trusted_bonus_follows_the_trust_an_answer_found_not_its_own_check(world
     with db.write() as s:
         out = submit_answer(s, task.task_id, a, "0")  # right: trust rises past 0.7 ...
         trust = s.get(WorkerTrust, (pid, a.id)).trust
-    assert trust > 0.7 and out["points"] == 10  # ... but this answer found 0.69: no bonus yet
-    set_rates(db, pid, 0.0, 0.0)
+    assert trust > 0.7 and out["points"] == POINTS_PER_ANSWER
+    assert set(out) == {"task_id", "points", "total_points", "level"}  # no clip id, no trust
+    task = control_task(db, pid, a)
     with db.write() as s:
-        task = next_task(s, pid, a)
-        assert submit_answer(s, task.task_id, a, "1")["points"] == 15  # the next one gets it
+        assert submit_answer(s, task.task_id, a, CANT_TELL)["points"] == CANT_TELL_POINTS
+    set_rates(db, pid, 0.0, 0.0)
+    for answer, points in (("1", POINTS_PER_ANSWER), (CANT_TELL, CANT_TELL_POINTS)):
+        with db.write() as s:
+            task = next_task(s, pid, a)
+            assert submit_answer(s, task.task_id, a, answer)["points"] == points  # ... and no bonus
 
 
 def test_undo_takes_the_last_answer_back_and_serves_the_task_again(world) -> None:
@@ -318,3 +327,191 @@ def test_undo_of_a_control_answer_takes_its_trust_back_exactly(world) -> None:
         submit_answer(s, task.task_id, a, "0")  # answered again, right this time
         trust = s.get(WorkerTrust, (pid, a.id))
         assert (trust.n_checked, trust.n_right) == (1, 1) and trust.trust == pytest.approx(0.6)
+
+
+def make_project(db: Database, regular: int, gold: int, **config: object) -> tuple[int, list[Principal]]:
+    """A digit project with `regular` queued clips and `gold` control clips (answer "0"), and 4 annotators."""
+    with db.write() as s:
+        owner = create_user(s, "owner", "x", "owner")
+        people = [create_user(s, f"a{i}", "x") for i in range(4)]
+        settings = {"control_rate": 0.0, "consistency_rate": 0.0, **config}
+        project = create_project(
+            s,
+            Principal(owner.id, "owner", "owner"),
+            ProjectConfig(
+                name="p", task_type="classification", classes=[str(d) for d in range(10)], **settings
+            ),
+        )
+        for i in range(regular + gold):
+            s.add(
+                Clip(
+                    project_id=project.id,
+                    file_name=f"c{i}.wav",
+                    sha256=f"{i:064d}",
+                    path=f"audio/{i}.wav",
+                    duration=1.0,
+                    sample_rate=8000,
+                    status="queued",
+                    rank=float(i),
+                    is_gold=i >= regular,
+                    gold_label="0" if i >= regular else None,
+                )
+            )
+        return project.id, [Principal(p.id, p.username, "annotator") for p in people]
+
+
+@pytest.fixture
+def empty_db(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'q.db'}")
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+def test_gold_comes_back_to_the_same_annotator_after_the_delay(empty_db: Database) -> None:
+    """Checks do not run out: one gold clip, served again once CONTROL_REUSE_AFTER other tasks passed."""
+    db = empty_db
+    pid, (a, *_) = make_project(db, 120, 1, control_rate=0.3, redundancy={"min": 1, "max": 1, "tau": 0.5})
+    rng = random.Random(3)
+    served = []
+    for _ in range(100):
+        with db.write() as s:
+            task = next_task(s, pid, a, rng=rng)
+            kind = s.get(Task, task.task_id).kind
+            submit_answer(s, task.task_id, a, "1")
+        served.append(kind)
+    controls = [i for i, k in enumerate(served) if k == "control"]
+    assert len(controls) >= 3  # one gold clip, checked again and again
+    assert all(later - earlier > CONTROL_REUSE_AFTER for earlier, later in itertools.pairwise(controls))
+    with db.read() as s:
+        trust = s.get(WorkerTrust, (pid, a.id))
+    assert trust.n_checked == len(controls) and trust.n_right == 0
+    assert trust.trust == pytest.approx(PRIOR_TRUST * PRIOR_STRENGTH / (PRIOR_STRENGTH + len(controls)))
+
+
+def test_the_control_rate_rises_while_trust_is_uncertain_or_low(empty_db: Database) -> None:
+    db = empty_db
+    pid, (new, sure, low, _) = make_project(db, 10, 2, control_rate=0.05)
+    seed = next(k for k in range(1000) if 0.05 <= random.Random(k).random() < RAISED_CONTROL_RATE)
+    with (
+        db.write() as s
+    ):  # established: many checks, trust well above the threshold; low: many checks, low trust
+        s.add(WorkerTrust(project_id=pid, user_id=sure.id, trust=0.9, evidence=20.0, n_checked=20))
+        s.add(WorkerTrust(project_id=pid, user_id=low.id, trust=0.55, evidence=20.0, n_checked=20))
+    kinds = {}
+    for who in (new, sure, low):
+        with db.write() as s:
+            task = next_task(s, pid, who, rng=random.Random(seed))
+            kinds[who.username] = s.get(Task, task.task_id).kind
+    assert kinds == {"a0": "control", "a1": "regular", "a2": "control"}
+
+
+def test_silver_controls_come_from_trusted_agreement_and_never_move_the_clip(empty_db: Database) -> None:
+    db = empty_db
+    pid, (a, b, c, d) = make_project(db, 3, 0, redundancy={"min": 2, "max": 3, "tau": 0.9})
+    with db.write() as s:
+        for who in (a, b):
+            s.add(
+                WorkerTrust(project_id=pid, user_id=who.id, trust=0.9, evidence=10.0, n_checked=10, n_right=9)
+            )
+    for who, answer in ((a, "4"), (b, "4")):  # clip 1: two trusted annotators agree
+        with db.write() as s:
+            task = next_task(s, pid, who)
+            assert task.clip_id == 1
+            submit_answer(s, task.task_id, who, answer)
+    with db.write() as s:  # clip 2: one trusted annotator and a newcomer agree: not silver
+        for who in (a, c):
+            task = next_task(s, pid, who)
+            assert task.clip_id == 2
+            submit_answer(s, task.task_id, who, "5")
+    with db.read() as s:
+        one, two = s.get(Clip, 1), s.get(Clip, 2)
+        before = (one.label, one.confidence, one.n_answers, one.soft, one.status)
+    assert one.status == "done" and one.silver and one.label == "4"
+    assert not two.silver
+    set_rates(db, pid, 0.5, 0.0)
+    seed = next(k for k in range(1000) if random.Random(k).random() < 0.3)
+    with db.write() as s:
+        task = next_task(s, pid, d, rng=random.Random(seed))  # d never answered clip 1: a silver control
+        assert s.get(Task, task.task_id).kind == "control" and task.clip_id == 1
+        assert submit_answer(s, task.task_id, d, "7")["points"] == POINTS_PER_ANSWER  # wrong
+    with db.read() as s:
+        one, trust = s.get(Clip, 1), s.get(WorkerTrust, (pid, d.id))
+    assert (
+        one.label,
+        one.confidence,
+        one.n_answers,
+        one.soft,
+        one.status,
+    ) == before  # the check moved nothing
+    assert trust.n_checked == 1 and trust.n_right == 0 and trust.trust < 0.5
+    with db.write() as s:  # a answered clip 1 itself: never a control for a
+        task = next_task(s, pid, a, rng=random.Random(seed))
+        assert task.clip_id != 1 and s.get(Task, task.task_id).kind == "regular"
+
+
+def test_cant_tell_on_a_control_fails_far_above_the_crowd_and_undoes_exactly(empty_db: Database) -> None:
+    db = empty_db
+    pid, (a, b, *_) = make_project(db, 20, 3)
+    with db.write() as s:  # the crowd: 100 answers, 5 can't tell; a: 10 answers, 6 can't tell; b: 10, 1
+        project = s.get(Project, pid)
+        project.answers_used, project.cant_tell_count = 120, 12
+        s.add(WorkerTrust(project_id=pid, user_id=a.id, n_answers=10, n_cant_tell=6, trust=0.5))
+        s.add(WorkerTrust(project_id=pid, user_id=b.id, n_answers=10, n_cant_tell=1, trust=0.5))
+    results = {}
+    for who in (a, b):
+        task = control_task(db, pid, who)
+        with db.write() as s:
+            submit_answer(s, task.task_id, who, CANT_TELL)
+            row = s.get(WorkerTrust, (pid, who.id))
+            results[who.username] = (
+                s.get(Task, task.task_id).passed,
+                row.n_checked,
+                row.trust,
+                row.n_cant_tell,
+            )
+    assert results["a0"][:2] == (False, 1) and results["a0"][2] < 0.5 and results["a0"][3] == 7
+    assert results["a1"][:3] == (None, 0, 0.5) and results["a1"][3] == 2  # like the crowd: nothing checked
+    with db.write() as s:  # more can't tell from others since: the undo takes back what the check gave then
+        s.get(Project, pid).cant_tell_count += 50
+    last_a = s_task = None
+    with db.read() as s:
+        last_a = s.scalars(select(Task).where(Task.annotator_id == a.id).order_by(Task.id.desc())).first()
+        s_task = last_a.id
+    with db.write() as s:
+        undo_answer(s, s_task, a)
+    with db.read() as s:
+        row = s.get(WorkerTrust, (pid, a.id))
+        assert (row.n_checked, row.n_cant_tell, row.evidence) == (0, 6, 0.0)
+        assert row.trust == pytest.approx(0.5)
+        assert s.get(Project, pid).cant_tell_count == 12 + 2 + 50 - 1  # a's and b's, the others', a's undone
+
+
+def test_a_consistency_pass_counts_less_than_a_control_and_undoes_exactly(world) -> None:
+    db, pid, (a, _, _) = world
+    set_rates(db, pid, 0.0, 0.5)
+    start = utcnow()
+    with db.write() as s:
+        first = next_task(s, pid, a, now=start)
+        submit_answer(s, first.task_id, a, "2", now=start)
+    rng = random.Random(0)
+    for i in range(10):
+        later = start + CONSISTENCY_DELAY + timedelta(seconds=1 + i)
+        with db.write() as s:
+            task = next_task(s, pid, a, now=later, rng=rng)
+            kind = s.get(Task, task.task_id).kind
+            submit_answer(s, task.task_id, a, "2", now=later)
+        if kind == "consistency":
+            break
+    with db.read() as s:
+        row = s.get(WorkerTrust, (pid, a.id))
+    assert (
+        kind == "consistency"
+        and row.evidence == 0.25
+        and row.trust == pytest.approx((PRIOR_TRUST * PRIOR_STRENGTH + 0.25) / (PRIOR_STRENGTH + 0.25))
+    )
+    with db.write() as s:
+        undo_answer(s, task.task_id, a, now=later)
+    with db.read() as s:
+        row = s.get(WorkerTrust, (pid, a.id))
+    assert row.evidence == 0.0 and row.n_checked == 0 and row.trust == pytest.approx(PRIOR_TRUST)

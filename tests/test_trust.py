@@ -8,7 +8,11 @@ import pytest
 from listenloop.bench.spammers import campaign
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.trust import (
+    CONSISTENCY_PASS_WEIGHT,
+    CONTROL_WEIGHT,
     SPAMMER_COLUMNS,
+    check_answers,
+    check_weight,
     detect_spammers,
     pair_kappa,
     revert_trust,
@@ -87,8 +91,67 @@ def test_consistency_uses_time_order() -> None:
             "time": [3, 1, 2],
         }
     )
-    # by time: 1 (regular "1"), 2 (consistency "1": agrees), 3 (consistency "0": contradicts)
-    assert trust_from_answers(answers, {})["w"] == pytest.approx((2 + 1) / 6)
+    # by time: 1 (regular "1"), 2 (consistency "1": agrees, weight 0.25), 3 (consistency "0":
+    # contradicts, weight 1)
+    assert trust_from_answers(answers, {})["w"] == pytest.approx((2 + 0.25) / (4 + 1.25))
+
+
+def test_check_weights_a_consistency_pass_less_than_a_control() -> None:
+    assert check_weight("control", True) == check_weight("control", False) == CONTROL_WEIGHT == 1.0
+    assert check_weight("consistency", False) == 1.0
+    assert 0 < check_weight("consistency", True) == CONSISTENCY_PASS_WEIGHT < 1.0
+    with pytest.raises(ListenloopError):
+        check_weight("regular", True)
+    # by hand: a pass of weight 0.25 on evidence 2 at trust 0.5: (0.5 * 6 + 0.25) / 6.25
+    assert update_trust(0.5, True, 2.0, weight=0.25) == pytest.approx(3.25 / 6.25)
+
+
+def test_weighted_revert_is_exact() -> None:
+    steps = [("control", True), ("consistency", True), ("consistency", False), ("control", False)] * 3
+    t, evidence, history = 0.5, 0.0, []
+    for check, ok in steps:
+        history.append((t, evidence))
+        w = check_weight(check, ok)
+        t, evidence = update_trust(t, ok, evidence, weight=w), evidence + w
+    for (check, ok), (before, ev_before) in zip(reversed(steps), reversed(history), strict=True):
+        w = check_weight(check, ok)
+        t, evidence = revert_trust(t, ok, evidence, weight=w), evidence - w
+        assert t == pytest.approx(before, abs=1e-12) and evidence == ev_before
+    with pytest.raises(ListenloopError):
+        revert_trust(0.5, True, 0.1, weight=1.0)
+
+
+def test_consistency_passes_do_not_hold_a_constant_answerer_up() -> None:
+    """A constant "0" on 10 gold digits: every repeat agrees, 1 control in 10 is right. With
+    passes weighing as much as controls it would stay above 0.5; here it falls below."""
+    rows = []
+    for i in range(30):
+        rows.append((f"g{i % 10}", "0", "control"))
+        rows += [(f"r{i}", "0", "regular"), (f"r{i}", "0", "consistency"), (f"r{i}x", "0", "regular")]
+        rows += [(f"s{i}", "0", "regular"), (f"s{i}", "0", "consistency")]
+    answers = pd.DataFrame(rows, columns=["item", "label", "kind"]).assign(worker="c")
+    gold = {f"g{d}": str(d) for d in range(10)}
+    assert trust_from_answers(answers, gold)["c"] < 0.45
+    flat = (0.5 * 4 + 3 + 60) / (4 + 30 + 60)  # what counting every pass as a check gave
+    assert flat > 0.5
+
+
+def test_cant_tell_on_a_control_fails_only_far_above_the_crowd() -> None:
+    gold = {f"g{i}": "1" for i in range(5)}
+    rows = [("spam", f"g{i}", CANT_TELL, "control") for i in range(5)]
+    rows += [("spam", f"r{i}", CANT_TELL, "regular") for i in range(10)]
+    rows += [("ok", f"g{i}", "1", "control") for i in range(5)]
+    rows += [("ok", f"r{i}", "1" if i else CANT_TELL, "regular") for i in range(10)]
+    table = pd.DataFrame(rows, columns=["worker", "item", "label", "kind"])
+    checks = check_answers(table, gold)
+    assert (checks[checks["worker"] == "spam"]["correct"] == False).sum() == 5  # noqa: E712
+    trust = trust_from_answers(table, gold)
+    assert trust["spam"] < 0.3 < 0.5 < trust["ok"]
+    # a rate like the crowd's: can't tell on a control checks nothing
+    honest = table.assign(label=table["label"].where(table["worker"] != "spam", "1"))
+    honest.loc[(honest["worker"] == "spam") & (honest["item"] == "g0"), "label"] = CANT_TELL
+    spam_checks = check_answers(honest, gold).query("worker == 'spam'")
+    assert len(spam_checks) == 4 and spam_checks["correct"].all()
 
 
 def test_detect_spammers_on_synthetic_crowd() -> None:

@@ -4,15 +4,24 @@ After iHEARu-PLAY's user trustability (its active-learning paper, section 2.3): 
 questions have a known answer, consistency questions repeat an item; a wrong or
 inconsistent answer lowers a worker's trustability, a right one raises or keeps it.
 
-Update rule (Beta-Bernoulli): with a Beta prior of mean `prior_trust` and weight
-`prior_strength` (pseudo-checks), after `right` passed checks out of `checked`,
+Update rule (Beta-Bernoulli with weighted checks): with a Beta prior of mean `prior_trust` and
+weight `prior_strength` (pseudo-checks), after checks of weights w_i with outcomes x_i (1 passed,
+0 failed),
 
-    trust = (prior_trust * prior_strength + right) / (prior_strength + checked),
+    trust = (prior_trust * prior_strength + sum w_i x_i) / (prior_strength + sum w_i),
 
-so it lies in [0, 1], starts at `prior_trust` (0.5) and moves less with each check.
-`update_trust(trust, correct, n_checked)` is the same estimate, one check at a time:
-trust' = (trust * (prior_strength + n_checked) + correct) / (prior_strength + n_checked + 1);
-`revert_trust` takes the last check back (an answer the annotator undid).
+so it lies in [0, 1], starts at `prior_trust` and moves less with each check. The weight of a
+check (`check_weight`): a control answer weighs 1 either way; a consistency answer weighs 1
+when it contradicts the annotator's earlier answer but only `CONSISTENCY_PASS_WEIGHT` when it
+agrees, because agreeing with oneself is cheap: an annotator who recognises a repeated clip (by
+its audio) answers it as before, and one who always gives the same answer is always
+consistent, so passes must not hold a random or constant answerer above a threshold.
+
+`update_trust(trust, correct, evidence, weight=w)` is the same estimate, one check at a time
+(`evidence`: the weight of the checks so far):
+trust' = (trust * (prior_strength + evidence) + w * correct) / (prior_strength + evidence + w);
+`revert_trust` takes the last check back exactly (an answer the annotator undid). The platform
+(`engine.tasks`) and `trust_from_answers` (the CLI) both use them.
 """
 
 from __future__ import annotations
@@ -22,11 +31,24 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from listenloop.crowd.checks import cant_tell_fails
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.errors import ListenloopError
 
 PRIOR_TRUST = 0.5
 PRIOR_STRENGTH = 4.0
+CONTROL_WEIGHT = 1.0
+CONSISTENCY_FAIL_WEIGHT = 1.0
+CONSISTENCY_PASS_WEIGHT = 0.25
+
+
+def check_weight(check: str, correct: bool) -> float:
+    """How much one check moves trust: "control" or "consistency", passed or failed."""
+    if check == "control":
+        return CONTROL_WEIGHT
+    if check == "consistency":
+        return CONSISTENCY_PASS_WEIGHT if correct else CONSISTENCY_FAIL_WEIGHT
+    raise ListenloopError(f"check must be control or consistency, not {check!r}")
 
 
 def _check_trust(trust: float) -> None:
@@ -38,31 +60,33 @@ def _check_trust(trust: float) -> None:
 def update_trust(
     trust: float,
     correct: bool,
-    n_checked: int,
+    evidence: float,
     *,
+    weight: float = 1.0,
     prior_strength: float = PRIOR_STRENGTH,
 ) -> float:
-    """Trust after one more check, given the trust so far and how many checks it rests on."""
+    """Trust after one more check of `weight`, from the trust so far and the weight it rests on."""
     _check_trust(trust)
-    if n_checked < 0:
-        raise ListenloopError(f"n_checked must be >= 0, not {n_checked}")
-    weight = prior_strength + n_checked
-    return (trust * weight + float(bool(correct))) / (weight + 1.0)
+    if evidence < 0 or weight <= 0:
+        raise ListenloopError(f"evidence must be >= 0 and weight > 0, not {evidence} and {weight}")
+    total = prior_strength + evidence
+    return (trust * total + weight * float(bool(correct))) / (total + weight)
 
 
 def revert_trust(
     trust: float,
     correct: bool,
-    n_checked: int,
+    evidence: float,
     *,
+    weight: float = 1.0,
     prior_strength: float = PRIOR_STRENGTH,
 ) -> float:
-    """Trust before the last of `n_checked` checks (which was `correct`): `update_trust` undone."""
+    """Trust before the last check (`correct`, of `weight`; `evidence` includes it): `update_trust` undone."""
     _check_trust(trust)
-    if n_checked < 1:
-        raise ListenloopError(f"no check to take back: n_checked is {n_checked}")
-    weight = prior_strength + n_checked - 1
-    return min(max((trust * (weight + 1.0) - float(bool(correct))) / weight, 0.0), 1.0)
+    if weight <= 0 or evidence < weight - 1e-9:
+        raise ListenloopError(f"no check of weight {weight} to take back: the evidence is {evidence}")
+    before = prior_strength + evidence - weight
+    return min(max((trust * (before + weight) - weight * float(bool(correct))) / before, 0.0), 1.0)
 
 
 def check_answers(answers: pd.DataFrame, gold: Mapping[str, str]) -> pd.DataFrame:
@@ -71,7 +95,10 @@ def check_answers(answers: pd.DataFrame, gold: Mapping[str, str]) -> pd.DataFram
     `control` rows are checked against `gold`; `consistency` rows against the same worker's
     previous answer to that item (by `time` if there is such a column, else by row order;
     a first answer checks nothing). Rows with an empty or missing `kind` count as control
-    when their item is in `gold`; `regular` rows are not checked.
+    when their item is in `gold`; `regular` rows are not checked. "Can't tell" checks nothing
+    (nor does a repeat of one), except on a control when the worker's can't-tell rate over the
+    table is far above everyone else's (`crowd.checks.cant_tell_fails`): then it is a failed
+    check. (The platform applies that rule with the rates before each answer.)
     """
     table = answers.astype({"item": str, "worker": str, "label": str}).reset_index(drop=True)
     no_kind = pd.Series("", index=table.index)
@@ -88,6 +115,18 @@ def check_answers(answers: pd.DataFrame, gold: Mapping[str, str]) -> pd.DataFram
     previous = table.groupby(["worker", "item"], sort=False)["label"].shift(1)
     is_consistency = (kind == "consistency") & previous.notna()
     correct = np.where(is_control, table["label"] == truth, table["label"] == previous)
+    cant = table["label"] == CANT_TELL
+    is_consistency &= ~cant & (previous != CANT_TELL)
+    if cant.any():
+        own = cant.groupby(table["worker"]).agg(["sum", "size"])
+        total_ct, total = int(cant.sum()), len(table)
+        fails = {
+            w: cant_tell_fails(
+                int(r["sum"]), int(r["size"]), total_ct - int(r["sum"]), total - int(r["size"])
+            )
+            for w, r in own.iterrows()
+        }
+        is_control &= ~cant | table["worker"].map(fails).astype(bool)
     out = pd.DataFrame(
         {
             "worker": table["worker"],
@@ -106,12 +145,18 @@ def trust_from_answers(
     prior_trust: float = PRIOR_TRUST,
     prior_strength: float = PRIOR_STRENGTH,
 ) -> pd.Series:
-    """Trust per worker (every worker in `answers`) from their control and consistency checks."""
+    """Trust per worker (every worker in `answers`) from their control and consistency checks,
+    each weighed by `check_weight` (the platform's rule, all checks at once)."""
     checks = check_answers(answers, gold)
     workers = pd.Index(np.unique(answers["worker"].astype(str)), name="worker")
-    right = checks.groupby("worker")["correct"].sum().reindex(workers, fill_value=0)
-    checked = checks.groupby("worker")["correct"].size().reindex(workers, fill_value=0)
-    trust = (prior_trust * prior_strength + right) / (prior_strength + checked)
+    weights = pd.Series(
+        [check_weight(k, bool(c)) for k, c in zip(checks["check"], checks["correct"], strict=True)],
+        index=checks.index,
+        dtype=float,
+    )
+    right = (weights * checks["correct"]).groupby(checks["worker"]).sum().reindex(workers, fill_value=0.0)
+    evidence = weights.groupby(checks["worker"]).sum().reindex(workers, fill_value=0.0)
+    trust = (prior_trust * prior_strength + right) / (prior_strength + evidence)
     return trust.astype(float).rename("trust")
 
 

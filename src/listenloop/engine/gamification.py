@@ -1,10 +1,18 @@
 """Points, levels, streaks, badges and leaderboards: what keeps annotators coming back (000_).
 
 iHEARu-PLAY pays its players in points instead of money. The points are earned in
-`engine.tasks.submit_answer` by the rule set here (stored per answered task in `tasks.points`
-and summed per project in `worker_trust.points`); everything else here only reads them. Nothing here tells an
-annotator whether a task was a check question or what their trust is: the only trust-derived
-output is the "trusted annotator" badge, a coarse yes/no that the trusted bonus already shows.
+`engine.tasks.submit_answer` by `points_for` (stored per answered task in `tasks.points` and
+summed per project in `worker_trust.points`); everything else here only reads them.
+
+Nothing here may tell an annotator whether a task was a check question or what their trust
+is (issue 16): the points of an answer depend on the answer alone (`POINTS_PER_ANSWER`, or
+the lower `CANT_TELL_POINTS` for "can't tell"), the same for every kind of task, never on
+trust, which checks move. Quality still counts, but only through values the background skills
+refresh sets (`worker_trust.skill`, the crowd model's estimate of an annotator's accuracy,
+refreshed every few dozen answers of the project, never by one reply): the leaderboards rank
+by `score`, the points weighted by that estimate (points alone where there is none yet), and
+the "trusted annotator" badge needs an estimate of at least `TRUSTED_AT`. So a fast spammer
+collects points but not a place on the board.
 
 The rules are pure functions (`level_of`, `streaks`, `badges_for`, `rank_rows`) with small
 query wrappers around them (`user_progress`, `leaderboard`), so that they can be tested with
@@ -21,13 +29,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.store.models import ProjectMember, Task, User, WorkerTrust, utcnow
 
 POINTS_PER_ANSWER = 10
-TRUSTED_BONUS = 5  # per answer while the annotator's trust is at least TRUSTED_AT
-TRUSTED_AT = 0.7
+CANT_TELL_POINTS = 2  # capped: "can't tell" is allowed, but it must not pay like listening
+TRUSTED_AT = 0.7  # the background accuracy estimate the trusted badge needs
 POINTS_PER_LEVEL = 200
-TRUSTED_MIN_CHECKS = 3  # the trusted badge needs this many checked answers in one project
+TRUSTED_MIN_ANSWERS = 20  # the trusted badge needs this many answers in one project
 LEADERBOARD_SIZE = 20
 MAX_OFFSET_MINUTES = 14 * 60  # the widest time-zone offset there is
 
@@ -48,10 +57,19 @@ BADGES: tuple[Badge, ...] = (
     Badge("answers_1000", "Golden ear", "Answer 1,000 clips."),
     Badge("streak_3", "Three in a row", "Answer on 3 days in a row."),
     Badge("streak_7", "Week of listening", "Answer on 7 days in a row."),
-    Badge("trusted", "Trusted annotator", "Answer carefully enough to earn the trusted bonus."),
+    Badge(
+        "trusted",
+        "Trusted annotator",
+        "Answer 20 clips of a project carefully enough that the crowd model rates you 70 % accurate.",
+    ),
 )
 _ANSWER_BADGES = {"first_answer": 1, "answers_10": 10, "answers_100": 100, "answers_1000": 1000}
 _STREAK_BADGES = {"streak_3": 3, "streak_7": 7}
+
+
+def points_for(answer: str) -> int:
+    """The points an answer earns: the same rule for every kind of task, from the answer alone."""
+    return CANT_TELL_POINTS if answer == CANT_TELL else POINTS_PER_ANSWER
 
 
 def level_of(points: int) -> int:
@@ -101,22 +119,28 @@ def local_day(moment: datetime, offset_minutes: int = 0) -> date:
     return (moment + timedelta(minutes=offset_minutes)).date()
 
 
-def rank_rows(rows: Sequence[tuple[int, str, int, int]]) -> list[dict[str, Any]]:
-    """Leaderboard entries from (user_id, username, points, answers) rows.
+def rank_rows(rows: Sequence[tuple[int, str, int, int, int]]) -> list[dict[str, Any]]:
+    """Leaderboard entries from (user_id, username, points, answers, score) rows.
 
-    Ordered by points, then answers (more first), then username; equal points and answers
-    share a rank (1, 2, 2, 4).
+    Ordered by score (points weighted by the background accuracy estimate), then points, then
+    answers (more first), then username; equal score, points and answers share a rank (1, 2, 2, 4).
     """
-    ordered = sorted(rows, key=lambda r: (-r[2], -r[3], r[1]))
+    ordered = sorted(rows, key=lambda r: (-r[4], -r[2], -r[3], r[1]))
     out: list[dict[str, Any]] = []
-    for i, (user_id, username, points, answers) in enumerate(ordered):
-        same = out and out[-1]["points"] == points and out[-1]["answers"] == answers
-        rank = out[-1]["rank"] if same else i + 1
+    for i, (user_id, username, points, answers, score) in enumerate(ordered):
+        previous = out[-1] if out else None
+        same = previous is not None and (previous["score"], previous["points"], previous["answers"]) == (
+            score,
+            points,
+            answers,
+        )
+        rank = previous["rank"] if same and previous is not None else i + 1
         out.append(
             {
                 "rank": rank,
                 "user_id": user_id,
                 "username": username,
+                "score": int(score),
                 "points": int(points),
                 "answers": int(answers),
                 "level": level_of(points),
@@ -159,8 +183,8 @@ def user_progress(
             .select_from(WorkerTrust)
             .where(
                 WorkerTrust.user_id == user_id,
-                WorkerTrust.trust >= TRUSTED_AT,
-                WorkerTrust.n_checked >= TRUSTED_MIN_CHECKS,
+                WorkerTrust.skill >= TRUSTED_AT,  # the background estimate, never the live trust
+                WorkerTrust.n_answers >= TRUSTED_MIN_ANSWERS,
             )
         )
         or 0
@@ -202,17 +226,20 @@ def user_progress(
 def leaderboard(
     session: Session, *, project_id: int | None = None, limit: int = LEADERBOARD_SIZE, me: int | None = None
 ) -> dict[str, Any]:
-    """The top `limit` annotators by points, overall or in one project.
+    """The top `limit` annotators by score, overall or in one project.
 
-    `{project_id, entries: [{rank, username, points, answers, level}], me: entry | None}`;
-    `me` is the entry of user `me` (also when outside the top). Annotators removed from a
-    project are left off its board. No trust or user id is shown.
+    `{project_id, entries: [{rank, username, score, points, answers, level}], me: entry | None}`;
+    `score` is the points weighted by the crowd model's accuracy estimate of the last
+    background skills refresh (per project; points alone where there is none), so it moves
+    only when that refresh runs. `me` is the entry of user `me` (also when outside the top).
+    Annotators removed from a project are left off its board. No trust or user id is shown.
     """
     query = select(
         WorkerTrust.user_id,
         User.username,
         func.sum(WorkerTrust.points),
         func.sum(WorkerTrust.n_answers),
+        func.sum(WorkerTrust.points * func.coalesce(WorkerTrust.skill, 1.0)),
     ).join(User, User.id == WorkerTrust.user_id)
     if project_id is not None:
         removed = select(ProjectMember.user_id).where(
@@ -221,7 +248,10 @@ def leaderboard(
         query = query.where(WorkerTrust.project_id == project_id, WorkerTrust.user_id.not_in(removed))
     query = query.where(WorkerTrust.n_answers > 0).group_by(WorkerTrust.user_id, User.username)
     ranked = rank_rows(
-        [(int(r[0]), str(r[1]), int(r[2] or 0), int(r[3] or 0)) for r in session.execute(query)]
+        [
+            (int(r[0]), str(r[1]), int(r[2] or 0), int(r[3] or 0), round(float(r[4] or 0.0)))
+            for r in session.execute(query)
+        ]
     )
     mine = next((e for e in ranked if e["user_id"] == me), None) if me is not None else None
 

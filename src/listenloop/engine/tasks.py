@@ -1,11 +1,17 @@
 """The live loop's request path (000_ Table 1, steps 4-5): hand out the next task, take an answer.
 
 `next_task` gives an annotator the best-ranked queued clip they have not answered, leased for
-a few minutes, and mixes in control questions (clips with a known answer) and consistency
-questions (a repeat of one of their earlier clips) at the project's rates; all three look the
-same to the annotator. `submit_answer` stores an answer once (a retry or a late answer is a
-ConflictError and stores nothing), updates the annotator's trust from control and consistency
-answers, re-aggregates the one clip and asks the redundancy policy whether it is done.
+a few minutes, and mixes in control questions (gold clips with a known answer, and "silver"
+clips the crowd finished with trusted agreement; a control clip comes back to the same
+annotator after a delay) and consistency questions (a repeat of one of their earlier clips),
+at rates that rise while the annotator's trust is uncertain or low (`crowd.checks`). All three
+look the same to the annotator: the same reply, the same points for the same answer
+(`gamification.points_for`), and no clip identity (their audio is addressed by the task).
+`submit_answer` stores an answer once (a retry or a late answer is a ConflictError and stores
+nothing), updates the annotator's trust from control and consistency answers
+(`crowd.trust`), re-aggregates the one clip (regular answers only: a check answer never
+moves a clip's label) and asks the redundancy policy whether it is done; a clip finished
+with trusted agreement becomes a silver control.
 `undo_answer` takes an annotator's last answer back while nothing depends on it yet (the rule is
 in its docstring), and the task is theirs to answer again.
 
@@ -28,12 +34,20 @@ from sqlalchemy import bindparam as bp
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from listenloop.crowd.checks import (
+    CONTROL_REUSE_AFTER,
+    MAX_CHECK_SHARE,
+    SILVER_TASKS,
+    cant_tell_fails,
+    control_rate_for,
+    is_silver,
+)
 from listenloop.crowd.redundancy import CANT_TELL
-from listenloop.crowd.trust import PRIOR_TRUST, revert_trust, update_trust
+from listenloop.crowd.trust import PRIOR_TRUST, check_weight, revert_trust, update_trust
 from listenloop.engine.accounts import Principal
 from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
-from listenloop.engine.gamification import POINTS_PER_ANSWER, TRUSTED_AT, TRUSTED_BONUS, level_of
+from listenloop.engine.gamification import level_of, points_for
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.projects import blocked_reason, refusal
 from listenloop.engine.views import ProjectView, load_view
@@ -50,7 +64,8 @@ W, M, E = WorkerTrust.__table__, ProjectMember.__table__, Event.__table__
 
 @dataclass(frozen=True)
 class Assignment:
-    """A leased task as the annotator may see it (no kind, no known answer)."""
+    """A leased task (no kind, no known answer). `clip_id` is for the engine and its tests:
+    the server never shows it to the annotator (audio and spectrogram are addressed by task)."""
 
     task_id: int
     clip_id: int
@@ -111,11 +126,35 @@ _REGULAR = Prepared(
     .limit(1)
 )
 _REGULAR_PG = Prepared(_REGULAR.stmt.with_for_update(skip_locked=True, of=C))
+# The id of the annotator's task CONTROL_REUSE_AFTER places before their newest: a control clip
+# they last had at or before it may come back (they had that many other tasks since).
+_CUT = Prepared(
+    select(T.c.id)
+    .where(T.c.project_id == bp("project"), T.c.annotator_id == bp("user"))
+    .order_by(T.c.id.desc())
+    .offset(CONTROL_REUSE_AFTER)
+    .limit(1)
+)
+_had = T.alias("had")
 _CONTROL = Prepared(
     select(C.c.id)
-    .where(C.c.project_id == bp("project"), C.c.is_gold == true(), ~_mine(bp("user")))
-    .order_by(func.random())
+    .where(
+        C.c.project_id == bp("project"),
+        or_(C.c.is_gold == true(), C.c.silver == true()),
+        # never a clip they answered as a task of the queue; a control clip again only after the delay
+        ~select(_had.c.id)
+        .where(
+            _had.c.clip_id == C.c.id,
+            _had.c.annotator_id == bp("user"),
+            or_(_had.c.kind != "control", _had.c.id > bp("cut")),
+        )
+        .exists(),
+    )
+    .order_by(_mine(bp("user")), func.random())  # a clip they never had first
     .limit(1)
+)
+_RATE = Prepared(
+    select(W.c.trust, W.c.evidence).where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
 )
 _rep = T.alias("rep")
 _CONSISTENCY = Prepared(
@@ -166,12 +205,12 @@ _TASK_PG = Prepared(_TASK.stmt.with_for_update())
 _STORE = Prepared(
     T.update()
     .where(T.c.id == bp("task"), T.c.answered_at.is_(None))
-    .values(answer=bp("v_answer"), answered_at=bp("now"), points=bp("v_points"))
+    .values(answer=bp("v_answer"), answered_at=bp("now"), points=bp("v_points"), passed=bp("v_passed"))
 )
 _TRUST = Prepared(
-    select(W.c.trust, W.c.n_checked, W.c.n_right, W.c.n_answers, W.c.points).where(
-        W.c.project_id == bp("project"), W.c.user_id == bp("user")
-    )
+    select(
+        W.c.trust, W.c.n_checked, W.c.n_right, W.c.n_answers, W.c.points, W.c.evidence, W.c.n_cant_tell
+    ).where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
 )
 _TRUST_NEW = Prepared(
     W.insert().values(
@@ -182,6 +221,8 @@ _TRUST_NEW = Prepared(
         n_right=bp("v_right"),
         n_answers=bp("v_answers"),
         points=bp("v_points"),
+        evidence=bp("v_evidence"),
+        n_cant_tell=bp("v_cant"),
     )
 )
 _TRUST_SET = Prepared(
@@ -193,9 +234,14 @@ _TRUST_SET = Prepared(
         n_right=bp("v_right"),
         n_answers=bp("v_answers"),
         points=bp("v_points"),
+        evidence=bp("v_evidence"),
+        n_cant_tell=bp("v_cant"),
     )
 )
-_GOLD = Prepared(select(C.c.gold_label).where(C.c.id == bp("clip")))
+# what a control answer is checked against: the gold label, or a silver clip's (corrected) label
+_TRUTH = Prepared(
+    select(func.coalesce(C.c.gold_label, C.c.expert_label, C.c.label)).where(C.c.id == bp("clip"))
+)
 _ANSWERED = Prepared(
     select(
         T.c.project_id,
@@ -206,6 +252,7 @@ _ANSWERED = Prepared(
         T.c.answered_at,
         T.c.leased_until,
         T.c.points,
+        T.c.passed,
     ).where(T.c.id == bp("task"))
 )
 _ANSWERED_PG = Prepared(_ANSWERED.stmt.with_for_update())
@@ -233,9 +280,13 @@ _LATER_ON_CLIP = Prepared(
 _UNSTORE = Prepared(
     T.update()
     .where(T.c.id == bp("task"), T.c.answered_at.is_not(None))
-    .values(answer=None, answered_at=None, points=0, leased_until=bp("until"))
+    .values(answer=None, answered_at=None, points=0, passed=None, leased_until=bp("until"))
 )
-_UNCOUNT = Prepared(P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answers_used - 1))
+_UNCOUNT = Prepared(
+    P.update()
+    .where(P.c.id == bp("project"))
+    .values(answers_used=P.c.answers_used - 1, cant_tell_count=P.c.cant_tell_count - bp("v_ct"))
+)
 _FIRST = Prepared(
     select(T.c.answer).where(
         T.c.clip_id == bp("clip"),
@@ -244,9 +295,14 @@ _FIRST = Prepared(
         T.c.answered_at.is_not(None),
     )
 )
-_COUNT = Prepared(P.update().where(P.c.id == bp("project")).values(answers_used=P.c.answers_used + 1))
+_COUNT = Prepared(
+    P.update()
+    .where(P.c.id == bp("project"))
+    .values(answers_used=P.c.answers_used + 1, cant_tell_count=P.c.cant_tell_count + bp("v_ct"))
+)
 _LABELLED = Prepared(P.update().where(P.c.id == bp("project")).values(labels_count=P.c.labels_count + 1))
 _CLIP_STATUS = Prepared(select(C.c.status).where(C.c.id == bp("clip")))
+_SILVER = Prepared(C.update().where(C.c.id == bp("clip")).values(silver=True))
 _CLIP_STATUS_PG = Prepared(_CLIP_STATUS.stmt.with_for_update())
 # Each answer with its annotator's trust, confusion matrix, fitted skill and whether spammer
 # detection flagged them (`flag_auto`: their answers count at chance level, engine/spammers.py).
@@ -257,6 +313,7 @@ _ANSWERS = Prepared(
         W.c.confusion,
         W.c.skill,
         func.coalesce(M.c.flag_auto, false()),
+        func.coalesce(W.c.evidence, 0.0),
     )
     .select_from(
         T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)).outerjoin(
@@ -278,6 +335,34 @@ _CLIP_SET = Prepared(
         updated_at=bp("now"),
     )
 )
+
+
+_MEDIA = Prepared(
+    select(C.c.path, C.c.sha256, T.c.annotator_id, T.c.project_id, P.c.owner_id)
+    .select_from(T.join(C, C.c.id == T.c.clip_id).join(P, P.c.id == T.c.project_id))
+    .where(T.c.id == bp("task"))
+)
+
+
+def task_media(session: Session | Connection, task_id: int, who: Principal) -> tuple[str, str]:
+    """(path, sha256) of the audio of task `task_id`, for its annotator and the project's owner
+    (or an admin): annotators hear a clip through the task that serves it, never by a clip id.
+
+    NotFoundError: no such task; ForbiddenError: another annotator's task, or its annotator
+    was blocked from the project.
+    """
+    conn = connection_of(session)
+    row = _MEDIA.first(conn, {"task": task_id})
+    if row is None:
+        raise NotFoundError(f"task {task_id} does not exist")
+    if who.is_admin or row.owner_id == who.id:
+        return row.path, row.sha256
+    if row.annotator_id != who.id:
+        raise ForbiddenError(f"task {task_id} belongs to another annotator")
+    active = _MEMBER.scalar(conn, {"project": row.project_id, "user": who.id})
+    if active is not None and not active:
+        raise ForbiddenError(blocked_reason(row.project_id))
+    return row.path, row.sha256
 
 
 def _pg(conn: Connection) -> bool:
@@ -339,11 +424,19 @@ def next_task(
         return None  # check questions only ever accompany real work
     kind = "regular"
     draw = rng.random()
-    if draw < view.control_rate:
-        other = _CONTROL.scalar(conn, keys)
+    control_rate = view.control_rate
+    if draw < max(view.control_rate + view.consistency_rate, MAX_CHECK_SHARE):  # the rate may matter
+        row = _RATE.first(conn, keys)
+        trust, evidence = (float(row[0]), float(row[1])) if row is not None else (PRIOR_TRUST, 0.0)
+        control_rate = control_rate_for(
+            view.control_rate, view.consistency_rate, trust, evidence, view.trust_threshold
+        )
+    if draw < control_rate:
+        cut = _CUT.scalar(conn, keys) or 0
+        other = _CONTROL.scalar(conn, {**keys, "cut": cut})
         if other is not None:
             kind, clip_id = "control", other
-    elif draw < view.control_rate + view.consistency_rate:
+    elif draw < control_rate + view.consistency_rate:
         other = _CONSISTENCY.scalar(conn, {**keys, "before": now - CONSISTENCY_DELAY})
         if other is not None:
             kind, clip_id = "consistency", other
@@ -364,13 +457,29 @@ def _agrees(project: ProjectView, a: str, b: str | None) -> bool:
 
 
 def _check(
-    conn: Connection, project: ProjectView, kind: str, clip_id: int, user: int, answer: str
+    conn: Connection,
+    project: ProjectView,
+    kind: str,
+    clip_id: int,
+    user: int,
+    answer: str,
+    cant_tell: tuple[int, int],
 ) -> bool | None:
-    """Whether a control or consistency answer passed its check (None: nothing to check)."""
-    if kind == "regular" or answer == CANT_TELL:
+    """Whether a control or consistency answer passed its check (None: nothing to check).
+
+    `cant_tell`: the annotator's can't-tell answers and answers before this one; a control
+    answered "can't tell" fails when their rate is far above the crowd's (`cant_tell_fails`).
+    """
+    if kind not in ("control", "consistency"):
         return None
+    if answer == CANT_TELL:
+        if kind != "control":
+            return None
+        own, answers = cant_tell
+        crowd = project.cant_tell_count - own, project.answers_used - answers
+        return False if cant_tell_fails(own, answers, *crowd) else None
     if kind == "control":
-        return _agrees(project, answer, _GOLD.scalar(conn, {"clip": clip_id}))
+        return _agrees(project, answer, _TRUTH.scalar(conn, {"clip": clip_id}))
     first = _FIRST.scalar(conn, {"clip": clip_id, "user": user})
     if first is None or first == CANT_TELL:
         return None
@@ -383,16 +492,26 @@ def _reaggregate(
     """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
     status = (_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS).scalar(conn, {"clip": clip_id})
     rows = _ANSWERS.all(conn, {"clip": clip_id})
+    trusts = [float(r[1]) for r in rows]
     verdict = aggregate_clip(
         project,
         [r[0] for r in rows],
-        [float(r[1]) for r in rows],
+        trusts,
         [r[2] for r in rows],
         [r[3] for r in rows],
         chance=[bool(r[4]) for r in rows],
     )
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"
+        silver = (
+            status == "done"
+            and project.task_type in SILVER_TASKS
+            and is_silver(
+                verdict.label, verdict.confidence, [r[0] for r in rows], trusts, [float(r[5]) for r in rows]
+            )
+        )
+        if silver:  # a control question from now on, for those who never answered it
+            _SILVER.run(conn, {"clip": clip_id})
         data = {
             "clip": clip_id,
             "label": verdict.label,
@@ -456,26 +575,40 @@ def submit_answer(
     answer = normalize_label(project, value, allow_cant_tell=True)
     keys = {"project": project.id, "user": who.id, "now": now}
     row = _TRUST.first(conn, keys)
-    trust, checked, right, answers, points_so_far = row if row is not None else (PRIOR_TRUST, 0, 0, 0, 0)
-    # The bonus follows the trust this answer found, not the trust its own check gives: the
-    # points of a reply (and of a reply after an undo) must not tell whether it was a check.
-    points = POINTS_PER_ANSWER + (TRUSTED_BONUS if trust >= TRUSTED_AT else 0)
-    passed = _check(conn, project, task.kind, task.clip_id, who.id, answer)
+    fresh = (PRIOR_TRUST, 0, 0, 0, 0, 0.0, 0)
+    trust, checked, right, answers, points_so_far, evidence, cant = row if row is not None else fresh
+    # The same points for the same answer on every kind of task, whatever the annotator's trust:
+    # the points of a reply (and of a reply after an undo) must not tell whether it was a check.
+    points = points_for(answer)
+    passed = _check(conn, project, task.kind, task.clip_id, who.id, answer, (int(cant), int(answers)))
     if passed is not None:
-        trust = update_trust(trust, passed, checked)
+        weight = check_weight(task.kind, passed)
+        trust = update_trust(trust, passed, float(evidence), weight=weight)
+        evidence = float(evidence) + weight
         checked += 1
         right += int(passed)
-    stored = _STORE.run(conn, {"task": task_id, "v_answer": answer, "now": now, "v_points": points})
-    if stored != 1:
+    values = {"task": task_id, "v_answer": answer, "now": now, "v_points": points, "v_passed": passed}
+    if _STORE.run(conn, values) != 1:
         raise ConflictError(f"task {task_id} is already answered")
     total = points_so_far + points
-    worker = (trust, checked, right, answers + 1, total)
+    is_cant = int(answer == CANT_TELL)
+    worker = (trust, checked, right, answers + 1, total, evidence, int(cant) + is_cant)
     _settle(
-        conn, project, task_id, task, who.id, keys, row is not None, worker, _COUNT, "answer", passed, now
+        conn,
+        project,
+        task_id,
+        task,
+        who.id,
+        {**keys, "v_ct": is_cant},
+        row is not None,
+        worker,
+        _COUNT,
+        "answer",
+        passed,
+        now,
     )
     return {
         "task_id": task_id,
-        "clip_id": task.clip_id,
         "points": points,
         "total_points": total,
         "level": level_of(total),
@@ -490,22 +623,25 @@ def _settle(
     user_id: int,
     keys: dict[str, Any],
     known: bool,
-    worker: tuple[float, int, int, int, int],
+    worker: tuple[float, int, int, int, int, float, int],
     count: Any,
     kind: str,
     passed: bool | None,
     now: datetime,
 ) -> None:
     """What an answer and its undo both write after the task itself: the annotator's trust,
-    checks, answers and points (`worker`, in that order; `known`: their row exists), the
-    project's answer count (`count`), the event `kind`, and a regular clip's aggregate."""
-    trust, checked, right, answers, points = worker
+    checks, answers, points, check evidence and can't-tell answers (`worker`, in that order;
+    `known`: their row exists), the project's answer counts (`count`), the event `kind`, and a
+    regular clip's aggregate."""
+    trust, checked, right, answers, points, evidence, cant = worker
     values = {
         "v_trust": trust,
         "v_checked": checked,
         "v_right": right,
         "v_answers": answers,
         "v_points": points,
+        "v_evidence": evidence,
+        "v_cant": cant,
     }
     (_TRUST_SET if known else _TRUST_NEW).run(conn, {**keys, **values})
     count.run(conn, keys)
@@ -564,23 +700,27 @@ def undo_answer(
             raise ConflictError("someone answered this clip after you: your answer stands")
     project = load_view(conn, task.project_id)
     row = _TRUST.first(conn, keys)
-    trust, checked, right, answers, total = row if row is not None else (PRIOR_TRUST, 0, 0, 1, task.points)
-    passed = _check(conn, project, task.kind, task.clip_id, who.id, task.answer)
+    fresh = (PRIOR_TRUST, 0, 0, 1, task.points, 0.0, 0)
+    trust, checked, right, answers, total, evidence, cant = row if row is not None else fresh
+    passed = task.passed  # what its check gave then (the crowd's can't-tell rate has moved since)
     if passed is not None and checked > 0:
-        trust = revert_trust(trust, passed, checked)
+        weight = check_weight(task.kind, passed)
+        trust = revert_trust(trust, passed, float(evidence), weight=weight)
+        evidence = max(float(evidence) - weight, 0.0)
         checked -= 1
         right -= int(passed)
     if _UNSTORE.run(conn, {"task": task_id, "until": now + LEASE}) != 1:
         raise ConflictError(f"task {task_id} has no answer to undo")
     total = max(int(total) - int(task.points), 0)
-    worker = (trust, checked, right, max(int(answers) - 1, 0), total)
+    is_cant = int(task.answer == CANT_TELL)
+    worker = (trust, checked, right, max(int(answers) - 1, 0), total, evidence, max(int(cant) - is_cant, 0))
     _settle(
         conn,
         project,
         task_id,
         task,
         who.id,
-        keys,
+        {**keys, "v_ct": is_cant},
         row is not None,
         worker,
         _UNCOUNT,

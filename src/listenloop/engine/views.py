@@ -39,6 +39,7 @@ class ProjectView:
     is_open: bool  # False: a draft, for its owner only
     answers_used: int
     class_prior: list[float] | None  # set by the background Dawid-Skene fit (engine/skills.py)
+    cant_tell_count: int  # can't-tell answers of every kind (the crowd's can't-tell rate)
 
 
 _P = Project.__table__

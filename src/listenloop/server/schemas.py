@@ -102,10 +102,10 @@ class Question(BaseModel):
 
 
 class NextOut(BaseModel):
-    """The next task. It never says whether it is a regular, a repeated or a check question."""
+    """The next task. It never says whether it is a regular, a repeated or a check question, nor
+    which clip it is: the audio and spectrogram URLs are addressed by the task."""
 
     task_id: int
-    clip_id: int
     audio_url: str
     spectrogram_url: str
     question: Question
@@ -122,10 +122,9 @@ class AnswerIn(BaseModel):
 
 
 class AnswerOut(BaseModel):
-    """What an answer earned."""
+    """What an answer earned: the same points for the same answer on every kind of task."""
 
     task_id: int
-    clip_id: int
     points: int
     total_points: int
     level: int

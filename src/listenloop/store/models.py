@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -138,6 +139,8 @@ class Project(Base):
     labels_count: Mapped[int] = mapped_column(Integer, default=0)
     # Bytes of audio its clips store (their `size_bytes`), checked against the storage quota.
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # can't-tell answers of every kind (a running count: the crowd's can't-tell rate)
+    cant_tell_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     owner: Mapped[User] = relationship()
 
@@ -196,6 +199,9 @@ class Clip(Base):
     # The owner's correction (an `expert` task holds it as an answer): overrides `label`, which
     # stays the crowd's aggregate, as `seed_label` does for seed clips.
     expert_label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A "silver" control question: a clip the crowd finished with high confidence and agreement
+    # among trusted annotators (`crowd.checks.is_silver`); its label is the truth it checks against.
+    silver: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -208,7 +214,17 @@ class Task(Base):
 
     __tablename__ = "tasks"
     __table_args__ = (
-        UniqueConstraint("clip_id", "annotator_id", "kind"),
+        # one task per clip, annotator and kind, except control questions: a control clip comes
+        # back to the same annotator after a delay (checks must last as long as they work)
+        Index(
+            "ux_tasks_clip_annotator_kind",
+            "clip_id",
+            "annotator_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("kind != 'control'"),
+            postgresql_where=text("kind != 'control'"),
+        ),
         Index("ix_tasks_open", "project_id", "annotator_id", "answered_at"),
         Index("ix_tasks_clip_lease", "clip_id", "answered_at", "leased_until"),
         Index("ix_tasks_project_answered", "project_id", "answered_at"),
@@ -224,6 +240,9 @@ class Task(Base):
     answered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     points: Mapped[int] = mapped_column(Integer, default=0)
+    # what a control or consistency answer's check gave (None: nothing checked), kept so that an
+    # undo takes back exactly the trust update it made
+    passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
     clip: Mapped[Clip] = relationship()
     annotator: Mapped[User] = relationship()
@@ -241,6 +260,10 @@ class WorkerTrust(Base):
     n_right: Mapped[int] = mapped_column(Integer, default=0)
     n_answers: Mapped[int] = mapped_column(Integer, default=0)
     points: Mapped[int] = mapped_column(Integer, default=0)
+    # the weight of the checks `trust` rests on (`crowd.trust.check_weight`), and how many of
+    # the annotator's answers were "can't tell" (`crowd.checks.cant_tell_fails`)
+    evidence: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    n_cant_tell: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # From the background Dawid-Skene fit: P(answer | true class) over the project's classes
     # (rows: answered class, columns: true class; shrunk towards one-coin at `trust`), and the
     # worker's expected accuracy. None until the first fit that saw this worker.

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from listenloop.engine import clips as browser
 from listenloop.engine import projects as ops
-from listenloop.engine.errors import InvalidError, NotFoundError
+from listenloop.engine.errors import ForbiddenError, InvalidError, NotFoundError
 from listenloop.engine.labels import read_label_csv
 from listenloop.engine.media import render_spectrogram, spectrogram_path
 from listenloop.engine.storage import TMP_DIR, room_left
@@ -150,41 +150,54 @@ async def upload_gold(
     return result
 
 
-def _member_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
-    """(path, sha256) of a clip the caller may hear: members of its project only."""
+def _owned_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
+    """(path, sha256) of a clip of the caller's project: its owner (or an admin) only.
+    Annotators hear clips through their tasks (`/tasks/{id}/audio`): a clip id is a stable
+    identity, which would tell a repeated or control clip from a new one."""
     with db.read() as session:
         clip = session.get(Clip, clip_id)
         if clip is None:
             raise NotFoundError(f"clip {clip_id} does not exist")
         project = ops.load_project(session, clip.project_id)
-        ops.require_member(
-            session, project, who, f"clip {clip_id} belongs to a project you are not a member of"
-        )
+        if not ops.is_owner(project, who):
+            raise ForbiddenError(
+                f"clip {clip_id} is for the owner of its project: annotators hear clips through their tasks"
+            )
         return clip.path, clip.sha256
 
 
-@router.get("/clips/{clip_id}/audio", response_class=FileResponse)
-async def clip_audio(clip_id: ClipId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
-    """The clip's audio as uploaded (members of its project)."""
-    rel, _ = _member_clip(db, clip_id, who)
+def audio_response(data_dir: Path, rel: str, what: str) -> FileResponse:
+    """The stored audio file `rel` as uploaded (NotFoundError naming `what` when it is missing)."""
     path = data_dir / rel
     if not path.is_file():
-        raise NotFoundError(f"the audio of clip {clip_id} is missing from the data folder")
+        raise NotFoundError(f"the audio of {what} is missing from the data folder")
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
 
-@router.get("/clips/{clip_id}/spectrogram.png", response_class=FileResponse)
-async def clip_spectrogram(clip_id: ClipId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
-    """A spectrogram picture of the clip (members of its project), rendered once and cached."""
-    rel, sha = _member_clip(db, clip_id, who)
+async def spectrogram_response(data_dir: Path, rel: str, sha: str, what: str) -> FileResponse:
+    """A spectrogram picture of the audio `rel`, rendered once and cached by its content hash."""
     png = data_dir / spectrogram_path(sha)
     if not png.is_file():
         audio = data_dir / rel
         if not audio.is_file():
-            raise NotFoundError(f"the audio of clip {clip_id} is missing from the data folder")
+            raise NotFoundError(f"the audio of {what} is missing from the data folder")
         await run_in_threadpool(render_spectrogram, audio, png)
     return FileResponse(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/clips/{clip_id}/audio", response_class=FileResponse)
+async def clip_audio(clip_id: ClipId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+    """The clip's audio as uploaded (its project's owner; annotators use their task's audio URL)."""
+    rel, _ = _owned_clip(db, clip_id, who)
+    return audio_response(data_dir, rel, f"clip {clip_id}")
+
+
+@router.get("/clips/{clip_id}/spectrogram.png", response_class=FileResponse)
+async def clip_spectrogram(clip_id: ClipId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+    """A spectrogram picture of the clip (its project's owner), rendered once and cached."""
+    rel, sha = _owned_clip(db, clip_id, who)
+    return await spectrogram_response(data_dir, rel, sha, f"clip {clip_id}")
 
 
 # -- the owner's clip browser ---------------------------------------------------------------

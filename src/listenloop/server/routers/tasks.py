@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from listenloop.crowd.redundancy import CANT_TELL
-from listenloop.engine.tasks import next_task, submit_answer, undo_answer
+from listenloop.engine.tasks import next_task, submit_answer, task_media, undo_answer
 from listenloop.engine.views import ProjectView, load_view
-from listenloop.server.deps import Actor, IdleCache, ProjectId, TaskId, User
+from listenloop.server.deps import DB, Actor, DataDir, IdleCache, ProjectId, TaskId, User
 from listenloop.server.json_body import StrictJSONRoute
+from listenloop.server.routers.clips import audio_response, spectrogram_response
 from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question, UndoOut
 from listenloop.store.database import Database
 from listenloop.store.models import Project
@@ -62,17 +63,35 @@ async def next_(
                 idle.mark(project_id, who.id)
             return Response(status_code=status.HTTP_204_NO_CONTENT)
         question = question_for(project)
-    clip = assignment.clip_id
+    task = assignment.task_id
     # A ready response skips FastAPI's second validation of the model: this is the hot path.
+    # No clip id: audio and spectrogram are addressed by the task, so that a repeated or control
+    # clip comes under an id never seen before, like any other.
     body = {
-        "task_id": assignment.task_id,
-        "clip_id": clip,
-        "audio_url": f"/api/v1/clips/{clip}/audio",
-        "spectrogram_url": f"/api/v1/clips/{clip}/spectrogram.png",
+        "task_id": task,
+        "audio_url": f"/api/v1/tasks/{task}/audio",
+        "spectrogram_url": f"/api/v1/tasks/{task}/spectrogram.png",
         "question": question.model_dump(mode="json"),
         "leased_until": assignment.leased_until.isoformat() + "Z",
     }
     return JSONResponse(body)
+
+
+@router.get("/tasks/{task_id}/audio", response_class=FileResponse)
+async def task_audio(task_id: TaskId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+    """The audio of the task's clip as uploaded: its annotator, and the project's owner. 403
+    someone else's task; 404 unknown."""
+    with db.read() as session:
+        rel, _ = task_media(session, task_id, who)
+    return audio_response(data_dir, rel, f"task {task_id}")
+
+
+@router.get("/tasks/{task_id}/spectrogram.png", response_class=FileResponse)
+async def task_spectrogram(task_id: TaskId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
+    """A spectrogram picture of the task's clip (its annotator, and the project's owner)."""
+    with db.read() as session:
+        rel, sha = task_media(session, task_id, who)
+    return await spectrogram_response(data_dir, rel, sha, f"task {task_id}")
 
 
 @router.post("/tasks/{task_id}/answer", status_code=status.HTTP_201_CREATED, response_model=AnswerOut)
