@@ -242,7 +242,7 @@ def test_api_dashboard_access_and_flags(client: TestClient) -> None:
         task = r.json()
         with app_db.read() as s:
             kind = s.get(Task, task["task_id"]).kind
-            name = s.get(Clip, task["clip_id"]).file_name
+            name = s.get(Task, task["task_id"]).clip.file_name
         answer = name.split("_")[0]
         if kind == "control":
             controls += 1

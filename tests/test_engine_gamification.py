@@ -12,10 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api_support import login
+from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.gamification import (
     BADGES,
+    CANT_TELL_POINTS,
     POINTS_PER_ANSWER,
     POINTS_PER_LEVEL,
     badges_for,
@@ -23,6 +25,7 @@ from listenloop.engine.gamification import (
     level_info,
     level_of,
     local_day,
+    points_for,
     rank_rows,
     streaks,
     user_progress,
@@ -85,17 +88,20 @@ def test_badges() -> None:
     assert len({b.id for b in BADGES}) == len(BADGES)
 
 
-def test_leaderboard_ranks_by_points_then_answers_then_name() -> None:
-    rows = [(1, "bea", 100, 5), (2, "ada", 100, 5), (3, "cy", 100, 9), (4, "dan", 50, 1), (5, "eve", 400, 30)]
+def test_leaderboard_ranks_by_score_then_points_then_answers_then_name() -> None:
+    rows = [(1, "bea", 100, 5, 90), (2, "ada", 100, 5, 90), (3, "cy", 100, 9, 90), (4, "dan", 50, 1, 45)]
+    rows.append((5, "eve", 400, 30, 360))
+    rows.append((6, "spam", 600, 60, 60))  # the most points, but the crowd model rates it 10 % accurate
     ranked = rank_rows(rows)
     assert [(e["rank"], e["username"]) for e in ranked] == [
         (1, "eve"),
         (2, "cy"),
         (3, "ada"),
         (3, "bea"),
-        (5, "dan"),
+        (5, "spam"),
+        (6, "dan"),
     ]
-    assert ranked[0]["level"] == 3 and ranked[-1]["level"] == 1
+    assert ranked[0]["level"] == 3 and ranked[-1]["level"] == 1 and ranked[0]["score"] == 360
     assert rank_rows([]) == []
 
 
@@ -185,22 +191,49 @@ def test_progress_over_days(db: Database) -> None:
     assert "trust" not in str(sorted(later)).replace("trusted", "")
 
 
-def test_trusted_badge_needs_trust_and_checks(db: Database) -> None:
+def test_points_follow_the_answer_alone() -> None:
+    assert points_for("3") == points_for("a|b") == points_for("0.5") == POINTS_PER_ANSWER
+    assert points_for(CANT_TELL) == CANT_TELL_POINTS < POINTS_PER_ANSWER
+
+
+def test_trusted_badge_needs_the_background_estimate_and_answers(db: Database) -> None:
     owner = _user(db, "owner", "owner")
     ann = _user(db, "ann")
     pid = _project(db, owner, "p", 3)
     _answer(db, pid, ann, NOON)
     with db.write() as session:
         row = session.get(WorkerTrust, (pid, ann.id))
-        row.trust, row.n_checked = 0.9, 2
+        row.trust, row.n_checked, row.n_answers = 0.95, 30, 25  # the live trust alone earns nothing
     with db.read() as session:
         badges = {b["id"]: b["earned"] for b in user_progress(session, ann.id, now=NOON)["badges"]}
     assert not badges["trusted"]
     with db.write() as session:
-        session.get(WorkerTrust, (pid, ann.id)).n_checked = 3
+        session.get(WorkerTrust, (pid, ann.id)).skill = 0.8  # the last skills refresh's estimate
     with db.read() as session:
         badges = {b["id"]: b["earned"] for b in user_progress(session, ann.id, now=NOON)["badges"]}
     assert badges["trusted"]
+    with db.write() as session:
+        session.get(WorkerTrust, (pid, ann.id)).n_answers = 19
+    with db.read() as session:
+        badges = {b["id"]: b["earned"] for b in user_progress(session, ann.id, now=NOON)["badges"]}
+    assert not badges["trusted"]
+
+
+def test_leaderboard_score_weighs_points_by_the_background_estimate(db: Database) -> None:
+    owner = _user(db, "owner", "owner")
+    fast, careful = _user(db, "fast"), _user(db, "careful")
+    pid = _project(db, owner, "p", 10)
+    _answer(db, pid, fast, NOON, n=6)
+    _answer(db, pid, careful, NOON, n=3)
+    with db.read() as session:
+        before = leaderboard(session, project_id=pid)["entries"]
+    assert [(e["username"], e["score"]) for e in before] == [("fast", 60), ("careful", 30)]  # no estimate yet
+    with db.write() as session:  # a background skills refresh rated them
+        session.get(WorkerTrust, (pid, fast.id)).skill = 0.1
+        session.get(WorkerTrust, (pid, careful.id)).skill = 0.9
+    with db.read() as session:
+        after = leaderboard(session, project_id=pid)["entries"]
+    assert [(e["username"], e["score"], e["points"]) for e in after] == [("careful", 27, 30), ("fast", 6, 60)]
 
 
 def test_leaderboards_overall_and_per_project(db: Database) -> None:
@@ -225,7 +258,7 @@ def test_leaderboards_overall_and_per_project(db: Database) -> None:
     assert [e["username"] for e in one["entries"]] == ["bob", "ann"] and one["me"] is None
     assert [e["username"] for e in top1["entries"]] == ["ann"] and top1["me"]["rank"] == 3
     for entry in overall["entries"]:
-        assert set(entry) == {"rank", "username", "points", "answers", "level", "me"}
+        assert set(entry) == {"rank", "username", "score", "points", "answers", "level", "me"}
     with db.write() as session:
         from listenloop.engine.projects import load_project
 

@@ -149,7 +149,7 @@ def test_next_answer_retry_and_others_task(client: TestClient) -> None:
         assert r.status_code == 200, r.text
         assert not any(word in r.text.lower() for word in REVEALING), r.text
         task = r.json()
-        assert set(task) >= {"task_id", "clip_id", "audio_url", "spectrogram_url", "question"}
+        assert set(task) == {"task_id", "audio_url", "spectrogram_url", "question", "leased_until"}
         assert "can't tell" in task["question"]["choices"]
         again = client.get(f"/api/v1/projects/{pid}/next", headers=a1).json()
         assert again["task_id"] == task["task_id"]  # an open lease is handed out again
@@ -221,7 +221,7 @@ def test_budget_stops_handing_out_tasks(client: TestClient) -> None:
     assert client.get(f"/api/v1/projects/{pid}/status", headers=oh).json()["budget_left"] == 0
 
 
-def test_audio_and_spectrogram_for_members_only(client: TestClient) -> None:
+def test_audio_and_spectrogram_by_task_and_clip_audio_for_owners(client: TestClient) -> None:
     oh = login(client, "owner", "owner-pass-1")
     open_pid = new_project(client, oh)
     upload(client, oh, open_pid, wavs(2))
@@ -234,6 +234,17 @@ def test_audio_and_spectrogram_for_members_only(client: TestClient) -> None:
     r = client.get(task["spectrogram_url"], headers=ah)
     assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get(task["spectrogram_url"], headers=ah).content == r.content  # cached
+    assert task["audio_url"] == f"/api/v1/tasks/{task['task_id']}/audio"  # no clip identity
+    assert client.get(task["audio_url"], headers=oh).status_code == 200  # the project's owner
+    other = annotator(client, "bob")
+    assert client.get(task["audio_url"], headers=other).status_code == 403  # another annotator's task
+    assert client.get(task["spectrogram_url"], headers=other).status_code == 403
+    assert client.get("/api/v1/tasks/999/audio", headers=ah).status_code == 404
+    assert client.get(task["audio_url"]).status_code == 401
+    opened = client.get(f"/api/v1/projects/{open_pid}/export?format=csv", headers=oh).text
+    open_clip = next(iter(csv.DictReader(io.StringIO(opened))))["clip_id"]
+    assert client.get(f"/api/v1/clips/{open_clip}/audio", headers=oh).status_code == 200  # owners: by clip
+    assert client.get(f"/api/v1/clips/{open_clip}/audio", headers=ah).status_code == 403  # a member: no
     closed = client.get(f"/api/v1/projects/{closed_pid}/export?format=csv", headers=oh).text
     closed_clip = next(iter(csv.DictReader(io.StringIO(closed))))["clip_id"]
     assert client.get(f"/api/v1/clips/{closed_clip}/audio", headers=ah).status_code == 403
@@ -245,13 +256,15 @@ def test_audio_and_spectrogram_for_members_only(client: TestClient) -> None:
     # invited: now a member; removed: out again
     r = client.post(f"/api/v1/projects/{closed_pid}/members", headers=oh, json={"username": "ann"})
     assert r.status_code == 201 and r.json()["active"] is True
-    assert client.get(f"/api/v1/clips/{closed_clip}/audio", headers=ah).status_code == 200
-    assert client.get(f"/api/v1/projects/{closed_pid}/next", headers=ah).status_code == 200
+    assert client.get(f"/api/v1/clips/{closed_clip}/audio", headers=ah).status_code == 403  # by task only
+    closed_task = client.get(f"/api/v1/projects/{closed_pid}/next", headers=ah)
+    assert closed_task.status_code == 200
+    assert client.get(closed_task.json()["audio_url"], headers=ah).status_code == 200
     r = client.request(
         "DELETE", f"/api/v1/projects/{closed_pid}/members", headers=oh, json={"username": "ann"}
     )
     assert r.status_code == 200 and r.json()["active"] is False
-    assert client.get(f"/api/v1/clips/{closed_clip}/audio", headers=ah).status_code == 403
+    assert client.get(closed_task.json()["audio_url"], headers=ah).status_code == 403  # removed
     assert (
         client.post(
             f"/api/v1/projects/{closed_pid}/members", headers=oh, json={"username": "zed"}

@@ -25,13 +25,13 @@ def upload(c: TestClient, headers: dict[str, str], pid: int, n: int) -> None:
 
 
 def answer_one(c: TestClient, headers: dict[str, str], pid: int) -> int:
-    """Lease and answer one task; returns its clip id."""
+    """Lease and answer one task; returns its task id."""
     r = c.get(f"/api/v1/projects/{pid}/next", headers=headers)
     assert r.status_code == 200, r.text
     task = r.json()
     r = c.post(f"/api/v1/tasks/{task['task_id']}/answer", headers=headers, json={"answer": "3"})
     assert r.status_code == 201, r.text
-    return task["clip_id"]
+    return task["task_id"]
 
 
 def patch(c: TestClient, headers: dict[str, str], pid: int, body: dict[str, object]):
@@ -142,7 +142,9 @@ def test_a_draft_is_invisible_to_annotators_until_opened(client: TestClient) -> 
     assert "open" not in client.get(f"/api/v1/projects/{pid}", headers=oh).json()["locked"]
     owner_task = client.get(f"/api/v1/projects/{pid}/next", headers=oh)  # the owner may try it out
     assert owner_task.status_code == 200
-    clip = owner_task.json()["clip_id"]
+    owner_audio = owner_task.json()["audio_url"].removeprefix("/api/v1")  # addressed by the task
+    export = client.get(f"/api/v1/projects/{pid}/export?format=csv", headers=oh).text
+    clip = export.splitlines()[1].split(",")[0]
 
     refusal = f"project {pid} is a draft: its owner has not opened it to annotators yet"
     ah = annotator(client, "ann")
@@ -170,7 +172,12 @@ def test_a_draft_is_invisible_to_annotators_until_opened(client: TestClient) -> 
     assert [p["id"] for p in client.get("/api/v1/projects", headers=ah).json()] == [open_pid, pid]
     assert client.get(f"/api/v1/projects/{pid}/next", headers=ah).status_code == 200
     assert client.get(f"/api/v1/projects/{pid}/next", headers=invited).status_code == 200
-    assert client.get(f"/api/v1/clips/{clip}/audio", headers=invited).status_code == 200
+    assert client.get(f"/api/v1{owner_audio}", headers=oh).status_code == 200
+    assert client.get(f"/api/v1{owner_audio}", headers=invited).status_code == 403  # the owner's task
+    # annotators hear clips through their own tasks, never by a clip's id
+    assert client.get(f"/api/v1/clips/{clip}/audio", headers=invited).status_code == 403
+    mine = client.get(f"/api/v1/projects/{pid}/next", headers=invited).json()
+    assert client.get(mine["audio_url"], headers=invited).status_code == 200
     assert client.get(f"/api/v1/projects/{pid}/leaderboard", headers=ah).status_code == 200
 
 

@@ -27,7 +27,7 @@ from api_support import tone_wav, zip_of
 from listenloop.engine.accounts import create_user, hash_password
 from listenloop.engine.learning_service import LearningService
 from listenloop.server import create_app
-from listenloop.store.models import Clip, ModelRun, Project
+from listenloop.store.models import ModelRun, Project, Task
 from web_support import ARTIFACTS, Watched, launch, require_browser, serving
 
 sync_api = require_browser()
@@ -103,7 +103,7 @@ class Crowd:
             assert r.status_code == 200, r.text
             task = r.json()
             with self.live.app.state.db.read() as session:
-                name = session.get(Clip, task["clip_id"]).file_name
+                name = session.get(Task, task["task_id"]).clip.file_name
             r = httpx.post(
                 f"{base}/api/v1/tasks/{task['task_id']}/answer",
                 headers=self.headers,

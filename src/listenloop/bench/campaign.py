@@ -7,15 +7,17 @@ mixed skill answer through `next` / `answer` (pausing `think` seconds after each
 the server has nothing left for them (or the time limit). Annotator j answers the clip's
 true class with probability `skills[j]` and otherwise a uniformly random other class; a
 skill of 0 is a spammer who answers uniformly at random. They cannot tell control or
-repeated clips from the rest. At the end the owner's export is compared with the truth:
-accuracy of the crowd labels, regular answers per crowd-labelled clip against a fixed 5,
-and the model score history from `status`.
+repeated clips from the rest: like a person, an annotator knows a clip only by what it hears
+(`next` names no clip), so each one fetches the task's audio and looks its content up. At
+the end the owner's export is compared with the truth: accuracy of the crowd labels, regular
+answers per crowd-labelled clip against a fixed 5, and the model score history from `status`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import json
 import random
@@ -93,7 +95,7 @@ async def _annotate(
     pid: int,
     tokens: list[str],
     skills: Sequence[float],
-    clip_truth: dict[int, str],
+    clip_truth: dict[str, str],
     classes: list[str],
     deadline: float,
     seed: int,
@@ -116,7 +118,8 @@ async def _annotate(
                     continue
                 idle = 0
                 task = r.json()
-                truth = clip_truth[int(task["clip_id"])]
+                audio = await c.get(task["audio_url"], headers=h)  # the clip as heard
+                truth = clip_truth[hashlib.sha256(audio.content).hexdigest()]
                 if skill > 0 and rng.random() < skill:
                     answer = truth
                 elif skill > 0:
@@ -224,7 +227,7 @@ def run_campaign(
                     headers=oh,
                     files={"file": ("gold.csv", gold_csv.encode(), "text/csv")},
                 ).raise_for_status()
-                clip_truth = {int(row["clip_id"]): truth[row["file"]] for row in _export(c, oh, pid)}
+                clip_truth = _truth_by_audio(folder, truth)
                 tokens = []
                 for k in range(len(skills)):
                     user, pw = f"sim{k}_{rng.randrange(1 << 30)}", f"pw-{rng.randrange(1 << 40)}"
@@ -295,6 +298,13 @@ def run_campaign(
         model_scores=list(status.get("model_scores", [])),
         annotators=annotators,
     )
+
+
+def _truth_by_audio(folder: Path, truth: dict[str, str]) -> dict[str, str]:
+    """The truth keyed by the SHA-256 of each clip's audio (the server serves it as uploaded)."""
+    table = pd.read_csv(Path(folder) / "labels.csv", dtype=str, keep_default_na=False)
+    paths = {Path(f).name: Path(folder) / f for f in table["file"]}
+    return {hashlib.sha256(paths[name].read_bytes()).hexdigest(): label for name, label in truth.items()}
 
 
 def _export(c: Any, headers: dict[str, str], pid: int) -> list[dict[str, str]]:

@@ -33,9 +33,8 @@ def make_app() -> Starlette:
         return JSONResponse(
             {
                 "task_id": task,
-                "clip_id": task,
-                "audio_url": f"/api/v1/clips/{task}/audio",
-                "spectrogram_url": f"/api/v1/clips/{task}/spectrogram.png",
+                "audio_url": f"/api/v1/tasks/{task}/audio",
+                "spectrogram_url": f"/api/v1/tasks/{task}/spectrogram.png",
                 "question": {"type": "classification", "text": "What do you hear?", "choices": []},
             }
         )

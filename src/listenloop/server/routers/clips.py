@@ -159,6 +159,7 @@ def _owned_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
         if clip is None:
             raise NotFoundError(f"clip {clip_id} does not exist")
         project = ops.load_project(session, clip.project_id)
+        ops.require_not_draft(project, who)
         if not ops.is_owner(project, who):
             raise ForbiddenError(
                 f"clip {clip_id} is for the owner of its project: annotators hear clips through their tasks"
