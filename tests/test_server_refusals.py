@@ -51,6 +51,8 @@ def test_a_blocked_annotator_is_told_they_are_blocked(client: TestClient) -> Non
     for method, url in _member_routes(pid, clip):
         detail = _refused(client, ah, method, url)
         assert "blocked" in detail and "invite-only" not in detail, (url, detail)
+    for url in (task["audio_url"], task["spectrogram_url"]):  # their own task's clip: blocked too
+        assert "blocked" in _refused(client, ah, "GET", url)
     # the block ended the annotator's lease: the answer is refused for the block, not as a late one
     detail = _refused(client, ah, "POST", f"/api/v1/tasks/{task['task_id']}/answer", json={"answer": "1"})
     assert "blocked" in detail and "expired" not in detail, detail
@@ -86,4 +88,5 @@ def test_an_open_project_before_joining(client: TestClient) -> None:
     detail = _refused(client, ah, "GET", f"/api/v1/projects/{pid}/leaderboard")
     assert detail == f"the leaderboard of project {pid} is for its members"
     assert client.get(f"/api/v1/projects/{pid}/next", headers=ah).status_code == 200  # joins
-    assert client.get(f"/api/v1/clips/{clip}/audio", headers=ah).status_code == 200
+    detail = _refused(client, ah, "GET", f"/api/v1/clips/{clip}/audio")  # a member hears clips by task
+    assert detail == f"clip {clip} is for the owner of its project: annotators hear clips through their tasks"

@@ -40,7 +40,8 @@ export function badgeList(badges) {
   );
 }
 
-/** A leaderboard table with a caption; the caller's row is marked. */
+/** A leaderboard table with a caption; the caller's row is marked. Ranked by score: the points
+ * weighted by how accurate the crowd model (refreshed now and then) rates each annotator. */
 export function boardTable(board, caption) {
   if (!board.entries.length) {
     return h("p", { class: "muted" }, "No answers yet: the first place is free.");
@@ -51,6 +52,7 @@ export function boardTable(board, caption) {
       { class: e.me ? "me" : null, "aria-current": e.me ? "true" : null },
       h("td", {}, String(e.rank)),
       h("th", { scope: "row", class: "name" }, e.username, e.me ? h("span", { class: "you" }, " (you)") : null),
+      h("td", {}, String(e.score)),
       h("td", {}, String(e.points)),
       h("td", {}, String(e.answers)),
       h("td", {}, String(e.level)),
@@ -68,6 +70,7 @@ export function boardTable(board, caption) {
         {},
         h("th", { scope: "col" }, "#"),
         h("th", { scope: "col" }, "Name"),
+        h("th", { scope: "col", title: "Points weighted by how accurate your answers are rated (updated every few dozen answers)" }, "Score"),
         h("th", { scope: "col" }, "Points"),
         h("th", { scope: "col" }, "Answers"),
         h("th", { scope: "col" }, "Level"),
@@ -75,7 +78,7 @@ export function boardTable(board, caption) {
     ),
     h("tbody", {}, rows),
   );
-  const mine = board.me && !board.entries.some((e) => e.me) ? h("p", { class: "muted" }, `You are #${board.me.rank} with ${board.me.points} points.`) : null;
+  const mine = board.me && !board.entries.some((e) => e.me) ? h("p", { class: "muted" }, `You are #${board.me.rank} with a score of ${board.me.score} (${board.me.points} points).`) : null;
   return h("div", { class: "board-wrap" }, table, mine);
 }
 

@@ -4,6 +4,7 @@ and the owner's clip browser (filtered pages, one clip, expert corrections)."""
 from __future__ import annotations
 
 import mimetypes
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,6 +161,9 @@ def _owned_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
             raise NotFoundError(f"clip {clip_id} does not exist")
         project = ops.load_project(session, clip.project_id)
         ops.require_not_draft(project, who)
+        ops.require_member(  # first why a non-member may not (blocked, not invited, ...)
+            session, project, who, f"clip {clip_id} belongs to a project you are not a member of"
+        )
         if not ops.is_owner(project, who):
             raise ForbiddenError(
                 f"clip {clip_id} is for the owner of its project: annotators hear clips through their tasks"
@@ -167,16 +171,28 @@ def _owned_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
         return clip.path, clip.sha256
 
 
-def audio_response(data_dir: Path, rel: str, what: str) -> FileResponse:
+class UndatedFileResponse(FileResponse):
+    """A file without Last-Modified and ETag (both follow the file's time): what annotators get,
+    since a control clip's audio (uploaded apart) or a picture rendered earlier would be dated
+    differently from a new clip's. The size alone is sent."""
+
+    def set_stat_headers(self, stat_result: os.stat_result) -> None:
+        self.headers.setdefault("content-length", str(stat_result.st_size))
+
+
+def audio_response(data_dir: Path, rel: str, what: str, *, undated: bool = False) -> FileResponse:
     """The stored audio file `rel` as uploaded (NotFoundError naming `what` when it is missing)."""
     path = data_dir / rel
     if not path.is_file():
         raise NotFoundError(f"the audio of {what} is missing from the data folder")
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+    kind = UndatedFileResponse if undated else FileResponse
+    return kind(path, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
 
-async def spectrogram_response(data_dir: Path, rel: str, sha: str, what: str) -> FileResponse:
+async def spectrogram_response(
+    data_dir: Path, rel: str, sha: str, what: str, *, undated: bool = False
+) -> FileResponse:
     """A spectrogram picture of the audio `rel`, rendered once and cached by its content hash."""
     png = data_dir / spectrogram_path(sha)
     if not png.is_file():
@@ -184,7 +200,8 @@ async def spectrogram_response(data_dir: Path, rel: str, sha: str, what: str) ->
         if not audio.is_file():
             raise NotFoundError(f"the audio of {what} is missing from the data folder")
         await run_in_threadpool(render_spectrogram, audio, png)
-    return FileResponse(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+    kind = UndatedFileResponse if undated else FileResponse
+    return kind(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/clips/{clip_id}/audio", response_class=FileResponse)

@@ -79,11 +79,11 @@ async def next_(
 
 @router.get("/tasks/{task_id}/audio", response_class=FileResponse)
 async def task_audio(task_id: TaskId, who: User, db: DB, data_dir: DataDir) -> FileResponse:
-    """The audio of the task's clip as uploaded: its annotator, and the project's owner. 403
-    someone else's task; 404 unknown."""
+    """The audio of the task's clip as uploaded (undated: no Last-Modified or ETag): its
+    annotator, and the project's owner. 403 someone else's task; 404 unknown."""
     with db.read() as session:
         rel, _ = task_media(session, task_id, who)
-    return audio_response(data_dir, rel, f"task {task_id}")
+    return audio_response(data_dir, rel, f"task {task_id}", undated=True)
 
 
 @router.get("/tasks/{task_id}/spectrogram.png", response_class=FileResponse)
@@ -91,7 +91,7 @@ async def task_spectrogram(task_id: TaskId, who: User, db: DB, data_dir: DataDir
     """A spectrogram picture of the task's clip (its annotator, and the project's owner)."""
     with db.read() as session:
         rel, sha = task_media(session, task_id, who)
-    return await spectrogram_response(data_dir, rel, sha, f"task {task_id}")
+    return await spectrogram_response(data_dir, rel, sha, f"task {task_id}", undated=True)
 
 
 @router.post("/tasks/{task_id}/answer", status_code=status.HTTP_201_CREATED, response_model=AnswerOut)
