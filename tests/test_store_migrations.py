@@ -141,3 +141,65 @@ def test_0009_keeps_the_owners_flags_and_leaves_auto_block_off(db: Database) -> 
         ).one()
         block = c.execute(text("SELECT auto_block_spammers FROM projects")).scalar_one()
     assert (bool(row[0]), bool(row[1]), row[2], row[3], bool(block)) == (True, False, None, None, False)
+
+
+def test_0010_counts_cant_tell_and_evidence_and_lets_controls_come_back(db: Database) -> None:
+    migrate(db, "0009")
+    now = datetime(2026, 1, 1)
+    project = {
+        "id": 1, "name": "p", "owner_id": 1, "task_type": "classification", "classes": '["a", "b"]',
+        "feature_set": "mfcc", "learner": "svm", "strategy": "margin", "mode": "pool", "retrain_every": 20,
+        "redundancy_min": 2, "redundancy_max": 7, "redundancy_tau": 0.95, "control_rate": 0.1,
+        "consistency_rate": 0.05, "trust_threshold": 0.5, "invite_only": False, "settings": "{}",
+        "answers_used": 3, "created_at": now, "is_open": True,
+    }  # fmt: skip
+    with db.engine.begin() as c:
+        for uid in (1, 2):
+            insert(
+                c,
+                "users",
+                {"id": uid, "username": f"u{uid}", "password_hash": "x", "role": "owner", "created_at": now},
+            )
+        insert(c, "projects", project)
+        insert(c, "clips", {
+            "id": 1, "project_id": 1, "file_name": "c.wav", "sha256": "0" * 64, "path": "x", "duration": 1.0,
+            "sample_rate": 8000, "status": "queued", "rank": 0.0, "is_gold": True, "gold_label": "a",
+            "n_answers": 0, "created_at": now, "updated_at": now,
+        })  # fmt: skip
+        for tid, answer, kind in ((1, "can't tell", "consistency"), (2, "a", "regular")):
+            insert(c, "tasks", {
+                "id": tid, "project_id": 1, "clip_id": 1, "annotator_id": 2, "kind": kind,
+                "created_at": now, "leased_until": now, "answered_at": now, "answer": answer, "points": 10,
+            })  # fmt: skip
+        insert(c, "worker_trust", {
+            "project_id": 1, "user_id": 2, "trust": 0.6, "n_checked": 3, "n_right": 2, "n_answers": 2,
+            "points": 20,
+        })  # fmt: skip
+    db.upgrade()
+    with db.engine.begin() as c:
+        row = c.execute(text("SELECT evidence, n_cant_tell FROM worker_trust")).one()
+        assert tuple(row) == (3.0, 1)
+        assert c.execute(text("SELECT cant_tell_count FROM projects")).scalar() == 1
+        for tid in (3, 4):  # the same control clip twice for one annotator: allowed now
+            insert(c, "tasks", {
+                "id": tid, "project_id": 1, "clip_id": 1, "annotator_id": 2, "kind": "control",
+                "created_at": now, "leased_until": now, "points": 0,
+            })  # fmt: skip
+    with pytest.raises(Exception, match=r"(?i)unique"), db.engine.begin() as c:
+        insert(c, "tasks", {
+            "id": 5, "project_id": 1, "clip_id": 1, "annotator_id": 2, "kind": "regular",
+            "created_at": now, "leased_until": now, "points": 0,
+        })  # fmt: skip
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with pytest.raises(RuntimeError, match="repeated control answers"), db.engine.begin() as c:
+        config.attributes["connection"] = c
+        command.downgrade(config, "0009")  # the old rule cannot hold task 4: refused, nothing lost
+    with db.engine.begin() as c:
+        c.execute(text("DELETE FROM tasks WHERE id = 4"))
+    with db.engine.begin() as c:
+        config.attributes["connection"] = c
+        command.downgrade(config, "0009")
+    with db.engine.connect() as c:  # nothing that refers to clips or projects went with the columns
+        assert c.execute(text("SELECT count(*) FROM tasks")).scalar() == 3
+        assert c.execute(text("SELECT count(*) FROM clips")).scalar() == 1

@@ -225,6 +225,8 @@ class Task(Base):
             sqlite_where=text("kind != 'control'"),
             postgresql_where=text("kind != 'control'"),
         ),
+        # whether an annotator had a clip (of any kind): what the unique constraint's index served
+        Index("ix_tasks_clip_annotator", "clip_id", "annotator_id"),
         Index("ix_tasks_open", "project_id", "annotator_id", "answered_at"),
         Index("ix_tasks_clip_lease", "clip_id", "answered_at", "leased_until"),
         Index("ix_tasks_project_answered", "project_id", "answered_at"),

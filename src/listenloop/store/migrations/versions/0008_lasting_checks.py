@@ -3,8 +3,10 @@ become "silver" controls, a check's result is kept with its task, and can't-tell
 weighted check evidence are counted.
 
 - tasks: the one-task-per-(clip, annotator, kind) rule now holds for every kind but `control`
-  (a control clip comes back after a delay), as a partial unique index; `passed` keeps what a
-  check answer's check gave (None: nothing checked), so that undo takes back exactly that.
+  (a control clip comes back after a delay), as a partial unique index, with a plain index on
+  (clip, annotator) for "did they have this clip" (what the old constraint's index served);
+  `passed` keeps what a check answer's check gave (None: nothing checked), so that undo takes
+  back exactly that.
 - clips.silver: a clip the crowd finished with trusted agreement, served as a control question.
 - worker_trust.evidence: the weight of the checks that trust rests on (a consistency pass
   weighs less than a control; existing rows: their check count); worker_trust.n_cant_tell and
@@ -41,8 +43,11 @@ def upgrade() -> None:
         sqlite_where=_NOT_CONTROL,
         postgresql_where=_NOT_CONTROL,
     )
+    op.create_index("ix_tasks_clip_annotator", "tasks", ["clip_id", "annotator_id"])
+    # a constant default: SQLite then adds the column in place (an expression default would make
+    # alembic copy the table, and dropping `clips` with foreign keys on deletes its tasks)
     with op.batch_alter_table("clips", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("silver", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column("silver", sa.Boolean(), nullable=False, server_default="0"))
     with op.batch_alter_table("worker_trust", schema=None) as batch_op:
         batch_op.add_column(sa.Column("evidence", sa.Float(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("n_cant_tell", sa.Integer(), nullable=False, server_default="0"))
@@ -65,13 +70,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects", schema=None) as batch_op:
-        batch_op.drop_column("cant_tell_count")
-    with op.batch_alter_table("worker_trust", schema=None) as batch_op:
-        batch_op.drop_column("n_cant_tell")
-        batch_op.drop_column("evidence")
-    with op.batch_alter_table("clips", schema=None) as batch_op:
-        batch_op.drop_column("silver")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not a batch copy: on SQLite a batch drops
+    # and recreates the table, and dropping `clips` or `projects` with foreign keys on would
+    # delete every row that refers to them (ON DELETE CASCADE).
+    op.drop_column("projects", "cant_tell_count")
+    op.drop_column("worker_trust", "n_cant_tell")
+    op.drop_column("worker_trust", "evidence")
+    op.drop_column("clips", "silver")
+    op.drop_index("ix_tasks_clip_annotator", table_name="tasks")
     op.drop_index("ux_tasks_clip_annotator_kind", table_name="tasks")
     repeats = op.get_bind().scalar(
         sa.text(
