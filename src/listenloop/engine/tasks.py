@@ -476,7 +476,7 @@ def _check(
         if kind != "control":
             return None
         own, answers = cant_tell
-        crowd = project.cant_tell_count - own, project.answers_used - answers
+        crowd = max(project.cant_tell_count - own, 0), max(project.answers_used - answers, 0)
         return False if cant_tell_fails(own, answers, *crowd) else None
     if kind == "control":
         return _agrees(project, answer, _TRUTH.scalar(conn, {"clip": clip_id}))
