@@ -12,8 +12,8 @@ weighted check evidence are counted.
   weighs less than a control; existing rows: their check count); worker_trust.n_cant_tell and
   projects.cant_tell_count: running counts of can't-tell answers (filled from the answers).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
@@ -86,7 +86,7 @@ def downgrade() -> None:
         )
     )
     if repeats:  # the old unique rule cannot hold them, and nothing stored may be lost
-        raise RuntimeError(f"cannot downgrade below 0008: {repeats} repeated control answers would be lost")
+        raise RuntimeError(f"cannot downgrade below 0010: {repeats} repeated control answers would be lost")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_column("passed")
         batch_op.create_unique_constraint(
