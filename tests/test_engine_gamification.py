@@ -33,7 +33,7 @@ from listenloop.engine.gamification import (
 from listenloop.engine.projects import create_project, set_member
 from listenloop.engine.tasks import next_task, submit_answer
 from listenloop.store.database import Database
-from listenloop.store.models import Clip, WorkerTrust
+from listenloop.store.models import Clip, ProjectMember, WorkerTrust
 
 DAY = date(2026, 3, 10)
 NOON = datetime(2026, 3, 10, 12, 0)
@@ -234,6 +234,11 @@ def test_leaderboard_score_weighs_points_by_the_background_estimate(db: Database
     with db.read() as session:
         after = leaderboard(session, project_id=pid)["entries"]
     assert [(e["username"], e["score"], e["points"]) for e in after] == [("careful", 27, 30), ("fast", 6, 60)]
+    with db.write() as session:  # the refresh's spammer detection flagged "fast": no score at all
+        session.get(ProjectMember, (pid, fast.id)).flag_auto = True
+    with db.read() as session:
+        flagged = leaderboard(session, project_id=pid)["entries"]
+    assert [(e["username"], e["score"]) for e in flagged] == [("careful", 27), ("fast", 0)]
 
 
 def test_leaderboards_overall_and_per_project(db: Database) -> None:

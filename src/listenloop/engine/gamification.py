@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL
@@ -230,17 +230,29 @@ def leaderboard(
 
     `{project_id, entries: [{rank, username, score, points, answers, level}], me: entry | None}`;
     `score` is the points weighted by the crowd model's accuracy estimate of the last
-    background skills refresh (per project; points alone where there is none), so it moves
-    only when that refresh runs. `me` is the entry of user `me` (also when outside the top).
+    background skills refresh (per project; points alone where there is none; nothing where
+    that refresh's spammer detection flagged the annotator), so it moves only when that
+    refresh runs. `me` is the entry of user `me` (also when outside the top).
     Annotators removed from a project are left off its board. No trust or user id is shown.
     """
-    query = select(
-        WorkerTrust.user_id,
-        User.username,
-        func.sum(WorkerTrust.points),
-        func.sum(WorkerTrust.n_answers),
-        func.sum(WorkerTrust.points * func.coalesce(WorkerTrust.skill, 1.0)),
-    ).join(User, User.id == WorkerTrust.user_id)
+    weight = case((ProjectMember.flag_auto.is_(True), 0.0), else_=func.coalesce(WorkerTrust.skill, 1.0))
+    query = (
+        select(
+            WorkerTrust.user_id,
+            User.username,
+            func.sum(WorkerTrust.points),
+            func.sum(WorkerTrust.n_answers),
+            func.sum(WorkerTrust.points * weight),
+        )
+        .join(User, User.id == WorkerTrust.user_id)
+        .outerjoin(
+            ProjectMember,
+            and_(
+                ProjectMember.project_id == WorkerTrust.project_id,
+                ProjectMember.user_id == WorkerTrust.user_id,
+            ),
+        )
+    )
     if project_id is not None:
         removed = select(ProjectMember.user_id).where(
             ProjectMember.project_id == project_id, ProjectMember.active.is_(False)
