@@ -72,6 +72,7 @@ class TaskCampaignResult:
     exact: float | None  # multilabel: share of labelled clips whose tag set is right
     tag_accuracy: float | None  # multilabel: share of (clip, tag) decisions that are right
     mae: float | None  # continuous: mean absolute error of the labels, dB
+    mae_final_trust: float | None  # continuous: the same answers re-weighted by the trust at the end
     seconds: float
     worst: list[dict[str, Any]] = field(default_factory=list)  # the wrongest clips, with their answers
     annotators: list[dict[str, Any]] = field(default_factory=list)  # skill, trust, answers
@@ -248,6 +249,29 @@ def worst_clips(
     ]  # fmt: skip
 
 
+def mae_at_final_trust(
+    rows: list[dict[str, str]],
+    truth: dict[str, str],
+    answers: list[dict[str, str]],
+    people: list[dict[str, str]],
+) -> float | None:
+    """MAE of the finished crowd clips' ratings re-weighted with each annotator's trust at the
+    end of the campaign (a diagnostic: the exported label is the mean with the trust of the
+    moment the clip closed)."""
+    trust = {p["annotator"]: max(float(p["trust"]), 1e-6) for p in people}
+    by_clip: dict[str, list[tuple[float, float]]] = {}
+    for a in answers:
+        if a["kind"] == "regular" and a["answer"] != "can't tell":
+            by_clip.setdefault(a["clip_id"], []).append((float(a["answer"]), trust.get(a["annotator"], 0.5)))
+    errors = []
+    for r in rows:
+        pairs = by_clip.get(r["clip_id"])
+        if r["source"] == "crowd" and r["final"] == "true" and pairs:
+            values, weights = zip(*pairs, strict=True)
+            errors.append(abs(float(np.average(values, weights=weights)) - float(truth[r["file"]])))
+    return round(float(np.mean(errors)), 4) if errors else None
+
+
 def run_task_campaign(
     task: str,
     source: Path,
@@ -363,6 +387,9 @@ def run_task_campaign(
             server.stop()
     scored = score(task, rows, truth, classes)
     scored["worst"] = worst_clips(task, rows, truth, answers)
+    scored["mae_final_trust"] = (
+        mae_at_final_trust(rows, truth, answers, people) if task == "continuous" else None
+    )
     skill_of = {name: s for name, s in zip(names_of, skills, strict=True)}
     scored["annotators"] = [
         {"skill": skill_of.get(p["annotator"]), "trust": float(p["trust"]), "answers": int(p["answers"]),
@@ -384,7 +411,7 @@ def format_task_result(r: TaskCampaignResult) -> str:
     """One paragraph: answers per clip and accuracy (or MAE)."""
     red = r.redundancy
     quality = (
-        f"MAE {r.mae} dB"
+        f"MAE {r.mae} dB ({r.mae_final_trust} with the final trust)"
         if r.task == "continuous"
         else f"exact tag sets {r.exact}, per-tag accuracy {r.tag_accuracy}"
     )
