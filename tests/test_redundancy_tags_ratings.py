@@ -33,7 +33,8 @@ def view(task_type: str, **extra: object) -> ProjectView:
         trust_threshold=0.5, rating_tolerance=None, budget=None, invite_only=False, is_open=True,
         answers_used=0, class_prior=None,
     )  # fmt: skip
-    return dataclasses.replace(ProjectView(**base), **extra)  # type: ignore[arg-type]
+    rest = {f.name: 0 for f in dataclasses.fields(ProjectView) if f.name not in base}  # counters added later
+    return dataclasses.replace(ProjectView(**base, **rest), **extra)  # type: ignore[arg-type]
 
 
 TAGS = view("multilabel", classes=["cough", "door", "speech"])
