@@ -50,6 +50,9 @@ def test_simulate_writes_summary_plot_and_report(fsdd_run) -> None:
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()
     assert "| strategy |" in report and "margin" in report
+    # the areas' shared range and the corrected test's caveat, on stdout and in the report
+    assert summary["aulc_range"] == [10, 40] and "AULC over 10..40 labels" in proc.stdout
+    assert "share data" in proc.stdout and "Nadeau and Bengio" in report
 
 
 def test_simulate_same_seed_same_numbers(fsdd_run, fsdd_dir: Path, tmp_path: Path) -> None:

@@ -210,3 +210,59 @@ def test_full_pool_reference_is_capped_on_huge_pools() -> None:
     assert full_pool_rows(train, 200, 0) is train
     capped = full_pool_rows(train, 30, 0)
     assert len(capped) == 30 and len(set(capped.tolist())) == 30 and set(capped.tolist()) <= set(range(100))
+
+
+def _result_of(curves: dict[str, list[tuple[list[int], list[float]]]], sizes: dict[str, tuple[int, int]]):
+    """An ExperimentResult holding the given curves (strategy -> one (labels, scores) per run)."""
+    from listenloop.sim.experiment import ExperimentResult, RunResult
+    from listenloop.sim.loop import Curve
+
+    runs = []
+    for name, per_run in curves.items():
+        for i, (labels, scores) in enumerate(per_run):
+            curve = Curve(labels=labels, scores=[{"uar": s} for s in scores])
+            runs.append(RunResult(name, f"s{i % 2}", i, curve))
+    config = ExperimentConfig(strategies=list(curves), runs=len(next(iter(curves.values()))))
+    return ExperimentResult(config, runs, {}, sorted(sizes), sizes)
+
+
+def test_aulc_uses_the_label_range_every_strategy_covers() -> None:
+    """A strategy whose curve runs further (here: to 40 labels, where it scores high) is compared on
+    10..30 like the one that stopped at 30, not on its own longer range."""
+    early = [([10, 20, 30], [0.5, 0.6, 0.7])] * 2
+    longer = [([10, 20, 30, 40], [0.5, 0.6, 0.7, 1.0])] * 2
+    summary = summarise(_result_of({"random": early, "margin": longer}, {"s0": (80, 20)}), "x")
+    assert summary["aulc_range"] == [10, 30]
+    st = summary["strategies"]
+    assert st["margin"]["aulc"] == pytest.approx(st["random"]["aulc"]) == pytest.approx(0.6)
+    # on its own range margin would have had (0.55 + 0.65 + 0.85) / 3
+    assert aulc(np.array([10, 20, 30, 40]), np.array([0.5, 0.6, 0.7, 1.0])) == pytest.approx(2.05 / 3)
+    # a curve that stops before the shared end keeps its last score (carried forward)
+    assert aulc(np.array([10, 20]), np.array([0.4, 0.6]), 10, 30) == pytest.approx((0.5 + 0.6) / 2)
+    # an iteration that asked nothing: one point per size, the newest score
+    assert aulc(np.array([10, 10, 20]), np.array([0.0, 0.4, 0.6])) == pytest.approx(0.5)
+
+
+def test_p_values_use_the_corrected_resampled_t_test() -> None:
+    """Nadeau and Bengio: t = mean(d) / sqrt((1/J + n_test/n_train) var(d)), J - 1 dof; the plain
+    paired p is smaller (too optimistic for runs that share data) and kept for comparison."""
+    from scipy.stats import t as student_t
+    from scipy.stats import ttest_rel
+
+    from listenloop.sim.summary import corrected_resampled_t
+
+    rng = np.random.default_rng(0)
+    base = [([10, 20, 30], list(0.5 + 0.05 * rng.random(3))) for _ in range(6)]
+    better = [(lab, [s + 0.02 + 0.01 * rng.random() for s in sc]) for lab, sc in base]
+    summary = summarise(_result_of({"random": base, "margin": better}, {"s0": (75, 25), "s1": (75, 25)}), "x")
+    st = summary["strategies"]["margin"]
+    a, b = np.array(st["aulc_runs"]), np.array(summary["strategies"]["random"]["aulc_runs"])
+    d = a - b
+    t = d.mean() / np.sqrt((1 / 6 + 25 / 75) * d.var(ddof=1))
+    assert summary["test"]["test_train_ratio"] == pytest.approx(1 / 3)
+    assert st["p_value_vs_random"] == pytest.approx(2 * student_t.sf(abs(t), 5))
+    assert st["p_value_paired_t"] == pytest.approx(ttest_rel(a, b).pvalue)
+    assert st["p_value_paired_t"] < st["p_value_vs_random"]
+    assert "share data" in summary["test"]["caveat"]
+    assert corrected_resampled_t(a, a, 0.2) is None  # identical areas: no test
+    assert corrected_resampled_t(a[:1], b[:1], 0.2) is None  # one pair: no test

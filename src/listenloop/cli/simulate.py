@@ -232,8 +232,12 @@ def write_outputs(out: Path, summary: dict, result: ExperimentResult, command: s
 
 
 def print_summary(summary: dict) -> None:
-    """A few lines on stdout: the full-pool score and each strategy, best AULC first."""
+    """A few lines on stdout: the full-pool score and each strategy, best AULC first, and what the
+    areas and p-values mean (the shared label range; the corrected test and why)."""
     print(f"full pool {summary['metric']} {summary['full_pool_score']:.3f}")
+    if "aulc_range" in summary:
+        lo, hi = summary["aulc_range"]
+        print(f"AULC over {lo}..{hi} labels (the range every strategy covers)")
     for name, st in sorted(summary["strategies"].items(), key=lambda kv: -kv[1]["aulc"]):
         p = st["p_value_vs_random"]
         need = st["labels_to_passive_best"]
@@ -243,3 +247,5 @@ def print_summary(summary: dict) -> None:
         )
         if st.get("stopped", {}).get("pool"):
             print(f"{'':>24}  note: the pool ran out early in {st['stopped']['pool']} runs", file=sys.stderr)
+    if summary.get("test"):
+        print(f"p: {summary['test']['caveat']}")

@@ -55,6 +55,7 @@ class ExperimentResult:
     runs: list[RunResult]
     full_pool: dict[str, dict[str, float]]  # split name -> scores of the learner on the whole pool
     splits: list[str]
+    split_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (pool, test) clips
 
 
 def initial_labelled(
@@ -200,4 +201,5 @@ def run_experiment(
             finally:
                 release(Xs)
     bar.close()
-    return ExperimentResult(config, results, full_pool, [name for _, _, name in splits])
+    sizes = {name: (len(train), len(test)) for train, test, name in splits}
+    return ExperimentResult(config, results, full_pool, [name for _, _, name in splits], sizes)

@@ -31,12 +31,17 @@ def write_report(
         f"- task: {summary['task']}, metric: {metric}, {n_runs} paired runs (split × run)",
         f"- learner on the whole training pool: {metric} {summary['full_pool_score']:.3f}",
     ]
+    if "aulc_range" in summary:
+        lo, hi = summary["aulc_range"]
+        lines.append(f"- AULC: mean {metric} over {lo} to {hi} labels, the range every strategy covers")
+    if summary.get("test"):
+        lines.append(f"- p-values: {summary['test']['caveat']}")
     if rb:
         lines.append(f"- random sampling's best mean {metric}: {rb['score']:.3f} at {rb['labels']} labels")
     lines += [
         "",
         "| strategy | final " + metric + " (mean ± std) | AULC (mean ± std) | labels to random's best "
-        "| share of random's labels | p (AULC vs random, paired t) |",
+        "| share of random's labels | p (AULC vs random, corrected resampled t) |",
         "|---|---|---|---|---|---|",
     ]
     ranked = sorted(st.items(), key=lambda kv: -kv[1]["aulc"])

@@ -1,4 +1,11 @@
-"""From curves to `summary.json`: mean ± std curves, areas under them, labels needed, p-values."""
+"""From curves to `summary.json`: mean ± std curves, areas under them, labels needed, p-values.
+
+Areas (AULC) are taken over the label range that every strategy covers (contracts.md), so a
+strategy that stopped early or asked nothing in some iterations is compared on the same
+range as the others. p-values against random come from the corrected resampled t-test
+(Nadeau and Bengio 2003): the (fold, run) pairs share training clips (folds overlap, runs of
+one fold share its pool and test set), so a plain paired t-test understates the variance.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+from scipy.stats import t as student_t
 from scipy.stats import ttest_rel
 
 from listenloop.sim.experiment import ExperimentResult
@@ -25,12 +33,57 @@ STRATEGY_KEYS = (
 )
 
 
-def aulc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under a learning curve divided by its label range: the curve's mean height."""
+TEST_NAME = "corrected resampled t-test (Nadeau and Bengio 2003)"
+CAVEAT = (
+    "the paired runs share data (folds overlap in training clips; runs of one split share its pool "
+    "and test set), so a plain paired t-test is too optimistic; p-values here use the {test} "
+    "with a test/train ratio of {ratio:.3f}"
+)
+
+
+def aulc(labels: np.ndarray, scores: np.ndarray, lo: float | None = None, hi: float | None = None) -> float:
+    """Area under a learning curve over the label range [lo, hi], divided by its width: the
+    curve's mean height there (default: the curve's own range).
+
+    The curve is piecewise linear between its points and flat beyond its ends (a run that
+    stopped early keeps its last score, as the mean curves carry it forward).
+    """
     labels, scores = np.asarray(labels, float), np.asarray(scores, float)
-    if len(labels) < 2 or labels[-1] == labels[0]:
-        return float(scores.mean())
-    return float(np.trapezoid(scores, labels) / (labels[-1] - labels[0]))
+    if len(labels) == 0:
+        return float("nan")
+    # one point per labelled-set size: a step that asked nothing keeps the newest score
+    last = len(labels) - 1 - np.unique(labels[::-1], return_index=True)[1]
+    labels, scores = labels[last], scores[last]
+    lo = labels[0] if lo is None else float(lo)
+    hi = labels[-1] if hi is None else float(hi)
+    if hi <= lo:
+        return float(np.interp(lo, labels, scores))
+    inside = labels[(labels > lo) & (labels < hi)]
+    xs = np.concatenate([[lo], inside, [hi]])
+    return float(np.trapezoid(np.interp(xs, labels, scores), xs) / (hi - lo))
+
+
+def shared_range(curves: dict[str, list[int]]) -> tuple[float, float]:
+    """The label range every strategy's curve covers: the largest first size to the smallest last."""
+    return max(lab[0] for lab in curves.values()), min(lab[-1] for lab in curves.values())
+
+
+def corrected_resampled_t(a: np.ndarray, b: np.ndarray, test_train_ratio: float) -> float | None:
+    """Two-sided p of the corrected resampled t-test (Nadeau and Bengio 2003) on paired scores.
+
+    t = mean(d) / sqrt((1/J + n_test/n_train) * var(d)), J - 1 degrees of freedom, d = a - b over
+    the J resamples. None for unpaired input, one pair, or areas equal within 1e-4 (solver noise).
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) != len(b) or len(a) < 2 or np.allclose(a, b, rtol=0, atol=1e-4):
+        return None
+    d = a - b
+    j = len(d)
+    var = float(np.var(d, ddof=1))
+    if var == 0:
+        return 0.0 if d.mean() != 0 else None
+    t = float(d.mean()) / math.sqrt((1.0 / j + test_train_ratio) * var)
+    return float(2 * student_t.sf(abs(t), j - 1))
 
 
 def _aligned(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +96,8 @@ def _aligned(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, n
 
 
 def _p_value(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Paired t-test p; None for unpaired runs, one run, or areas equal within 1e-4 (solver noise)."""
+    """Plain paired t-test p (kept beside the corrected one for comparison); None for unpaired
+    runs, one run, or areas equal within 1e-4 (solver noise)."""
     if len(a) != len(b) or len(a) < 2 or np.allclose(a, b, rtol=0, atol=1e-4):
         return None
     p = float(ttest_rel(a, b).pvalue)
@@ -75,7 +129,7 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
             "mean": sc.mean(axis=0).tolist(),
             "std": sc.std(axis=0).tolist(),
             "final": sc[:, -1].tolist(),
-            "aulc_runs": [aulc(lab[i], sc[i]) for i in range(len(sc))],
+            "_curves": (lab, sc),
             "runs": [{"split": r.split, "run": r.run} for r in runs],
             "stopped": dict(Counter(r.curve.stopped for r in runs)),
         }
@@ -83,6 +137,14 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
             if other in runs[0].curve.scores[0]:
                 _, osc = _aligned([(np.array(r.curve.labels), r.curve.metric(other)) for r in runs])
                 stats[name][f"mean_{other}"] = osc.mean(axis=0).tolist()
+    lo, hi = shared_range({name: st["labels"] for name, st in stats.items()}) if stats else (0, 0)
+    out["aulc_range"] = [int(lo), int(hi)]
+    ratio = split_ratio(result)
+    caveat = CAVEAT.format(test=TEST_NAME, ratio=ratio)
+    out["test"] = {"name": TEST_NAME, "test_train_ratio": ratio, "caveat": caveat}
+    for st in stats.values():
+        lab, sc = st.pop("_curves")
+        st["aulc_runs"] = [aulc(lab[i], sc[i], lo, hi) for i in range(len(sc))]
     random = stats.get("random")
     best_random = float(np.max(random["mean"])) if random else None
     for name, st in stats.items():
@@ -92,11 +154,11 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
         else:
             reach = [n for n, m in zip(st["labels"], st["mean"], strict=True) if m >= best_random - 1e-12]
             st["labels_to_passive_best"] = int(reach[0]) if reach else None
-        st["p_value_vs_random"] = (
-            None
-            if random is None or name == "random"
-            else _p_value(np.array(st["aulc_runs"]), np.array(random["aulc_runs"]))
-        )
+        st["p_value_vs_random"] = st["p_value_paired_t"] = None
+        if random is not None and name != "random":
+            runs, base = np.array(st["aulc_runs"]), np.array(random["aulc_runs"])
+            st["p_value_vs_random"] = corrected_resampled_t(runs, base, ratio)
+            st["p_value_paired_t"] = _p_value(runs, base)
         out["strategies"][name] = st
     if random is not None:
         out["random_best"] = {
@@ -104,3 +166,10 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
             "labels": int(random["labels"][int(np.argmax(random["mean"]))]),
         }
     return out
+
+
+def split_ratio(result: ExperimentResult) -> float:
+    """n_test / n_train of the corrected test: the mean over splits of test clips over pool
+    (training) clips; 1/(K-1) for K equal folds. Without sizes, that of 5 folds."""
+    sizes = [(n_test / n_train) for n_train, n_test in result.split_sizes.values() if n_train]
+    return float(np.mean(sizes)) if sizes else 0.25
