@@ -163,3 +163,38 @@ def test_a_settings_change_gets_the_same_sentences(client: TestClient) -> None:
     assert set(got) == {"colour", "redundancy.mn"} and got["colour"].startswith("Not a project setting")
     r = client.patch(f"/api/v1/projects/{pid}", headers=oh, json={"learner": "xgboost", "strategy": "nope"})
     assert r.status_code == 422 and {p["field"] for p in r.json()["detail"]} == {"learner", "strategy"}
+
+
+def test_strategies_the_live_loop_cannot_run_are_refused_per_task_type(client: TestClient) -> None:
+    """least_confidence_tuned needs a yes/no model: a multi-class project failed every round with it.
+    The 422 names the strategy, the task type and what is allowed, at creation and on PATCH (also
+    when the classes change under it); binary and multi-label (tag by tag) projects may use it."""
+    oh = login(client, "owner", "owner-pass-1")
+    three = {"name": "x", "task_type": "classification", "classes": ["a", "b", "c"]}
+    got = _problems(client, {**three, "strategy": "least_confidence_tuned", "retrain_every": 0})
+    assert set(got) == {"strategy", "retrain_every"}  # beside the other problems
+    msg = got["strategy"]
+    assert msg.startswith("'least_confidence_tuned' cannot run on a classification project with 3 classes")
+    assert "Use one of random, least_confidence, margin" in msg and "self_training" in msg
+    assert "least_confidence_tuned," not in msg.split("Use one of")[1]
+    got = _problems(client, {"name": "x", "task_type": "continuous", "range": [0, 1], "strategy": "self_training"})
+    assert "continuous project" in got["strategy"] and "random, regression_binary_confidence" in got["strategy"]
+    for body in (
+        {"name": "b", "task_type": "binary", "classes": ["yes", "no"]},
+        {"name": "m", "task_type": "multilabel", "classes": ["a", "b", "c"]},
+        {"name": "two", "task_type": "classification", "classes": ["a", "b"]},
+    ):
+        r = client.post("/api/v1/projects", headers=oh, json={**body, "strategy": "least_confidence_tuned"})
+        assert r.status_code == 201, r.text
+    two = r.json()["id"]
+    r = client.patch(f"/api/v1/projects/{two}", headers=oh, json={"classes": ["a", "b", "c"]})
+    assert r.status_code == 422 and "with 3 classes" in r.json()["detail"][0]["msg"]
+    pid = client.post("/api/v1/projects", headers=oh, json={**three, "strategy": "self_training"}).json()["id"]
+    r = client.patch(f"/api/v1/projects/{pid}", headers=oh, json={"strategy": "least_confidence_tuned"})
+    assert r.status_code == 422
+    (problem,) = r.json()["detail"]
+    assert problem["field"] == "strategy" and "classification project with 3 classes" in problem["msg"]
+    assert client.get(f"/api/v1/projects/{pid}", headers=oh).json()["strategy"] == "self_training"
+    opts = client.get("/api/v1/project-options", headers=oh).json()["strategies"]
+    assert "least_confidence_tuned" in opts["binary"] and "least_confidence_tuned" not in opts["classification"]
+    assert opts["continuous"] == opts["regression"] == ["random", "regression_binary_confidence"]

@@ -213,6 +213,19 @@ def test_registry_checks_names_and_tasks() -> None:
         make_strategy("regression_binary_confidence", "classification")
 
 
+
+def test_binary_only_strategies_are_refused_for_more_classes() -> None:
+    """least_confidence_tuned thresholds a yes/no model: refused up front for three classes."""
+    from listenloop.strategies.registry import allowed_strategies
+
+    with pytest.raises(ListenloopError, match="needs a binary task .* not 3 classes"):
+        make_strategy("least_confidence_tuned", "classification", 3)
+    assert make_strategy("least_confidence_tuned", "classification", 2).name == "least_confidence_tuned"
+    assert "least_confidence_tuned" not in allowed_strategies("classification", 3)
+    assert "least_confidence_tuned" in allowed_strategies("classification", 2)
+    assert allowed_strategies("regression") == ["random", "regression_binary_confidence"]
+
+
 def test_margin_diverse_spreads_the_batch_over_clusters() -> None:
     # Two tight groups of near-duplicates on the boundary: plain margin takes one group only.
     rng = np.random.default_rng(0)

@@ -167,7 +167,8 @@ def simulate(
         )
 
     # Every check that needs no features runs first: a typo must not cost a whole extraction.
-    validate_config(config)
+    classes = len(set(ds.labels.tolist())) if task is Task.classification else None
+    validate_config(config, classes)
     get_extractor(features)
     splits_of(ds.labels, ds.groups)
     started = time.perf_counter()

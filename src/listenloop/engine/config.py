@@ -285,16 +285,49 @@ def patch_problems(data: Any) -> list[dict[str, Any]]:
     return []
 
 
+def live_strategy_task(task_type: str, classes: list[str] | None) -> tuple[str, int | None]:
+    """The learning core's task and number of classes a project's strategy runs on: multi-label
+    projects rank tag by tag with yes/no models (binary relevance), ratings are regression."""
+    if task_type == "continuous":
+        return "regression", None
+    if task_type in ("binary", "multilabel"):
+        return "classification", 2
+    return "classification", len(classes) if classes else None
+
+
+def strategy_problems(task_type: str, strategy: str, classes: list[str] | None) -> list[tuple[str, str]]:
+    """The strategy's problem for this project (name, task type, what is allowed), or none."""
+    from listenloop.strategies.registry import STRATEGIES, allowed_strategies, strategy_problem
+
+    if strategy not in STRATEGIES:
+        return [("strategy", f"{strategy!r} is not a query strategy: use one of {', '.join(STRATEGIES)}.")]
+    task, count = live_strategy_task(task_type, classes)
+    if strategy_problem(strategy, task, count) is None:
+        return []
+    if task == "regression":
+        why = "it needs class probabilities, and a model of ratings has none"
+    elif strategy == "regression_binary_confidence":
+        why = "it is for ratings (continuous projects)"
+    else:
+        why = f"it needs a yes/no model (two classes), and this project has {count} classes"
+    what = f"a {task_type} project" + (f" with {count} classes" if task_type == "classification" else "")
+    allowed = ", ".join(allowed_strategies(task, count))
+    return [("strategy", f"{strategy!r} cannot run on {what}: {why}. Use one of {allowed}.")]
+
+
 def learning_problems(
-    task_type: str, feature_set: str | None, learner: str | None, strategy: str | None
+    task_type: str,
+    feature_set: str | None,
+    learner: str | None,
+    strategy: str | None,
+    classes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Feature set, learner and strategy that name no entry of the learning core's registries,
-    all of them (None: not checked). Imports scikit-learn and openSMILE (seconds the first
-    time): call it off the event loop."""
-    from listenloop.errors import ListenloopError
+    or that the live loop cannot run for this task type (and number of `classes`), all of them
+    (None: not checked). Imports scikit-learn and openSMILE (seconds the first time): call it
+    off the event loop."""
     from listenloop.features.registry import EXTRACTORS
     from listenloop.learners.registry import CLASSIFIERS, REGRESSORS
-    from listenloop.strategies.registry import REGRESSION_STRATEGIES, STRATEGIES, make_strategy
 
     task = "regression" if task_type == "continuous" else "classification"
     learners = REGRESSORS if task == "regression" else CLASSIFIERS
@@ -312,19 +345,7 @@ def learning_problems(
             ("learner", f"{learner!r} is not a learner for {kind}: use one of {', '.join(sorted(learners))}.")
         )
     if strategy is not None:
-        if strategy not in STRATEGIES:
-            found.append(
-                ("strategy", f"{strategy!r} is not a query strategy: use one of {', '.join(STRATEGIES)}.")
-            )
-        else:
-            try:
-                make_strategy(strategy, task)
-            except ListenloopError:
-                ratings = " or ".join(sorted(REGRESSION_STRATEGIES))
-                why = f"{strategy} is for ratings (continuous tasks): use another for classes."
-                if task == "regression":
-                    why = f"{strategy!r} is not a strategy for ratings: use {ratings}."
-                found.append(("strategy", why))
+        found += strategy_problems(task_type, strategy, classes)
     return [{"loc": [f], "field": f, "msg": m, "type": "config"} for f, m in found]
 
 
@@ -346,16 +367,23 @@ def config_problems(data: Any) -> list[dict[str, Any]]:
         task = data.get("task_type") if "task_type" not in bad else None
         if task is None:  # the learner and strategy depend on it
             return problems + learning_problems("classification", named("feature_set"), None, None)
-        return problems + learning_problems(task, named("feature_set"), named("learner"), named("strategy"))
-    return learning_problems(config.task_type, config.feature_set, config.learner, config.strategy)
+        classes = data.get("classes") if "classes" not in bad and isinstance(data.get("classes"), list) else None
+        more = learning_problems(task, named("feature_set"), named("learner"), named("strategy"), classes)
+        return problems + more
+    return learning_problems(
+        config.task_type, config.feature_set, config.learner, config.strategy, config.classes
+    )
 
 
 def check_learning_setup(config: ProjectConfig) -> None:
     """ProblemsError (422) listing every feature set, learner and strategy that names no entry
-    of the learning core's registries. Imports scikit-learn: call it off the event loop."""
+    of the learning core's registries, or a strategy the live loop cannot run for the project's
+    task type. Imports scikit-learn: call it off the event loop."""
     from listenloop.engine.errors import ProblemsError
 
-    problems = learning_problems(config.task_type, config.feature_set, config.learner, config.strategy)
+    problems = learning_problems(
+        config.task_type, config.feature_set, config.learner, config.strategy, config.classes
+    )
     if problems:
         raise ProblemsError(problems)
 

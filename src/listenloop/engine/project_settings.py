@@ -46,8 +46,9 @@ def merged_config(project: Project, patch: ProjectPatch) -> ProjectConfig:
 
 
 def touches_learning(patch: ProjectPatch) -> bool:
-    """Whether the patch names a feature set, learner or strategy (to check off the event loop)."""
-    return any(k in patch.model_fields_set for k in LEARNING_FIELDS)
+    """Whether the patch names a feature set, learner or strategy, or changes the classes (which
+    strategies can run depends on their number): to check off the event loop."""
+    return any(k in patch.model_fields_set for k in (*LEARNING_FIELDS, "classes"))
 
 
 def _flat(config: ProjectConfig) -> dict[str, Any]:

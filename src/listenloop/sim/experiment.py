@@ -149,12 +149,13 @@ def _run_pair(
     return out
 
 
-def validate_config(config: ExperimentConfig) -> None:
-    """Raise ListenloopError for bad strategy or learner names and sizes, before any work."""
+def validate_config(config: ExperimentConfig, classes: int | None = None) -> None:
+    """Raise ListenloopError for bad strategy or learner names and sizes, and strategies that
+    cannot run on `classes` classes (when known), before any work."""
     if config.loop.initial < 1:
         raise ListenloopError("--initial must be at least 1")
     for name in config.strategies:
-        make_strategy(name, config.task, **config.strategy_params.get(name, {}))
+        make_strategy(name, config.task, classes, **config.strategy_params.get(name, {}))
     make_learner(config.learner, config.task, upsample=config.upsample, **config.learner_params)
 
 

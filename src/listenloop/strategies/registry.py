@@ -27,17 +27,35 @@ STRATEGIES: dict[str, Callable[..., Any]] = {
     "regression_binary_confidence": RegressionBinaryConfidence,
 }
 REGRESSION_STRATEGIES = {"random", "regression_binary_confidence"}
+# Strategies whose rule needs a yes/no model (a decision threshold on the positive class).
+BINARY_STRATEGIES = {"least_confidence_tuned"}
 
 
-def make_strategy(name: str, task: str = "classification", **params: Any) -> Any:
-    """A strategy object by name, checked against the task."""
+def strategy_problem(name: str, task: str = "classification", classes: int | None = None) -> str | None:
+    """Why strategy `name` cannot run on `task` (classification or regression) with `classes`
+    classes (None: not known yet), or None when it can."""
     if name not in STRATEGIES:
-        raise ListenloopError(f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})")
+        return f"unknown strategy '{name}' (known: {', '.join(STRATEGIES)})"
     if task == "regression" and name not in REGRESSION_STRATEGIES:
-        raise ListenloopError(
+        return (
             f"strategy '{name}' needs class probabilities; for regression use "
             f"{' or '.join(sorted(REGRESSION_STRATEGIES))}"
         )
     if task == "classification" and name == "regression_binary_confidence":
-        raise ListenloopError("regression_binary_confidence is for continuous labels (--task regression)")
+        return "regression_binary_confidence is for continuous labels (--task regression)"
+    if name in BINARY_STRATEGIES and classes is not None and classes != 2:
+        return f"{name} needs a binary task (two classes; --positive A,B makes one), not {classes} classes"
+    return None
+
+
+def allowed_strategies(task: str = "classification", classes: int | None = None) -> list[str]:
+    """The strategies that can run on `task` with `classes` classes, in the registry's order."""
+    return [name for name in STRATEGIES if strategy_problem(name, task, classes) is None]
+
+
+def make_strategy(name: str, task: str = "classification", classes: int | None = None, **params: Any) -> Any:
+    """A strategy object by name, checked against the task (and the number of classes, when known)."""
+    problem = strategy_problem(name, task, classes)
+    if problem is not None:
+        raise ListenloopError(problem)
     return STRATEGIES[name](**params)

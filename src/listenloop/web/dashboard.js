@@ -39,6 +39,8 @@ const FALLBACK_OPTIONS = {
   learners: { classification: ["svm", "logreg", "rf"], regression: ["svr", "rf", "ridge"] },
   strategies: {
     classification: ["margin", "random", "least_confidence", "entropy", "margin_diverse", "medium_certainty",
+      "alternating_confidence", "self_training"],
+    binary: ["margin", "random", "least_confidence", "entropy", "margin_diverse", "medium_certainty",
       "least_confidence_tuned", "alternating_confidence", "self_training"],
     regression: ["regression_binary_confidence", "random"],
   },
@@ -115,7 +117,7 @@ export async function renderNewProject(root) {
     toleranceField.hidden = !regression;
     const learners = options.learners[regression ? "regression" : "classification"];
     fillSelect(c.learner, [["", `default (${regression ? "svr" : "svm"})`], ...learners], c.learner.value || "");
-    const strategies = options.strategies[regression ? "regression" : "classification"];
+    const strategies = options.strategies[task] || options.strategies[regression ? "regression" : "classification"];
     const wanted = strategies.includes(c.strategy.value) ? c.strategy.value : regression ? "regression_binary_confidence" : d.strategy;
     fillSelect(c.strategy, strategies, wanted);
   }

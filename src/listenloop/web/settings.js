@@ -146,7 +146,8 @@ export function settingsPanel(project, onSaved) {
     const kind = regression ? "regression" : "classification";
     fillSelect(c.feature_set, options.feature_sets, c.feature_set.value);
     fillSelect(c.learner, options.learners[kind], c.learner.value);
-    fillSelect(c.strategy, options.strategies[kind], c.strategy.value);
+    const twoClasses = project.task_type === "classification" && (project.classes || []).length === 2;
+    fillSelect(c.strategy, options.strategies[twoClasses ? "binary" : project.task_type] || options.strategies[kind], c.strategy.value);
   }, () => {});
 
   form.addEventListener("submit", async (ev) => {

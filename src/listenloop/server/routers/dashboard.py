@@ -197,23 +197,27 @@ class OptionsOut(BaseModel):
 
     feature_sets: list[str]
     learners: dict[str, list[str]]
-    strategies: dict[str, list[str]]
+    strategies: dict[str, list[str]] = Field(
+        description="The strategies the live loop can run, per task type (classification: three classes "
+        "or more; a two-class classification project may also use the binary list); regression = continuous."
+    )
     schema_: dict[str, Any] = Field(alias="schema")
 
 
 def _options() -> dict[str, Any]:
     """The learning core's registries (imports scikit-learn: run off the event loop)."""
+    from listenloop.engine.config import live_strategy_task
     from listenloop.features.registry import EXTRACTORS
     from listenloop.learners.registry import CLASSIFIERS, REGRESSORS
-    from listenloop.strategies.registry import REGRESSION_STRATEGIES, STRATEGIES
+    from listenloop.strategies.registry import allowed_strategies
 
+    # per task type (classification: three classes or more); "regression" is continuous's
+    by_task = {t: allowed_strategies(*live_strategy_task(t, None)) for t in ("binary", "multilabel", "continuous")}
+    by_task["classification"] = allowed_strategies("classification", 3)
     return {
         "feature_sets": list(EXTRACTORS),
         "learners": {"classification": list(CLASSIFIERS), "regression": list(REGRESSORS)},
-        "strategies": {
-            "classification": [s for s in STRATEGIES if s != "regression_binary_confidence"],
-            "regression": [s for s in STRATEGIES if s in REGRESSION_STRATEGIES],
-        },
+        "strategies": {**by_task, "regression": by_task["continuous"]},
         "schema": ProjectConfig.model_json_schema(),
     }
 
