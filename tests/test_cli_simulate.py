@@ -186,10 +186,11 @@ def test_stream_mode(fsdd_dir: Path, tmp_path: Path) -> None:
     assert summary["strategies"]["margin"]["labels"] == [10, 20, 30]
 
 
-def test_simulate_refuses_a_binary_strategy_on_many_classes_before_extracting(fsdd_dir: Path, tmp_path: Path) -> None:
+def test_simulate_refuses_a_binary_strategy_on_many_classes(fsdd_dir: Path, tmp_path: Path) -> None:
+    """Checked before any feature is extracted (it failed mid-run)."""
     proc = run_cli(
-        "simulate", str(fsdd_dir), "--strategies", "random,least_confidence_tuned", "--out", str(tmp_path / "o"),
-        "--cache-dir", str(tmp_path / "c"), "--quiet",
+        "simulate", str(fsdd_dir), "--strategies", "random,least_confidence_tuned",
+        "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--quiet",
     )  # fmt: skip
     assert proc.returncode != 0 and proc.stderr.startswith("error:") and "needs a binary task" in proc.stderr
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())  # no features computed

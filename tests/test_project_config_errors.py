@@ -177,8 +177,9 @@ def test_strategies_the_live_loop_cannot_run_are_refused_per_task_type(client: T
     assert msg.startswith("'least_confidence_tuned' cannot run on a classification project with 3 classes")
     assert "Use one of random, least_confidence, margin" in msg and "self_training" in msg
     assert "least_confidence_tuned," not in msg.split("Use one of")[1]
-    got = _problems(client, {"name": "x", "task_type": "continuous", "range": [0, 1], "strategy": "self_training"})
-    assert "continuous project" in got["strategy"] and "random, regression_binary_confidence" in got["strategy"]
+    ratings = {"name": "x", "task_type": "continuous", "range": [0, 1], "strategy": "self_training"}
+    got = _problems(client, ratings)["strategy"]
+    assert "continuous project" in got and "random, regression_binary_confidence" in got
     for body in (
         {"name": "b", "task_type": "binary", "classes": ["yes", "no"]},
         {"name": "m", "task_type": "multilabel", "classes": ["a", "b", "c"]},
@@ -189,12 +190,14 @@ def test_strategies_the_live_loop_cannot_run_are_refused_per_task_type(client: T
     two = r.json()["id"]
     r = client.patch(f"/api/v1/projects/{two}", headers=oh, json={"classes": ["a", "b", "c"]})
     assert r.status_code == 422 and "with 3 classes" in r.json()["detail"][0]["msg"]
-    pid = client.post("/api/v1/projects", headers=oh, json={**three, "strategy": "self_training"}).json()["id"]
+    r = client.post("/api/v1/projects", headers=oh, json={**three, "strategy": "self_training"})
+    pid = r.json()["id"]
     r = client.patch(f"/api/v1/projects/{pid}", headers=oh, json={"strategy": "least_confidence_tuned"})
     assert r.status_code == 422
     (problem,) = r.json()["detail"]
     assert problem["field"] == "strategy" and "classification project with 3 classes" in problem["msg"]
     assert client.get(f"/api/v1/projects/{pid}", headers=oh).json()["strategy"] == "self_training"
     opts = client.get("/api/v1/project-options", headers=oh).json()["strategies"]
-    assert "least_confidence_tuned" in opts["binary"] and "least_confidence_tuned" not in opts["classification"]
+    assert "least_confidence_tuned" in opts["binary"]
+    assert "least_confidence_tuned" not in opts["classification"]
     assert opts["continuous"] == opts["regression"] == ["random", "regression_binary_confidence"]

@@ -213,12 +213,11 @@ def test_registry_checks_names_and_tasks() -> None:
         make_strategy("regression_binary_confidence", "classification")
 
 
-
 def test_binary_only_strategies_are_refused_for_more_classes() -> None:
     """least_confidence_tuned thresholds a yes/no model: refused up front for three classes."""
     from listenloop.strategies.registry import allowed_strategies
 
-    with pytest.raises(ListenloopError, match="needs a binary task .* not 3 classes"):
+    with pytest.raises(ListenloopError, match=r"needs a binary task .* not 3 classes"):
         make_strategy("least_confidence_tuned", "classification", 3)
     assert make_strategy("least_confidence_tuned", "classification", 2).name == "least_confidence_tuned"
     assert "least_confidence_tuned" not in allowed_strategies("classification", 3)

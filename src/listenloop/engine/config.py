@@ -367,7 +367,8 @@ def config_problems(data: Any) -> list[dict[str, Any]]:
         task = data.get("task_type") if "task_type" not in bad else None
         if task is None:  # the learner and strategy depend on it
             return problems + learning_problems("classification", named("feature_set"), None, None)
-        classes = data.get("classes") if "classes" not in bad and isinstance(data.get("classes"), list) else None
+        classes = data.get("classes") if "classes" not in bad else None
+        classes = classes if isinstance(classes, list) else None
         more = learning_problems(task, named("feature_set"), named("learner"), named("strategy"), classes)
         return problems + more
     return learning_problems(
