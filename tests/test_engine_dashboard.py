@@ -188,7 +188,8 @@ def test_runs_and_maps(db: Database) -> None:
         common = {"project_id": pid, "metric": "uar", "strategy": "margin", "clips": 7, "seconds": 1.0}
         s.add(ModelRun(labels=3, score=None, **common))
         s.add(ModelRun(labels=6, score=0.5, map=None, **common))
-        points = [[1, 0.5, -1.0, "a", "a"], [2, 1.5, 2.0, "b", None], [3, 0.0, 0.0, None]]
+        # maps of earlier versions had four or five fields; a sixth marks self-training's pseudo-labels
+        points = [[1, 0.5, -1.0, "a", "a"], [2, 1.5, 2.0, "b", None, True], [3, 0.0, 0.0, None]]
         s.add(
             ModelRun(
                 labels=9,
@@ -204,7 +205,7 @@ def test_runs_and_maps(db: Database) -> None:
         assert [r["labels"] for r in runs] == [3, 6, 9]
         m = dash.run_map(s, project, runs[2]["id"])
         assert (
-            m["points"] == [*points[:2], [3, 0.0, 0.0, None, None]]
+            m["points"] == [[*points[0], False], points[1], [3, 0.0, 0.0, None, None, False]]
             and m["explained"] == [0.4, 0.2]
             and m["score"] == 0.75
         )

@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
+from listenloop.engine.dashboard import dashboard_summary
 from listenloop.engine.learning import LEARNING_TASK, learning_round
 from listenloop.engine.learning_service import (
     METRIC,
@@ -424,17 +425,88 @@ def test_interleave_passive_gives_every_kth_place_to_a_random_clip() -> None:
 
 
 def test_the_passive_arm_and_its_score(world) -> None:
-    """A round draws 10 % of the queue at random, marks those clips, and scores the learner on
-    the randomly chosen labels alone (the 30 seeds here); status shows both curves."""
+    """A round draws 10 % of the queue at random and marks those clips. Once they are labelled,
+    the model (every label) and the passive arm (the randomly chosen labels: seeds and arm) are
+    scored on the same held-out clips, the arm's labelled ones, which neither fit saw."""
     db, _, pid, service = world
     assert [o.state for o in service.run_once()] == ["ran"]
     with db.read() as s:
         arm = s.scalars(select(Clip.id).where(Clip.project_id == pid, Clip.arm == "passive")).all()
         (run,) = s.scalars(select(ModelRun).where(ModelRun.project_id == pid)).all()
-        status = project_status(s, s.get(Project, pid))
     assert len(arm) == 7  # ceil(10 % of the 70 queued clips)
     order = queue(db, pid)
     assert {order[i] for i in range(9, 70, 10)} == set(arm)
-    assert run.passive_labels == 30 and run.passive_score is not None and 0 <= run.passive_score <= 1
-    (score,) = status["model_scores"]
-    assert score["passive_labels"] == 30 and score["passive_score"] == run.passive_score
+    # no arm clip is labelled yet: nothing held out to compare on (the seeds were not drawn at random
+    # from the pool, and cross-validating each arm on its own labels compared different clips)
+    assert run.passive_labels == 30 and run.heldout_size is None and run.passive_score is None
+    with db.write() as s:  # the crowd finishes the arm's clips (FSDD names start with the digit)
+        for clip in s.scalars(select(Clip).where(Clip.id.in_(arm))):
+            clip.status, clip.label = "done", clip.file_name[0]
+    assert service.run_project(pid).state == "ran"
+    with db.read() as s:
+        run = s.scalars(
+            select(ModelRun).where(ModelRun.project_id == pid).order_by(ModelRun.id.desc())
+        ).first()
+        status = project_status(s, s.get(Project, pid))
+        summary = dashboard_summary(s, s.get(Project, pid))
+    assert run.labels == 37 and run.passive_labels == 37 and run.heldout_size == 7
+    assert 0 <= run.heldout_score <= 1 and 0 <= run.passive_score <= 1
+    score = status["model_scores"][-1]
+    assert (score["heldout_size"], score["heldout_score"], score["passive_score"]) == (
+        7,
+        run.heldout_score,
+        run.passive_score,
+    )
+    passive = summary["passive"]
+    assert passive["heldout_size"] == 7 and passive["model_score"] == run.heldout_score
+    assert passive["model_labels"] == 37 and passive["passive_score"] == run.passive_score
+
+
+def test_self_training_trains_on_pseudo_labels_that_never_become_labels(tmp_path: Path) -> None:
+    """self_training's confident predictions join the round's fit (it ran as least confidence);
+    they are counted on the run, marked on the map, and stored or exported as labels nowhere.
+    (Low and high tones: a forest is sure of clips of both classes after ten seeds of each.)"""
+    from api_support import tone_wav, zip_of
+
+    db = Database(f"sqlite:///{tmp_path / 'st.db'}")
+    db.upgrade()
+    data = tmp_path / "data"
+    data.mkdir()
+    names = {
+        f"{kind}-{i:02d}.wav": (kind, freq)
+        for kind, freq in (("low", 300), ("high", 2500))
+        for i in range(20)
+    }
+    zpath = tmp_path / "tones.zip"
+    zpath.write_bytes(zip_of({n: tone_wav(freq, i) for i, (n, (_, freq)) in enumerate(names.items())}))
+    seeds = {n: kind for n, (kind, _) in names.items() if int(n[-6:-4]) < 10}
+    unpacked = unpack_archive(zpath, tmp_path)
+    with db.write() as s:
+        owner = create_user(s, "owner", "x", "owner").id
+        body = {"name": "tones", "task_type": "binary", "classes": ["low", "high"], "feature_set": "logmel"}
+        body |= {"learner": "rf", "strategy": "self_training", "passive_share": 0.0}
+        project = create_project(s, Principal(owner, "owner", "owner"), ProjectConfig(**body))
+        store_clips(s, project, unpacked, data, labels=seeds, rng=random.Random(0))
+        pid = project.id
+    unpacked.cleanup()
+    service = LearningService(db, data, inline=True)
+    try:
+        assert [o.state for o in service.run_once()] == ["ran"]
+        with db.read() as s:
+            (run,) = s.scalars(select(ModelRun).where(ModelRun.project_id == pid)).all()
+            project = s.get(Project, pid)
+            clips = s.scalars(select(Clip).where(Clip.project_id == pid)).all()
+            (event,) = s.scalars(select(Event).where(Event.project_id == pid, Event.kind == "model_trained"))
+        assert run.strategy == "self_training" and run.pseudo_labels and run.pseudo_labels >= 2
+        assert event.data["pseudo_labels"] == run.pseudo_labels
+        marked = [p for p in run.map["points"] if p[5]]
+        assert len(marked) == run.pseudo_labels  # 40 clips: the whole pool is on the map
+        assert all(p[4] is None for p in marked)  # pseudo-labelled clips have no training label
+        kind = {c.id: names[c.file_name][0] for c in clips}
+        assert all(p[3] == kind[p[0]] for p in marked)  # what the model was sure of
+        assert project.labels_count == 20
+        unlabelled = [c for c in clips if c.seed_label is None]
+        assert {c.status for c in unlabelled} == {"queued"} and {c.label for c in unlabelled} == {None}
+    finally:
+        service.stop()
+        db.dispose()

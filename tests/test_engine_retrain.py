@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,109 @@ def test_multilabel_cold_start_until_some_tag_was_heard_present_and_absent() -> 
     assert res.cold_start and res.score is None and sorted(res.order.tolist()) == pool.tolist()
     assert tags_cv_score("logreg", {}, X[:20], present[:20], 0) is not None
     assert tags_cv_score("logreg", {}, X[:3], none, 0) is None
+
+
+def test_self_training_adds_pseudo_labels_in_the_live_round_by_the_simulations_rule() -> None:
+    """self_training ran as plain least confidence in the live loop: its pseudo-labels were never
+    used. The round now fits through the one rule the simulation uses (`fit_round`)."""
+    from listenloop.learners import make_learner
+    from listenloop.strategies import make_strategy
+    from listenloop.strategies.training_set import fit_round
+
+    X, y = blobs()
+    labelled = np.concatenate([np.arange(0, 180, 60) + i for i in range(4)])
+    pool = np.setdiff1d(np.arange(len(X)), labelled)
+    options = {
+        "classes": ["0", "1", "2"],
+        "learner": "logreg",
+        "learner_params": {"C": 100.0},
+        "queue_size": 20,
+    }
+    res = retrain_and_rank(X, labelled, y[labelled], pool, strategy="self_training", **options)
+    plain = retrain_and_rank(X, labelled, y[labelled], pool, strategy="least_confidence", **options)
+    assert len(res.pseudo_rows) > 0 and set(res.pseudo_rows.tolist()) <= set(pool.tolist())
+    assert (res.pseudo_labels == y[res.pseudo_rows]).mean() > 0.9  # confident predictions, well separated
+    assert len(plain.pseudo_rows) == 0
+    assert not np.allclose(res.model.coef_, plain.model.coef_)  # trained on more than the labels
+    # the simulation's rule on the same standardised features gives the same pseudo-labels
+    rows = np.concatenate([labelled, pool])
+    Z = (X - X[rows].mean(0)) / X[rows].std(0)
+    same = fit_round(
+        lambda: make_learner("logreg", "classification", C=100.0),
+        Z.astype(np.float32),
+        labelled,
+        y[labelled],
+        pool,
+        make_strategy("self_training"),
+        iteration=0,
+        rng=np.random.default_rng(0),
+    )
+    assert same.pseudo_rows.tolist() == res.pseudo_rows.tolist()
+
+
+class _Spy:
+    """A learner that remembers which rows (feature 0 holds the row id) it was fitted on and
+    refuses to predict a row it has seen; it predicts the majority class."""
+
+    calls: ClassVar[list[tuple[set[int], set[int]]]] = []
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> _Spy:
+        self.seen = {round(float(v)) for v in X[:, 0]}
+        values, counts = np.unique(y, return_counts=True)
+        self.classes_, self.top = values, values[np.argmax(counts)]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        rows = {round(float(v)) for v in X[:, 0]}
+        assert not rows & self.seen, "a held-out clip was in the fit"
+        _Spy.calls.append((self.seen, rows))
+        return np.full(len(X), self.top)
+
+
+def test_the_model_and_the_passive_arm_are_scored_on_the_same_held_out_clips(monkeypatch) -> None:
+    """Both arms predict every held-out clip, each from a fit that did not see it; the passive
+    arm's fits hold random labels only, the model's every label."""
+    import listenloop.engine.retrain as retrain
+
+    monkeypatch.setattr(retrain, "make_learner", lambda *a, **k: _Spy())
+    _Spy.calls = []
+    n = 60
+    Z = np.column_stack([np.arange(n), np.zeros(n)]).astype(np.float32)
+    y = np.array(["a", "b"] * 15)
+    labelled = np.arange(30)  # rows 30.. are the pool
+    random = np.arange(10, 30)  # seeds and passive arm
+    heldout = np.arange(20, 30)  # the passive arm's labelled clips
+    out = retrain.heldout_comparison(
+        Z, labelled, y, heldout, random, np.arange(30, n), task="classification", strategy="margin"
+    )
+    assert out is not None and out.rows.tolist() == heldout.tolist()
+    assert len(out.model_pred) == len(out.passive_pred) == 10 and None not in out.model_pred.tolist()
+    predicted = [rows for _, rows in _Spy.calls]
+    assert len(predicted) == 2 * 5  # 5 folds x 2 arms
+    assert sorted(r for rows in predicted for r in rows) == sorted(heldout.tolist() * 2)  # each twice
+    for seen, rows in _Spy.calls:
+        assert seen <= set(labelled.tolist()) - rows
+    passive_fits = [seen for seen, _ in _Spy.calls if seen <= set(random.tolist())]
+    assert len(passive_fits) == 5 and all(not seen & set(range(10)) for seen in passive_fits)
+    assert out.model_score is not None and out.passive_score is not None
+    # too few held-out clips: no comparison yet
+    few = retrain.heldout_comparison(
+        Z, labelled, y, heldout[:4], random, np.arange(30, n), task="classification", strategy="margin"
+    )
+    assert few is None
+
+
+def test_held_out_scores_do_not_see_the_held_out_labels() -> None:
+    """With labels that are pure noise, a memorising learner scores at chance on held-out clips
+    (it would score near 1 on clips it was fitted on)."""
+    from listenloop.engine.retrain import heldout_comparison
+
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(200, 5)).astype(np.float32)
+    y = rng.choice(["a", "b"], size=120)
+    labelled = np.arange(120)
+    out = heldout_comparison(
+        Z, labelled, y, np.arange(60, 120), np.arange(40, 120), np.arange(120, 200),
+        task="classification", strategy="margin", learner="rf",
+    )  # fmt: skip
+    assert out is not None and out.model_score < 0.7 and out.passive_score < 0.7

@@ -180,23 +180,28 @@ def savings(session: Session, project: Project) -> dict[str, Any]:
 
 
 def passive_comparison(scores: list[dict[str, Any]], share: float) -> dict[str, Any]:
-    """The model against its passive arm (`model_scores` rows, oldest first).
+    """The model against its passive arm (`model_scores` rows, oldest first), both scored on the
+    same held-out random clips (`engine.retrain.heldout_comparison`).
 
-    `{share, model_labels, model_score, passive_labels, passive_score, passive_labels_needed}`:
-    the newest scored round; the passive arm's newest score; the fewest random labels with which
-    the passive arm scored at least the model's newest score (None: not reached yet). Read off the
-    measured curve, not extrapolated.
+    `{share, model_labels, model_score, passive_labels, passive_score, passive_labels_needed,
+    heldout_size}`: the newest round's model on its held-out clips (score and labels) and the
+    passive arm's score on the same clips; the fewest random labels with which the passive arm
+    scored at least the model's score (None: not reached yet), read off the measured curve, not
+    extrapolated. Rounds recorded before held-out scoring (no `heldout_size`) are left out: their
+    passive score was cross-validated on other clips than the model's.
     """
-    scored = [r for r in scores if r.get("score") is not None]
-    arm = [r for r in scores if r.get("passive_score") is not None and r.get("passive_labels")]
+    fair = [r for r in scores if r.get("heldout_size")]
+    model = [r for r in fair if r.get("heldout_score") is not None]
+    arm = [r for r in fair if r.get("passive_score") is not None and r.get("passive_labels")]
     out: dict[str, Any] = {"share": share, "model_labels": None, "model_score": None}
     out |= {"passive_labels": None, "passive_score": None, "passive_labels_needed": None}
-    if scored:
-        out.update(model_labels=scored[-1]["labels"], model_score=scored[-1]["score"])
+    out["heldout_size"] = fair[-1]["heldout_size"] if fair else None
+    if model:
+        out.update(model_labels=model[-1]["labels"], model_score=model[-1]["heldout_score"])
     if arm:
         out.update(passive_labels=arm[-1]["passive_labels"], passive_score=arm[-1]["passive_score"])
-    if scored and arm:
-        reached = [r["passive_labels"] for r in arm if r["passive_score"] >= scored[-1]["score"]]
+    if model and arm:
+        reached = [r["passive_labels"] for r in arm if r["passive_score"] >= model[-1]["heldout_score"]]
         out["passive_labels_needed"] = min(reached) if reached else None
     return out
 
@@ -413,9 +418,10 @@ def _text(value: Any) -> str | None:
 
 def run_map(session: Session, project: Project, run_id: int) -> dict[str, Any]:
     """One run's 2-D map of the pool: `{run_id, labels, score, metric, method, explained,
-    points: [[clip_id, x, y, predicted label, training label]]}` (None where there is no
-    prediction yet, or the clip had no training label); NotFoundError when the run is not the
-    project's or has no map."""
+    points: [[clip_id, x, y, predicted label, training label, pseudo]]}` (None where there is no
+    prediction yet, or the clip had no training label; `pseudo` true where the model trained on
+    its own prediction for the clip, a self-training pseudo-label); NotFoundError when the run
+    is not the project's or has no map."""
     run = session.get(ModelRun, run_id)
     if run is None or run.project_id != project.id:
         raise NotFoundError(f"project {project.id} has no model run {run_id}")
@@ -425,7 +431,14 @@ def run_map(session: Session, project: Project, run_id: int) -> dict[str, Any]:
             f"model run {run_id} has no map (made before maps were recorded, or not mappable)"
         )
     points = [
-        [int(p[0]), float(p[1]), float(p[2]), _text(p[3]), _text(p[4]) if len(p) > 4 else None]
+        [
+            int(p[0]),
+            float(p[1]),
+            float(p[2]),
+            _text(p[3]),
+            _text(p[4]) if len(p) > 4 else None,
+            bool(p[5]) if len(p) > 5 else False,
+        ]
         for p in data["points"]
         if isinstance(p, list | tuple) and len(p) >= 4
     ]

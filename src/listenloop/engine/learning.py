@@ -19,7 +19,13 @@ import numpy as np
 from listenloop.datasets import Dataset
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.pool_map import pool_map
-from listenloop.engine.retrain import QUEUE_SIZE, cv_score, rank_by_tags, retrain_and_rank, tags_cv_score
+from listenloop.engine.retrain import (
+    QUEUE_SIZE,
+    heldout_comparison,
+    rank_by_tags,
+    retrain_and_rank,
+    standardise,
+)
 from listenloop.errors import ListenloopError
 
 # The learning core's task per project task type; multi-label projects are ranked tag by tag
@@ -46,8 +52,14 @@ class RoundResult:
     admitted: list[int] = field(default_factory=list)  # stream mode: window clips sent to people
     passed: list[int] = field(default_factory=list)  # stream mode: window clips the model let pass
     passive: list[int] = field(default_factory=list)  # clips newly drawn into the passive arm
+    # The model against passive learning, both scored on the same held-out random clips (the
+    # passive arm's labelled clips, each left out of both fits: `retrain.heldout_comparison`):
     passive_score: float | None = None  # the learner on the randomly chosen labels alone
-    passive_labels: int | None = None
+    passive_labels: int | None = None  # randomly chosen labels (seed, control, passive arm)
+    heldout_score: float | None = None  # the round's model (every label) on the held-out clips
+    heldout_size: int | None = None  # how many held-out clips both were scored on
+    pseudo_labelled: list[int] = field(default_factory=list)  # self_training: clips trained on with
+    # the model's own confident prediction (a pseudo-label: never stored or exported as a label)
 
 
 def learning_round(
@@ -86,8 +98,12 @@ def learning_round(
     The passive arm (pool mode, `passive_share` > 0): that share of the queue's head is drawn
     uniformly at random and interleaved with the strategy's picks (`in_arm[i]`: drawn by an
     earlier round; `passive` lists the new draws). `random_label[i]` marks labelled clips that
-    were chosen at random (seed, control, passive arm): the learner cross-validated on those
-    alone is `passive_score`, what passive learning reached with `passive_labels` labels.
+    were chosen at random (seed, control, passive arm). The comparison with passive learning
+    is scored on the passive arm's labelled clips, held out of both fits fold by fold: the
+    round's model on every other label (`heldout_score`) and the learner on the other randomly
+    chosen labels (`passive_score`, `passive_labels` random labels), on the same
+    `heldout_size` clips. (Cross-validating the model on its actively chosen labels and the
+    passive arm on random ones compared two different test sets.)
     """
     if task_type not in LEARNING_TASK:
         raise ListenloopError(
@@ -122,6 +138,7 @@ def learning_round(
     pool_rows = np.flatnonzero(pool_mask & ~waits)
     pool_rows = np.sort(np.concatenate([pool_rows, window_rows]))
     y = [labels[i] for i in kept[labelled_rows]]
+    target: np.ndarray = np.asarray(y, dtype=str if task == "classification" else float)
     if task_type == "multilabel":
         result = rank_by_tags(
             np.asarray(table.X),
@@ -133,7 +150,6 @@ def learning_round(
             iteration=iteration,
         )
     else:
-        target = np.asarray(y, dtype=str) if task == "classification" else np.asarray(y, dtype=float)
         result = retrain_and_rank(
             np.asarray(table.X),
             labelled_rows,
@@ -155,18 +171,28 @@ def learning_round(
             order, arm_rows, passive_share, np.random.default_rng([7, iteration])
         )
     ordered = ids[kept[order]].tolist()
-    passive_score = passive_labels = None
-    if random_label is not None and result.mean is not None and result.std is not None:
+    passive_score = passive_labels = heldout_score = heldout_size = None
+    if random_label is not None and in_arm is not None and result.mean is not None and not result.cold_start:
         rand = labelled_rows[[bool(random_label[i]) for i in kept[labelled_rows]]]
+        held = labelled_rows[[bool(in_arm[i]) for i in kept[labelled_rows]]]
         passive_labels = len(rand)
-        if passive_labels:
-            Z = ((np.asarray(table.X[rand], dtype=np.float64) - result.mean) / result.std).astype(np.float32)
-            known = [labels[i] for i in kept[rand]]
-            if task_type == "multilabel":
-                passive_score = tags_cv_score(learner, {}, Z, tag_matrix(known, classes or []), 0)
-            else:
-                y_rand = np.asarray(known, dtype=str if task == "classification" else float)
-                passive_score = cv_score(learner, {}, Z, y_rand, task, 0)
+        Z, _, _ = standardise(table.X, np.concatenate([labelled_rows, pool_rows]))  # as the round's
+        targets = tag_matrix(y, classes or []) if task_type == "multilabel" else target
+        compared = heldout_comparison(
+            Z,
+            labelled_rows,
+            targets,
+            held,
+            rand,
+            pool_rows,
+            task=task,
+            strategy=strategy,
+            learner=learner,
+            iteration=iteration,
+        )
+        if compared is not None:
+            heldout_size = len(compared.rows)
+            heldout_score, passive_score = compared.model_score, compared.passive_score
     # every clip with features: also low-agreement, passed and waiting ones, whose predictions
     # the owner's clip browser shows beside the crowd's answers
     rows = np.arange(len(kept))
@@ -181,6 +207,7 @@ def learning_round(
             std=result.std,
             model=result.model,
             rng=np.random.default_rng(iteration),
+            pseudo=result.pseudo_rows,
         )
     unread = np.setdiff1d(np.arange(len(ids)), kept)
     missing = [int(ids[i]) for i in unread if in_pool[i] and labels[i] is None]
@@ -198,6 +225,9 @@ def learning_round(
         passive=ids[kept[drawn_rows]].tolist(),
         passive_score=passive_score,
         passive_labels=passive_labels,
+        heldout_score=heldout_score,
+        heldout_size=heldout_size,
+        pseudo_labelled=ids[kept[np.asarray(result.pseudo_rows, dtype=np.int64)]].tolist(),
     )
 
 

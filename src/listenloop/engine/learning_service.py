@@ -645,6 +645,9 @@ class LearningService:
                 map=result.get("map"),
                 passive_score=result.get("passive_score"),
                 passive_labels=result.get("passive_labels"),
+                heldout_score=result.get("heldout_score"),
+                heldout_size=result.get("heldout_size"),
+                pseudo_labels=len(result.get("pseudo_labelled") or []),
             )
             session.add(run)
             session.flush()
@@ -660,6 +663,7 @@ class LearningService:
                         "cold_start": result["cold_start"],
                         "ranked": n,
                         "skipped": result["skipped"],
+                        "pseudo_labels": run.pseudo_labels,
                         "seconds": run.seconds,
                     },
                 )

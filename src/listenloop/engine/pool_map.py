@@ -26,12 +26,15 @@ def pool_map(
     model: Any = None,
     rng: np.random.Generator,
     max_points: int = MAP_POINTS,
+    pseudo: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
-    """`{"method", "explained", "points": [[clip_id, x, y, predicted, label], ...]}` or None.
+    """`{"method", "explained", "points": [[clip_id, x, y, predicted, label, pseudo], ...]}` or None.
 
     `rows` index X (standardised with `mean`/`std`, as the model was fitted); `clip_ids[i]`
     and `labels[i]` (the training label or None) belong to `rows[i]`. `predicted` is the
-    model's label (a number, as text, for ratings), None before there is a model.
+    model's label (a number, as text, for ratings), None before there is a model. `pseudo`
+    is true for the rows in `pseudo` (X's rows the model also trained on with its own
+    confident prediction: self-training's pseudo-labels, which are not labels).
     """
     from sklearn.decomposition import PCA
 
@@ -46,9 +49,10 @@ def pool_map(
     if model is not None:
         out = model.predict(Z.astype(np.float32))
         predicted = [f"{v:.4g}" if isinstance(v, float | np.floating) else str(v) for v in out]
+    marked = np.isin(rows[pick], np.asarray(pseudo if pseudo is not None else [], dtype=np.int64))
     points = [
-        [int(clip_ids[i]), round(float(x), 4), round(float(y), 4), p, labels[i]]
-        for i, (x, y), p in zip(pick, xy, predicted, strict=True)
+        [int(clip_ids[i]), round(float(x), 4), round(float(y), 4), p, labels[i], bool(m)]
+        for i, (x, y), p, m in zip(pick, xy, predicted, marked, strict=True)
     ]
     return {
         "method": "pca",

@@ -364,8 +364,11 @@ def learning_error(session: Session, project_id: int) -> dict[str, Any] | None:
 
 def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
     """The project's model score history, oldest first: `{labels, score, metric, cold_start, at,
-    passive_labels, passive_score}` per learning round (`score` None while too few labels to
-    cross-validate; `passive_*`: the same learner on the randomly chosen labels only)."""
+    passive_labels, passive_score, heldout_score, heldout_size, pseudo_labels}` per learning round
+    (`score` None while too few labels to cross-validate; `passive_*`: the same learner on the
+    randomly chosen labels only; it and `heldout_score`, the round's model, are scored on the
+    same `heldout_size` held-out random clips; `pseudo_labels`: clips self-training trained on
+    with the model's own prediction)."""
     rows = session.execute(
         select(
             ModelRun.labels,
@@ -375,6 +378,9 @@ def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
             ModelRun.created_at,
             ModelRun.passive_labels,
             ModelRun.passive_score,
+            ModelRun.heldout_score,
+            ModelRun.heldout_size,
+            ModelRun.pseudo_labels,
         )
         .where(ModelRun.project_id == project_id)
         .order_by(ModelRun.id)
@@ -388,6 +394,9 @@ def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
             "at": r.created_at.isoformat(timespec="seconds") + "Z",
             "passive_labels": r.passive_labels,
             "passive_score": r.passive_score,
+            "heldout_score": r.heldout_score,
+            "heldout_size": r.heldout_size,
+            "pseudo_labels": r.pseudo_labels,
         }
         for r in rows
     ]

@@ -16,7 +16,8 @@ in a Dask task (in-process cluster or `--scheduler`) and write the ranks back it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from listenloop.errors import ListenloopError
 from listenloop.learners.registry import make_learner
 from listenloop.strategies.base import QueryContext
 from listenloop.strategies.registry import make_strategy
+from listenloop.strategies.training_set import fit_round, fit_rows
 
 QUEUE_SIZE = 1000  # clips ordered by the strategy per retrain; the rest wait for the next one
 MIN_PER_CLASS_FOR_CV = 2
@@ -41,6 +43,9 @@ class RankResult:
     cold_start: bool
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
+    # pool rows the model also trained on with a pseudo-label (self_training; never a label)
+    pseudo_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    pseudo_labels: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=str))
 
 
 def diverse_order(
@@ -179,8 +184,20 @@ def _rank(
         return RankResult(diverse_order(Z, pool, rng), None, None, True, mean, std)
     params = learner_params or {}
     target = y.astype(str) if task == "classification" else y.astype(float)
-    model = make_learner(learner, task, **params).fit(Z[labelled], target)
-    strat = make_strategy(strategy, task)
+    strat = make_strategy(strategy, task, len(classes) if task == "classification" and classes else None)
+    # the simulation's rule: the labels, and a self-training strategy's pseudo-labels over the pool
+    fitted = fit_round(
+        lambda: make_learner(learner, task, **params),
+        Z,
+        labelled,
+        target,
+        pool,
+        strat,
+        iteration=iteration,
+        rng=rng,
+        task=task,
+    )
+    model = fitted.model
     ctx = QueryContext(
         model=model,
         X=Z,
@@ -194,7 +211,8 @@ def _rank(
     head = np.asarray(strat.select(ctx, min(queue_size, len(pool))), dtype=np.int64)
     rest = rng.permutation(np.setdiff1d(pool, head, assume_unique=True))
     cv = cv_score(learner, params, Z[labelled], target, task, seed) if score else None
-    return RankResult(np.concatenate([head, rest]), model, cv, False, mean, std)
+    order = np.concatenate([head, rest])
+    return RankResult(order, model, cv, False, mean, std, fitted.pseudo_rows, fitted.pseudo_labels)
 
 
 def tags_cv_score(
@@ -257,6 +275,8 @@ def rank_by_tags(
     warm = [j for j, r in enumerate(results) if not r.cold_start]
     if not warm:
         return RankResult(results[0].order, None, None, True, mean, std)  # the diverse order
+    # clips pseudo-labelled for some tag (self_training), once each (the per-tag yes/no stay inside)
+    pseudo = np.unique(np.concatenate([results[j].pseudo_rows for j in warm]))
     place = np.zeros(len(pool))
     where = np.empty(int(pool.max()) + 1, dtype=np.int64)
     for j in warm:
@@ -264,4 +284,142 @@ def rank_by_tags(
         place += where[pool]
     order = pool[np.argsort(place, kind="stable")]
     cv = tags_cv_score(learner, learner_params or {}, Z[labelled], present[:, warm], seed) if score else None
-    return RankResult(order, None, cv, False, mean, std)
+    return RankResult(order, None, cv, False, mean, std, pseudo, np.full(len(pseudo), "", dtype=object))
+
+
+MIN_HELDOUT = 5  # held-out random clips before the two arms are compared
+HELDOUT_FOLDS = 5
+
+
+@dataclass
+class HeldOut:
+    """The model and the passive arm scored on the same held-out random clips.
+
+    `rows` are the held-out rows (the passive arm's labelled clips); each is predicted by both
+    arms with neither fit having seen it (K folds over `rows`: the model's fit on every label but
+    the fold's, the passive arm's on the random labels but the fold's). `model_pred` and
+    `passive_pred` line up with `rows` (per tag for multi-label: rows x tags). A score is None
+    when it cannot be told (too few held-out clips, one class among them, an arm with no labels).
+    """
+
+    rows: np.ndarray
+    model_pred: np.ndarray
+    passive_pred: np.ndarray
+    model_score: float | None
+    passive_score: float | None
+
+
+def _fit_predict(
+    Z: np.ndarray, train: np.ndarray, y: np.ndarray, test: np.ndarray, task: str, fit: Any
+) -> np.ndarray | None:
+    """Predictions for `test` of a model fitted on `train` (`fit(rows, y)` returns it); a class
+    seen alone is predicted everywhere; None with no training rows."""
+    if len(train) == 0:
+        return None
+    if task == "classification" and len(set(y.tolist())) < 2:
+        return np.full(len(test), y[0], dtype=y.dtype)
+    return np.asarray(fit(train, y).predict(Z[test]))
+
+
+def _score(task: str, truth: np.ndarray, pred: np.ndarray | None) -> float | None:
+    """UAR (classes) or Pearson CC (ratings) on the held-out clips; None when it cannot be told."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    if pred is None:
+        return None
+    if task == "classification":
+        if len(set(truth.tolist())) < 2:
+            return None
+        with warnings.catch_warnings():  # a few held-out clips rarely hold every predicted class
+            warnings.simplefilter("ignore", UserWarning)
+            return float(balanced_accuracy_score(truth, pred))
+    if np.std(pred) == 0 or np.std(truth) == 0:
+        return 0.0
+    return float(np.corrcoef(pred.astype(float), truth.astype(float))[0, 1])
+
+
+def heldout_comparison(
+    Z: np.ndarray,
+    labelled: np.ndarray,
+    y: np.ndarray,
+    heldout: np.ndarray,
+    random: np.ndarray,
+    pool: np.ndarray,
+    *,
+    task: str,
+    strategy: str,
+    learner: str | None = None,
+    learner_params: dict[str, Any] | None = None,
+    iteration: int = 0,
+    seed: int = 0,
+    folds: int = HELDOUT_FOLDS,
+) -> HeldOut | None:
+    """The model (every label, fitted by the round's rule: `fit_round`, pseudo-labels included)
+    and the passive arm (the randomly chosen labels only) scored on the same held-out clips.
+
+    `labelled` rows of the standardised `Z` have targets `y` (a clips x tags yes/no matrix for
+    multi-label, scored as the tags' mean UAR); `heldout` and `random` are subsets of `labelled`;
+    `pool` are the unlabelled rows (self-training's candidates). None below MIN_HELDOUT clips.
+    """
+    from sklearn.model_selection import KFold
+
+    labelled = np.asarray(labelled, dtype=np.int64)
+    heldout = np.asarray(heldout, dtype=np.int64)
+    if len(heldout) < MIN_HELDOUT:
+        return None
+    y = np.asarray(y)
+    where = {int(r): i for i, r in enumerate(labelled)}
+    tags = y.ndim == 2
+    columns = [np.where(y[:, j], "yes", "no") for j in range(y.shape[1])] if tags else [y]
+    params = learner_params or {}
+    make = _learner_maker(learner, task, params)
+    strat = make_strategy(strategy, task, 2 if tags else None)
+    model_pred = np.empty((len(heldout), len(columns)), dtype=object)
+    passive_pred = np.empty((len(heldout), len(columns)), dtype=object)
+    missing = {"model": False, "passive": False}
+    kfold = KFold(min(folds, len(heldout)), shuffle=True, random_state=seed)
+    for fold, (_, test_at) in enumerate(kfold.split(heldout)):
+        test = heldout[test_at]
+        arms = {
+            "model": np.setdiff1d(labelled, test, assume_unique=True),
+            "passive": np.setdiff1d(np.asarray(random, dtype=np.int64), test),
+        }
+        for j, column in enumerate(columns):
+            target = column.astype(str) if task == "classification" else column.astype(float)
+            rng = np.random.default_rng([seed, iteration, fold, j])
+            fits = {
+                # the round's rule (self-training's pseudo-labels included), and plain passive learning
+                "model": lambda rows, yy, rng=rng: (
+                    fit_round(make, Z, rows, yy, pool, strat, iteration=iteration, rng=rng, task=task).model
+                ),
+                "passive": lambda rows, yy: fit_rows(make, Z, rows, yy),
+            }
+            for arm, out in (("model", model_pred), ("passive", passive_pred)):
+                train = arms[arm]
+                pred = _fit_predict(Z, train, target[[where[int(r)] for r in train]], test, task, fits[arm])
+                if pred is None:
+                    missing[arm] = True
+                else:
+                    out[test_at, j] = pred
+    truth = [c[[where[int(r)] for r in heldout]] for c in columns]
+    truth = [t.astype(str) if task == "classification" else t.astype(float) for t in truth]
+
+    def arm_score(pred: np.ndarray, arm: str) -> float | None:
+        if missing[arm]:
+            return None
+        scores = [_score(task, truth[j], pred[:, j].astype(truth[j].dtype)) for j in range(len(columns))]
+        known = [s for s in scores if s is not None]
+        return float(np.mean(known)) if known else None
+
+    squeeze = (lambda a: a) if tags else (lambda a: a[:, 0])
+    return HeldOut(
+        heldout,
+        squeeze(model_pred),
+        squeeze(passive_pred),
+        arm_score(model_pred, "model"),
+        arm_score(passive_pred, "passive"),
+    )
+
+
+def _learner_maker(learner: str | None, task: str, params: dict[str, Any]) -> Any:
+    return lambda: make_learner(learner, task, **params)

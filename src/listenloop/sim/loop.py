@@ -12,6 +12,7 @@ import numpy as np
 from listenloop.sim.metrics import MAIN_METRIC, task_scores
 from listenloop.strategies.base import QueryContext
 from listenloop.strategies.passive import RandomSampling
+from listenloop.strategies.training_set import fit_round
 
 _RANDOM = RandomSampling()
 
@@ -53,16 +54,6 @@ def predict_rows(model: Any, X: np.ndarray, rows: np.ndarray, chunk_rows: int = 
     return np.concatenate(parts) if parts else np.empty(0)
 
 
-def _fit(
-    make_model: Callable[[], Any], X: np.ndarray, rows: np.ndarray, y: np.ndarray, weights: np.ndarray | None
-) -> Any:
-    model = make_model()
-    Xl = np.asarray(X[rows])
-    if weights is None:
-        return model.fit(Xl, y)
-    return model.fit(Xl, y, sample_weight=weights)
-
-
 def run_loop(
     X: np.ndarray,
     y: np.ndarray,
@@ -89,23 +80,29 @@ def run_loop(
     y_test = y[test]
     curve = Curve(queried=list(labelled))
 
-    def fit_and_score(pseudo_rows: np.ndarray | None = None, pseudo_y: np.ndarray | None = None) -> Any:
+    def fit_and_score(it: int) -> Any:
+        """The round's model (`fit_round`: the labels, and a self-training strategy's pseudo-labels
+        over the clips not yet asked), scored on the test rows."""
         rows = np.asarray(labelled, dtype=np.int64)
-        labels = y[rows]
-        weights = None
-        if pseudo_rows is not None and len(pseudo_rows):
-            rows = np.concatenate([rows, pseudo_rows])
-            labels = np.concatenate([labels, pseudo_y])
-            weights = np.concatenate(
-                [np.ones(len(labelled)), np.full(len(pseudo_rows), config.pseudo_weight)]
-            )
-        model = _fit(make_model, X, rows, labels, weights)
-        pred = predict_rows(model, X, test)
+        fitted = fit_round(
+            make_model,
+            X,
+            rows,
+            y[rows],
+            remaining,
+            strategy,
+            iteration=it,
+            rng=rng,
+            task=task,
+            pseudo_weight=config.pseudo_weight,
+        )
+        pred = predict_rows(fitted.model, X, test)
         curve.labels.append(len(labelled))
         curve.scores.append(task_scores(task, y_test, pred))
-        return model
+        return fitted
 
-    model = fit_and_score()
+    fitted = fit_and_score(0)
+    model = fitted.model
     for it in range(config.iterations):
         if len(labelled) >= budget:
             curve.stopped = "budget"
@@ -143,11 +140,9 @@ def run_loop(
         labelled.extend(picked.tolist())
         curve.queried.extend(picked.tolist())
         remaining = np.setdiff1d(remaining, picked, assume_unique=True)
-        pseudo_rows = pseudo_y = None
+        fitted = fit_and_score(it + 1)
+        model = fitted.model
         if hasattr(strategy, "pseudo_labels"):
-            ctx.candidates = remaining
-            pseudo_rows, pseudo_y = strategy.pseudo_labels(ctx, exclude=picked)
-            ctx.extra["pseudo_labels"] = len(pseudo_rows)
+            ctx.extra["pseudo_labels"] = len(fitted.pseudo_rows)
         curve.notes.append(dict(ctx.extra))
-        model = fit_and_score(pseudo_rows, pseudo_y)
     return curve

@@ -224,8 +224,9 @@ function learningCurveParts(summary, width) {
   const metric = (scores[0] && scores[0].metric) || (summary.task_type === "continuous" ? "cc" : "uar");
   const metricName = metric === "uar" ? "UAR (unweighted average recall)" : "correlation (CC)";
   const share = summary.passive ? summary.passive.share : 0;
+  const heldout = summary.passive && summary.passive.heldout_size;
   const note = h("p", { class: "note" }, share > 0
-    ? `Passive: the same learner trained only on clips chosen at random (seed and control clips, and the ${pct(share)} of the queue drawn at random), i.e. what labelling in random order reached with that many labels.`
+    ? `Passive: the same learner trained only on clips chosen at random (seed and control clips, and the ${pct(share)} of the queue drawn at random), i.e. what labelling in random order reached with that many labels. It and "model, held out" are scored on the same held-out clips: the passive arm's labelled clips, each left out of both fits${heldout ? ` (${heldout} clips at the newest round)` : ""}. The ${metric.toUpperCase()} line is cross-validated on the model's own labels, which the strategy chose, so it is not comparable with the passive line.`
     : "No passive-learning line: this project's passive_share is 0, so no clips are drawn at random to compare with.");
   if (!scored.length) {
     return [h("p", { class: "empty" }, scores.length
@@ -234,8 +235,11 @@ function learningCurveParts(summary, width) {
   }
   const points = scored.map((r) => ({ x: r.labels, y: r.score }));
   const series = [{ name: metric.toUpperCase(), points }];
-  const passive = scores.filter((r) => r.passive_score !== null && r.passive_score !== undefined && r.passive_labels);
-  if (passive.length) series.push({ name: "passive (random labels)", points: passive.map((r) => ({ x: r.passive_labels, y: r.passive_score })) });
+  const fair = scores.filter((r) => r.heldout_size);
+  const held = fair.filter((r) => r.heldout_score !== null && r.heldout_score !== undefined);
+  if (held.length) series.push({ name: "model, held out", points: held.map((r) => ({ x: r.labels, y: r.heldout_score })) });
+  const passive = fair.filter((r) => r.passive_score !== null && r.passive_score !== undefined && r.passive_labels);
+  if (passive.length) series.push({ name: "passive (random labels), held out", points: passive.map((r) => ({ x: r.passive_labels, y: r.passive_score })) });
   const k = summary.classes.length;
   if (metric === "uar" && k >= 2) {
     const xs = points.map((p) => p.x);
@@ -252,9 +256,9 @@ function learningCurveParts(summary, width) {
       series,
       xLabel: "training labels",
       yLabel: metric.toUpperCase(),
-      yDomain: metric === "uar" ? [0, 1] : [Math.min(0, ...points.map((p) => p.y), ...passive.map((r) => r.passive_score)), 1],
+      yDomain: metric === "uar" ? [0, 1] : [Math.min(0, ...points.map((p) => p.y), ...passive.map((r) => r.passive_score), ...held.map((r) => r.heldout_score)), 1],
       width,
-      table: dataTable("Model score per learning round", ["Round", "Labels", "Score", "Random labels", "Passive score", "Strategy when trained"], scores.map((r, i) => [String(i + 1), String(r.labels), r.score === null ? "not scored" : num(r.score, 3), r.passive_labels ? String(r.passive_labels) : "", r.passive_score === null || r.passive_score === undefined ? "" : num(r.passive_score, 3), r.cold_start ? "cold start" : ""])),
+      table: dataTable("Model score per learning round", ["Round", "Labels", "Score", "Held-out clips", "Model, held out", "Random labels", "Passive, held out", "Pseudo-labels", "Strategy when trained"], scores.map((r, i) => [String(i + 1), String(r.labels), r.score === null ? "not scored" : num(r.score, 3), r.heldout_size ? String(r.heldout_size) : "", r.heldout_score === null || r.heldout_score === undefined ? "" : num(r.heldout_score, 3), r.passive_labels ? String(r.passive_labels) : "", !r.heldout_size || r.passive_score === null || r.passive_score === undefined ? "" : num(r.passive_score, 3), r.pseudo_labels ? `${r.pseudo_labels} (not labels)` : "", r.cold_start ? "cold start" : ""])),
     }),
     note,
   ];
@@ -317,15 +321,18 @@ function savingsPanel(summary, width) {
     ["Labels", `${s.labels} of ${s.pool} clips (${pct(s.labels_share)}), seed labels included`],
   ];
   const p = summary.passive;
+  const on = p && p.heldout_size ? ` (both scored on the same ${p.heldout_size} held-out random clips)` : "";
   if (p && p.share > 0 && p.model_score !== null && p.passive_labels !== null && p.model_labels <= p.passive_labels) {
     items.push(["Against passive learning", "every label so far was chosen at random (seed and control clips): the comparison starts once the strategy's picks are labelled"]);
   } else if (p && p.share > 0 && p.model_score !== null) {
     const reached = p.passive_labels_needed;
-    items.push(["Against passive learning", reached !== null
+    items.push(["Against passive learning", (reached !== null
       ? `the model's ${num(p.model_score)} with ${p.model_labels} labels took the passive arm ${reached} random labels`
       : p.passive_score !== null
         ? `the model's ${num(p.model_score)} with ${p.model_labels} labels: the passive arm has not reached it yet (${num(p.passive_score)} with ${p.passive_labels} random labels)`
-        : `the model's ${num(p.model_score)} with ${p.model_labels} labels: the passive arm has too few labels to score yet`]);
+        : `the model's ${num(p.model_score)} with ${p.model_labels} labels: the passive arm has too few labels to score yet`) + on]);
+  } else if (p && p.share > 0) {
+    items.push(["Against passive learning", "not yet: the model and the passive arm are compared on the passive arm's labelled clips, held out of both fits, once at least 5 of them are labelled"]);
   }
   const dl = h("dl", { class: "figures" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   const early = s.finished_clips ? null : h("p", { class: "note" }, "The answer savings appear once crowd clips are finished (each needs its minimum number of answers).");
@@ -387,17 +394,21 @@ function mapFigure(summary, data, width) {
   }
   const counts = new Map();
   let labelled = 0;
-  const points = data.points.map(([id, x, y, predicted, label]) => {
+  let pseudo = 0;
+  const points = data.points.map(([id, x, y, predicted, label, isPseudo]) => {
     const g = groupOf(predicted);
     counts.set(g, (counts.get(g) || 0) + 1);
     if (label !== null && label !== undefined) labelled += 1;
+    if (isPseudo) pseudo += 1;
     const known = label === null || label === undefined ? "" : `, labelled ${label}`;
-    return { x, y, group: g, ring: label !== null && label !== undefined, tip: `clip ${id}: predicted ${predicted ?? "nothing yet"}${known}` };
+    const guessed = isPseudo ? ", pseudo-labelled (the model trained on its own prediction; not a label)" : "";
+    return { x, y, group: g, ring: label !== null && label !== undefined, tip: `clip ${id}: predicted ${predicted ?? "nothing yet"}${known}${guessed}` };
   });
   const used = groups.map((g, i) => ({ ...g, name: `${g.name} (${counts.get(i) || 0})` })).filter((_, i) => counts.get(i) || !continuous);
   const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([g, n]) => `${groups[g]?.name ?? "?"}: ${n}`);
   const axes = data.explained.length >= 2 ? ` The two axes explain ${pct(data.explained[0])} and ${pct(data.explained[1])} of the feature variance.` : "";
-  const rings = labelled ? ` ${labelled} ringed point${labelled === 1 ? " is" : "s are"} labelled clips.` : "";
+  const rings = (labelled ? ` ${labelled} ringed point${labelled === 1 ? " is" : "s are"} labelled clips.` : "")
+    + (pseudo ? ` ${pseudo} clip${pseudo === 1 ? " was" : "s were"} pseudo-labelled by self-training (the model trained on its own confident prediction; these are not labels and are never exported).` : "");
   return scatterPlot({
     title: `Pool map after ${data.labels} labels`,
     desc: `${data.points.length} clips projected to two dimensions (${data.method.toUpperCase()} of the audio features), coloured by the label the model predicts; labelled clips have a dark ring.`,

@@ -77,16 +77,21 @@ class RedundancyOut(BaseModel):
 
 
 class PassiveOut(BaseModel):
-    """The model against its passive (random) arm: what passive learning needed for the same score."""
+    """The model against its passive (random) arm, both scored on the same held-out random clips
+    (the passive arm's labelled clips, each left out of both fits): what passive learning needed
+    for the same score."""
 
     share: float
     model_labels: int | None
-    model_score: float | None
+    model_score: float | None = Field(description="The newest round's model on the held-out clips.")
     passive_labels: int | None
-    passive_score: float | None
+    passive_score: float | None = Field(description="The passive arm on the same held-out clips.")
     passive_labels_needed: int | None = Field(
         description="Fewest random labels with which the passive arm reached the model's newest score "
         "(null: not reached yet)."
+    )
+    heldout_size: int | None = Field(
+        None, description="How many held-out random clips the newest comparison scored both arms on."
     )
 
 
@@ -180,8 +185,10 @@ class RunOut(BaseModel):
 
 
 class MapOut(BaseModel):
-    """A 2-D map of the pool: `points` are `[clip_id, x, y, predicted label, training label]`
-    (predicted None before there is a model; training label None for unlabelled clips)."""
+    """A 2-D map of the pool: `points` are `[clip_id, x, y, predicted label, training label,
+    pseudo]` (predicted None before there is a model; training label None for unlabelled clips;
+    pseudo true where the model also trained on its own prediction for the clip: a
+    self-training pseudo-label, never a label of the clip)."""
 
     run_id: int
     labels: int
@@ -189,7 +196,7 @@ class MapOut(BaseModel):
     metric: str
     method: str
     explained: list[float]
-    points: list[tuple[int, float, float, str | None, str | None]]
+    points: list[tuple[int, float, float, str | None, str | None, bool]]
 
 
 class OptionsOut(BaseModel):
