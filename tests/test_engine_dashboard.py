@@ -316,21 +316,33 @@ def test_api_dashboard_access_and_flags(client: TestClient) -> None:
 
 
 def test_passive_comparison_reads_the_measured_curves() -> None:
+    """The model's held-out score (not its cross-validated one, on labels the strategy chose)
+    against the passive arm's on the same held-out clips; rounds without held-out scores (before
+    0008: the passive arm cross-validated on its own clips) are left out."""
+
+    def row(labels, score, held, n, passive_labels, passive):
+        return {"labels": labels, "score": score, "heldout_score": held, "heldout_size": n} | {
+            "passive_labels": passive_labels,
+            "passive_score": passive,
+        }
+
     scores = [
-        {"labels": 20, "score": None, "passive_labels": 20, "passive_score": None},
-        {"labels": 40, "score": 0.70, "passive_labels": 22, "passive_score": 0.55},
-        {"labels": 60, "score": 0.80, "passive_labels": 24, "passive_score": 0.62},
+        row(20, 0.9, None, None, 20, 0.99),  # an old round: its passive score is not comparable
+        row(30, None, None, None, 20, None),
+        row(40, 0.70, 0.66, 5, 22, 0.55),
+        row(60, 0.80, 0.75, 6, 24, 0.62),
     ]
     out = dash.passive_comparison(scores, 0.1)
     assert out == {
         "share": 0.1,
         "model_labels": 60,
-        "model_score": 0.80,
+        "model_score": 0.75,  # held out, not the cross-validated 0.80
         "passive_labels": 24,
         "passive_score": 0.62,
-        "passive_labels_needed": None,  # not reached: no extrapolation
+        "passive_labels_needed": None,  # not reached: no extrapolation (the old round's 0.99 is ignored)
+        "heldout_size": 6,
     }
-    scores.append({"labels": 80, "score": 0.81, "passive_labels": 40, "passive_score": 0.83})
-    scores.append({"labels": 90, "score": 0.82, "passive_labels": 45, "passive_score": 0.84})
-    assert dash.passive_comparison(scores, 0.1)["passive_labels_needed"] == 40
+    scores.append(row(80, 0.81, 0.77, 8, 40, 0.76))
+    scores.append(row(90, 0.82, 0.78, 9, 45, 0.79))
+    assert dash.passive_comparison(scores, 0.1)["passive_labels_needed"] == 45
     assert dash.passive_comparison([], 0.0)["model_score"] is None
