@@ -20,6 +20,7 @@ from listenloop.datasets import Dataset
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.pool_map import pool_map
 from listenloop.engine.retrain import (
+    MIN_HELDOUT,
     QUEUE_SIZE,
     heldout_comparison,
     rank_by_tags,
@@ -176,23 +177,23 @@ def learning_round(
         rand = labelled_rows[[bool(random_label[i]) for i in kept[labelled_rows]]]
         held = labelled_rows[[bool(in_arm[i]) for i in kept[labelled_rows]]]
         passive_labels = len(rand)
-        Z, _, _ = standardise(table.X, np.concatenate([labelled_rows, pool_rows]))  # as the round's
-        targets = tag_matrix(y, classes or []) if task_type == "multilabel" else target
-        compared = heldout_comparison(
-            Z,
-            labelled_rows,
-            targets,
-            held,
-            rand,
-            pool_rows,
-            task=task,
-            strategy=strategy,
-            learner=learner,
-            iteration=iteration,
-        )
-        if compared is not None:
-            heldout_size = len(compared.rows)
-            heldout_score, passive_score = compared.model_score, compared.passive_score
+        if len(held) >= MIN_HELDOUT:
+            Z, _, _ = standardise(table.X, np.concatenate([labelled_rows, pool_rows]))  # as the round's
+            compared = heldout_comparison(
+                Z,
+                labelled_rows,
+                tag_matrix(y, classes or []) if task_type == "multilabel" else target,
+                held,
+                rand,
+                pool_rows,
+                task=task,
+                strategy=strategy,
+                learner=learner,
+                iteration=iteration,
+            )
+            if compared is not None:
+                heldout_size = len(compared.rows)
+                heldout_score, passive_score = compared.model_score, compared.passive_score
     # every clip with features: also low-agreement, passed and waiting ones, whose predictions
     # the owner's clip browser shows beside the crowd's answers
     rows = np.arange(len(kept))
