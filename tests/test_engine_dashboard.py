@@ -318,7 +318,7 @@ def test_api_dashboard_access_and_flags(client: TestClient) -> None:
 def test_passive_comparison_reads_the_measured_curves() -> None:
     """The model's held-out score (not its cross-validated one, on labels the strategy chose)
     against the passive arm's on the same held-out clips; rounds without held-out scores (before
-    0010: the passive arm cross-validated on its own clips) are left out."""
+    0011: the passive arm cross-validated on its own clips) are left out."""
 
     def row(labels, score, held, n, passive_labels, passive):
         return {"labels": labels, "score": score, "heldout_score": held, "heldout_size": n} | {

@@ -299,7 +299,7 @@ class ModelRun(Base):
     map: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The same learner trained only on randomly chosen labelled clips (seed, control and passive
     # arm): what passive learning reached with `passive_labels` labels (None: too few to score).
-    # Since 0010 it is scored on the `heldout_size` held-out passive-arm clips, like the round's
+    # Since 0011 it is scored on the `heldout_size` held-out passive-arm clips, like the round's
     # model (`heldout_score`); before, it was cross-validated on the random clips themselves.
     passive_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     passive_labels: Mapped[int | None] = mapped_column(Integer, nullable=True)
