@@ -10,6 +10,7 @@ from listenloop.crowd.aggregation.continuous import mean_ratings, median_ratings
 from listenloop.crowd.aggregation.dawid_skene import DawidSkene
 from listenloop.crowd.aggregation.majority_vote import MajorityVote
 from listenloop.crowd.aggregation.trust_weighted_vote import TrustWeightedVote
+from listenloop.crowd.worker_prior import PRIOR_TRUST
 from listenloop.errors import ListenloopError
 
 
@@ -55,7 +56,7 @@ def test_trusted_minority_beats_untrusted_majority() -> None:
     twv = TrustWeightedVote(trust).fit(answers)
     assert twv.labels_["t"] == "yes"
     assert twv.probas_.loc["t", "yes"] == pytest.approx(1.8 / 2.1)
-    assert twv.skills_["g1"] == 0.9 and twv.skills_["new"] == 0.5  # unknown worker: default_trust
+    assert twv.skills_["g1"] == 0.9 and twv.skills_["new"] == PRIOR_TRUST  # unknown worker: the prior
     assert TrustWeightedVote(pd.Series(trust)).fit_predict(answers)["t"] == "yes"
 
 
@@ -125,9 +126,10 @@ def test_mean_and_median_ratings() -> None:
 
 
 def test_trust_weighted_mean() -> None:
-    got = trust_weighted_mean(RATINGS, {"w1": 1.0, "w2": 0.0, "w3": 0.5})  # w4 unknown: 0.5
+    got = trust_weighted_mean(RATINGS, {"w1": 1.0, "w2": 0.0, "w3": 0.5})  # w4 unknown: the prior
     assert got["a"] == pytest.approx((1 * 1 + 0.5 * 6) / 1.5)
-    assert got["b"] == pytest.approx((1 * 4 + 0.5 * 4.5) / 1.5)
+    q = PRIOR_TRUST
+    assert got["b"] == pytest.approx((1 * 4 + q * 4.5) / (1 + q))
     with pytest.raises(ListenloopError, match="trust 0"):
         trust_weighted_mean(RATINGS, {"w1": 0.0}, default_trust=0.0)
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from listenloop.crowd.worker_model import fit_project_skills, one_coin, stored_evidence
+from listenloop.crowd.worker_prior import PRIOR_TRUST
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.config import ProjectConfig
@@ -162,7 +163,8 @@ def test_the_service_refreshes_skills_from_live_answers(tmp_path: Path) -> None:
         assert project.skills_answers == 60
         rows = {r.user_id: r for r in s.scalars(select(WorkerTrust).where(WorkerTrust.project_id == pid))}
         liar = rows[people[2].id]
-        assert liar.confusion is not None and liar.confusion[0][1] > 0.8  # answers a when the truth is b
+        # answers a when the truth is b (10 answers per true class, shrunk towards one-coin at the prior)
+        assert liar.confusion is not None and liar.confusion[0][1] > 0.7
         assert rows[people[0].id].skill > 0.8 > liar.skill
         assert (
             s.scalar(select(Event.data).where(Event.project_id == pid, Event.kind == "skills_refreshed"))[
@@ -171,4 +173,72 @@ def test_the_service_refreshes_skills_from_live_answers(tmp_path: Path) -> None:
             == 3
         )
     assert pid not in service.skills_due_projects()  # nothing new since
+    db.dispose()
+
+
+def _binary_project(db: Database, n_clips: int) -> tuple[int, list[int]]:
+    """A binary project without checks (dynamic redundancy, tau 0.95) and its clips' ids."""
+    with db.write() as s:
+        owner = create_user(s, "o", "x", "owner")
+        config = ProjectConfig(
+            name="p",
+            task_type="binary",
+            classes=["0", "1"],
+            control_rate=0,
+            consistency_rate=0,
+            redundancy={"min": 2, "max": 9, "tau": 0.95},
+        )
+        pid = create_project(s, Principal(owner.id, "o", "owner"), config).id
+        ids = []
+        for i in range(n_clips):
+            clip = Clip(
+                project_id=pid,
+                file_name=f"c{i}.wav",
+                sha256=f"{i:064x}",
+                path=f"x/{i}.wav",
+                duration=1.0,
+                sample_rate=16000,
+                rank=float(i),
+            )
+            s.add(clip)
+            s.flush()
+            ids.append(clip.id)
+    return pid, ids
+
+
+def test_three_new_annotators_who_agree_finish_a_binary_clip(tmp_path: Path) -> None:
+    """The prior of an unknown worker carries evidence: at 0.5 a binary answer carried none and
+    seven agreeing newcomers ended a clip low-agreement at confidence 0.507."""
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    db.upgrade()
+    pid, (clip_id,) = _binary_project(db, 1)
+    with db.write() as s:
+        people = [Principal(create_user(s, f"u{k}", "x").id, f"u{k}", "annotator") for k in range(4)]
+    rng = random.Random(0)
+    for who in people[:3]:
+        with db.write() as s:
+            task = next_task(s, pid, who, rng=rng)
+            assert task is not None
+            submit_answer(s, task.task_id, who, "1")
+    with db.read() as s:
+        clip = s.get(Clip, clip_id)
+        assert (clip.status, clip.label, clip.n_answers) == ("done", "1", 3)
+        assert clip.confidence >= 0.95
+    with db.write() as s:
+        assert next_task(s, pid, people[3], rng=rng) is None  # nothing left to ask
+    db.dispose()
+
+
+def test_after_a_fit_newcomers_without_a_matrix_keep_the_prior(tmp_path: Path) -> None:
+    """Once the background fit has set the class prior, a newcomer has no confusion matrix:
+    they count as one-coin at the prior (not at 0.5), so three agreeing newcomers finish."""
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    db.upgrade()
+    pid, _ = _binary_project(db, 1)
+    with db.read() as s:
+        view = dataclasses.replace(load_view(s, pid), class_prior=[0.5, 0.5])
+    verdict = aggregate_clip(view, ["0", "0", "0"], [PRIOR_TRUST] * 3, [None, None, None])
+    assert verdict.done and verdict.label == "0" and verdict.confidence >= 0.95
+    ev = stored_evidence(["0"], [None], [PRIOR_TRUST], ["0", "1"])
+    assert ev[0] == pytest.approx(np.log([PRIOR_TRUST, 1 - PRIOR_TRUST]))
     db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,6 +11,8 @@ from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.trust import (
     CONSISTENCY_PASS_WEIGHT,
     CONTROL_WEIGHT,
+    PRIOR_STRENGTH,
+    PRIOR_TRUST,
     SPAMMER_COLUMNS,
     check_answers,
     check_weight,
@@ -31,6 +34,29 @@ def test_update_rule_by_hand() -> None:
     assert t == pytest.approx(0.5)
     t = update_trust(t, True, 2)  # (0.5*6 + 1) / 7
     assert t == pytest.approx(4 / 7)
+
+
+def test_prior_is_an_unknown_workers_accuracy_that_failed_checks_undo() -> None:
+    """The one prior: three agreeing binary answers of new workers are evidence enough, yet a
+    worker who fails their first checks drops below the default trust threshold (0.5)."""
+    from listenloop.crowd.redundancy import DynamicPolicy
+
+    policy = DynamicPolicy(min_answers=2, max_answers=9, tau=0.95, untrusted_below=0.5)
+    new = np.full(3, PRIOR_TRUST)
+    done = policy.decide(np.array(["1", "1", "1"]), new, ["0", "1"])
+    assert done.done and done.label == "1" and done.confidence >= 0.95
+    assert not policy.decide(np.array(["1", "1"]), new[:2], ["0", "1"]).done
+    t = PRIOR_TRUST
+    for n in range(3):  # a spammer fails three checks in a row
+        t = update_trust(t, False, n)
+    assert t < 0.5
+    assert trust_from_answers(
+        pd.DataFrame(
+            {"item": ["a", "b", "c"], "worker": ["s"] * 3, "label": ["0"] * 3, "kind": ["control"] * 3}
+        ),
+        {"a": "1", "b": "1", "c": "1"},
+    )["s"] == pytest.approx(PRIOR_TRUST * PRIOR_STRENGTH / (PRIOR_STRENGTH + 3))
+    assert update_trust(PRIOR_TRUST, True, 0) > PRIOR_TRUST > update_trust(PRIOR_TRUST, False, 0) >= 0.5
 
 
 def test_revert_takes_the_last_check_back() -> None:
@@ -67,18 +93,18 @@ def test_batch_matches_live() -> None:
     )
     gold = {"a": "1", "b": "1", "c": "1"}
     trust = trust_from_answers(answers, gold)
-    live = 0.5
+    live = PRIOR_TRUST
     for n, ok in enumerate([True, False, True, False]):  # a right, b wrong, c (no kind) right, x changed
         live = update_trust(live, ok, n)
     assert trust["w"] == pytest.approx(live)
-    assert trust["v"] == 0.5  # nothing checked: the prior
+    assert trust["v"] == PRIOR_TRUST  # nothing checked: the prior
 
 
 def test_consistency_contradiction_lowers() -> None:
     base = pd.DataFrame({"item": ["x", "x"], "worker": ["w", "w"], "label": ["1", "1"]})
     same = base.assign(kind=["regular", "consistency"])
     changed = same.assign(label=["1", "0"])
-    assert trust_from_answers(changed, {})["w"] < 0.5 < trust_from_answers(same, {})["w"]
+    assert trust_from_answers(changed, {})["w"] < PRIOR_TRUST < trust_from_answers(same, {})["w"]
 
 
 def test_consistency_uses_time_order() -> None:
@@ -93,7 +119,9 @@ def test_consistency_uses_time_order() -> None:
     )
     # by time: 1 (regular "1"), 2 (consistency "1": agrees, weight 0.25), 3 (consistency "0":
     # contradicts, weight 1)
-    assert trust_from_answers(answers, {})["w"] == pytest.approx((2 + 0.25) / (4 + 1.25))
+    assert trust_from_answers(answers, {})["w"] == pytest.approx(
+        (PRIOR_TRUST * PRIOR_STRENGTH + 0.25) / (4 + 1.25)
+    )
 
 
 def test_check_weights_a_consistency_pass_less_than_a_control() -> None:

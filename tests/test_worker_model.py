@@ -9,6 +9,7 @@ import pytest
 from listenloop.crowd.aggregation.dawid_skene import DawidSkene
 from listenloop.crowd.redundancy import CANT_TELL, DynamicPolicy, FixedPolicy, evidence_posterior, replay
 from listenloop.crowd.worker_model import MISSING_FLOOR, WorkerModel
+from listenloop.crowd.worker_prior import PRIOR_TRUST
 
 
 def hand_model() -> WorkerModel:
@@ -33,7 +34,8 @@ def test_evidence_rows_hand_computed() -> None:
     ev = m.evidence(["good", "biased", "new", "good"], ["a", "a", "b", CANT_TELL], ["a", "b"])
     assert ev[0] == pytest.approx(np.log([0.9, 0.1]))
     assert ev[1] == pytest.approx(np.log([1.0 - 1e-9, 0.5]))
-    assert ev[2] == pytest.approx(np.log([0.3, 0.7]))  # unseen worker: one-coin at 0.7
+    q = PRIOR_TRUST
+    assert ev[2] == pytest.approx(np.log([1 - q, q]))  # unseen worker: one-coin at the prior
     assert ev[3] == pytest.approx([0.0, 0.0])  # can't-tell carries no evidence
     # The biased worker's "a" is weak evidence: good(a) + biased(a) gives 0.9*1 / (0.9*1 + 0.1*0.5).
     post = evidence_posterior(ev[:2], m.prior(["a", "b"]))
@@ -45,7 +47,7 @@ def test_classes_the_model_never_saw_get_the_floor() -> None:
     ev = m.evidence(["good"], ["a"], ["a", "b", "c"])
     assert ev[0] == pytest.approx(np.log([0.9, 0.1, MISSING_FLOOR]))
     assert m.prior(["a", "c"]) == pytest.approx(np.log([0.5, MISSING_FLOOR]))
-    assert m.trust(["good", "nobody"]) == pytest.approx([0.9, 0.7])
+    assert m.trust(["good", "nobody"]) == pytest.approx([0.9, PRIOR_TRUST])
 
 
 def test_systematic_confusion_needs_more_answers() -> None:

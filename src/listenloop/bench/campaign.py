@@ -1,7 +1,8 @@
 """`listenloop bench campaign`: a whole labelling campaign through the HTTP API, with simulated annotators.
 
 Protocol: a fresh server on loopback (as `bench serve`), one classification project over a
-labelled folder of clips (`labels.csv` with file,label), a seed set of `seeds` clips per
+labelled folder of clips (`labels.csv` with file,label; with `positive`, a binary project of
+those classes ("1") against the rest ("0"), as `--positive` in `simulate`), a seed set of `seeds` clips per
 class and `gold` control questions per class uploaded by the owner, then annotators of
 mixed skill answer through `next` / `answer` (pausing `think` seconds after each) until
 the server has nothing left for them (or the time limit). Annotator j answers the clip's
@@ -10,7 +11,8 @@ skill of 0 is a spammer who answers uniformly at random. They cannot tell contro
 repeated clips from the rest: like a person, an annotator knows a clip only by what it hears
 (`next` names no clip), so each one fetches the task's audio and looks its content up. At
 the end the owner's export is compared with the truth: accuracy of the crowd labels, regular
-answers per crowd-labelled clip against a fixed 5, and the model score history from `status`.
+answers per crowd-labelled clip against a fixed 5 (overall and over the first `EARLY_CLIPS`
+clips the crowd finished), and the model score history from `status`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from listenloop.errors import ListenloopError
 
 DEFAULT_SKILLS = (0.95, 0.9, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.0)
 FIXED_ANSWERS = 5  # the baseline a campaign is compared with: every clip answered 5 times
+EARLY_CLIPS = 50  # answers per clip over the first clips finished: what the crowd costs before any fit
 
 
 @dataclass
@@ -51,6 +54,8 @@ class CampaignResult:
     answers_per_clip: float | None  # regular answers per crowd clip
     fixed_answers: int  # FIXED_ANSWERS x crowd clips
     seconds: float
+    early_answers_per_clip: float | None = None  # over the first EARLY_CLIPS finished crowd clips
+    early_accuracy: float | None = None  # their labels against the truth
     model_scores: list[dict[str, Any]] = field(default_factory=list)
     annotators: list[dict[str, Any]] = field(default_factory=list)
 
@@ -67,6 +72,29 @@ def read_truth(folder: Path) -> dict[str, str]:
     if names.duplicated().any():
         raise ListenloopError(f"{path}: file names must be unique ({names[names.duplicated()].iloc[0]})")
     return dict(zip(names, table["label"], strict=True))
+
+
+def binary_truth(truth: dict[str, str], positive: Sequence[str]) -> dict[str, str]:
+    """`truth` as a binary task: "1" for the `positive` classes, "0" for the rest."""
+    unknown = sorted(set(positive) - set(truth.values()))
+    if unknown:
+        raise ListenloopError(f"--positive: no class {', '.join(unknown)} in labels.csv")
+    chosen = set(positive)
+    return {n: "1" if v in chosen else "0" for n, v in truth.items()}
+
+
+def early_clips(
+    crowd: Sequence[dict[str, str]], answers: Sequence[dict[str, str]], n: int
+) -> list[dict[str, str]]:
+    """The first `n` finished crowd clips (export rows) in the order they finished: the time
+    of each clip's last regular answer, from the answers export (ties by clip id)."""
+    last: dict[str, str] = {}
+    for a in answers:  # in the order they came
+        if a["kind"] == "regular":
+            last[a["clip_id"]] = a["answered_at"]
+    finished = [r for r in crowd if r["status"] in ("done", "low_agreement") and r["clip_id"] in last]
+    finished.sort(key=lambda r: (last[r["clip_id"]], int(r["clip_id"])))
+    return finished[:n]
 
 
 def _zip(folder: Path, names: Sequence[str]) -> bytes:
@@ -156,6 +184,7 @@ def run_campaign(
     folder: Path,
     *,
     skills: Sequence[float] = DEFAULT_SKILLS,
+    positive: Sequence[str] | None = None,
     seeds: int = 2,
     gold: int = 1,
     limit: int | None = None,
@@ -170,6 +199,7 @@ def run_campaign(
 ) -> CampaignResult:
     """Run one campaign on the clips of `folder` (at most `limit`, a random sample) and score it.
 
+    `positive`: run a binary project, those classes against the rest.
     `think` is each annotator's pause after an answer: at human pace the learning service
     retrains every `retrain_every` labels while the campaign runs, so the score history fills.
     `screenshots`: a folder for the dashboard and labelling page, taken `screenshot_after`
@@ -183,6 +213,8 @@ def run_campaign(
     if limit is not None and limit < len(truth):
         keep = set(rng.sample(sorted(truth), limit))
         truth = {n: v for n, v in truth.items() if n in keep}
+    if positive:
+        truth = binary_truth(truth, positive)
     classes = sorted(set(truth.values()))
     seed_labels = _pick(truth, seeds, rng, set())
     gold_labels = _pick(truth, gold, rng, set(seed_labels))
@@ -202,7 +234,7 @@ def run_campaign(
                     headers=oh,
                     json={
                         "name": "campaign",
-                        "task_type": "classification",
+                        "task_type": "binary" if positive else "classification",
                         "classes": classes,
                         "feature_set": feature_set,
                         "retrain_every": retrain_every,
@@ -284,6 +316,8 @@ def run_campaign(
     labelled = [r for r in crowd if r["label"] not in ("", None)]
     right = sum(r["label"] == truth[r["file"]] for r in labelled)
     regular = sum(int(r["answers"] or 0) for r in crowd)
+    early = early_clips(crowd, answers, EARLY_CLIPS)
+    early_labelled = [r for r in early if r["label"] not in ("", None)]
     return CampaignResult(
         clips=len(rows),
         crowd_clips=len(crowd),
@@ -295,6 +329,14 @@ def run_campaign(
         answers_per_clip=round(regular / len(crowd), 3) if crowd else None,
         fixed_answers=FIXED_ANSWERS * len(crowd),
         seconds=round(time.monotonic() - t0, 1),
+        early_answers_per_clip=round(sum(int(r["answers"] or 0) for r in early) / len(early), 3)
+        if early
+        else None,
+        early_accuracy=round(
+            sum(r["label"] == truth[r["file"]] for r in early_labelled) / len(early_labelled), 4
+        )
+        if early_labelled
+        else None,
         model_scores=list(status.get("model_scores", [])),
         annotators=annotators,
     )
@@ -322,6 +364,8 @@ def format_result(r: CampaignResult) -> str:
         f"{r.low_agreement} low-agreement; {r.regular_answers} regular answers "
         f"({r.answers_per_clip} per clip) against {r.fixed_answers} for a fixed {FIXED_ANSWERS}; "
         f"{r.answers_total} answers of every kind; {r.seconds} s\n"
+        f"first {EARLY_CLIPS} finished clips: {r.early_answers_per_clip} answers per clip, "
+        f"accuracy {r.early_accuracy}\n"
         f"model score history (labels: score): {scores or 'none'}"
     )
 

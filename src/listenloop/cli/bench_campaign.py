@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import bench_app, check_outputs, comma_numbers
+from listenloop.errors import ListenloopError
 
 
 @bench_app.command("campaign")
@@ -21,6 +22,10 @@ def bench_campaign(
         str,
         typer.Option(help="Annotators' accuracies, comma-separated (0 = a spammer who answers at random)."),
     ] = "0.95,0.9,0.9,0.85,0.8,0.75,0.7,0.6,0",
+    positive: Annotated[
+        str | None,
+        typer.Option(help="A binary project: these classes (comma-separated) against the rest."),
+    ] = None,
     seeds: Annotated[int, typer.Option(min=0, help="Seed labels per class the owner uploads.")] = 2,
     gold: Annotated[int, typer.Option(min=0, help="Control questions per class.")] = 1,
     feature_set: Annotated[str, typer.Option(help="The project's feature set.")] = "compare",
@@ -74,9 +79,15 @@ def bench_campaign(
 
         chromium_path()  # a missing browser is an error now, not after the campaign
     skill_values = tuple(comma_numbers(skills, "--skills", low=0.0, high=1.0))
+    classes = None
+    if positive is not None:
+        classes = [c.strip() for c in positive.split(",") if c.strip()]
+        if not classes:
+            raise ListenloopError("--positive: name at least one class (e.g. --positive 0 or --positive 3,8)")
     result = run_campaign(
         folder,
         skills=skill_values,
+        positive=classes,
         seeds=seeds,
         gold=gold,
         limit=limit,

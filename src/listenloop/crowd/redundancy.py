@@ -17,11 +17,12 @@ answers for class c, `W` the summed trust of all class answers, `K` the number o
 Dynamic policy's confidence: a one-coin Bayesian posterior, so that confidence grows with the
 number of agreeing answers (a vote share does not: 8 against 1 stays at 0.88 however many
 more agree). Worker j is right with probability q_j (its trust, clipped to
-[1/K + 0.001, 0.99]; `default_accuracy` when no trust is known) and otherwise picks one of
+[1/K + 0.001, 0.99]; `default_accuracy`, the prior of an unknown worker
+(`crowd.worker_prior.PRIOR_TRUST`, 0.75), when no trust is known) and otherwise picks one of
 the K - 1 other classes at random, so each answer adds log(q_j (K - 1) / (1 - q_j)) to its
-class's log-odds; posterior = softmax of the log-odds (uniform class prior). With q = 0.7 and
-two classes, 3 agreeing answers give 0.93 and 4 give 0.97; with four classes 2 give 0.96. A
-worker at chance level adds nothing.
+class's log-odds; posterior = softmax of the log-odds (uniform class prior). With q = 0.75 and
+two classes, 3 agreeing answers give 0.964; with four classes 2 give 0.98. A worker at
+chance level adds nothing.
 
 With a `WorkerModel` (per-worker confusion matrices and a class prior from the whole-project
 Dawid-Skene fit) both policies use its posterior instead: each answer contributes its
@@ -59,11 +60,11 @@ import numpy as np
 import pandas as pd
 
 from listenloop.crowd.worker_model import WorkerModel
+from listenloop.crowd.worker_prior import PRIOR_TRUST
 from listenloop.errors import ListenloopError
 
 CANT_TELL = "can't tell"
 SMOOTHING = 0.1
-DEFAULT_ACCURACY = 0.7  # a worker's assumed accuracy when no trust is known
 TOLERANCE_SHARE = 0.1  # a rating's default tolerance: this share of the range
 RATING_PRIOR_ANSWERS = 1.0  # pseudo-answers of a uniform rating behind a rating's spread
 MIN_WEIGHT = 1e-6  # a weight of 0 still counts a hair, so that every answer is in the mean
@@ -256,7 +257,7 @@ class DynamicPolicy(Policy):
     max_answers: int  # type: ignore[misc]
     tau: float
     untrusted_below: float = 0.5
-    default_accuracy: float = DEFAULT_ACCURACY
+    default_accuracy: float = PRIOR_TRUST
     tolerance: float | None = None  # ratings: the standard error to stop at (None: a tenth of the range)
 
     def __post_init__(self) -> None:
@@ -456,14 +457,15 @@ def answer_weights(
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """(trust per answer, evidence per answer, log prior) for answers given by `workers`.
 
-    A plain mapping gives trust only (workers missing from it: 1); a `WorkerModel` gives all three.
+    A plain mapping gives trust only (workers missing from it: the prior of an unknown worker,
+    `PRIOR_TRUST`); a `WorkerModel` gives all three.
     """
     if trust is None:
         return None, None, None
     if isinstance(trust, WorkerModel):
         return trust.trust(workers), trust.evidence(workers, labels, classes), trust.prior(classes)
     table = {str(k): float(v) for k, v in trust.items()}
-    return np.array([table.get(str(w), 1.0) for w in workers]), None, None
+    return np.array([table.get(str(w), PRIOR_TRUST) for w in workers]), None, None
 
 
 def replay(
@@ -477,7 +479,7 @@ def replay(
 
     Items are visited in sorted id order; each draws `rng.permutation(n_answers)` of its rows
     (in file order), so a seeded rng gives a reproducible replay. Workers missing from `trust`
-    get trust 1 (as when `trust` is None); a `WorkerModel` gives the policy each answer's
+    get the prior `PRIOR_TRUST`; a `WorkerModel` gives the policy each answer's
     evidence and its skills as trust. An item that runs out of answers before the policy
     is done keeps its decision on all its answers and counts in `short_items`.
     """

@@ -10,12 +10,14 @@ weight `prior_strength` (pseudo-checks), after checks of weights w_i with outcom
 
     trust = (prior_trust * prior_strength + sum w_i x_i) / (prior_strength + sum w_i),
 
-so it lies in [0, 1], starts at `prior_trust` and moves less with each check. The weight of a
-check (`check_weight`): a control answer weighs 1 either way; a consistency answer weighs 1
-when it contradicts the annotator's earlier answer but only `CONSISTENCY_PASS_WEIGHT` when it
-agrees, because agreeing with oneself is cheap: an annotator who recognises a repeated clip (by
-its audio) answers it as before, and one who always gives the same answer is always
-consistent, so passes must not hold a random or constant answerer above a threshold.
+so it lies in [0, 1], starts at `prior_trust` and moves less with each check. The prior is the
+one every path assumes of an unknown worker (`crowd.worker_prior`: mean 0.75, 4 pseudo-
+checks). The weight of a check (`check_weight`): a control answer weighs 1 either way; a
+consistency answer weighs 1 when it contradicts the annotator's earlier answer but only
+`CONSISTENCY_PASS_WEIGHT` when it agrees, because agreeing with oneself is cheap: an annotator
+who recognises a repeated clip (by its audio) answers it as before, and one who always gives
+the same answer is always consistent, so passes must not hold a random or constant answerer
+above a threshold.
 
 `update_trust(trust, correct, evidence, weight=w)` is the same estimate, one check at a time
 (`evidence`: the weight of the checks so far):
@@ -33,10 +35,9 @@ import pandas as pd
 
 from listenloop.crowd.checks import cant_tell_fails
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.crowd.worker_prior import PRIOR_STRENGTH, PRIOR_TRUST
 from listenloop.errors import ListenloopError
 
-PRIOR_TRUST = 0.5
-PRIOR_STRENGTH = 4.0
 CONTROL_WEIGHT = 1.0
 CONSISTENCY_FAIL_WEIGHT = 1.0
 CONSISTENCY_PASS_WEIGHT = 0.25
@@ -49,6 +50,9 @@ def check_weight(check: str, correct: bool) -> float:
     if check == "consistency":
         return CONSISTENCY_PASS_WEIGHT if correct else CONSISTENCY_FAIL_WEIGHT
     raise ListenloopError(f"check must be control or consistency, not {check!r}")
+
+
+__all__ = ["PRIOR_STRENGTH", "PRIOR_TRUST"]  # re-exported: the platform imports the prior from here
 
 
 def _check_trust(trust: float) -> None:

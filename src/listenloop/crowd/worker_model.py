@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from listenloop.crowd.worker_prior import PRIOR_TRUST
+
 MISSING_FLOOR = 1e-3
 """Likelihood (and prior) given to a true class the model never saw, so it stays possible but unlikely."""
 
@@ -31,10 +33,10 @@ class WorkerModel:
     log_confusion: np.ndarray  # (workers, answered class, true class)
     log_prior: np.ndarray  # (classes,)
     skills: pd.Series  # worker -> expected accuracy, used as trust
-    default_accuracy: float = 0.7
+    default_accuracy: float = PRIOR_TRUST  # of workers the model has not seen
 
     @classmethod
-    def from_dawid_skene(cls, ds: object, default_accuracy: float = 0.7) -> WorkerModel:
+    def from_dawid_skene(cls, ds: object, default_accuracy: float = PRIOR_TRUST) -> WorkerModel:
         """From a fitted `DawidSkene` (its `errors_`, `prior_`, `skills_`)."""
         enc = ds.encoded_  # type: ignore[attr-defined]
         return cls(
@@ -123,7 +125,7 @@ def fit_project_skills(
     classes: Sequence[str],
     trust: dict[str, float] | None = None,
     shrink: float = SHRINK_ANSWERS,
-    default_accuracy: float = 0.7,
+    default_accuracy: float = PRIOR_TRUST,
 ) -> ProjectSkills:
     """Dawid-Skene over a project's `item, worker, label` answers (labels within `classes`).
 

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from listenloop.crowd.worker_prior import PRIOR_TRUST
+
 ROLES = ("owner", "annotator", "admin")
 TASK_TYPES = ("classification", "binary", "continuous", "multilabel")
 # pool: arrived in a stream-mode project, not yet judged by a learning round; queued: waits
@@ -257,7 +259,7 @@ class WorkerTrust(Base):
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    trust: Mapped[float] = mapped_column(Float, default=0.5)
+    trust: Mapped[float] = mapped_column(Float, default=PRIOR_TRUST)
     n_checked: Mapped[int] = mapped_column(Integer, default=0)
     n_right: Mapped[int] = mapped_column(Integer, default=0)
     n_answers: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from listenloop.crowd.aggregation.trust_weighted_vote import Trust, trust_lookup
+from listenloop.crowd.worker_prior import PRIOR_TRUST
 from listenloop.errors import ListenloopError
 
 # A plain decimal number in ASCII: sign, digits, a point, an exponent. Not "1_0", "٥" (Arabic-Indic)
@@ -63,7 +64,7 @@ def median_ratings(answers: pd.DataFrame) -> pd.Series:
 
 
 def trust_weighted_mean(
-    answers: pd.DataFrame, trust: Trust | None = None, default_trust: float = 0.5
+    answers: pd.DataFrame, trust: Trust | None = None, default_trust: float = PRIOR_TRUST
 ) -> pd.Series:
     """Per item, sum(trust_j * rating_j) / sum(trust_j): the Weighted Trustability Evaluator for ratings.
 

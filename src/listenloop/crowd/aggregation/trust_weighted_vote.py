@@ -10,6 +10,7 @@ import pandas as pd
 from listenloop.crowd.aggregation.base import Aggregator
 from listenloop.crowd.aggregation.majority_vote import vote_shares
 from listenloop.crowd.answers import EncodedAnswers
+from listenloop.crowd.worker_prior import PRIOR_TRUST
 from listenloop.errors import ListenloopError
 
 Trust = Mapping[str, float] | pd.Series
@@ -37,11 +38,12 @@ class TrustWeightedVote(Aggregator):
 
     Workers' answers are weighted by their trust (e.g. their accuracy on control items):
     posterior = trust-weighted vote shares, so a trusted minority can outvote an untrusted
-    majority. `trust` maps worker id -> trust in [0, 1]; unknown workers get `default_trust`.
+    majority. `trust` maps worker id -> trust in [0, 1]; unknown workers get `default_trust`
+    (the prior of an unknown worker).
     Ties go to the class listed first in sort order, as in `MajorityVote`. Skill = the trust used.
     """
 
-    def __init__(self, trust: Trust | None = None, default_trust: float = 0.5) -> None:
+    def __init__(self, trust: Trust | None = None, default_trust: float = PRIOR_TRUST) -> None:
         self.trust = trust
         self.default_trust = default_trust
 
