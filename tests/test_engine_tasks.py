@@ -146,7 +146,8 @@ def test_control_answers_move_trust_and_look_like_any_task(world) -> None:
     assert kinds.count("control") == 2  # both control clips, each once
     with db.read() as s:
         trust = s.get(WorkerTrust, (pid, a.id))
-    assert trust.n_checked == 2 and trust.n_right == 0 and trust.trust < 0.5 and trust.n_answers == 4
+    assert trust.n_checked == 2 and trust.n_right == 0 and trust.n_answers == 4
+    assert trust.trust == pytest.approx(PRIOR_TRUST * PRIOR_STRENGTH / (PRIOR_STRENGTH + 2))
 
 
 def test_consistency_repeats_an_earlier_clip(world) -> None:
@@ -317,16 +318,17 @@ def test_undo_of_a_control_answer_takes_its_trust_back_exactly(world) -> None:
     task = control_task(db, pid, a)
     with db.write() as s:
         submit_answer(s, task.task_id, a, "3")  # wrong: gold is "0"
-        assert s.get(WorkerTrust, (pid, a.id)).trust < 0.5
+        assert s.get(WorkerTrust, (pid, a.id)).trust < PRIOR_TRUST
         undo_answer(s, task.task_id, a)
     with db.read() as s:
         trust = s.get(WorkerTrust, (pid, a.id))
         assert (trust.n_checked, trust.n_right, trust.n_answers) == (0, 0, 0)
-        assert trust.trust == pytest.approx(0.5)
+        assert trust.trust == pytest.approx(PRIOR_TRUST)
     with db.write() as s:
         submit_answer(s, task.task_id, a, "0")  # answered again, right this time
         trust = s.get(WorkerTrust, (pid, a.id))
-        assert (trust.n_checked, trust.n_right) == (1, 1) and trust.trust == pytest.approx(0.6)
+        after = (PRIOR_TRUST * PRIOR_STRENGTH + 1) / (PRIOR_STRENGTH + 1)
+        assert (trust.n_checked, trust.n_right) == (1, 1) and trust.trust == pytest.approx(after)
 
 
 def make_project(db: Database, regular: int, gold: int, **config: object) -> tuple[int, list[Principal]]:
@@ -444,7 +446,7 @@ def test_silver_controls_come_from_trusted_agreement_and_never_move_the_clip(emp
         one.soft,
         one.status,
     ) == before  # the check moved nothing
-    assert trust.n_checked == 1 and trust.n_right == 0 and trust.trust < 0.5
+    assert trust.n_checked == 1 and trust.n_right == 0 and trust.trust < PRIOR_TRUST
     with db.write() as s:  # a answered clip 1 itself: never a control for a
         task = next_task(s, pid, a, rng=random.Random(seed))
         assert task.clip_id != 1 and s.get(Task, task.task_id).kind == "regular"

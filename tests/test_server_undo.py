@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api_support import annotator, login, wavs
+from listenloop.crowd.worker_prior import PRIOR_TRUST
 from test_server_api import answers_csv, new_project, upload
 
 
@@ -105,11 +106,11 @@ def test_undoing_a_control_answer_takes_its_check_back_everywhere(client: TestCl
     else:
         raise AssertionError("no control question in 30 tasks at a control rate of 0.5")
     table = client.get(f"/api/v1/projects/{pid}/annotators", headers=oh).json()
-    assert table[0]["control"]["checked"] == 1 and table[0]["trust"] < 0.5
+    assert table[0]["control"]["checked"] == 1 and table[0]["trust"] < PRIOR_TRUST
     assert undo(client, ah, tid).status_code == 200  # the same rule as any answer
     table = client.get(f"/api/v1/projects/{pid}/annotators", headers=oh).json()
     assert table[0]["control"] == {"checked": 0, "right": 0, "accuracy": None}
-    assert table[0]["checked"] == 0 and table[0]["trust"] == 0.5
+    assert table[0]["checked"] == 0 and table[0]["trust"] == PRIOR_TRUST
 
 
 def test_a_blocked_annotator_cannot_undo(client: TestClient) -> None:
