@@ -19,7 +19,7 @@ from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.learning_service import LearningService
 from listenloop.engine.projects import create_project
-from listenloop.engine.skills import MIN_ANSWERS, REFRESH_ANSWERS, skills_due
+from listenloop.engine.skills import MIN_ANSWERS, REFRESH_ANSWERS, fit_skills, read_skill_inputs, skills_due
 from listenloop.engine.tasks import next_task, submit_answer
 from listenloop.engine.views import load_view
 from listenloop.store.database import Database
@@ -241,4 +241,66 @@ def test_after_a_fit_newcomers_without_a_matrix_keep_the_prior(tmp_path: Path) -
     assert verdict.done and verdict.label == "0" and verdict.confidence >= 0.95
     ev = stored_evidence(["0"], [None], [PRIOR_TRUST], ["0", "1"])
     assert ev[0] == pytest.approx(np.log([PRIOR_TRUST, 1 - PRIOR_TRUST]))
+    db.dispose()
+
+
+def test_the_refresh_fits_control_answers_with_their_gold_clamped(tmp_path: Path) -> None:
+    """Control answers on gold clips join the Dawid-Skene fit, their clips held at the gold label:
+    the pair who agree on the wrong class there lose skill, the expert gains."""
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    db.upgrade()
+    with db.write() as s:
+        owner = create_user(s, "o", "x", "owner")
+        config = ProjectConfig(
+            name="p",
+            task_type="classification",
+            classes=["a", "b"],
+            control_rate=0.5,
+            consistency_rate=0,
+            redundancy={"min": 3, "max": 3, "tau": 0.99},
+        )
+        pid = create_project(s, Principal(owner.id, "o", "owner"), config).id
+        truth: dict[int, str] = {}
+        for i in range(24):
+            gold = i >= 16
+            clip = Clip(
+                project_id=pid,
+                file_name=f"c{i}.wav",
+                sha256=f"{i:064x}",
+                path=f"x/{i}.wav",
+                duration=1.0,
+                sample_rate=16000,
+                rank=float(i),
+                is_gold=gold,
+                gold_label=("a" if i % 2 else "b") if gold else None,
+            )
+            s.add(clip)
+            s.flush()
+            truth[clip.id] = "a" if i % 2 else "b"
+        names = ("expert", "pair1", "pair2")
+        people = [Principal(create_user(s, name, "x").id, name, "annotator") for name in names]
+    rng = random.Random(0)
+    for who in people:
+        while True:
+            with db.write() as s:
+                task = next_task(s, pid, who, rng=rng)
+                if task is None:
+                    break
+                right = truth[task.clip_id]
+                # the pair answer "a" on every b clip: a swap the majority cannot see
+                answer = right if who.username == "expert" else "a"
+                submit_answer(s, task.task_id, who, answer)
+    inputs = read_skill_inputs(db, pid)
+    with db.read() as s:
+        golds = {str(c.id): c.gold_label for c in s.scalars(select(Clip).where(Clip.is_gold))}
+    assert inputs.gold == golds
+    controls = inputs.answers[inputs.answers["item"].isin(golds)]
+    assert len(controls) > 0  # the control answers are in the fit
+    clamped, plain = fit_skills(inputs), fit_skills(dataclasses.replace(inputs, gold={}))
+    assert clamped is not None and plain is not None
+    ids = {p.username: str(p.id) for p in people}
+    skill = {name: clamped.skills[clamped.workers.index(ids[name])] for name in names}
+    before = {name: plain.skills[plain.workers.index(ids[name])] for name in names}
+    assert skill["expert"] > before["expert"]
+    assert skill["pair1"] < before["pair1"] and skill["pair2"] < before["pair2"]
     db.dispose()

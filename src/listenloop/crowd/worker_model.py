@@ -12,7 +12,7 @@ E-step for that one item, the cheap per-answer re-aggregation the live loop need
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,8 +126,12 @@ def fit_project_skills(
     trust: dict[str, float] | None = None,
     shrink: float = SHRINK_ANSWERS,
     default_accuracy: float = PRIOR_TRUST,
+    gold: Mapping[str, str] | None = None,
 ) -> ProjectSkills:
     """Dawid-Skene over a project's `item, worker, label` answers (labels within `classes`).
+
+    `gold`: items with a known class (control clips), clamped at it in every E-step, so the
+    control answers teach each worker's matrix what a right answer is.
 
     Each worker's confusion matrix is the posterior-weighted mix of the fitted one (weighted by
     the answers the fit saw per true class) and `shrink` pseudo-answers of one-coin at the
@@ -136,7 +140,7 @@ def fit_project_skills(
     from listenloop.crowd.aggregation.dawid_skene import DawidSkene, sum_by
 
     classes = [str(c) for c in classes]
-    ds = DawidSkene().fit(answers, classes)
+    ds = DawidSkene().fit(answers, classes, gold=gold)
     enc = ds.encoded_
     k, w = len(classes), enc.n_workers
     post = ds.probas_.to_numpy()

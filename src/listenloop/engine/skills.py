@@ -3,15 +3,16 @@
 The request path re-aggregates only the clip just answered, with each annotator's current
 confusion matrix (`engine/aggregate.py`). This module refreshes those matrices and the class
 prior from every regular answer of a project with Dawid-Skene (`crowd.worker_model.
-fit_project_skills`): reading and writing rows here, the fit itself anywhere (the learning
-service runs it in its own process, so the server's event loop never holds the GIL for it). The
-same refresh runs spammer detection first (`engine/spammers.py`, `refresh`): the answers of
-detected spammers are left out of the fit.
+fit_project_skills`), plus the control answers on gold clips with those clips clamped at
+their gold label (crowd-kit's `true_labels`): reading and writing rows here, the fit itself
+anywhere (the learning service runs it in its own process, so the server's event loop never
+holds the GIL for it). The same refresh runs spammer detection first (`engine/spammers.py`,
+`refresh`): the answers of detected spammers are left out of the fit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,14 +24,14 @@ from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.worker_model import ProjectSkills, fit_project_skills
 from listenloop.engine.spammers import SpamInputs, chance_workers, find_spammers
 from listenloop.store.database import Database
-from listenloop.store.models import Event, Project, Task, WorkerTrust
+from listenloop.store.models import Clip, Event, Project, Task, WorkerTrust
 
 SKILL_TASKS = ("classification", "binary")  # Dawid-Skene needs classes
 MIN_ANSWERS = 10  # regular answers before the first fit
 REFRESH_ANSWERS = 20  # new answers (of any kind) before the next fit ...
 REFRESH_SHARE = 0.1  # ... or this share of the answers the last fit saw, whichever is larger
 
-P, T, W = Project.__table__, Task.__table__, WorkerTrust.__table__
+P, T, W, C = Project.__table__, Task.__table__, WorkerTrust.__table__, Clip.__table__
 _SET_WORKER = (
     update(W)
     .where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
@@ -54,10 +55,12 @@ class SkillInputs:
     answers: pd.DataFrame  # item (clip id), worker (user id), label; strings
     trust: dict[str, float]
     answers_used: int
+    gold: dict[str, str] = field(default_factory=dict)  # gold clip id -> gold label (clamped)
 
 
 def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
-    """The project's regular answers (can't-tell left out) and its annotators' trust."""
+    """The project's regular answers and control answers on gold clips (can't-tell left out),
+    the gold labels, and its annotators' trust."""
     with db.read() as session:
         conn = session.connection()
         project = conn.execute(select(P.c.classes, P.c.answers_used).where(P.c.id == project_id)).one()
@@ -65,20 +68,28 @@ def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
             select(T.c.clip_id, T.c.annotator_id, T.c.answer).where(
                 and_(
                     T.c.project_id == project_id,
-                    T.c.kind == "regular",
+                    T.c.kind.in_(("regular", "control")),
                     T.c.answered_at.is_not(None),
                     T.c.answer != CANT_TELL,
                 )
             )
         ).all()
         trust = conn.execute(select(W.c.user_id, W.c.trust).where(W.c.project_id == project_id)).all()
+        gold = conn.execute(
+            select(C.c.id, C.c.gold_label).where(C.c.project_id == project_id, C.c.gold_label.is_not(None))
+        ).all()
     classes = [str(c) for c in project.classes or []]
     known = set(classes)
     table = pd.DataFrame(
         [(str(c), str(u), str(a)) for c, u, a in rows if str(a) in known], columns=["item", "worker", "label"]
     )
     return SkillInputs(
-        project_id, classes, table, {str(u): float(t) for u, t in trust}, int(project.answers_used or 0)
+        project_id,
+        classes,
+        table,
+        {str(u): float(t) for u, t in trust},
+        int(project.answers_used or 0),
+        {str(c): str(g) for c, g in gold if str(g) in known},
     )
 
 
@@ -86,7 +97,7 @@ def fit_skills(inputs: SkillInputs) -> ProjectSkills | None:
     """The Dawid-Skene fit (pure), or None with too few answers."""
     if len(inputs.answers) < MIN_ANSWERS or len(inputs.classes) < 2:
         return None
-    return fit_project_skills(inputs.answers, inputs.classes, inputs.trust)
+    return fit_project_skills(inputs.answers, inputs.classes, inputs.trust, gold=inputs.gold)
 
 
 @dataclass

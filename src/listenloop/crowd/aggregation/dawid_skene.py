@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from listenloop.crowd.aggregation.base import Aggregator
+from listenloop.crowd.aggregation.base import Aggregator, clamp
 from listenloop.crowd.aggregation.majority_vote import vote_shares
 from listenloop.crowd.answers import EncodedAnswers
 from listenloop.errors import ListenloopError
@@ -25,7 +25,8 @@ class DawidSkene(Aggregator):
     EM starts from majority-vote shares and alternates: M-step, confusion matrices and prior
     from the current posteriors (`smoothing` pseudo-counts keep unseen cells off zero);
     E-step, posteriors from the prior times each answer's likelihood, in log space. It stops
-    after `n_iter` rounds or when no posterior moves by more than `tol`.
+    after `n_iter` rounds or when no posterior moves by more than `tol`. Known items (`gold`)
+    stay at their class in every E-step (crowd-kit's `true_labels`).
     Skill = each worker's expected accuracy, sum_k prior_k * P(answer k | true k).
     """
 
@@ -41,7 +42,7 @@ class DawidSkene(Aggregator):
         if not self.smoothing > 0:  # zero pseudo-counts give log(0) for unseen answers, then NaN posteriors
             raise ListenloopError(f"DawidSkene smoothing must be > 0, got {self.smoothing}")
         K, W = enc.n_classes, enc.n_workers
-        probas = vote_shares(enc)
+        probas = clamp(vote_shares(enc), self.known_)
         cell = enc.workers * K + enc.labels  # (worker, answered class) per answer
         self.n_iter_ = 0
         for it in range(1, self.n_iter + 1):
@@ -55,6 +56,7 @@ class DawidSkene(Aggregator):
             log_post -= log_post.max(axis=1, keepdims=True)
             new = np.exp(log_post)
             new /= new.sum(axis=1, keepdims=True)
+            clamp(new, self.known_)
             delta = np.abs(new - probas).max()
             probas = new
             self.n_iter_ = it

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from listenloop.crowd.aggregation.base import Aggregator, check_class_prior
+from listenloop.crowd.aggregation.base import Aggregator, check_class_prior, clamp
 from listenloop.crowd.answers import EncodedAnswers
 from listenloop.errors import ListenloopError
 
@@ -17,12 +18,22 @@ def canonical_order(enc: EncodedAnswers) -> np.ndarray:
     return np.lexsort((enc.labels, enc.workers, enc.items))
 
 
-def _normalise_log(log_post: np.ndarray) -> tuple[np.ndarray, float]:
-    """Row-normalised posteriors of unnormalised log posteriors, and the total log evidence."""
+def _normalise_log(log_post: np.ndarray, known: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Row-normalised posteriors of unnormalised log posteriors, and the total log evidence.
+
+    Items with a known class (`known` >= 0) are clamped to it, and count in the evidence with
+    their known class: log P(answers, class) instead of log P(answers).
+    """
     top = log_post.max(axis=1, keepdims=True)
     unnorm = np.exp(log_post - top)
     total = unnorm.sum(axis=1, keepdims=True)
-    return unnorm / total, float((np.log(total) + top).sum())
+    post = unnorm / total
+    log_lik = float((np.log(total) + top).sum())
+    if known is not None and (known >= 0).any():
+        rows = np.flatnonzero(known >= 0)
+        log_lik += float(np.log(np.maximum(post[rows, known[rows]], 1e-300)).sum())
+        clamp(post, known)
+    return post, log_lik
 
 
 class MACE(Aggregator):
@@ -37,7 +48,8 @@ class MACE(Aggregator):
     (MAP EM); `n_restarts` starts, the first from majority-vote shares and the rest from random
     θ, ξ (and prior) drawn with `random_state`, each a different point; each runs
     `n_restart_iter` rounds, and the one with the best log-likelihood runs on to `n_iter`
-    rounds or until the log-likelihood moves by less than `tol` (relative).
+    rounds or until the log-likelihood moves by less than `tol` (relative). Known items (`gold`)
+    stay at their class in every E-step (crowd-kit's `true_labels`).
     Skill = θ_j, also `competence_`; `spam_` holds ξ (workers × classes), `prior_` the prior.
     """
 
@@ -88,7 +100,7 @@ class MACE(Aggregator):
             log_post = np.bincount(items, weights=log_spam, minlength=n_i)[:, None] + np.bincount(
                 item_class, weights=np.log(hit) - log_spam, minlength=n_i * K
             ).reshape(n_i, K)
-            post, log_lik = _normalise_log(log_post + np.log(prior))
+            post, log_lik = _normalise_log(log_post + np.log(prior), self.known_)
             # P(truthful | answer) = P(t = a) * θ / (θ + (1 - θ) ξ(a)); spamming takes the rest.
             truthful = post[items, labels] * theta_r / hit
             return post, log_lik, m_step(post, truthful)
@@ -124,7 +136,7 @@ class MACE(Aggregator):
             if restart == 0:
                 # Majority-vote shares, every answer counted half truthful, give the first M-step.
                 post = enc.counts()
-                post = post / post.sum(axis=1, keepdims=True)
+                post = clamp(post / post.sum(axis=1, keepdims=True), self.known_)
                 params = m_step(post, 0.5 * post[items, labels])
             else:
                 theta = rng.uniform(0.2, 0.95, size=n_w)
@@ -141,9 +153,14 @@ class MACE(Aggregator):
         self.prior_ = prior
         return post, theta
 
-    def fit(self, answers: pd.DataFrame) -> MACE:
+    def fit(
+        self,
+        answers: pd.DataFrame,
+        classes: list[str] | None = None,
+        gold: Mapping[str, str] | None = None,
+    ) -> MACE:
         """Aggregate an `item, worker, label` table; also sets `competence_` (θ per worker)."""
-        super().fit(answers)
+        super().fit(answers, classes, gold)
         self.competence_ = self.skills_.rename("competence")
         self.spam_ = pd.DataFrame(self.spam_, index=self.skills_.index, columns=self.encoded_.classes)
         self.prior_ = pd.Series(self.prior_, index=self.encoded_.classes, name="prior")
