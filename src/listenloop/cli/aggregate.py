@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 def _read_gold(path: Path, answers: pd.DataFrame) -> dict[str, str]:
     """`item,label` of the control items; every gold item must occur among the answers."""
+    import numpy as np
     import pandas as pd
 
     if not path.is_file():
@@ -28,6 +29,15 @@ def _read_gold(path: Path, answers: pd.DataFrame) -> dict[str, str]:
     missing = [c for c in ("item", "label") if c not in gold.columns]
     if missing:
         raise ListenloopError(f"{path}: missing column(s) {', '.join(missing)}")
+    from listenloop.crowd.answers import is_cant_tell
+
+    no_class = np.flatnonzero(
+        (gold["label"].str.strip() == "").to_numpy() | is_cant_tell(gold["label"]).to_numpy()
+    )
+    if len(no_class):
+        raise ListenloopError(
+            f"{path} line {no_class[0] + 2}: a gold item needs a class, not {gold['label'][no_class[0]]!r}"
+        )
     absent = sorted(set(gold["item"]) - set(answers["item"]))
     if absent:
         raise ListenloopError(f"{path}: gold item(s) not among the answers: {', '.join(absent[:5])}")
@@ -39,16 +49,30 @@ def aggregate(
     answers_csv: Annotated[Path, typer.Argument(help="Answers: item,worker,label[,kind].")],
     out: Annotated[Path, typer.Option("--out", help="Labels CSV to write.")],
     method: Annotated[str, typer.Option(help="mv, trust, ds, mace, glad; mean, median, trust_mean.")] = "ds",
-    gold: Annotated[Path | None, typer.Option(help="item,label of control items (trust).")] = None,
+    gold: Annotated[
+        Path | None,
+        typer.Option(help="item,label of control items: trust, and clamped in ds, mace and glad."),
+    ] = None,
+    multilabel: Annotated[
+        bool,
+        typer.Option(
+            "--multilabel",
+            help="Cells are sets of tags (a|b); implied when a cell has '|'. Soft labels per tag.",
+        ),
+    ] = False,
     workers_out: Annotated[Path | None, typer.Option(help="Write worker,skill,answers here.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
 ) -> None:
-    """Aggregate crowd answers into one label (and a confidence) per item."""
+    """Aggregate crowd answers into one label (and a confidence) per item.
+
+    "Can't tell" answers count toward no class: an item answered only "can't tell" gets no label.
+    """
     import numpy as np
     import pandas as pd
 
     from listenloop.crowd.aggregation import registry
-    from listenloop.crowd.answers import read_answers
+    from listenloop.crowd.aggregation.label_table import class_table, tag_table
+    from listenloop.crowd.answers import is_cant_tell, is_multilabel, read_answers
 
     check_outputs({"--out": out, "--workers-out": workers_out}, force)
     registry.check_method(method)
@@ -68,30 +92,33 @@ def aggregate(
                 "trust, so the trust-weighted vote equals majority vote",
                 file=sys.stderr,
             )
-    regular = answers[~answers["item"].isin(gold_labels)] if gold_labels else answers
-    if regular.empty:
+    cant = is_cant_tell(answers["label"])
+    named = answers[~cant]  # can't tell counts toward no class
+    every_item = pd.Index(np.unique(answers["item"].to_numpy(dtype=str)), name="item")
+    regular = named[~named["item"].isin(gold_labels)] if gold_labels else named
+    items = every_item.difference(pd.Index(list(gold_labels)), sort=True) if gold_labels else every_item
+    if items.empty:
         raise ListenloopError(f"{answers_csv}: every item is a gold item: nothing to aggregate")
+    multi = multilabel or is_multilabel(named["label"])
+    skills = None
     if method in registry.CONTINUOUS:
         from listenloop.crowd.aggregation import continuous
 
-        if method == "trust_mean":
+        if multilabel:
+            raise ListenloopError(f"--multilabel: '{method}' is a method for ratings, not tags")
+        if regular.empty:
+            values = pd.Series(dtype=float)
+        elif method == "trust_mean":
             values = continuous.trust_weighted_mean(regular, trust)
         else:
             values = {"mean": continuous.mean_ratings, "median": continuous.median_ratings}[method](regular)
-        table = pd.DataFrame({"item": values.index.astype(str), "value": values.to_numpy()})
-        skills = None
+        values = values.reindex(items)  # items answered only "can't tell": no value
+        table = pd.DataFrame({"item": items.astype(str), "value": values.to_numpy()})
+    elif multi:
+        table, skills = tag_table(named, regular, items, method, trust, gold_labels)
     else:
-        agg = registry.make_aggregator(method, trust=trust).fit(regular)
-        table = pd.DataFrame(
-            {
-                "item": agg.labels_.index,
-                "label": agg.labels_.to_numpy(),
-                "confidence": np.round(agg.confidence_.to_numpy(), 6),
-            }
-        )
-        for cls in agg.probas_.columns:
-            table[f"p_{cls}"] = np.round(agg.probas_[cls].to_numpy(), 6)
-        skills = agg.skills_
+        table, skills = class_table(named, regular, items, method, trust, gold_labels)
+    unlabelled = int(table[table.columns[1]].isna().sum())
     table.to_csv(out, index=False)
     if workers_out is not None:
         counts = answers.groupby("worker").size()
@@ -103,4 +130,6 @@ def aggregate(
                 "answers": counts.to_numpy(),
             }
         ).to_csv(workers_out, index=False)
-    print(f"wrote {len(table)} items to {out} ({method})")
+    if unlabelled:
+        print(f'note: {unlabelled} item(s) answered only "can\'t tell": no label', file=sys.stderr)
+    print(f"wrote {len(table)} items to {out} ({method}{', multi-label' if multi else ''})")

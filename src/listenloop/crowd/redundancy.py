@@ -59,11 +59,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from listenloop.crowd.answers import CANT_TELL
 from listenloop.crowd.worker_model import WorkerModel
 from listenloop.crowd.worker_prior import PRIOR_TRUST
 from listenloop.errors import ListenloopError
 
-CANT_TELL = "can't tell"
 SMOOTHING = 0.1
 TOLERANCE_SHARE = 0.1  # a rating's default tolerance: this share of the range
 RATING_PRIOR_ANSWERS = 1.0  # pseudo-answers of a uniform rating behind a rating's spread

@@ -52,9 +52,6 @@ def check_weight(check: str, correct: bool) -> float:
     raise ListenloopError(f"check must be control or consistency, not {check!r}")
 
 
-__all__ = ["PRIOR_STRENGTH", "PRIOR_TRUST"]  # re-exported: the platform imports the prior from here
-
-
 def _check_trust(trust: float) -> None:
     """A trust outside [0, 1] is a caller's error."""
     if not 0.0 <= trust <= 1.0:
