@@ -185,6 +185,7 @@ def run_campaign(
     *,
     skills: Sequence[float] = DEFAULT_SKILLS,
     positive: Sequence[str] | None = None,
+    fixed: int | None = None,
     seeds: int = 2,
     gold: int = 1,
     limit: int | None = None,
@@ -199,7 +200,9 @@ def run_campaign(
 ) -> CampaignResult:
     """Run one campaign on the clips of `folder` (at most `limit`, a random sample) and score it.
 
-    `positive`: run a binary project, those classes against the rest.
+    `positive`: run a binary project, those classes against the rest. `fixed`: every clip gets
+    exactly that many answers (redundancy min = max), the baseline the dynamic policy is
+    compared with at equal accuracy; None: the project's default dynamic redundancy.
     `think` is each annotator's pause after an answer: at human pace the learning service
     retrains every `retrain_every` labels while the campaign runs, so the score history fills.
     `screenshots`: a folder for the dashboard and labelling page, taken `screenshot_after`
@@ -238,6 +241,7 @@ def run_campaign(
                         "classes": classes,
                         "feature_set": feature_set,
                         "retrain_every": retrain_every,
+                        **({"redundancy": {"min": fixed, "max": fixed, "tau": 1.0}} if fixed else {}),
                     },
                 )
                 r.raise_for_status()

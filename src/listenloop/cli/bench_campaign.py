@@ -26,6 +26,10 @@ def bench_campaign(
         str | None,
         typer.Option(help="A binary project: these classes (comma-separated) against the rest."),
     ] = None,
+    fixed: Annotated[
+        int | None,
+        typer.Option(min=1, help="Every clip gets exactly this many answers (the fixed baseline)."),
+    ] = None,
     seeds: Annotated[int, typer.Option(min=0, help="Seed labels per class the owner uploads.")] = 2,
     gold: Annotated[int, typer.Option(min=0, help="Control questions per class.")] = 1,
     feature_set: Annotated[str, typer.Option(help="The project's feature set.")] = "compare",
@@ -88,6 +92,7 @@ def bench_campaign(
         folder,
         skills=skill_values,
         positive=classes,
+        fixed=fixed,
         seeds=seeds,
         gold=gold,
         limit=limit,
