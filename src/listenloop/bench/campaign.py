@@ -185,7 +185,7 @@ def run_campaign(
     *,
     skills: Sequence[float] = DEFAULT_SKILLS,
     positive: Sequence[str] | None = None,
-    fixed: int | None = None,
+    redundancy: dict[str, float] | None = None,
     seeds: int = 2,
     gold: int = 1,
     limit: int | None = None,
@@ -200,9 +200,9 @@ def run_campaign(
 ) -> CampaignResult:
     """Run one campaign on the clips of `folder` (at most `limit`, a random sample) and score it.
 
-    `positive`: run a binary project, those classes against the rest. `fixed`: every clip gets
-    exactly that many answers (redundancy min = max), the baseline the dynamic policy is
-    compared with at equal accuracy; None: the project's default dynamic redundancy.
+    `positive`: run a binary project, those classes against the rest. `redundancy`: the
+    project's `{min, max, tau}` (None: its default, dynamic 2, 7, 0.95; `{5, 5, 1}`: a fixed
+    5 answers per clip, the baseline dynamic redundancy is compared with at equal accuracy).
     `think` is each annotator's pause after an answer: at human pace the learning service
     retrains every `retrain_every` labels while the campaign runs, so the score history fills.
     `screenshots`: a folder for the dashboard and labelling page, taken `screenshot_after`
@@ -241,7 +241,7 @@ def run_campaign(
                         "classes": classes,
                         "feature_set": feature_set,
                         "retrain_every": retrain_every,
-                        **({"redundancy": {"min": fixed, "max": fixed, "tau": 1.0}} if fixed else {}),
+                        **({"redundancy": redundancy} if redundancy else {}),
                     },
                 )
                 r.raise_for_status()

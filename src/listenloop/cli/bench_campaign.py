@@ -26,10 +26,6 @@ def bench_campaign(
         str | None,
         typer.Option(help="A binary project: these classes (comma-separated) against the rest."),
     ] = None,
-    fixed: Annotated[
-        int | None,
-        typer.Option(min=1, help="Every clip gets exactly this many answers (the fixed baseline)."),
-    ] = None,
     seeds: Annotated[int, typer.Option(min=0, help="Seed labels per class the owner uploads.")] = 2,
     gold: Annotated[int, typer.Option(min=0, help="Control questions per class.")] = 1,
     feature_set: Annotated[str, typer.Option(help="The project's feature set.")] = "compare",
@@ -62,7 +58,8 @@ def bench_campaign(
     clips: Annotated[int, typer.Option(min=20, help="multilabel/continuous: clips to mix.")] = 200,
     tags: Annotated[int, typer.Option(min=2, help="multilabel: tags (the dataset's first classes).")] = 5,
     redundancy: Annotated[
-        str, typer.Option(help="multilabel/continuous: the project's redundancy as MIN,MAX,TAU.")
+        str,
+        typer.Option(help="The project's redundancy as MIN,MAX,TAU (5,5,1: a fixed 5 answers per clip)."),
     ] = "2,7,0.95",
     rating_tolerance: Annotated[
         float | None, typer.Option(help="continuous: the project's rating_tolerance (default: its own).")
@@ -72,6 +69,8 @@ def bench_campaign(
     from listenloop.bench.campaign import format_result, result_as_json, run_campaign
 
     check_outputs({"--json": json_out}, force)
+    if task != "classification" and positive is not None:
+        raise ListenloopError(f"--positive makes a binary classification project, not --task {task}")
     if task != "classification":
         _task_campaign(
             task, folder, clips, tags, skills, seeds, gold, redundancy, rating_tolerance, feature_set,
@@ -92,7 +91,7 @@ def bench_campaign(
         folder,
         skills=skill_values,
         positive=classes,
-        fixed=fixed,
+        redundancy=_redundancy(redundancy),
         seeds=seeds,
         gold=gold,
         limit=limit,
@@ -108,6 +107,14 @@ def bench_campaign(
     print(format_result(result))
     if json_out is not None:
         json_out.write_text(result_as_json(result) + "\n")
+
+
+def _redundancy(text: str) -> dict[str, float]:
+    """`--redundancy MIN,MAX,TAU` as the project's redundancy object."""
+    parts = comma_numbers(text, "--redundancy", low=0.0)
+    if len(parts) != 3 or parts[0] != int(parts[0]) or parts[1] != int(parts[1]):
+        raise ListenloopError(f"--redundancy: expected MIN,MAX,TAU (e.g. 2,7,0.95), got {text!r}")
+    return {"min": int(parts[0]), "max": int(parts[1]), "tau": parts[2]}
 
 
 def _task_campaign(
@@ -131,11 +138,7 @@ def _task_campaign(
     from dataclasses import asdict
 
     from listenloop.bench.campaign_tasks import format_task_result, run_task_campaign
-    from listenloop.errors import ListenloopError
 
-    parts = comma_numbers(redundancy, "--redundancy", low=0.0)
-    if len(parts) != 3 or parts[0] != int(parts[0]) or parts[1] != int(parts[1]):
-        raise ListenloopError(f"--redundancy: expected MIN,MAX,TAU (e.g. 2,7,0.95), got {redundancy!r}")
     result = run_task_campaign(
         task,
         folder,
@@ -144,7 +147,7 @@ def _task_campaign(
         skills=tuple(comma_numbers(skills, "--skills", low=0.0, high=1.0)),
         seeds=seeds,
         gold=gold,
-        redundancy={"min": int(parts[0]), "max": int(parts[1]), "tau": parts[2]},
+        redundancy=_redundancy(redundancy),
         rating_tolerance=rating_tolerance,
         feature_set=feature_set,
         retrain_every=retrain_every,

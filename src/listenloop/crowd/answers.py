@@ -106,7 +106,7 @@ def read_answers(path: str | Path) -> pd.DataFrame:
 CANT_TELL = "can't tell"
 """The answer that names no class (`crowd.redundancy` re-exports it): it counts toward no class."""
 TAG_SEP = "|"
-"""Separator of the tags of a multi-label cell: a cell is a set, `a|b` is `b|a`."""
+"""Separator of the tags of a multi-label cell: a cell is a set, `a|b` is `b|a` (`crowd.soft_labels`)."""
 
 
 def is_cant_tell(labels: pd.Series) -> pd.Series:
@@ -118,22 +118,3 @@ def is_cant_tell(labels: pd.Series) -> pd.Series:
 def is_multilabel(labels: pd.Series) -> bool:
     """Whether any cell names several tags (`a|b`): then every cell is a set of tags."""
     return bool(labels.astype(str).str.contains(TAG_SEP, regex=False).any())
-
-
-def tag_sets(labels: pd.Series) -> pd.Series:
-    """Each multi-label cell as a frozenset of its tags (spaces around tags and empty tags dropped)."""
-    return labels.astype(str).map(lambda cell: frozenset(t.strip() for t in cell.split(TAG_SEP)) - {""})
-
-
-def per_tag_answers(answers: pd.DataFrame, tags: list[str], item_sep: str = "\x1f") -> pd.DataFrame:
-    """Multi-label answers as binary ones, one per (answer, tag): `item` is item + `item_sep` + tag,
-    `label` "1" where the cell names the tag and "0" where it does not (binary relevance), so a
-    categorical aggregator estimates each worker's competence at telling tags apart."""
-    sets = tag_sets(answers["label"]).to_numpy()
-    items, workers = answers["item"].astype(str), answers["worker"].astype(str)
-    rows = [
-        (f"{item}{item_sep}{tag}", worker, "1" if tag in cell else "0")
-        for item, worker, cell in zip(items, workers, sets, strict=True)
-        for tag in tags
-    ]
-    return pd.DataFrame(rows, columns=["item", "worker", "label"])

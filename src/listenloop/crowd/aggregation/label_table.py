@@ -13,11 +13,28 @@ import numpy as np
 import pandas as pd
 
 from listenloop.crowd.aggregation import registry
-from listenloop.crowd.answers import TAG_SEP, per_tag_answers, tag_sets
-from listenloop.crowd.soft_labels import hard_labels, soft_labels
+from listenloop.crowd.soft_labels import SEP, answer_tags, hard_labels, soft_labels
 from listenloop.errors import ListenloopError
 
 CLAMPING = ("ds", "mace", "glad")  # methods that hold control items at their known class
+ITEM_TAG = "\x1f"  # joins an item id and a tag into the id of that binary question
+
+
+def per_tag_answers(answers: pd.DataFrame, tags: list[str]) -> pd.DataFrame:
+    """Multi-label answers as binary ones, one per (answer, tag): `item` is item + ITEM_TAG + tag,
+    `label` "1" where the cell names the tag and "0" where it does not (binary relevance), so a
+    categorical aggregator estimates each worker's competence at telling the tags apart."""
+    rows = [
+        (f"{item}{ITEM_TAG}{tag}", worker, str(int(tag in named)))
+        for item, worker, named in zip(
+            answers["item"].astype(str),
+            answers["worker"].astype(str),
+            (answer_tags(str(c)) for c in answers["label"]),
+            strict=True,
+        )
+        for tag in tags
+    ]
+    return pd.DataFrame(rows, columns=["item", "worker", "label"])
 
 
 def class_table(
@@ -71,26 +88,22 @@ def tag_table(
     """
     if method == "glad":
         raise ListenloopError("multi-label answers: use mv, trust, ds or mace (GLAD gives no weights)")
-    tags = sorted(set().union(*tag_sets(named["label"]))) if not named.empty else []
-    tags = sorted(set(tags) | {t for cell in gold.values() for t in tag_sets(pd.Series([cell])).iloc[0]})
+    cells = [str(c) for c in named["label"]]
+    tags = sorted(set().union(*(answer_tags(c) for c in [*cells, *gold.values()])))
     competence: pd.Series | None = trust
-    if method in ("ds", "mace") and not named.empty:
+    if method in ("ds", "mace") and cells:
+        sets = {item: answer_tags(cell) for item, cell in gold.items()}
+        gold_bin = {f"{item}{ITEM_TAG}{t}": str(int(t in cell)) for item, cell in sets.items() for t in tags}
         binary = per_tag_answers(named, tags)
-        sets = {item: tag_sets(pd.Series([cell])).iloc[0] for item, cell in gold.items()}
-        gold_bin = {f"{item}\x1f{t}": "1" if t in cell else "0" for item, cell in sets.items() for t in tags}
         competence = registry.make_aggregator(method).fit(binary, classes=["0", "1"], gold=gold_bin).skills_
     if regular.empty:
         shares = pd.DataFrame(index=items, columns=tags, dtype=float)
-    else:
-        # the tag columns: every tag of the project, a tag nobody marked at share 0
-        shares = soft_labels(regular, competence, default_competence=1.0).reindex(
-            columns=tags, fill_value=0.0
-        )
-        shares = shares.reindex(items)
+    else:  # every tag is a column; a tag nobody marked on an item is at share 0 there
+        shares = soft_labels(regular, competence, default_competence=1.0, classes=tags).reindex(items)
     active = hard_labels(shares.fillna(0.0))
     answered = shares.notna().all(axis=1).to_numpy()
     labels = [
-        TAG_SEP.join(t for t in tags if row[t]) if ok else None
+        SEP.join(t for t in tags if row[t]) if ok else None
         for ok, (_, row) in zip(answered, active.iterrows(), strict=True)
     ]
     margin = (2 * (shares - 0.5).abs()).min(axis=1) if tags else pd.Series(np.nan, index=items)
