@@ -215,9 +215,15 @@ def test_a_detected_spammer_cannot_close_a_clip(db: Database, tmp_path: Path) ->
 
 def test_flagging_reaggregates_the_clips_spammers_answered(db: Database, tmp_path: Path) -> None:
     """A queued clip kept open by a random spammer's disagreeing answers is done once the
-    spammer is flagged (their answers stop counting), without another answer."""
+    spammer is flagged (their answers stop counting), without another answer.
+
+    rand's checks went well (trust 0.9), so their one disagreeing answer holds two honest ones
+    at the prior trust 0.75 below tau (0.89); flagged, rand counts at chance and those are 0.988."""
     camp = Campaign(db)
     camp.run(60)
+    with db.write() as s:
+        row = s.get(WorkerTrust, (camp.pid, camp.people["rand"].id))
+        row.trust = 0.9
     camp.run(8, ["h1", "rand", "h2"])  # clips answered alike by two honest annotators, not by rand
     with db.read() as s:
         before = dict(s.execute(select(Clip.id, Clip.status).where(Clip.project_id == camp.pid)).all())
