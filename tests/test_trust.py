@@ -174,7 +174,8 @@ def test_cant_tell_on_a_control_fails_only_far_above_the_crowd() -> None:
     checks = check_answers(table, gold)
     assert (checks[checks["worker"] == "spam"]["correct"] == False).sum() == 5  # noqa: E712
     trust = trust_from_answers(table, gold)
-    assert trust["spam"] < 0.3 < 0.5 < trust["ok"]
+    assert trust["spam"] == pytest.approx(PRIOR_TRUST * PRIOR_STRENGTH / (PRIOR_STRENGTH + 5))
+    assert trust["spam"] < 0.5 < trust["ok"]
     # a rate like the crowd's: can't tell on a control checks nothing
     honest = table.assign(label=table["label"].where(table["worker"] != "spam", "1"))
     honest.loc[(honest["worker"] == "spam") & (honest["item"] == "g0"), "label"] = CANT_TELL
