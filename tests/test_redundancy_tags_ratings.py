@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from listenloop.crowd.aggregation.continuous import prior_noise, rating_noise
 from listenloop.crowd.redundancy import (
     CANT_TELL,
     DynamicPolicy,
@@ -81,13 +82,26 @@ def test_tags_stop_when_every_tag_is_decided() -> None:
     assert not d.done and d.label == "cough|speech"
 
 
-def test_rating_standard_error_shrinks_towards_a_uniform_rating() -> None:
-    mean, se, sd = rating_estimate(np.array([5.0]), np.array([1.0]), prior_sd=4.0)
-    assert (mean, se, sd) == (5.0, 4.0, 0.0)  # one answer: the prior's spread
-    mean, se, _ = rating_estimate(np.array([1.0, 3.0]), np.array([1.0, 3.0]), prior_sd=2.0)
-    assert mean == pytest.approx(2.5)
-    var = (1 * 1.5**2 + 3 * 0.5**2) / 4
-    assert se == pytest.approx(np.sqrt((4.0 + 2 * var) / 2 / (16 / 10)))
+def test_an_annotators_rating_noise_comes_from_their_control_errors() -> None:
+    """The continuous one-coin: sigma_j from (answer - gold)^2 on controls, shrunk to one prior."""
+    prior = prior_noise(-20, 20)
+    assert prior == pytest.approx(5.0)
+    assert rating_noise(0.0, 0, -20, 20) == pytest.approx(prior)  # unknown: the prior
+    # 20 controls 1 dB off: (2 * 25 + 20 * 1) / 22
+    assert rating_noise(20.0, 20, -20, 20) == pytest.approx(np.sqrt(70 / 22))
+    assert rating_noise(20 * 144.0, 20, -20, 20) > 11  # a wild rater: far above the prior
+    assert rating_noise(0.0, 10**6, -20, 20) == pytest.approx(0.2)  # the floor: 0.5 % of the range
+
+
+def test_a_rating_is_the_inverse_variance_mean_with_its_known_standard_error() -> None:
+    mean, se, _ = rating_estimate(np.array([10.0, -10.0]), np.array([1.0, 8.0]))
+    assert mean == pytest.approx((10 - 10 / 64) / (1 + 1 / 64))
+    chi2 = ((10 - mean) ** 2 + (-10 - mean) ** 2 / 64) / 1
+    assert se == pytest.approx(np.sqrt(1 / (1 + 1 / 64)) * np.sqrt(chi2))  # they disagree: Birge
+    mean, se, sd = rating_estimate(np.array([5.0]), np.array([4.0]))
+    assert (mean, se, sd) == (5.0, 4.0, 0.0)
+    # answers that agree exactly keep the known-variance standard error
+    assert rating_estimate(np.array([3.0, 3.0, 3.0]), np.full(3, 8.0))[1] == pytest.approx(8 / np.sqrt(3))
     assert default_tolerance(-20, 20) == pytest.approx(4.0)
 
 
@@ -95,10 +109,18 @@ def test_ratings_stop_at_the_tolerance() -> None:
     close = np.array([3.0, 4.0, 3.5])
     d = POLICY.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20)
     assert d.done and not d.low_agreement and float(d.label) == pytest.approx(3.5)
-    d = POLICY.decide_rating(close[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20)
-    assert not d.done  # two answers cannot push the uniform prior's spread (11.5 dB) under 4 dB
+    d = POLICY.decide_rating(close[:1], np.ones(1, bool), np.full(1, 0.8), -20, 20)
+    assert not d.done  # min 2 answers; the prior's 5 dB is over 4 dB anyway
+    # Before: three noisy annotators who agree by chance closed a clip on their small spread.
+    noisy = np.full(3, 8.0)
+    d = POLICY.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20, noisy)
+    assert not d.done  # 8 / sqrt(3) = 4.6 dB > 4 dB
+    # ... and a precise annotator beside one other closes it, their answer counting most
+    d = POLICY.decide_rating(np.array([3.0, 10.0]), np.ones(2, bool), np.full(2, 0.8), -20, 20, [1.0, 8.0])
+    assert d.done and float(d.label) == pytest.approx((3 + 10 / 64) / (1 + 1 / 64), abs=1e-4)
+    # two precise annotators far apart: not done (Birge ratio), low-agreement at the maximum
     wide = np.array([-15.0, 10.0, 18.0, -5.0, 0.0])
-    d = POLICY.decide_rating(wide[:4], np.ones(4, bool), np.full(4, 0.8), -20, 20)
+    d = POLICY.decide_rating(wide[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20, [1.0, 1.0])
     assert not d.done
     d = POLICY.decide_rating(wide, np.ones(5, bool), np.full(5, 0.8), -20, 20)
     assert d.done and d.low_agreement
@@ -106,9 +128,25 @@ def test_ratings_stop_at_the_tolerance() -> None:
     assert not strict.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20).done
     loose = dataclasses.replace(POLICY, tolerance=15.0)
     assert loose.decide_rating(wide[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20).done
-    values = np.array([3.0, np.nan, np.nan, 3.0])
-    d = POLICY.decide_rating(values, np.array([True, False, False, True]), np.full(4, 0.8), -20, 20)
-    assert not d.done  # mostly can't-tell
+    values = np.array([3.0, np.nan, np.nan, np.nan, 3.0])
+    d = POLICY.decide_rating(values, np.array([True, False, False, False, True]), np.full(5, 0.8), -20, 20)
+    assert d.done and d.low_agreement  # mostly can't-tell: never done by the tolerance
+
+
+def test_a_tag_set_is_done_on_its_joint_posterior() -> None:
+    """tau is for the whole tag set: with five tags each at 0.978, the set is at 0.89, not done
+    (before: every tag >= tau was enough)."""
+    five = [str(i) for i in range(5)]
+    votes = np.array([[1, 0, 0, 1, 0], [1, 0, 0, 1, 0]])
+    q = np.full(2, 0.5)  # newcomers: 0.87 per tag; two agreeing answers give 0.978 per tag
+    post = tag_posteriors(votes, np.ones(2, bool), tag_accuracy(q, 5))
+    assert post.min() < 0.05 or post.max() > 0.95
+    assert np.maximum(post, 1 - post).min() >= 0.95
+    d = POLICY.decide_tags(votes, np.ones(2, bool), q, five)
+    assert d.confidence == pytest.approx(float(np.prod(np.maximum(post, 1 - post))))
+    assert d.confidence < 0.95 and not d.done
+    d = POLICY.decide_tags(np.vstack([votes, votes[:1]]), np.ones(3, bool), np.full(3, q[0]), five)
+    assert d.done and d.label == "0|3"
 
 
 def test_multilabel_clip_asks_until_the_tags_agree() -> None:
@@ -243,3 +281,70 @@ def test_a_dynamic_policy_text_takes_a_rating_tolerance() -> None:
     assert parse_policy("dynamic:min=2,max=7,tau=0.95").tolerance is None
     with pytest.raises(ListenloopError, match="tolerance > 0"):
         parse_policy("dynamic:min=2,max=7,tau=0.95,tol=0")
+
+
+def test_rating_noise_of_control_answers_weights_the_live_mean() -> None:
+    from listenloop.engine.aggregate import rating_noise_of
+
+    controls = [(1, "5.5", "5"), (1, "4.5", "5"), (2, "15", "5"), (2, "-3", "5"), (3, "2", None)]
+    sd = rating_noise_of(RATING, controls)
+    assert sd[1] == pytest.approx(rating_noise(0.5, 2, -20, 20))
+    assert sd[2] == pytest.approx(rating_noise(164.0, 2, -20, 20))
+    assert 3 not in sd and sd[None] == pytest.approx(prior_noise(-20, 20))  # no number: no check
+    verdict = aggregate_clip(RATING, ["2", "12"], [0.8, 0.8], noise=[sd[1], sd[2]])
+    w1, w2 = sd[1] ** -2, sd[2] ** -2  # the precise annotator counts most
+    assert float(verdict.label) == pytest.approx((2 * w1 + 12 * w2) / (w1 + w2), abs=1e-4)
+    spam = aggregate_clip(RATING, ["2", "12"], [0.8, 0.8], chance=[False, True], noise=[sd[1], sd[2]])
+    assert float(spam.label) == pytest.approx(2.0, abs=1e-3)  # a flagged spammer has no weight
+
+
+def test_the_live_loop_weights_ratings_by_control_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Through `submit_answer`: the annotator whose controls were close outweighs the one whose
+    controls were far off, on the clip they both rate (before: both at the same trust, the mean)."""
+    import random
+
+    from listenloop.engine.accounts import Principal, create_user
+    from listenloop.engine.config import ProjectConfig
+    from listenloop.engine.projects import create_project
+    from listenloop.engine.tasks import next_task, submit_answer
+    from listenloop.store.database import Database
+    from listenloop.store.models import Clip, Project, Task
+
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    db.upgrade()
+    try:
+        with db.write() as s:
+            owner = create_user(s, "owner", "x", "owner")
+            people = [
+                Principal(u.id, u.username, "annotator") for u in (create_user(s, n, "x") for n in "ab")
+            ]
+            config = ProjectConfig(
+                name="r", task_type="continuous", range=[-20, 20], control_rate=0.5, consistency_rate=0.0,
+                redundancy={"min": 2, "max": 2, "tau": 0.95},
+            )  # fmt: skip
+            pid = create_project(s, Principal(owner.id, "owner", "owner"), config).id
+            for i in range(3):  # clip 0 to rate; 1 and 2 gold at 5
+                s.add(
+                    Clip(project_id=pid, file_name=f"c{i}.wav", sha256=f"{i:064d}", path=f"a/{i}.wav",
+                         duration=1.0, sample_rate=8000, status="queued", rank=float(i), is_gold=i > 0,
+                         gold_label="5" if i > 0 else None)
+                )  # fmt: skip
+        control = next(k for k in range(100) if random.Random(k).random() < 0.5)
+        for who, answers in zip(people, (["5.5", "4.5"], ["20", "-15"]), strict=True):
+            for answer in answers:
+                with db.write() as s:
+                    task = next_task(s, pid, who, rng=random.Random(control))
+                    assert s.get(Task, task.task_id).kind == "control"
+                    submit_answer(s, task.task_id, who, answer)
+        with db.write() as s:
+            s.get(Project, pid).control_rate = 0.0
+        for who, answer in zip(people, ["2", "12"], strict=True):
+            with db.write() as s:
+                task = next_task(s, pid, who)
+                assert s.get(Task, task.task_id).kind == "regular"
+                submit_answer(s, task.task_id, who, answer)
+        with db.read() as s:
+            clip = s.get(Clip, task.clip_id)
+            assert clip.status in ("done", "low_agreement") and float(clip.label) < 3
+    finally:
+        db.dispose()

@@ -32,18 +32,22 @@ E-step for one item, and it knows that workers confuse some classes more than ot
 Multi-label items (`DynamicPolicy.decide_tags`): each tag is a binary question (present or
 absent) and each answer one binary answer per tag, one-coin at the worker's per-tag accuracy,
 so a tag's posterior is `bayes_posterior` with two classes (uniform prior). The item is done
-when every tag is decided: its posterior >= tau (present) or <= 1 - tau (absent). A worker's
+when the most likely tag set (each tag present where its posterior > 0.5) has a posterior
+>= tau: the product over tags of max(p, 1 - p), so that tau means for a whole tag set what it
+means for a class (a per-tag tau would let five tags' errors add up). A worker's
 trust is their accuracy on whole answers (a control question passes on the exact tag set);
 with T tags and errors independent across tags, that is q^T for a per-tag accuracy q, so
 `tag_accuracy` takes the T-th root (trust 0.5 over 5 tags: 0.87 per tag).
 
-Ratings (`DynamicPolicy.decide_rating`): the value is the trust-weighted mean; it is done when
-its standard error is at most `tolerance` (in the rating's units; default a tenth of the
-range). The spread behind the standard error is the answers' weighted variance shrunk towards
-that of a rating drawn uniformly over the range (`RATING_PRIOR_ANSWERS` pseudo-answer), so that
-two answers that happen to agree do not make a standard error of 0:
-`s^2 = (n0 * width^2 / 12 + n * v) / (n0 + n - 1)`, `se = s / sqrt(n_eff)` with `v` the
-weighted variance and `n_eff = (sum w)^2 / sum w^2` Kish's effective number of answers.
+Ratings (`DynamicPolicy.decide_rating`): the continuous analogue of the one-coin model. Each
+annotator j rates with Gaussian noise of sd sigma_j (`crowd.aggregation.continuous.rating_noise`:
+estimated from their control answers' errors, shrunk towards a prior shared by every unknown
+annotator, `RATING_PRIOR_SHARE` of the range); the clip's value is the inverse-variance weighted
+mean and its standard error the known-variance one, `sqrt(1 / sum 1/sigma_j^2)`, inflated by the
+Birge ratio `sqrt(chi2 / (n - 1))` when the answers disagree more than their sigmas allow (an
+outlier or a wrong sigma). Done when the standard error is at most `tolerance` (in the rating's
+units; default a tenth of the range). Answers that agree by chance do not close a clip: the
+standard error comes from who answered, not from how close a few answers happen to be.
 
 "Can't tell" (`CANT_TELL`) is an answer: it counts toward the answers an item used and toward
 no class; an item whose answers are mostly can't-tell is never done by confidence, so it ends
@@ -59,6 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from listenloop.crowd.aggregation.continuous import prior_noise
 from listenloop.crowd.answers import CANT_TELL
 from listenloop.crowd.worker_model import WorkerModel
 from listenloop.crowd.worker_prior import PRIOR_TRUST
@@ -66,7 +71,6 @@ from listenloop.errors import ListenloopError
 
 SMOOTHING = 0.1
 TOLERANCE_SHARE = 0.1  # a rating's default tolerance: this share of the range
-RATING_PRIOR_ANSWERS = 1.0  # pseudo-answers of a uniform rating behind a rating's spread
 MIN_WEIGHT = 1e-6  # a weight of 0 still counts a hair, so that every answer is in the mean
 
 
@@ -90,19 +94,18 @@ def tag_posteriors(votes: np.ndarray, answered: np.ndarray, accuracy: np.ndarray
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 
-def rating_estimate(
-    values: np.ndarray, weights: np.ndarray, prior_sd: float, prior_answers: float = RATING_PRIOR_ANSWERS
-) -> tuple[float, float, float]:
-    """(weighted mean, its standard error, weighted sd of the answers) of ratings (see the module
-    docstring; `prior_sd`: the spread the answers' variance is shrunk towards)."""
+def rating_estimate(values: np.ndarray, noise: np.ndarray) -> tuple[float, float, float]:
+    """(inverse-variance weighted mean, its standard error, weighted sd of the answers) of ratings
+    whose annotators' noise sds are `noise` (see the module docstring)."""
     x = np.asarray(values, dtype=float)
-    w = np.maximum(np.asarray(weights, dtype=float), MIN_WEIGHT)
+    w = 1.0 / np.asarray(noise, dtype=float) ** 2
     mean = float(np.average(x, weights=w))
-    var = float(np.average((x - mean) ** 2, weights=w))
+    se = float(np.sqrt(1.0 / w.sum()))
     n = len(x)
-    s2 = (prior_answers * prior_sd**2 + n * var) / (prior_answers + n - 1)
-    n_eff = float(w.sum() ** 2 / (w**2).sum())
-    return mean, float(np.sqrt(s2 / n_eff)), float(np.sqrt(var))
+    if n > 1:
+        birge = float((w * (x - mean) ** 2).sum() / (n - 1))
+        se *= np.sqrt(max(birge, 1.0))
+    return mean, se, float(np.sqrt(np.average((x - mean) ** 2, weights=w)))
 
 
 def evidence_posterior(evidence: np.ndarray, log_prior: np.ndarray | None) -> np.ndarray:
@@ -212,11 +215,17 @@ class FixedPolicy(Policy):
         )
 
     def decide_rating(
-        self, values: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, low: float, high: float
+        self,
+        values: np.ndarray,
+        answered: np.ndarray,
+        trust: np.ndarray | None,
+        low: float,
+        high: float,
+        noise: np.ndarray | None = None,
     ) -> Decision:
-        """Done once `k` answers are in; the trust-weighted mean of `DynamicPolicy.decide_rating`."""
+        """Done once `k` answers are in; the weighted mean of `DynamicPolicy.decide_rating`."""
         d = DynamicPolicy(self.k, self.k, 1.0, tolerance=1e-12).decide_rating(
-            values, answered, trust, low, high
+            values, answered, trust, low, high, noise
         )
         cant = len(answered) - int(np.asarray(answered, dtype=bool).sum())
         return Decision(
@@ -307,11 +316,12 @@ class DynamicPolicy(Policy):
     def decide_tags(
         self, votes: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, classes: Sequence[str]
     ) -> Decision:
-        """A multi-label item after the answers so far: done when every tag's posterior is >= tau
-        or <= 1 - tau (`tag_posteriors` at `tag_accuracy` of each answer's `trust`, the
-        accuracy on whole tag sets). `votes`: (answers, tags) 0/1 over `classes`;
-        `answered`: False for can't-tell. Label: the tags with posterior > 0.5 joined by "|"
-        ("" = none present); confidence: the least sure tag's max(p, 1 - p)."""
+        """A multi-label item after the answers so far: done when the most likely tag set's
+        posterior (the product over tags of max(p, 1 - p), tags independent) is >= tau, tau
+        meaning for the whole set what it means for a class (`tag_posteriors` at `tag_accuracy`
+        of each answer's `trust`, the accuracy on whole tag sets). `votes`: (answers, tags) 0/1
+        over `classes`; `answered`: False for can't-tell. Label: the tags with posterior > 0.5
+        joined by "|" ("" = none present); confidence: that set's posterior."""
         answered = np.asarray(answered, dtype=bool)
         n = len(answered)
         if not answered.any():
@@ -319,18 +329,26 @@ class DynamicPolicy(Policy):
             return Decision(done, None, 0.0, done)
         accuracy = np.full(n, self.default_accuracy) if trust is None else np.asarray(trust, dtype=float)
         post = tag_posteriors(votes, answered, tag_accuracy(accuracy, len(classes)))
-        conf = float(np.maximum(post, 1.0 - post).min()) if len(post) else 1.0
+        conf = float(np.prod(np.maximum(post, 1.0 - post)))  # the most likely tag set's posterior
         trusted = bool((answered & (accuracy >= self.untrusted_below)).any())
         done, low = self._stop(n, conf >= self.tau, n - int(answered.sum()), trusted)
         label = "|".join(str(c) for c, p in zip(classes, post, strict=True) if p > 0.5)
         return Decision(done, label, conf, low)
 
     def decide_rating(
-        self, values: np.ndarray, answered: np.ndarray, trust: np.ndarray | None, low: float, high: float
+        self,
+        values: np.ndarray,
+        answered: np.ndarray,
+        trust: np.ndarray | None,
+        low: float,
+        high: float,
+        noise: np.ndarray | None = None,
     ) -> Decision:
-        """A rating after the answers so far: done when the trust-weighted mean's standard error
-        is at most `tolerance` (default: `default_tolerance` of [low, high]). `values` of
-        can't-tell answers (`answered` False) are ignored. Label: the mean ("%.6g");
+        """A rating after the answers so far: done when the standard error of the inverse-variance
+        weighted mean (`rating_estimate`) is at most `tolerance` (default: `default_tolerance`
+        of [low, high]). `noise`: each answer's annotator's noise sd (`rating_noise`; None: the
+        prior's for everyone); `trust` only says who is trusted (one trusted answer needed).
+        `values` of can't-tell answers (`answered` False) are ignored. Label: the mean ("%.6g");
         confidence: 1 - 2 x the answers' weighted sd / the range width (0 at worst)."""
         answered = np.asarray(answered, dtype=bool)
         n = len(answered)
@@ -341,12 +359,13 @@ class DynamicPolicy(Policy):
         if not width > 0:
             raise ListenloopError(f"a rating range needs low < high, not [{low}, {high}]")
         tolerance = self.tolerance if self.tolerance is not None else default_tolerance(low, high)
-        weights = np.ones(n) if trust is None else np.asarray(trust, dtype=float)
+        sd = np.full(n, prior_noise(low, high)) if noise is None else np.asarray(noise, dtype=float)
         x = np.asarray(values, dtype=float)[answered]
-        mean, se, sd = rating_estimate(x, weights[answered], width / np.sqrt(12.0))
+        mean, se, spread = rating_estimate(x, sd[answered])
+        weights = np.ones(n) if trust is None else np.asarray(trust, dtype=float)
         trusted = bool((weights[answered] >= self.untrusted_below).any())
         done, low_agreement = self._stop(n, se <= tolerance, n - int(answered.sum()), trusted)
-        return Decision(done, f"{mean:.6g}", max(0.0, 1.0 - 2.0 * sd / width), low_agreement)
+        return Decision(done, f"{mean:.6g}", max(0.0, 1.0 - 2.0 * spread / width), low_agreement)
 
 
 _FIXED = re.compile(r"fixed:(\d+)")

@@ -2,8 +2,9 @@
 
 The request path calls this for the one clip that was just answered; the redundancy policy
 (`listenloop.crowd.redundancy.DynamicPolicy`) says whether the clip is done, for every task
-type: classes by the clip's posterior, multi-label clips tag by tag, ratings by the standard
-error of their mean. Whole-project aggregation (Dawid-Skene) is background work
+type: classes by the clip's posterior, multi-label clips by their tag set's posterior, ratings
+by the standard error of their mean (each annotator weighted by the inverse of their noise
+variance, estimated from their control answers). Whole-project aggregation (Dawid-Skene) is background work
 (`engine/skills.py`): once it has run, each answer counts with its annotator's confusion
 matrix and the project's class prior (the E-step of Dawid-Skene for this one clip); before,
 with a one-coin model at their trust. The soft label is 004_ eq. 1 (`crowd.soft_labels`)
@@ -20,6 +21,7 @@ import pandas as pd
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
+from listenloop.crowd.aggregation.continuous import prior_noise, rating_noise
 from listenloop.crowd.redundancy import CANT_TELL, MIN_WEIGHT, DynamicPolicy
 from listenloop.crowd.soft_labels import encode_votes, soft_label, soft_labels, tag_matrix
 from listenloop.crowd.trust import PRIOR_TRUST
@@ -27,6 +29,8 @@ from listenloop.crowd.worker_model import stored_evidence
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.views import ProjectView
 from listenloop.store.models import Project, ProjectMember, Task, WorkerTrust
+
+CHANCE_NOISE = 1e3  # a detected spammer's rating noise sd, in range widths: no weight in the mean
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ def aggregate_clip(
     confusions: Sequence[list[list[float]] | None] | None = None,
     skills: Sequence[float | None] | None = None,
     chance: Sequence[bool] | None = None,
+    noise: Sequence[float] | None = None,
 ) -> ClipVerdict:
     """Label, confidence, soft label and done/low-agreement of a clip from its answers in order.
 
@@ -77,7 +82,8 @@ def aggregate_clip(
     once the background fit has set it. `chance`: answers that count at chance level (a
     detected spammer's, `engine/spammers.py`): they count toward the answers a clip used but
     carry no evidence (competence at the floor, so never trusted, and a confusion matrix whose
-    rows are uniform) and never close a clip.
+    rows are uniform) and never close a clip. `noise`: ratings only, each answer's annotator's
+    noise sd (`rating_noise_of`; None: the prior's for everyone), the weights of the mean.
     """
     skills = skills if skills is not None else [None] * len(labels)
     if chance is not None and any(chance):
@@ -92,9 +98,11 @@ def aggregate_clip(
     if project.task_type == "continuous":
         answered = np.array([lab != CANT_TELL for lab in labels], dtype=bool)
         values = np.array([float(lab) if ok else np.nan for lab, ok in zip(labels, answered, strict=True)])
-        decision = policy.decide_rating(
-            values, answered, weights, float(project.range_min or 0.0), float(project.range_max or 1.0)
-        )
+        low, high = float(project.range_min or 0.0), float(project.range_max or 1.0)
+        sd = np.full(len(labels), prior_noise(low, high)) if noise is None else np.array(noise, dtype=float)
+        if chance is not None:  # a detected spammer's rating counts, with no weight
+            sd[np.asarray(chance, dtype=bool)] = CHANCE_NOISE * (high - low)
+        decision = policy.decide_rating(values, answered, weights, low, high, sd)
         return ClipVerdict(
             decision.label, round(decision.confidence, 6), {}, decision.done, decision.low_agreement
         )
@@ -121,6 +129,25 @@ def aggregate_clip(
     return ClipVerdict(
         decision.label, float(decision.confidence), soft, bool(decision.done), bool(decision.low_agreement)
     )
+
+
+def rating_noise_of(
+    project: Project | ProjectView, controls: Sequence[tuple[int, str, str | None]]
+) -> dict[int | None, float]:
+    """Each annotator's noise sd on a rating project from their control answers
+    `(annotator, answer, gold)` (`crowd.aggregation.continuous.rating_noise`); key None: the
+    prior's, for an annotator with no control answer."""
+    low, high = float(project.range_min or 0.0), float(project.range_max or 1.0)
+    squared: dict[int, list[float]] = {}
+    for user, answer, gold in controls:
+        try:
+            error = float(answer) - float(gold)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue  # a gold label that is no number checks nothing
+        squared.setdefault(int(user), []).append(error * error)
+    out: dict[int | None, float] = {u: rating_noise(sum(e), len(e), low, high) for u, e in squared.items()}
+    out[None] = prior_noise(low, high)
+    return out
 
 
 def soft_by_clip(

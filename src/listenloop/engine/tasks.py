@@ -45,7 +45,7 @@ from listenloop.crowd.checks import (
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.trust import PRIOR_TRUST, check_weight, revert_trust, update_trust
 from listenloop.engine.accounts import Principal
-from listenloop.engine.aggregate import aggregate_clip
+from listenloop.engine.aggregate import aggregate_clip, rating_noise_of
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
 from listenloop.engine.gamification import level_of, points_for
 from listenloop.engine.labels import normalize_label
@@ -314,6 +314,7 @@ _ANSWERS = Prepared(
         W.c.skill,
         func.coalesce(M.c.flag_auto, false()),
         func.coalesce(W.c.evidence, 0.0),
+        T.c.annotator_id,
     )
     .select_from(
         T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)).outerjoin(
@@ -322,6 +323,23 @@ _ANSWERS = Prepared(
     )
     .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
     .order_by(T.c.answered_at, T.c.id)
+)
+# Ratings: the control answers (and their gold) of the annotators who answered a clip, for
+# their noise sd (`crowd.aggregation.continuous.rating_noise`).
+_CONTROL_ERRORS = Prepared(
+    select(T.c.annotator_id, T.c.answer, func.coalesce(C.c.gold_label, C.c.expert_label, C.c.label))
+    .select_from(T.join(C, C.c.id == T.c.clip_id))
+    .where(
+        T.c.project_id == bp("project"),
+        T.c.kind == "control",
+        T.c.answered_at.is_not(None),
+        T.c.answer != CANT_TELL,
+        T.c.annotator_id.in_(
+            select(T.c.annotator_id).where(
+                T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None)
+            )
+        ),
+    )
 )
 _CLIP_SET = Prepared(
     C.update()
@@ -493,6 +511,10 @@ def _reaggregate(
     status = (_CLIP_STATUS_PG if _pg(conn) else _CLIP_STATUS).scalar(conn, {"clip": clip_id})
     rows = _ANSWERS.all(conn, {"clip": clip_id})
     trusts = [float(r[1]) for r in rows]
+    noise = None
+    if project.task_type == "continuous":
+        sd = rating_noise_of(project, _CONTROL_ERRORS.all(conn, {"project": project.id, "clip": clip_id}))
+        noise = [sd.get(int(r[6]), sd[None]) for r in rows]
     verdict = aggregate_clip(
         project,
         [r[0] for r in rows],
@@ -500,6 +522,7 @@ def _reaggregate(
         [r[2] for r in rows],
         [r[3] for r in rows],
         chance=[bool(r[4]) for r in rows],
+        noise=noise,
     )
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"

@@ -80,3 +80,30 @@ def trust_weighted_mean(
     if len(zero):
         raise ListenloopError(f"item {zero[0]!r}: all its raters have trust 0, no weighted mean")
     return (sums["wr"] / sums["w"]).rename("rating")
+
+
+RATING_PRIOR_SHARE = 0.125  # an unknown annotator's noise sd: this share of the rating range ...
+RATING_PRIOR_CHECKS = 2.0  # ... worth this many control answers
+MIN_NOISE_SHARE = 0.005  # a noise sd never below this share of the range (answers are rounded)
+
+
+def prior_noise(low: float, high: float) -> float:
+    """The noise sd of an annotator with no control answers yet: one prior shared by every path."""
+    return RATING_PRIOR_SHARE * (float(high) - float(low))
+
+
+def rating_noise(
+    squared_errors: float,
+    checks: int | float,
+    low: float,
+    high: float,
+    prior_checks: float = RATING_PRIOR_CHECKS,
+) -> float:
+    """An annotator's noise sd from their control answers: the root of
+    `(prior_checks * prior^2 + sum (answer - gold)^2) / (prior_checks + checks)`, the posterior
+    mean variance under an inverse-gamma prior at `prior_noise` worth `prior_checks` answers
+    (the continuous analogue of one-coin trust), at least `MIN_NOISE_SHARE` of the range."""
+    width = float(high) - float(low)
+    prior = prior_noise(low, high)
+    var = (prior_checks * prior**2 + float(squared_errors)) / (prior_checks + float(checks))
+    return max(float(np.sqrt(var)), MIN_NOISE_SHARE * width)
