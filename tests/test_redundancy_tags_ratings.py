@@ -1,5 +1,6 @@
-"""Dynamic redundancy for multi-label items (per-tag posteriors) and ratings (standard error of
-the trust-weighted mean), and the live re-aggregation that applies it (`engine.aggregate`)."""
+"""Dynamic redundancy for multi-label items (the tag set's posterior from per-tag posteriors) and
+ratings (standard error of the mean weighted by each annotator's noise on control answers), and
+the live re-aggregation that applies it (`engine.aggregate`)."""
 
 from __future__ import annotations
 

@@ -255,7 +255,7 @@ class FixedPolicy(Policy):
 class DynamicPolicy(Policy):
     """Ask until confident: done at confidence >= `tau` (>= `min_answers` answers, one trusted
     answer for the winner, can't-tell not the majority), or at `max_answers`. The same rule
-    serves classes (`decide`), multi-label items (`decide_tags`: every tag decided at `tau`)
+    serves classes (`decide`), multi-label items (`decide_tags`: the tag set's posterior at `tau`)
     and ratings (`decide_rating`: standard error at most `tolerance`).
 
     Answers from workers with trust < `untrusted_below` still vote (weighted by their trust)
