@@ -118,18 +118,34 @@ def _pick(truth: dict[str, str], per_class: int, rng: random.Random, exclude: se
     return out
 
 
-async def _annotate(
+def class_answer(classes: Sequence[str]) -> Callable[[str, float, random.Random], str]:
+    """The classification crowd's rule: the truth with probability `skill`, else a random other
+    class; a skill of 0 is a spammer who answers uniformly at random."""
+
+    def answer(truth: str, skill: float, rng: random.Random) -> str:
+        if skill > 0 and rng.random() < skill:
+            return truth
+        if skill > 0:
+            return rng.choice([c for c in classes if c != truth])
+        return rng.choice(list(classes))
+
+    return answer
+
+
+async def annotate(
     base: str,
     pid: int,
     tokens: list[str],
     skills: Sequence[float],
     clip_truth: dict[str, str],
-    classes: list[str],
+    answer_of: Callable[[str, float, random.Random], str],
     deadline: float,
     seed: int,
     think: float = 0.0,
+    strict: bool = False,
 ) -> None:
-    """Every annotator answers until `next` has had nothing for them a few times in a row, or the deadline."""
+    """Every annotator answers (`answer_of(truth, skill, rng)`) until `next` has had nothing for
+    them a few times in a row, or the deadline. `strict`: a refused answer is an error."""
     import httpx
 
     async with httpx.AsyncClient(base_url=base, timeout=60) as c:
@@ -146,15 +162,12 @@ async def _annotate(
                     continue
                 idle = 0
                 task = r.json()
-                audio = await c.get(task["audio_url"], headers=h)  # the clip as heard
-                truth = clip_truth[hashlib.sha256(audio.content).hexdigest()]
-                if skill > 0 and rng.random() < skill:
-                    answer = truth
-                elif skill > 0:
-                    answer = rng.choice([c_ for c_ in classes if c_ != truth])
-                else:
-                    answer = rng.choice(classes)
-                await c.post(f"/api/v1/tasks/{task['task_id']}/answer", headers=h, json={"answer": answer})
+                audio = await c.get(task["audio_url"], headers=h)  # `next` names no clip: known by its audio
+                answer = answer_of(clip_truth[hashlib.sha256(audio.content).hexdigest()], skill, rng)
+                url = f"/api/v1/tasks/{task['task_id']}/answer"
+                r = await c.post(url, headers=h, json={"answer": answer})
+                if strict:
+                    r.raise_for_status()
                 if think:
                     await asyncio.sleep(think)
 
@@ -276,13 +289,13 @@ def run_campaign(
                         "/api/v1/users", json={"username": viewer[0], "password": viewer[1]}
                     ).raise_for_status()
                 say(f"{len(skills)} annotators of skill {', '.join(f'{s:g}' for s in skills)} at work ...")
-                work = _annotate(
+                work = annotate(
                     server.base,
                     pid,
                     tokens,
                     skills,
                     clip_truth,
-                    classes,
+                    class_answer(classes),
                     time.monotonic() + max_seconds,
                     seed,
                     think,

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from listenloop.bench.campaign import annotate
 from listenloop.bench.serve import OWNER, OWNER_PASSWORD, Server, create_owner, token_of
 from listenloop.errors import ListenloopError
 
@@ -147,45 +148,6 @@ def simulated_answer(task: str, truth: str, skill: float, classes: Sequence[str]
     elif rng.random() >= skill:
         present ^= {rng.choice(list(classes))}
     return "|".join(c for c in classes if c in present)
-
-
-async def _annotate(
-    base: str,
-    pid: int,
-    task_type: str,
-    tokens: list[str],
-    skills: Sequence[float],
-    clip_truth: dict[str, str],
-    classes: list[str],
-    deadline: float,
-    seed: int,
-) -> None:
-    """Every annotator answers until `next` has had nothing for them a few times in a row, or the deadline."""
-    import httpx
-
-    async with httpx.AsyncClient(base_url=base, timeout=60) as c:
-
-        async def one(tok: str, skill: float, k: int) -> None:
-            rng = random.Random(seed * 1000 + k)
-            h = {"Authorization": f"Bearer {tok}"}
-            idle = 0
-            while time.monotonic() < deadline and idle < 20:
-                r = await c.get(f"/api/v1/projects/{pid}/next", headers=h)
-                if r.status_code != 200:
-                    idle += 1
-                    await asyncio.sleep(0.5)
-                    continue
-                idle = 0
-                task = r.json()
-                audio = await c.get(task["audio_url"], headers=h)  # `next` names no clip: known by its audio
-                truth = clip_truth[hashlib.sha256(audio.content).hexdigest()]
-                answer = simulated_answer(task_type, truth, skill, classes, rng)
-                r = await c.post(
-                    f"/api/v1/tasks/{task['task_id']}/answer", headers=h, json={"answer": answer}
-                )
-                r.raise_for_status()
-
-        await asyncio.gather(*(one(t, s, k) for k, (t, s) in enumerate(zip(tokens, skills, strict=True))))
 
 
 def _csv(c: Any, headers: dict[str, str], path: str, **params: str) -> list[dict[str, str]]:
@@ -368,16 +330,16 @@ def run_task_campaign(
                     names_of.append(user)
                 say(f"{len(skills)} annotators of skill {', '.join(f'{s:g}' for s in skills)} at work ...")
                 asyncio.run(
-                    _annotate(
+                    annotate(
                         server.base,
                         pid,
-                        task,
                         tokens,
                         skills,
                         clip_truth,
-                        classes,
+                        lambda truth, skill, rng: simulated_answer(task, truth, skill, classes, rng),
                         time.monotonic() + max_seconds,
                         seed,
+                        strict=True,
                     )
                 )
                 rows = _csv(c, oh, export, format="csv")
