@@ -107,7 +107,7 @@ def lease_of(db: Database, pid: int):
 def expected(service: LearningService, pid: int):
     """What learning_round gives for the project's current rows (it is deterministic)."""
     inputs = service._read(pid)
-    inputs.pop("media")  # the service's own: spectrograms it draws ahead
+    inputs.pop("gold")  # the service's own: control clips whose spectrograms it draws ahead
     return learning_round(**inputs, workers=1)
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from listenloop.datasets import Dataset
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.pool_map import pool_map
 from listenloop.engine.retrain import (
@@ -25,9 +24,12 @@ from listenloop.engine.retrain import (
     heldout_comparison,
     rank_by_tags,
     retrain_and_rank,
-    standardise,
 )
 from listenloop.errors import ListenloopError
+from listenloop.rows import Standardised
+
+#: Folder of the projects' consolidated feature matrices, under the feature cache.
+MATRIX_FOLDER = "matrices"
 
 # The learning core's task per project task type; multi-label projects are ranked tag by tag
 # (`retrain.rank_by_tags`, binary relevance) with classification models.
@@ -84,11 +86,16 @@ def learning_round(
     passive_share: float = 0.0,
     in_arm: Sequence[bool] | None = None,
     random_label: Sequence[bool] | None = None,
+    digests: Sequence[str | None] | None = None,
+    matrix: str = "pool",
 ) -> RoundResult:
     """Fit on the labelled clips and order the pool clips for the queue.
 
     `paths` are relative to `root`; `labels[i]` is the clip's training label (seed or
     aggregated) or None; `in_pool[i]` says whether the clip still waits for answers.
+    `digests[i]` is the clip's stored content sha256 (None: its file is hashed). Features come
+    from the consolidated matrix `matrix` under `cache_dir/matrices` (`features.matrix`: one
+    memory-mapped file per project, new clips added to it), read a chunk of rows at a time.
 
     Stream mode (001_'s stream-based AL), with `window` > 0: `waiting[i]` marks clips that
     arrived but were not yet judged. The next `window` of them in arrival order (clip id)
@@ -113,19 +120,23 @@ def learning_round(
         )
     if not (len(clip_ids) == len(paths) == len(labels) == len(in_pool)):
         raise ListenloopError("clip ids, paths, labels and pool flags must have the same length")
-    from listenloop.features.extraction import extract_features
+    from listenloop.features.cache import default_cache_dir
+    from listenloop.features.matrix import pool_features
 
     task = LEARNING_TASK[task_type]
     ids = np.asarray(clip_ids, dtype=np.int64)
-    dataset = Dataset(root=Path(root), files=list(paths), labels=np.asarray([lab or "" for lab in labels]))
-    table = extract_features(
-        dataset,
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    table = pool_features(
+        root,
+        ids,
+        paths,
+        digests,
         feature_set,
+        matrix_dir=cache / MATRIX_FOLDER,
+        name=matrix,
+        cache_dir=cache,
         workers=workers,
         scheduler=scheduler,
-        cache_dir=cache_dir,
-        progress=False,
-        log=lambda _msg: None,
     )
     kept = np.asarray(table.kept, dtype=np.int64)
     has_label = np.array([labels[i] is not None for i in kept], dtype=bool)
@@ -142,7 +153,7 @@ def learning_round(
     target: np.ndarray = np.asarray(y, dtype=str if task == "classification" else float)
     if task_type == "multilabel":
         result = rank_by_tags(
-            np.asarray(table.X),
+            table.X,
             labelled_rows,
             tag_matrix(y, classes or []),
             pool_rows,
@@ -152,7 +163,7 @@ def learning_round(
         )
     else:
         result = retrain_and_rank(
-            np.asarray(table.X),
+            table.X,
             labelled_rows,
             target,
             pool_rows,
@@ -178,7 +189,7 @@ def learning_round(
         held = labelled_rows[[bool(in_arm[i]) for i in kept[labelled_rows]]]
         passive_labels = len(rand)
         if len(held) >= MIN_HELDOUT:
-            Z, _, _ = standardise(table.X, np.concatenate([labelled_rows, pool_rows]))  # as the round's
+            Z = Standardised(table.X, result.mean, result.std)  # the round's standardisation
             compared = heldout_comparison(
                 Z,
                 labelled_rows,

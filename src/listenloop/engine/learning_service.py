@@ -97,7 +97,11 @@ _RELEASE = (
     .where(P.c.id == bp("project"), P.c.learning_lease_until == bp("token"))
     .values(learning_lease_until=None)
 )
+_HOLDS = select(P.c.id).where(P.c.id == bp("project"), P.c.learning_lease_until == bp("token"))
 _SET_RANK = update(C).where(C.c.id == bp("cid")).values(rank=bp("new_rank"))
+RANK_BATCH = 2000  # ranks written per transaction
+RANK_PAUSE = 0.02  # seconds between two rank transactions: SQLite's busy waiters get the lock
+READ_BATCH = 20000  # clip rows fetched at a time when a round reads its project
 # Stream mode: a round's verdict on a waiting clip (admitted to the queue, or let pass).
 _JUDGE = update(C).where(C.c.id == bp("cid"), C.c.status == "pool").values(status=bp("v_status"))
 PASSIVE_ARM = "passive"
@@ -226,9 +230,17 @@ def run_round(kwargs: dict[str, Any], scheduler: str | None = None) -> dict[str,
     from listenloop.engine.learning import learning_round
 
     kwargs = dict(kwargs)
-    media = kwargs.pop("media", None)
+    gold = kwargs.pop("gold", None)  # the service's own input: which clips are control questions
     result = asdict(learning_round(**kwargs, scheduler=scheduler, workers=1))
-    if media is not None:
+    if gold is not None:
+        wanted = set(result["order"][:PRERENDER])  # the queue's head and the control clips, no more
+        media = {
+            cid: (path, sha, bool(g))
+            for cid, path, sha, g in zip(
+                kwargs["clip_ids"], kwargs["paths"], kwargs["digests"], gold, strict=True
+            )
+            if g or cid in wanted
+        }
         prerender_spectrograms(kwargs["root"], result["order"], media)
     return result
 
@@ -529,7 +541,7 @@ class LearningService:
                     P.c.passive_share,
                 ).where(P.c.id == project_id)
             ).one()
-            rows = conn.execute(
+            query = (
                 select(
                     C.c.id,
                     C.c.path,
@@ -544,24 +556,38 @@ class LearningService:
                 )
                 .where(C.c.project_id == project_id)
                 .order_by(C.c.id)
-            ).all()
+            )
             iteration = conn.execute(select(func.count()).where(R.c.project_id == project_id)).scalar_one()
-        labels = [
-            training_label(r.seed_label, r.status, r.is_gold, r.gold_label, r.label, r.expert_label)
-            for r in rows
-        ]
+            names = ("ids", "paths", "digests", "labels", "pool", "waiting", "arm", "random", "gold")
+            columns: dict[str, list[Any]] = {k: [] for k in names}
+            # streamed in batches: a million-clip project never holds a million row objects at once
+            for batch in conn.execution_options(yield_per=READ_BATCH).execute(query).partitions():
+                for r in batch:
+                    label = training_label(
+                        r.seed_label, r.status, r.is_gold, r.gold_label, r.label, r.expert_label
+                    )
+                    columns["ids"].append(r.id)
+                    columns["paths"].append(r.path)
+                    columns["digests"].append(r.sha256)
+                    columns["labels"].append(label)
+                    columns["pool"].append(r.status in IN_POOL and not r.is_gold)
+                    columns["waiting"].append(r.status == "pool" and not r.is_gold)
+                    columns["arm"].append(r.arm == PASSIVE_ARM)
+                    # chosen at random, not by the strategy: seed and control clips, the passive arm
+                    columns["random"].append(r.seed_label is not None or r.is_gold or r.arm == PASSIVE_ARM)
+                    columns["gold"].append(bool(r.is_gold))
         return {
             "root": self.data_dir,
-            "clip_ids": [r.id for r in rows],
-            "paths": [r.path for r in rows],
-            "labels": labels,
-            "in_pool": [r.status in IN_POOL and not r.is_gold for r in rows],
-            "waiting": [r.status == "pool" and not r.is_gold for r in rows],
+            "clip_ids": columns["ids"],
+            "paths": columns["paths"],
+            "digests": columns["digests"],
+            "labels": columns["labels"],
+            "in_pool": columns["pool"],
+            "waiting": columns["waiting"],
             "window": stream_window(project.retrain_every) if project.mode == "stream" else 0,
             "passive_share": float(project.passive_share or 0.0),
-            "in_arm": [r.arm == PASSIVE_ARM for r in rows],
-            # chosen at random, not by the strategy: the owner's seed and control clips, the passive arm
-            "random_label": [r.seed_label is not None or r.is_gold or r.arm == PASSIVE_ARM for r in rows],
+            "in_arm": columns["arm"],
+            "random_label": columns["random"],
             "task_type": project.task_type,
             "classes": list(project.classes or []) or None,
             "feature_set": project.feature_set,
@@ -569,9 +595,9 @@ class LearningService:
             "strategy": project.strategy,
             "iteration": int(iteration),
             "cache_dir": self.data_dir / "features",
-            "media": {
-                r.id: (r.path, r.sha256, bool(r.is_gold)) for r in rows if r.is_gold or r.status in IN_POOL
-            },
+            "matrix": f"project-{project_id}",
+            # the service's own: control clips, whose spectrograms are drawn ahead with the queue's head
+            "gold": columns["gold"],
         }
 
     def _compute(self, held: Held, fn: Any, args: tuple[Any, ...], *, fan_out: bool = False) -> Any:
@@ -616,16 +642,27 @@ class LearningService:
         Ranks are position − n (negative): clips the round did not order (uploaded meanwhile,
         at a random rank in [0, 1)) keep theirs and come after the ordered ones.
         """
-        n = len(result["order"])
-        ranks = [{"cid": cid, "new_rank": float(i - n)} for i, cid in enumerate(result["order"])]
+        order = result["order"]
+        n = len(order)
         metric = METRIC[inputs["task_type"]]
         labels = sum(label is not None for label in inputs["labels"])
+        # Ranks in short transactions, each under our lease: the write lock is held for one batch
+        # at a time (a million ranks in one transaction held it for many seconds while requests
+        # waited), and a pause between batches lets waiting writers in.
+        for start in range(0, n, RANK_BATCH):
+            if start:
+                time.sleep(RANK_PAUSE)
+            batch = order[start : start + RANK_BATCH]
+            ranks = [{"cid": cid, "new_rank": float(start + i - n)} for i, cid in enumerate(batch)]
+            with self.db.write() as session:
+                conn = session.connection()
+                if conn.execute(_HOLDS, {"project": project_id, "token": token}).first() is None:
+                    raise LeaseLostError("the learning lease expired and another process took it")
+                conn.execute(_SET_RANK, ranks)
         with self.db.write() as session:
             conn = session.connection()
             if conn.execute(_RELEASE, {"project": project_id, "token": token}).rowcount != 1:
                 raise LeaseLostError("the learning lease expired and another process took it")
-            if ranks:
-                conn.execute(_SET_RANK, ranks)
             if result.get("passive"):
                 conn.execute(_ARM, [{"cid": cid} for cid in result["passive"]])
             for status, ids in (("queued", result.get("admitted")), ("passed", result.get("passed"))):

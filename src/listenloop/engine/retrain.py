@@ -24,12 +24,14 @@ import numpy as np
 
 from listenloop.errors import ListenloopError
 from listenloop.learners.registry import make_learner
+from listenloop.rows import Standardised, column_stats, rows_per_chunk
 from listenloop.strategies.base import QueryContext
 from listenloop.strategies.registry import make_strategy
 from listenloop.strategies.training_set import fit_round, fit_rows
 
 QUEUE_SIZE = 1000  # clips ordered by the strategy per retrain; the rest wait for the next one
 MIN_PER_CLASS_FOR_CV = 2
+KMEANS_SAMPLE = 20000  # cold start: pool rows the clusters are fitted on (all rows are assigned)
 
 
 @dataclass
@@ -49,9 +51,13 @@ class RankResult:
 
 
 def diverse_order(
-    X: np.ndarray, rows: np.ndarray, rng: np.random.Generator, clusters: int = 20
+    X: Any, rows: np.ndarray, rng: np.random.Generator, clusters: int = 20, sample: int = KMEANS_SAMPLE
 ) -> np.ndarray:
-    """`rows` ordered round-robin over k-means clusters of their features (random order inside each)."""
+    """`rows` ordered round-robin over k-means clusters of their features (random order inside each).
+
+    Above `sample` rows the clusters are fitted on a random sample of them and every row is
+    assigned to its nearest centre a chunk at a time, so the pool is never loaded whole.
+    """
     from sklearn.cluster import MiniBatchKMeans
 
     rows = np.asarray(rows)
@@ -60,7 +66,14 @@ def diverse_order(
         return rng.permutation(rows)
     seed = int(rng.integers(2**31 - 1))
     km = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=max(1024, k * 20))
-    labels = km.fit_predict(np.asarray(X[rows], dtype=np.float64))
+    if len(rows) <= sample:
+        labels = km.fit_predict(np.asarray(X[rows], dtype=np.float64))
+    else:
+        fit_rows = np.sort(rng.choice(rows, size=sample, replace=False))
+        km.fit(np.asarray(X[fit_rows], dtype=np.float64))
+        step = rows_per_chunk(X.shape[1])
+        parts = (np.asarray(X[rows[s : s + step]], dtype=np.float64) for s in range(0, len(rows), step))
+        labels = np.concatenate([km.predict(part) for part in parts])  # one chunk in memory at a time
     members = [rng.permutation(rows[labels == c]) for c in range(k)]
     out: list[int] = []
     for depth in range(max(len(m) for m in members)):
@@ -94,7 +107,7 @@ def cv_score(
 
 
 def retrain_and_rank(
-    X: np.ndarray,
+    X: Any,
     labelled: np.ndarray,
     y: np.ndarray,
     pool: np.ndarray,
@@ -115,7 +128,8 @@ def retrain_and_rank(
     regression (continuous ratings). `classes` are the project's classes (None for
     continuous labels); while some class has
     no label yet, the pool gets the diverse cold-start order and no model is fitted.
-    Features are standardised on the labelled and pool rows together.
+    Features are standardised on the labelled and pool rows together. `X` is an array or a
+    lazy matrix (`listenloop.rows`: a memory-mapped pool read a chunk of rows at a time).
     """
     if task not in ("classification", "regression"):
         raise ListenloopError(f"task must be classification or regression, not {task!r}")
@@ -146,19 +160,16 @@ def retrain_and_rank(
     )
 
 
-def standardise(X: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`X[rows]` standardised on those rows, in a float32 matrix indexed like X (other rows zero);
-    also the mean and std it used."""
-    mean = np.asarray(X[rows], dtype=np.float64).mean(axis=0)
-    std = np.asarray(X[rows], dtype=np.float64).std(axis=0)
+def standardise(X: Any, rows: np.ndarray) -> tuple[Standardised, np.ndarray, np.ndarray]:
+    """X standardised on `X[rows]`'s mean and std, as a lazy view (rows are standardised when read,
+    so a memory-mapped million-clip pool is never copied); also the mean and std it used."""
+    mean, std = column_stats(X, rows)
     std[std == 0] = 1.0
-    Z = np.zeros((int(rows.max()) + 1, X.shape[1]), dtype=np.float32)
-    Z[rows] = (np.asarray(X[rows], dtype=np.float64) - mean) / std
-    return Z, mean, std
+    return Standardised(X, mean, std), mean, std
 
 
 def _rank(
-    Z: np.ndarray,
+    Z: Any,
     mean: np.ndarray,
     std: np.ndarray,
     labelled: np.ndarray,
@@ -228,7 +239,7 @@ def tags_cv_score(
 
 
 def rank_by_tags(
-    X: np.ndarray,
+    X: Any,
     labelled: np.ndarray,
     present: np.ndarray,
     pool: np.ndarray,

@@ -7,14 +7,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-#: Rows per predict_proba call over a pool, so a memory-mapped million-clip pool is read in pieces.
+from listenloop.rows import rows_per_chunk
+
+#: Most rows per predict_proba call over a pool, so a memory-mapped million-clip pool is read in
+#: pieces (fewer for wide features: `listenloop.rows.rows_per_chunk`).
 CHUNK_ROWS = 65536
 
 
 def predict_proba_chunked(
-    model: Any, X: np.ndarray, rows: np.ndarray, chunk_rows: int = CHUNK_ROWS
+    model: Any, X: np.ndarray, rows: np.ndarray, chunk_rows: int | None = None
 ) -> np.ndarray:
-    """`model.predict_proba(X[rows])`, computed chunk by chunk (X may be a np.memmap)."""
+    """`model.predict_proba(X[rows])`, computed chunk by chunk (X may be a np.memmap or lazy rows)."""
+    chunk_rows = chunk_rows or rows_per_chunk(X.shape[1], most=CHUNK_ROWS)
     parts = [
         model.predict_proba(np.asarray(X[rows[i : i + chunk_rows]])) for i in range(0, len(rows), chunk_rows)
     ]

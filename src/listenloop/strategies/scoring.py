@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from listenloop.rows import LazyRows, rows_per_chunk
 from listenloop.strategies import uncertainty
 from listenloop.strategies.selection import top_k
 
@@ -44,11 +45,14 @@ def _check_measure(measure: str) -> None:
 
 
 def _as_rows(X: Any) -> Any:
-    """X as an ndarray (a memmap stays a memmap, unread) or a scipy sparse matrix; a DataFrame or
-    a list becomes an ndarray, so that `X[a:b]` and `X[indices]` always select rows."""
+    """X as an ndarray (a memmap stays a memmap, unread), a lazy matrix (`listenloop.rows`) or a
+    scipy sparse matrix; a DataFrame or a list becomes an ndarray, so that `X[a:b]` and
+    `X[indices]` always select rows."""
     import scipy.sparse
 
-    return X if isinstance(X, np.ndarray) or scipy.sparse.issparse(X) else np.asarray(X)
+    if isinstance(X, np.ndarray | LazyRows) or scipy.sparse.issparse(X):
+        return X
+    return np.asarray(X)
 
 
 def _check_subset(subset: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -65,8 +69,11 @@ def _check_subset(subset: np.ndarray | None, n: int) -> np.ndarray | None:
     return np.where(sub < 0, sub + n, sub)
 
 
-def _chunks(X: Any, chunk_rows: int, subset: np.ndarray | None) -> Iterator[tuple[int, int, Any]]:
-    """(start, stop, rows) over the pool, or over `subset`; positions are into the output."""
+def _chunks(X: Any, chunk_rows: int | None, subset: np.ndarray | None) -> Iterator[tuple[int, int, Any]]:
+    """(start, stop, rows) over the pool, or over `subset`; positions are into the output.
+    `chunk_rows` None: as many rows as fit in `listenloop.rows.CHUNK_BYTES` (at most 65,536)."""
+    if chunk_rows is None:
+        chunk_rows = rows_per_chunk(X.shape[1], most=DEFAULT_CHUNK_ROWS)
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     n = X.shape[0] if subset is None else len(subset)
@@ -162,7 +169,7 @@ def _chunk_scorer(model: Any, X: Any, measure: str, fused: bool) -> Callable[[An
     # (findings.md, "Query cost"), with 16 MB instead of a 1M x 7 float64 probability matrix;
     # `listenloop bench query` measures it against modAL in the same run (about 0.1 s vs 0.5 s here).
     head = _fused_head(model) if fused else None
-    if head is not None and isinstance(X, np.ndarray):  # sparse pools take predict_proba
+    if head is not None and isinstance(X, np.ndarray | LazyRows):  # sparse pools take predict_proba
         return lambda rows: _fused_chunk(rows, head, measure)
     return lambda rows: _proba_chunk(rows, model, measure)
 
@@ -172,7 +179,7 @@ def score_pool(
     X: Any,
     measure: str,
     *,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     subset: np.ndarray | None = None,
     fused: bool = True,
 ) -> np.ndarray:
@@ -210,7 +217,7 @@ def query_top(
     measure: str,
     k: int,
     *,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     subset: np.ndarray | None = None,
     tol: float = DEFAULT_TOL,
     fused: bool = True,
@@ -249,10 +256,8 @@ def query_top(
             mine = cand_sc >= floor
             cand_idx, cand_sc = cand_idx[mine], cand_sc[mine]
     cand_idx = np.unique(cand_idx)  # ascending X index (top_k ties go to the lower index), no repeats
+    step = chunk_rows or rows_per_chunk(X.shape[1], most=DEFAULT_CHUNK_ROWS)
     exact = np.concatenate(
-        [
-            exact_scores(model, X, measure, cand_idx[i : i + chunk_rows])
-            for i in range(0, len(cand_idx), chunk_rows)
-        ]
+        [exact_scores(model, X, measure, cand_idx[i : i + step]) for i in range(0, len(cand_idx), step)]
     )
     return cand_idx[top_k(exact, k)]
