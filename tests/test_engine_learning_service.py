@@ -513,3 +513,112 @@ def test_self_training_trains_on_pseudo_labels_that_never_become_labels(tmp_path
     finally:
         service.stop()
         db.dispose()
+
+
+def test_ranks_are_written_in_short_transactions(world, monkeypatch) -> None:
+    """No transaction updates more than RANK_BATCH ranks (one held SQLite's write lock for all of
+    them), and the queue comes out in the round's order all the same."""
+    from sqlalchemy import event
+
+    from listenloop.engine import learning_service
+
+    db, _, pid, service = world
+    monkeypatch.setattr(learning_service, "RANK_BATCH", 16)
+    monkeypatch.setattr(learning_service, "RANK_PAUSE", 0.0)
+    want = expected(service, pid)
+    sizes: list[int] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CLIPS SET RANK"):
+            sizes.append(len(parameters) if executemany else 1)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert [o.state for o in service.run_once()] == ["ran"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert queue(db, pid) == want.order and len(want.order) == 70
+    assert sum(sizes) == 70 and max(sizes) <= 16 and len(sizes) == 5
+
+
+def test_a_round_whose_lease_is_taken_mid_write_stops_writing(world, monkeypatch) -> None:
+    """Each rank transaction checks the lease: once another process holds it, the round fails."""
+    from listenloop.engine import learning_service
+
+    db, _, pid, service = world
+    monkeypatch.setattr(learning_service, "RANK_BATCH", 16)
+    monkeypatch.setattr(learning_service, "RANK_PAUSE", 0.0)
+    calls = {"n": 0}
+    real = learning_service.time.sleep
+
+    def steal(seconds: float) -> None:  # between the first and second batch, another takes the lease
+        calls["n"] += 1
+        if calls["n"] == 1:
+            with db.write() as s:
+                s.execute(update(Project).where(Project.id == pid).values(learning_lease_until=utcnow()))
+        real(seconds)
+
+    monkeypatch.setattr(learning_service.time, "sleep", steal)
+    (outcome,) = service.run_once()
+    assert outcome.state == "failed" and "LeaseLostError" in (outcome.error or "")
+    assert runs(db, pid) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_projects_round_runs_on_an_existing_dask_cluster(
+    database_url: str, tmp_path: Path, fsdd_dir: Path
+) -> None:
+    """`--scheduler ADDRESS`: the round (features and scoring) runs on a cluster whose scheduler and
+    worker are processes of their own, started with Dask's own command-line programs."""
+    import json
+
+    from distributed import Client
+
+    started = []
+    scheduler_file = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+    local = ("--host", "127.0.0.1", "--no-dashboard")
+    scheduler = [
+        "distributed.cli.dask_scheduler",
+        *local,
+        "--port",
+        "0",
+        "--scheduler-file",
+        str(scheduler_file),
+    ]
+    started.append(subprocess.Popen([sys.executable, "-m", *scheduler], **quiet))
+    db = Database(database_url)
+    service = None
+    try:
+        deadline = time.monotonic() + 120
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        worker = ["distributed.cli.dask_worker", address, *local, "--nthreads", "1", "--no-nanny"]
+        started.append(subprocess.Popen([sys.executable, "-m", *worker], **quiet))
+        with Client(address, timeout="60s", set_as_default=False) as client:
+            client.wait_for_workers(1, timeout=180)
+            db.upgrade()
+            data = tmp_path / "data"
+            data.mkdir()
+            pid = new_project(db, fsdd_dir, data, seeds=30)
+            service = LearningService(db, data, scheduler=address)
+            want = expected(LearningService(db, data, inline=True), pid)
+            outcome = service.run_project(pid)
+            assert outcome.state == "ran", outcome.error
+            assert queue(db, pid) == want.order
+            # the round ran in the worker's process (this test never imports the round's module there)
+            ran_there = client.run(lambda: "listenloop.engine.learning" in sys.modules)
+            assert list(ran_there.values()) == [True]
+            (run,) = runs(db, pid)
+            assert run.score is not None and not run.cold_start
+    finally:
+        if service is not None:
+            service.stop()
+        db.dispose()
+        for proc in reversed(started):
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

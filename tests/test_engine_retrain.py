@@ -9,6 +9,7 @@ import pytest
 
 from listenloop.engine.retrain import diverse_order, rank_by_tags, retrain_and_rank, tags_cv_score
 from listenloop.errors import ListenloopError
+from listenloop.rows import LazyRows
 
 
 def blobs(n_per: int = 60, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -225,3 +226,49 @@ def test_held_out_scores_do_not_see_the_held_out_labels() -> None:
         task="classification", strategy="margin", learner="rf",
     )  # fmt: skip
     assert out is not None and out.model_score < 0.7 and out.passive_score < 0.7
+
+
+class CountingRows(LazyRows):
+    """An in-memory matrix that can only be read by rows (never whole), and remembers its largest read."""
+
+    def __init__(self, X: np.ndarray) -> None:
+        super().__init__(*X.shape)
+        self.X = X
+        self.largest = 0
+
+    def _take(self, rows: np.ndarray) -> np.ndarray:
+        self.largest = max(self.largest, len(rows))
+        return self.X[rows].astype(np.float32)
+
+
+@pytest.mark.parametrize("strategy", ["margin", "entropy", "medium_certainty", "self_training"])
+def test_a_lazy_pool_is_ranked_a_chunk_at_a_time_as_the_whole_matrix_is(monkeypatch, strategy: str) -> None:
+    """Ranking reads the pool in chunks of CHUNK_BYTES (no dense standardised copy), with the order,
+    model and score that the matrix in memory gives."""
+    import listenloop.rows
+
+    monkeypatch.setattr(listenloop.rows, "CHUNK_BYTES", 4 * 5 * 50)  # 50 rows of 5 values
+    X, y = blobs(n_per=400)
+    labelled = np.concatenate([np.arange(0, 1200, 400) + i for i in range(5)])
+    pool = np.setdiff1d(np.arange(len(X)), labelled)
+    options = {"classes": ["0", "1", "2"], "strategy": strategy, "learner": "logreg", "queue_size": 30}
+    lazy = CountingRows(X)
+    got = retrain_and_rank(lazy, labelled, y[labelled], pool, **options)
+    want = retrain_and_rank(X, labelled, y[labelled], pool, **options)
+    assert got.order.tolist() == want.order.tolist() and got.score == pytest.approx(want.score)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6, atol=1e-9)
+    assert lazy.largest <= max(50, len(labelled)) < len(pool)
+    with pytest.raises(TypeError, match="read by rows"):
+        np.asarray(lazy)
+
+
+def test_a_large_cold_start_clusters_a_sample_and_assigns_every_row(monkeypatch) -> None:
+    import listenloop.rows
+
+    monkeypatch.setattr(listenloop.rows, "CHUNK_BYTES", 4 * 5 * 40)  # 40 rows of 5 values
+    X, y = blobs()
+    lazy = CountingRows(X)
+    order = diverse_order(lazy, np.arange(len(X)), np.random.default_rng(0), clusters=3, sample=60)
+    assert sorted(order.tolist()) == list(range(len(X)))
+    assert set(y[order[:3]]) == {"0", "1", "2"}
+    assert lazy.largest == 60  # fitted on the sample, then assigned 40 rows at a time

@@ -21,9 +21,11 @@ CHUNK_BYTES = 32 * 1024**2
 MAX_CHUNK_ROWS = 65536
 
 
-def rows_per_chunk(dim: int, chunk_bytes: int = CHUNK_BYTES, most: int = MAX_CHUNK_ROWS) -> int:
-    """Rows of `dim` float32 values that fit in `chunk_bytes` (at least 1, at most `most`)."""
-    return int(max(1, min(most, chunk_bytes // max(1, 4 * int(dim)))))
+def rows_per_chunk(dim: int, chunk_bytes: int | None = None, most: int = MAX_CHUNK_ROWS) -> int:
+    """Rows of `dim` float32 values that fit in `chunk_bytes` (default CHUNK_BYTES; at least 1,
+    at most `most`)."""
+    budget = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    return int(max(1, min(most, budget // max(1, 4 * int(dim)))))
 
 
 class LazyRows:
