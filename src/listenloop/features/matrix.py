@@ -250,7 +250,7 @@ def pool_features(
     hex_keys = [cache.key(str(given[i]), ext) for i in good]
     keys = key_bytes(hex_keys)
     token = ext.cache_token()
-    matrix_name = f"{name}-{hashlib.sha256(token.encode()).hexdigest()[:16]}"
+    matrix_name = stored_name(name, token)
     matrix: FeatureMatrix | None = None
     dim = ext.dim or _stored_dim(Path(matrix_dir), matrix_name)
     if dim is not None:
@@ -313,6 +313,11 @@ def pool_features(
         computed=computed,
         matrix=matrix,
     )
+
+
+def stored_name(name: str, token: str) -> str:
+    """The files' name of matrix `name` for the extractor with cache token `token`."""
+    return f"{name}-{hashlib.sha256(token.encode()).hexdigest()[:16]}"
 
 
 def _stored_dim(root: Path, name: str) -> int | None:
