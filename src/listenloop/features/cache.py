@@ -50,6 +50,11 @@ class FeatureCache:
         """Entry key of a file with content `digest` under `extractor` (its name, params, version)."""
         return hashlib.sha256(f"{digest}\n{extractor.cache_token()}".encode()).hexdigest()
 
+    def keys(self, digests: list[str], extractor: Extractor) -> list[str]:
+        """`key` of many files at once (the extractor's token is made once, not per file)."""
+        token = extractor.cache_token()
+        return [hashlib.sha256(f"{d}\n{token}".encode()).hexdigest() for d in digests]
+
     def path(self, key: str) -> Path:
         """Where the entry `key` lives (sharded by its first two hex characters)."""
         return self.root / key[:2] / f"{key}.f32"

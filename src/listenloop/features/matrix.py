@@ -28,7 +28,7 @@ import json
 import mmap
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,22 +108,30 @@ class FeatureMatrix:
     def append(self, ids: np.ndarray, keys: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Add rows for clips `ids` (cache keys `keys`); the clips' earlier rows are marked replaced.
         Returns the new rows' numbers. The index changes only once the values are on disk."""
-        ids = np.asarray(ids, dtype=np.int64)
-        values = np.ascontiguousarray(values, dtype="<f4").reshape(len(ids), self.dim)
+        return self.extend([(ids, keys, values)])
+
+    def extend(self, batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """`append` for several batches of (ids, keys, values), each written as it comes, with one
+        index update at the end (a matrix built from scratch rewrites its index once)."""
         start = self.rows
         self._unmap()
+        added = []
         with open(self.data_path, "ab" if self.data_path.exists() else "wb") as f:
             f.truncate(start * self.dim * 4)  # bytes of an append that a crash cut short
             f.seek(start * self.dim * 4)
-            f.write(values.tobytes())
+            for ids, keys, values in batches:
+                ids = np.asarray(ids, dtype=np.int64)
+                f.write(np.ascontiguousarray(values, dtype="<f4").reshape(len(ids), self.dim).tobytes())
+                part = np.zeros(len(ids), dtype=INDEX_DTYPE)
+                part["id"], part["key"] = ids, np.asarray(keys, dtype="S32")
+                added.append(part)
             f.flush()
             os.fsync(f.fileno())
-        added = np.zeros(len(ids), dtype=INDEX_DTYPE)
-        added["id"], added["key"] = ids, np.asarray(keys, dtype="S32")
+        new = np.concatenate(added) if added else np.zeros(0, dtype=INDEX_DTYPE)
         index = self.index.copy()
-        index["id"][np.isin(index["id"], ids)] = -1
-        self._save_index(np.concatenate([index, added]))
-        return np.arange(start, start + len(ids), dtype=np.int64)
+        index["id"][np.isin(index["id"], new["id"])] = -1
+        self._save_index(np.concatenate([index, new]))
+        return np.arange(start, start + len(new), dtype=np.int64)
 
     def _save_index(self, index: np.ndarray) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.name}.", suffix=".npy", dir=self.root)
@@ -247,7 +255,7 @@ def pool_features(
         given[i] = d
     reasons: dict[int, str] = {i: str(d)[1:] for i, d in enumerate(given) if str(d).startswith("!")}
     good = np.array([i for i in range(n) if i not in reasons], dtype=np.int64)
-    hex_keys = [cache.key(str(given[i]), ext) for i in good]
+    hex_keys = cache.keys([str(given[i]) for i in good], ext)
     keys = key_bytes(hex_keys)
     token = ext.cache_token()
     matrix_name = stored_name(name, token)
