@@ -102,3 +102,17 @@ def test_a_round_reuses_the_matrix_without_audio_or_cache_files(tmp_path: Path, 
     assert (changed.reused, changed.cached) == (1, 1)
     np.testing.assert_array_equal(changed.X[1], changed.X[0])
     assert changed.matrix.rows == 13 and changed.matrix.live == 12
+
+
+def test_a_new_feature_set_replaces_the_projects_old_matrix(tmp_path: Path, fsdd_dir: Path) -> None:
+    table = pd.read_csv(fsdd_dir / "labels.csv", dtype=str).head(3)
+    paths, ids = list(table["file"]), [1, 2, 3]
+    options = {"matrix_dir": tmp_path / "m", "cache_dir": tmp_path / "c"}
+    pool_features(fsdd_dir, ids, paths, None, "mfcc", name="project-1", **options)
+    pool_features(fsdd_dir, ids, paths, None, "mfcc", name="project-12", **options)  # another project
+    old = {p.name for p in (tmp_path / "m").iterdir()}
+    assert len(old) == 6  # data, index and description of each
+    pool_features(fsdd_dir, ids, paths, None, "logmel", name="project-1", **options)
+    now = {p.name for p in (tmp_path / "m").iterdir()}
+    assert len(now) == 6 and {n for n in old if n.startswith("project-12-")} <= now
+    assert not {n for n in old if n.startswith("project-1-")} & now

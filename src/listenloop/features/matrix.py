@@ -259,6 +259,7 @@ def pool_features(
     keys = key_bytes(hex_keys)
     token = ext.cache_token()
     matrix_name = stored_name(name, token)
+    _drop_others(Path(matrix_dir), name, matrix_name)
     matrix: FeatureMatrix | None = None
     dim = ext.dim or _stored_dim(Path(matrix_dir), matrix_name)
     if dim is not None:
@@ -326,6 +327,14 @@ def pool_features(
 def stored_name(name: str, token: str) -> str:
     """The files' name of matrix `name` for the extractor with cache token `token`."""
     return f"{name}-{hashlib.sha256(token.encode()).hexdigest()[:16]}"
+
+
+def _drop_others(root: Path, name: str, keep: str) -> None:
+    """Delete the matrices of `name` for other extractors (the project's feature set changed):
+    at a million ComParE clips each is 25.5 GB that nothing reads any more."""
+    for path in root.glob(f"{name}-*"):
+        if not path.name.startswith(f"{keep}.") and path.name.split(".", 1)[0].count("-") == keep.count("-"):
+            path.unlink(missing_ok=True)
 
 
 def _stored_dim(root: Path, name: str) -> int | None:
