@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import random
 import shutil
 import sqlite3
@@ -244,6 +245,33 @@ class _Load:
                 await asyncio.sleep(0.2)
 
 
+LEARNING_ENV = "LISTENLOOP_LEARNING"
+
+
+def _inline_round(url: str, data: str, pid: int, out: Any) -> None:
+    """A child process's one round of project `pid`, at normal priority, in the process itself
+    (LearningService inline); sends its peak resident memory (MB) back through `out`."""
+    from listenloop.engine.learning_service import LearningService
+    from listenloop.store.database import Database
+
+    db = Database(url)
+    outcome = LearningService(db, Path(data), inline=True).run_project(pid)
+    db.dispose()
+    if outcome.state != "ran":
+        raise ListenloopError(f"the round did not run: {outcome.state} {outcome.error or ''}")
+    out.send(_hwm_mb(os.getpid()))
+
+
+def _start_inline_round(url: str, data: Path, pid: int) -> tuple[Any, Any]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_inline_round, args=(url, str(data), pid, writer), name="bench-round")
+    proc.start()
+    return proc, reader
+
+
 def _learning_processes(server_pid: int) -> tuple[int | None, list[int]]:
     """(the learning service's process, its Dask worker processes) in the server's tree: the
     server's spawned child, and that child's spawned children."""
@@ -276,6 +304,7 @@ def run_round_bench(
     think: float = 0.25,
     warmup: float = 20.0,
     timeout: float = 3600.0,
+    inline: bool = False,
     workdir: Path | None = None,
     keep: bool = False,
     seed: int = 0,
@@ -297,7 +326,7 @@ def run_round_bench(
         have = f"{base_dir} has {free / 1e9:.1f} GB free"
         raise ListenloopError(f"the pool needs {need / 1e9:.1f} GB on disk; {have}")
     work = Path(tempfile.mkdtemp(prefix="listenloop-bench-round-", dir=base_dir))
-    server = load = None
+    server = load = child = None
     try:
         data = work / "data"
         data.mkdir()
@@ -309,7 +338,12 @@ def run_round_bench(
         pid, seeds = build_project(url, data, **shape, retrain_every=retrain_every, seed=seed)
         generate_s = time.perf_counter() - t0
         say(f"built in {generate_s:.0f} s; starting the server")
-        server = Server(url, data, 1, work / "server.log")
+        if inline:  # the server without its learning service: the round runs in a process of ours
+            os.environ[LEARNING_ENV] = "0"
+        try:
+            server = Server(url, data, 1, work / "server.log")
+        finally:
+            os.environ.pop(LEARNING_ENV, None)
         server.wait(300)
         blob, digits = clips_zip(DEMO_DIR / "recordings")
         with httpx.Client(base_url=server.base, timeout=300) as c:
@@ -328,7 +362,7 @@ def run_round_bench(
                 c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
                 tokens.append(token_of(c, user, pw))
         end = time.monotonic() + 600
-        while not _runs(db_path, small) and time.monotonic() < end:  # the small project's first round
+        while not inline and not _runs(db_path, small) and time.monotonic() < end:  # its first round
             time.sleep(1)
         load = _Load(server.base, small, tokens, digits, think)
         load.start()
@@ -337,21 +371,29 @@ def run_round_bench(
         before_runs = len(_runs(db_path, pid))
         t_due = time.monotonic()
         make_due(db_path, pid, seeds)
+        child = _start_inline_round(url, data, pid) if inline else None
         say("the big project is due; waiting for its round ...")
         runs: list[tuple[Any, ...]] = []
         while time.monotonic() - t_due < timeout:
             runs = _runs(db_path, pid)
             if len(runs) > before_runs:
                 break
+            if child is not None and not child[0].is_alive() and len(_runs(db_path, pid)) == before_runs:
+                raise ListenloopError(f"the round's process ended with code {child[0].exitcode}")
             if server.proc.poll() is not None:
                 raise ListenloopError("the server exited during the round (see its log)")
             time.sleep(0.5)
         else:
             raise ListenloopError(f"no round within {timeout:.0f} s")
         t_done = time.monotonic()
-        service, workers = _learning_processes(server.proc.pid)
-        learning_peak = _hwm_mb(service) if service else None
-        worker_peak = max((m for m in map(_hwm_mb, workers) if m is not None), default=None)
+        if child is not None:  # the round ran in the child itself: no separate worker
+            child[0].join(120)
+            learning_peak = child[1].recv() if child[1].poll(5) else None
+            worker_peak = None
+        else:
+            service, workers = _learning_processes(server.proc.pid)
+            learning_peak = _hwm_mb(service) if service else None
+            worker_peak = max((m for m in map(_hwm_mb, workers) if m is not None), default=None)
         load.stop()
         before = load.between(t_due - warmup, t_due)
         during = load.between(t_due, t_done)
@@ -379,6 +421,8 @@ def run_round_bench(
     finally:
         if load is not None:
             load.stop()
+        if child is not None and child[0].is_alive():
+            child[0].kill()
         if server is not None:
             server.stop()
         if keep:

@@ -22,6 +22,14 @@ def bench_round(
     think: Annotated[float, typer.Option(min=0, help="Their pause after each answer, seconds.")] = 0.25,
     warmup: Annotated[float, typer.Option(min=1, help="Seconds of load before the round is due.")] = 20.0,
     timeout: Annotated[float, typer.Option(min=10, help="Longest wait for the round, seconds.")] = 3600.0,
+    inline: Annotated[
+        bool,
+        typer.Option(
+            "--inline",
+            help="Run the round in a process of the bench's own at normal priority, the server's "
+            "learning service off (default: the server's service and its niced, SCHED_IDLE worker).",
+        ),
+    ] = False,
     workdir: Annotated[
         Path | None, typer.Option(help="Folder for the pool (its matrix needs clips x dim x 4 bytes).")
     ] = None,
@@ -45,6 +53,7 @@ def bench_round(
         think=think,
         warmup=warmup,
         timeout=timeout,
+        inline=inline,
         workdir=workdir,
         keep=keep,
         seed=seed,
