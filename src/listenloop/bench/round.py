@@ -3,8 +3,8 @@
 Protocol: a SQLite database with a classification project of `clips` clips (rows inserted
 directly: no audio, each with a made-up stored sha256) and `labels` seed labels spread over
 `classes` classes, and its consolidated feature matrix (`features/matrix.py`) written in
-chunks: float32 rows of `dim` values (ComParE's 6,373 by default: 25.5 GB for a million
-clips) drawn around one centre per class, so the model is unsure of part of the pool. A
+chunks: float32 rows as wide as `feature_set` (ComParE's 6,373 values by default: 25.5 GB
+for a million clips) drawn around one centre per class, so the model is unsure of part of the pool. A
 model run is recorded for it, so the project is not due yet. Then `listenloop serve` starts
 on loopback (its learning service in its own process, as in production) with a second,
 small project of the demo's clips that `annotators` users answer (next, then answer, then a
@@ -63,6 +63,7 @@ class RoundRow:
     max_during_ms: float | None
     cold_start: bool | None = None
     score: float | None = None
+    skipped: int | None = None  # clips the round found no features for (none: every row was in the matrix)
 
 
 def _p99(values: list[float]) -> float | None:
@@ -72,7 +73,15 @@ def _p99(values: list[float]) -> float | None:
 
 
 def build_project(
-    db_url: str, data: Path, *, clips: int, dim: int, labels: int, classes: int, retrain_every: int, seed: int
+    db_url: str,
+    data: Path,
+    *,
+    clips: int,
+    feature_set: str,
+    labels: int,
+    classes: int,
+    retrain_every: int,
+    seed: int,
 ) -> tuple[int, list[tuple[int, str]]]:
     """The big project, its clips and its feature matrix: (project id, the (clip id, label) seeds
     held back for `make_due`)."""
@@ -95,12 +104,13 @@ def build_project(
     with db.write() as s:
         owner = create_user(s, OWNER, hash_password(OWNER_PASSWORD), "owner")
         body = {"name": BENCH_PROJECT, "task_type": "classification", "classes": names}
-        body |= {"feature_set": "compare", "learner": "logreg", "retrain_every": retrain_every}
+        body |= {"feature_set": feature_set, "learner": "logreg", "retrain_every": retrain_every}
         project = create_project(s, Principal(owner.id, OWNER, "owner"), ProjectConfig(**body))
         pid = project.id
     seeded = set(rng.choice(clips, size=labels + retrain_every, replace=False).tolist())
     truth = rng.integers(classes, size=clips)
-    ext = get_extractor("compare")
+    ext = get_extractor(feature_set)
+    dim = int(ext.dim)
     token = ext.cache_token()
     cache = FeatureCache(data / "features")
     matrix = FeatureMatrix(data / "features" / "matrices", stored_name(f"project-{pid}", token), dim, token)
@@ -178,7 +188,8 @@ def make_due(db_path: Path, pid: int, seeds: list[tuple[int, str]]) -> None:
 def _runs(db_path: Path, pid: int) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)) as conn:
         return conn.execute(
-            "SELECT id, seconds, cold_start, score FROM model_runs WHERE project_id = ? ORDER BY id", (pid,)
+            "SELECT id, seconds, cold_start, score, skipped FROM model_runs WHERE project_id = ? ORDER BY id",
+            (pid,),
         ).fetchall()
 
 
@@ -296,7 +307,7 @@ def _learning_processes(server_pid: int) -> tuple[int | None, list[int]]:
 def run_round_bench(
     *,
     clips: int = 1_000_000,
-    dim: int = 6373,
+    feature_set: str = "compare",
     labels: int = 1000,
     classes: int = 3,
     retrain_every: int = 20,
@@ -318,6 +329,11 @@ def run_round_bench(
     from listenloop.demo import DEMO_DIR
 
     say = progress or (lambda _line: None)
+    from listenloop.features.registry import get_extractor
+
+    dim = get_extractor(feature_set).dim
+    if dim is None:
+        raise ListenloopError(f"feature set {feature_set!r} does not know its width before extracting")
     need = clips * dim * 4
     base_dir = Path(workdir) if workdir else Path(tempfile.gettempdir())
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -334,7 +350,7 @@ def run_round_bench(
         url = f"sqlite:///{db_path}"
         say(f"building {clips:,} clips x {dim} float32 ({need / 1e9:.1f} GB) in {work} ...")
         t0 = time.perf_counter()
-        shape = {"clips": clips, "dim": dim, "labels": labels, "classes": classes}
+        shape = {"clips": clips, "feature_set": feature_set, "labels": labels, "classes": classes}
         pid, seeds = build_project(url, data, **shape, retrain_every=retrain_every, seed=seed)
         generate_s = time.perf_counter() - t0
         say(f"built in {generate_s:.0f} s; starting the server")
@@ -397,7 +413,7 @@ def run_round_bench(
         load.stop()
         before = load.between(t_due - warmup, t_due)
         during = load.between(t_due, t_done)
-        _, seconds, cold, score = runs[-1]
+        _, seconds, cold, score, skipped = runs[-1]
         row = RoundRow(
             clips=clips,
             dim=dim,
@@ -416,6 +432,7 @@ def run_round_bench(
             max_during_ms=round(1000 * max(during), 1) if during else None,
             cold_start=bool(cold),
             score=score,
+            skipped=skipped,
         )
         return row, dict(load.errors)
     finally:

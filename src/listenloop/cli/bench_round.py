@@ -15,7 +15,9 @@ from listenloop.cli.app import bench_app, check_outputs, write_json
 @bench_app.command("round")
 def bench_round(
     clips: Annotated[int, typer.Option(min=100, help="Clips in the big project's pool.")] = 1_000_000,
-    dim: Annotated[int, typer.Option(min=1, help="Feature values per clip (ComParE: 6,373).")] = 6373,
+    feature_set: Annotated[
+        str, typer.Option(help="Feature set of the project: the width of its synthetic rows.")
+    ] = "compare",
     labels: Annotated[int, typer.Option(min=10, help="Seed labels before the round.")] = 1000,
     classes: Annotated[int, typer.Option(min=2, help="Classes of the project.")] = 3,
     annotators: Annotated[int, typer.Option(min=1, help="Annotators loading the server meanwhile.")] = 8,
@@ -46,7 +48,7 @@ def bench_round(
     check_outputs({"--json": json_out}, force)
     row, errors = run_round_bench(
         clips=clips,
-        dim=dim,
+        feature_set=feature_set,
         labels=labels,
         classes=classes,
         annotators=annotators,
