@@ -68,21 +68,22 @@ def make_app() -> Starlette:
 def main() -> None:
     import uvicorn
 
-    from listenloop.cli.startup import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, READ_TIMEOUT
     from listenloop.server.http_protocol import guarded_protocol
+    from listenloop.settings import settings
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
     a = ap.parse_args()
+    s = settings()  # the same connection limits as `listenloop serve`
     uvicorn.run(
         make_app(),
         host=a.host,
         port=a.port,
         log_level="warning",
         access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        http=guarded_protocol(MAX_HEAD_BYTES, READ_TIMEOUT),
+        timeout_keep_alive=s.keep_alive_seconds,
+        http=guarded_protocol(s.max_header_bytes, s.read_timeout),
     )
 
 

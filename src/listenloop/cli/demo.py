@@ -9,14 +9,7 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.cli.startup import (
-    KEEP_ALIVE_SECONDS,
-    MAX_HEAD_BYTES,
-    READ_TIMEOUT,
-    check_port,
-    data_folder,
-    private_files,
-)
+from listenloop.cli.startup import check_port, data_folder, private_files
 from listenloop.demo.crowd import DEFAULT_SIZE, MAX_SIZE
 
 
@@ -61,6 +54,7 @@ def demo(
     from listenloop.engine.storage import claim_data_folder
     from listenloop.server.app import create_app
     from listenloop.server.http_protocol import guarded_protocol
+    from listenloop.settings import settings
     from listenloop.store.database import Database
 
     check_port(host, port)
@@ -95,6 +89,7 @@ def demo(
         if crowd
         else None
     )
+    s = settings()
     try:
         uvicorn.run(
             app,
@@ -102,8 +97,8 @@ def demo(
             port=port,
             log_level="warning",
             access_log=False,
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            http=guarded_protocol(MAX_HEAD_BYTES, READ_TIMEOUT),
+            timeout_keep_alive=s.keep_alive_seconds,
+            http=guarded_protocol(s.max_header_bytes, s.read_timeout),
         )
     finally:
         if running is not None:

@@ -10,16 +10,9 @@ from typing import Annotated
 import typer
 
 from listenloop.cli.app import app
-from listenloop.cli.startup import (
-    KEEP_ALIVE_SECONDS,
-    MAX_HEAD_BYTES,
-    READ_TIMEOUT,
-    check_port,
-    check_scheduler,
-    data_folder,
-    private_files,
-)
+from listenloop.cli.startup import check_port, check_scheduler, data_folder, private_files
 from listenloop.errors import ListenloopError
+from listenloop.settings import Settings, as_environment
 
 
 @app.command("serve")
@@ -47,45 +40,67 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
     read_timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--read-timeout",
             help="Seconds a request's headers may take to arrive, and the longest pause in its body; "
-            "slower connections are closed.",
+            "slower connections are closed. [default: LISTENLOOP_READ_TIMEOUT or 30]",
         ),
-    ] = READ_TIMEOUT,
+    ] = None,
     max_header_bytes: Annotated[
-        int, typer.Option("--max-header-bytes", help="Largest request line and headers (431 above).")
-    ] = MAX_HEAD_BYTES,
+        int | None,
+        typer.Option(
+            "--max-header-bytes",
+            help="Largest request line and headers (431 above). "
+            "[default: LISTENLOOP_MAX_HEADER_BYTES or 65536]",
+        ),
+    ] = None,
     project_quota: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--project-quota",
-            envvar="LISTENLOOP_PROJECT_QUOTA",
-            help="Audio each project may store (e.g. 20G, 500M; 0: no quota). Uploads past it get 413.",
+            help="Audio each project may store (e.g. 20G, 500M; 0: no quota). Uploads past it get 413. "
+            "[default: LISTENLOOP_PROJECT_QUOTA or 20G]",
         ),
-    ] = "20G",
+    ] = None,
 ) -> None:
-    """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first."""
+    """Serve REST API v1 (OpenAPI at /docs). The database is created or migrated first.
+    Operational settings come from LISTENLOOP_* variables (README: Settings); options win."""
     import uvicorn
 
     from listenloop.engine.learning_process import LearningProcess
     from listenloop.engine.storage import claim_data_folder
-    from listenloop.engine.uploads import QUOTA_ENV, UploadLimits, parse_size
-    from listenloop.server.app import create_app, learning_from_env
+    from listenloop.engine.uploads import UploadLimits, parse_size
+    from listenloop.server.app import create_app
     from listenloop.server.http_protocol import guarded_protocol
     from listenloop.store.database import Database, display_url
 
+    env = Settings.from_env()
     if workers < 1:
         raise ListenloopError(f"--workers must be at least 1, not {workers}")
+    read_timeout = env.read_timeout if read_timeout is None else read_timeout
     if not read_timeout > 0:
         raise ListenloopError(f"--read-timeout must be above 0 seconds, not {read_timeout}")
+    max_header_bytes = env.max_header_bytes if max_header_bytes is None else max_header_bytes
     if max_header_bytes < 1024:
         raise ListenloopError(f"--max-header-bytes must be at least 1024, not {max_header_bytes}")
     try:
-        limits = UploadLimits(project_quota_bytes=parse_size(project_quota))
+        quota = env.project_quota if project_quota is None else parse_size(project_quota)
     except ValueError as exc:
         raise ListenloopError(f"--project-quota: {exc}") from None
+    # the options win over the environment: these settings are what this server and its workers run on
+    settings = env.model_copy(
+        update={
+            "db": db,
+            "data": str(data.expanduser().resolve()),
+            "scheduler": scheduler or None,
+            "import_root": str(import_root.expanduser().resolve()) if import_root else None,
+            "read_timeout": read_timeout,
+            "max_header_bytes": max_header_bytes,
+            "project_quota": quota,
+        }
+    )
+    limits = UploadLimits(max_upload_bytes=settings.max_upload, project_quota_bytes=quota)
     check_port(host, port)
     private_files()
     data = data_folder(data)
@@ -93,7 +108,7 @@ def serve(
         check_scheduler(scheduler)
     if import_root is not None and not import_root.expanduser().is_dir():
         raise ListenloopError(f"--import-root {import_root}: not a folder")
-    database = Database(db)
+    database = Database(db, settings)
     try:
         database.upgrade()  # once, here, so that workers never race to migrate
         # and once, here, before any worker or the learning process: what a crash left is removed;
@@ -114,11 +129,11 @@ def serve(
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 5,
-        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "timeout_keep_alive": settings.keep_alive_seconds,
         # httptools, with a bound on request heads and read timeouts (server/http_protocol.py)
         "http": guarded_protocol(max_head_bytes=max_header_bytes, read_timeout=read_timeout),
     }
-    learning = learning_from_env()
+    learning = settings.learning
     if workers == 1:
         app = create_app(
             db,
@@ -128,6 +143,7 @@ def serve(
             scheduler=scheduler,
             learning=learning,
             import_root=import_root,
+            settings=settings,
         )
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
@@ -135,16 +151,11 @@ def serve(
     # supervising parent, and not by the workers: one service (and one Dask cluster) per server
     # instead of one per worker, and the workers (spawned, not forked) serve requests only. The
     # database lease still keeps several servers on one PostgreSQL from running a round twice.
-    os.environ.update(
-        LISTENLOOP_DB=db,
-        LISTENLOOP_DATA=str(data.expanduser().resolve()),
-        LISTENLOOP_SCHEDULER=scheduler or "",
-        LISTENLOOP_IMPORT_ROOT=str(import_root.expanduser().resolve()) if import_root else "",
-        LISTENLOOP_PARENT_PID=str(os.getpid()),
-        LISTENLOOP_LEARNING="0",
-        **{QUOTA_ENV: str(limits.project_quota_bytes or 0)},
-    )
-    service = LearningProcess(db, data, scheduler) if learning else None
+    # The workers read their settings from the environment (`app_from_env`): these, the options'
+    # values included, and no learning service of their own.
+    os.environ.update(worker_environment(settings), LISTENLOOP_PARENT_PID=str(os.getpid()))
+    poll = settings.learning_poll_seconds
+    service = LearningProcess(db, data, scheduler, poll_seconds=poll) if learning else None
     if service is not None:
         service.start()
     try:
@@ -152,3 +163,9 @@ def serve(
     finally:
         if service is not None:
             service.stop()
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The LISTENLOOP_* variables that give a worker of `serve --workers N` the same settings as the
+    parent, with the learning service off (the parent runs the only one)."""
+    return as_environment(settings.model_copy(update={"learning": False}))

@@ -11,14 +11,6 @@ from urllib.parse import urlsplit
 
 from listenloop.errors import ListenloopError
 
-# uvicorn's keep-alive for idle connections: longer than clients keep theirs (httpx 5 s), so the
-# server never closes a connection at the moment a client reuses it (that request would fail).
-KEEP_ALIVE_SECONDS = 75
-# A request's head (request line and headers; a browser's are under 8 KiB) may be this large,
-# and must arrive within READ_TIMEOUT seconds, which is also the longest pause in a body.
-MAX_HEAD_BYTES = 64 * 1024
-READ_TIMEOUT = 30.0
-
 
 def check_port(host: str, port: int) -> None:
     """The port is a TCP port that nothing listens on yet at `host`."""

@@ -18,9 +18,9 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from listenloop.engine.errors import ConflictError, InvalidError, UnauthorizedError
+from listenloop.settings import Settings
 from listenloop.store.models import ROLES, ApiToken, Event, User, utcnow
 
-TOKEN_LIFETIME = timedelta(days=7)
 MIN_PASSWORD = 8
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 # The common passwords refused at registration and on a change: the 8,354 entries of 8 or more
@@ -136,17 +136,19 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(session: Session, username: str, now: datetime | None = None) -> str:
-    """A new bearer token for `username` (whose password was verified); returns the token itself."""
+def issue_token(
+    session: Session, username: str, now: datetime | None = None, lifetime: timedelta | None = None
+) -> str:
+    """A new bearer token for `username` (whose password was verified), valid for `lifetime`
+    (default: the settings' `token_lifetime_days`); returns the token itself."""
+    lifetime = Settings.from_env().token_lifetime if lifetime is None else lifetime
     user_id = session.scalar(select(User.id).where(User.username == username))
     if user_id is None:
         raise UnauthorizedError("wrong username or password")
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     session.add(
-        ApiToken(
-            user_id=user_id, token_hash=token_digest(token), created_at=now, expires_at=now + TOKEN_LIFETIME
-        )
+        ApiToken(user_id=user_id, token_hash=token_digest(token), created_at=now, expires_at=now + lifetime)
     )
     session.execute(ApiToken.__table__.delete().where(ApiToken.user_id == user_id, ApiToken.expires_at < now))
     return token

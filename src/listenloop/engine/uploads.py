@@ -35,30 +35,17 @@ from listenloop.audio.io import AUDIO_EXTENSIONS, load_audio
 from listenloop.engine.errors import InvalidError, TooLargeError
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.storage import quota_error, quota_reason
-from listenloop.errors import AudioError
+from listenloop.errors import AudioError, ListenloopError
+from listenloop.settings import Settings
+from listenloop.settings import parse_size as parse_size  # where the server's options read sizes
 from listenloop.store.models import Clip, Event, Project, utcnow
 
 CHUNK = 1 << 20
 MIN_DURATION = 0.05  # seconds: shorter than this is nothing a listener can label
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SHORT_CHUNK = re.compile(r"^(\w+)\s*: (\d+) \(should be (\d+)\)", re.MULTILINE)
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.ASCII | re.IGNORECASE)
-QUOTA_ENV = "LISTENLOOP_PROJECT_QUOTA"
+QUOTA_ENV = Settings.variable("project_quota")  # LISTENLOOP_PROJECT_QUOTA
 DEFAULT_PROJECT_QUOTA = 20 << 30
-
-
-def parse_size(text: str) -> int | None:
-    """Bytes from `20G`, `500MB`, `1.5GiB`, `1048576` (powers of 1024); None for `0`, `none`,
-    `off` or `unlimited` (no bound). ValueError for anything else."""
-    text = text.strip()
-    if text.lower() in ("0", "none", "off", "unlimited"):
-        return None
-    match = _SIZE.fullmatch(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a size (say 20G, 500M or a number of bytes)")
-    number, unit = match.groups()
-    size = int(float(number) * 1024 ** ("kmgt".index(unit.lower()) + 1)) if unit else int(number)
-    return size or None
 
 
 @dataclass(frozen=True)
@@ -78,14 +65,13 @@ class UploadLimits:
 
     @classmethod
     def from_env(cls) -> UploadLimits:
-        """The defaults, with the project quota from LISTENLOOP_PROJECT_QUOTA (e.g. 20G; 0: none)."""
-        raw = os.environ.get(QUOTA_ENV, "").strip()
-        if not raw:
-            return cls()
+        """The defaults, with the upload size and project quota of the settings (LISTENLOOP_MAX_UPLOAD,
+        LISTENLOOP_PROJECT_QUOTA: e.g. 20G; 0: no quota)."""
         try:
-            return cls(project_quota_bytes=parse_size(raw))
-        except ValueError as exc:
-            raise InvalidError(f"{QUOTA_ENV}: {exc}") from None
+            s = Settings.from_env()
+        except ListenloopError as exc:
+            raise InvalidError(str(exc)) from None
+        return cls(max_upload_bytes=s.max_upload, project_quota_bytes=s.project_quota)
 
 
 @dataclass

@@ -2,9 +2,10 @@
 
 `create_app(db_url, data_dir)` builds it (and brings the database schema up to date);
 `app_from_env()` is the import-string factory that `listenloop serve --workers N` hands to
-uvicorn, configured by LISTENLOOP_DB, LISTENLOOP_DATA, LISTENLOOP_SCHEDULER,
-LISTENLOOP_IMPORT_ROOT and LISTENLOOP_LEARNING. The app's lifespan runs the background learning service
-(`engine/learning_service.py`) unless `learning=False` (or LISTENLOOP_LEARNING=0).
+uvicorn, configured by the settings (`listenloop/settings.py`: LISTENLOOP_DB, LISTENLOOP_DATA,
+LISTENLOOP_SCHEDULER, LISTENLOOP_IMPORT_ROOT, LISTENLOOP_LEARNING and the operational ones). The
+app's lifespan runs the background learning service (`engine/learning_service.py`) unless
+`learning=False` (or LISTENLOOP_LEARNING=0).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from listenloop.server.routers import clips, dashboard, exports, leaderboard, pr
 from listenloop.server.routers.docs import mount_docs
 from listenloop.server.routers.pages import mount_pages
 from listenloop.server.security_headers import SecurityHeadersMiddleware
+from listenloop.settings import Settings
 from listenloop.store.database import DEFAULT_URL, Database
 
 DEFAULT_DATA = "listenloop-data"
@@ -108,6 +110,7 @@ def create_app(
     scheduler: str | None = None,
     learning: bool = True,
     import_root: str | Path | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
     """The API on the database at `db_url` with audio under `data_dir` (created if missing,
     for its owner only).
@@ -117,13 +120,15 @@ def create_app(
     `learning` runs the learning service (retrain and re-rank in the background) while the app
     runs; tests of the request path turn it off.
     `import_root`: the folder that manifest uploads' paths are relative to (None: no manifests).
+    `settings`: the operational settings (default: read from the environment now).
     """
+    settings = settings or Settings.from_env()
     data = Path(data_dir).expanduser().resolve()
     try:
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ListenloopError(f"--data {data_dir}: {exc.strerror or exc}") from None
-    db = Database(db_url)
+    db = Database(db_url, settings)
     if migrate:
         db.upgrade()
 
@@ -132,8 +137,11 @@ def create_app(
         # A process of its own, so its work never holds this process's GIL; an in-memory
         # database exists in this process only, so its service runs in a thread here.
         in_memory = db.sqlite and db.engine.url.database in (None, "", ":memory:")
+        poll = settings.learning_poll_seconds
         service = (
-            LearningService(db, data, scheduler) if in_memory else LearningProcess(db.url, data, scheduler)
+            LearningService(db, data, scheduler, poll_seconds=poll, lease=settings.learning_lease)
+            if in_memory
+            else LearningProcess(db.url, data, scheduler, poll_seconds=poll)
         )
 
     @asynccontextmanager
@@ -158,17 +166,25 @@ def create_app(
         docs_url=None,  # served by routers/docs.py without a CDN
         redoc_url=None,
     )
+    app.state.settings = settings
     app.state.db = db
     app.state.data_dir = data
-    app.state.limits = limits or UploadLimits.from_env()  # the project quota: LISTENLOOP_PROJECT_QUOTA
+    app.state.limits = limits or UploadLimits(
+        max_upload_bytes=settings.max_upload, project_quota_bytes=settings.project_quota
+    )
     app.state.scheduler = scheduler
     app.state.import_root = Path(import_root).expanduser().resolve() if import_root else None
     app.state.learning = service
-    app.state.token_cache = TokenCache()
+    app.state.token_cache = TokenCache(seconds=settings.token_cache_seconds)
     app.state.idle = IdleCache()
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_throttle = LoginThrottle(
+        account_limit=settings.login_account_failures,
+        address_limit=settings.login_address_failures,
+        window=settings.login_window_seconds,
+    )
     app.state.hash_gate = HashGate()
-    app.add_middleware(BodyLimitMiddleware)  # 1 MiB, unless the route raises it (upload routes)
+    # 1 MiB (json_body_limit), unless the route raises it (upload routes)
+    app.add_middleware(BodyLimitMiddleware, default=settings.json_body_limit)
     app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(ListenloopError, _engine_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -184,8 +200,8 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The app as configured by LISTENLOOP_DB / LISTENLOOP_DATA / LISTENLOOP_SCHEDULER /
-    LISTENLOOP_LEARNING (workers).
+    """The app as the settings say (LISTENLOOP_DB, LISTENLOOP_DATA, LISTENLOOP_SCHEDULER,
+    LISTENLOOP_LEARNING, ...): what each worker of `serve --workers N` runs.
 
     The parent (`listenloop serve`) has already migrated the database, and with several workers
     it runs the learning service itself (LISTENLOOP_LEARNING=0 here).
@@ -193,16 +209,18 @@ def app_from_env() -> FastAPI:
     parent = os.environ.get("LISTENLOOP_PARENT_PID")
     if parent:
         die_with_parent(int(parent))
+    settings = Settings.from_env()
     return create_app(
-        os.environ.get("LISTENLOOP_DB", DEFAULT_URL),
-        os.environ.get("LISTENLOOP_DATA", DEFAULT_DATA),
+        settings.db,
+        settings.data,
         migrate=os.environ.get("LISTENLOOP_MIGRATE", "0") == "1",
-        scheduler=os.environ.get("LISTENLOOP_SCHEDULER") or None,
-        learning=learning_from_env(),
-        import_root=os.environ.get("LISTENLOOP_IMPORT_ROOT") or None,
+        scheduler=settings.scheduler,
+        learning=settings.learning,
+        import_root=settings.import_root,
+        settings=settings,
     )
 
 
 def learning_from_env() -> bool:
     """LISTENLOOP_LEARNING=0 (or false, no, off) turns the background learning service off."""
-    return os.environ.get("LISTENLOOP_LEARNING", "1").strip().lower() not in ("0", "false", "no", "off")
+    return Settings.from_env().learning

@@ -21,11 +21,10 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from listenloop.errors import ListenloopError
+from listenloop.settings import Settings
 
 DEFAULT_URL = "sqlite:///./listenloop.db"
-BUSY_TIMEOUT_MS = 30_000
 AUTOCHECKPOINT_PAGES = 20_000
-CHECKPOINT_SECONDS = 1.0
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -57,12 +56,21 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL, busy timeout and foreign keys on every new SQLite connection; BEGIN is ours to emit."""
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    """The connect hook: WAL, busy timeout and foreign keys on every new SQLite connection; BEGIN
+    is ours to emit."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        _set_pragmas(dbapi_connection, busy_timeout_ms)
+
+    return on_connect
+
+
+def _set_pragmas(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     dbapi_connection.isolation_level = None  # pysqlite must not emit its own BEGIN
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL mode: durable across a process crash
     # Checkpoints (and their fsync) run in Database's background thread, not inside a request's
@@ -81,9 +89,12 @@ def _sqlite_begin(conn: Any) -> None:
     conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str = DEFAULT_URL) -> Engine:
-    """An engine for `url`; a URL that cannot be used is a ListenloopError naming it."""
+def make_engine(url: str = DEFAULT_URL, busy_timeout_ms: int | None = None) -> Engine:
+    """An engine for `url`; a URL that cannot be used is a ListenloopError naming it.
+    `busy_timeout_ms` (SQLite): how long a writer waits for the lock (default: the settings')."""
     url = normalize_url(url)
+    if busy_timeout_ms is None:
+        busy_timeout_ms = Settings.from_env().busy_timeout_ms
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -98,9 +109,9 @@ def make_engine(url: str = DEFAULT_URL) -> Engine:
                 raise ListenloopError(f"--db {url}: folder {folder} does not exist")
             _create_private(Path(database).expanduser())
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+            url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.drivername not in ("postgresql+psycopg",):
@@ -142,9 +153,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 class Database:
     """One database: read sessions, write sessions (BEGIN IMMEDIATE on SQLite) and migrations."""
 
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_URL, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
         self.url = normalize_url(url)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, self.settings.busy_timeout_ms)
         self.sqlite = is_sqlite(self.url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = self.engine.execution_options(listenloop_write=True)
@@ -181,9 +193,11 @@ class Database:
             finally:
                 session.close()
 
-    def start_checkpointer(self, interval: float = CHECKPOINT_SECONDS) -> Callable[[], None]:
-        """SQLite: copy the WAL into the database every `interval` seconds in a daemon thread
-        (PASSIVE: it never waits for readers or writers); returns the function that stops it."""
+    def start_checkpointer(self, interval: float | None = None) -> Callable[[], None]:
+        """SQLite: copy the WAL into the database every `interval` seconds (default: the settings'
+        `checkpoint_seconds`) in a daemon thread (PASSIVE: it never waits for readers or writers);
+        returns the function that stops it."""
+        interval = self.settings.checkpoint_seconds if interval is None else interval
         if not self.sqlite:
             return lambda: None
         stop = threading.Event()
@@ -219,5 +233,5 @@ def connection_of(session: Session | Connection) -> Connection:
 
 
 def database_from_env() -> str:
-    """The database URL of `LISTENLOOP_DB`, or the default."""
-    return os.environ.get("LISTENLOOP_DB", DEFAULT_URL)
+    """The database URL of `LISTENLOOP_DB` (the settings'), or the default."""
+    return Settings.from_env().db

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from listenloop.engine.accounts import (
-    TOKEN_LIFETIME,
     check_credentials,
     check_password,
     create_user,
@@ -85,9 +84,10 @@ async def _issue(request: Request, db: DB, username: str, password: str) -> tupl
     if not await _checked(request, username, password, partial(_stored_hash, db, username)):
         raise UnauthorizedError("wrong username or password")
     now = utcnow()
+    lifetime = request.app.state.settings.token_lifetime
     with db.write() as session:
-        token = issue_token(session, username, now)
-    return token, now + TOKEN_LIFETIME
+        token = issue_token(session, username, now, lifetime)
+    return token, now + lifetime
 
 
 @router.post("/token", response_model=TokenOut)
@@ -117,7 +117,7 @@ async def sign_in(
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=int(TOKEN_LIFETIME.total_seconds()),
+        max_age=int(request.app.state.settings.token_lifetime.total_seconds()),
         path="/",
         httponly=True,
         samesite="strict",
