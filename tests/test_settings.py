@@ -72,14 +72,16 @@ def test_the_server_runs_on_the_settings(tmp_path: Path, monkeypatch: pytest.Mon
     with TestClient(app) as c:
         r = c.post("/api/v1/token", data={"username": "owner", "password": "owner-pass-1"})
         expires = datetime.fromisoformat(r.json()["expires_at"].rstrip("Z"))
-        assert timedelta(hours=11) < expires - datetime.utcnow() < timedelta(hours=13)  # noqa: DTZ003
+        assert timedelta(hours=11) < expires - datetime.utcnow() < timedelta(hours=13)
         big = {"username": "x" * 3000, "password": "long-enough-1"}
         assert c.post("/api/v1/users", json=big).status_code == 413
 
 
 def test_the_readme_lists_every_setting() -> None:
     text = README.read_text()
-    missing = [Settings.variable(name) for name in Settings.model_fields if Settings.variable(name) not in text]
+    missing = [
+        Settings.variable(name) for name in Settings.model_fields if Settings.variable(name) not in text
+    ]
     assert not missing, f"README.md does not document {missing}"
 
 
@@ -110,7 +112,7 @@ def test_no_import_cycle_between_the_package_parts() -> None:
     def visit(node: str, path: list[str]) -> None:
         for nxt in sorted(edges.get(node, ())):
             if nxt in path:
-                cycles.append(path[path.index(nxt) :] + [nxt])
+                cycles.append([*path[path.index(nxt) :], nxt])
             elif len(path) < 12:
                 visit(nxt, [*path, nxt])
 

@@ -1,9 +1,16 @@
-"""What an owner takes home: labels per clip, trust per annotator, and every stored answer."""
+"""What an owner takes home: labels per clip, trust per annotator, and every stored answer.
+
+Exports stream: `iter_export_project` and `iter_export_answers` yield the text in pieces of
+about `CHUNK` rows, reading clips by id in chunks (with their answers' soft labels per chunk)
+and answers through one streamed cursor, so that a 1M-clip project takes the memory of one
+chunk, not of the whole file. `export_project` and `export_answers` join the pieces.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -43,6 +50,7 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 # stopped at the most answers without agreement; `confidence` says how little). Queued clips
 # are still being answered, pool and passed ones were never asked.
 FINISHED = ("done", "low_agreement")
+CHUNK = 2000  # rows per piece of a streamed export (and per query of clips)
 
 
 class ClipLabel(NamedTuple):
@@ -72,7 +80,7 @@ def final_label(clip: Clip) -> ClipLabel | None:
     return None
 
 
-def clip_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+def clip_rows(session: Session, project: Project, chunk: int | None = None) -> Iterator[dict[str, Any]]:
     """Per clip: file, final label, confidence, soft label (`soft_by_clip`), regular answers,
     status, source, final, model_label.
 
@@ -84,22 +92,32 @@ def clip_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
     labelled set), expert (the owner's correction in the clip browser) or gold (a control
     question's known answer).
     """
-    guesses = newest_predictions(session, project)[1]
-    soft = soft_by_clip(session, project)
-    for clip in session.scalars(select(Clip).where(Clip.project_id == project.id).order_by(Clip.id)):
-        final = final_label(clip)
-        yield {
-            "clip_id": clip.id,
-            "file": clip.file_name,
-            "label": final.label if final else None,
-            "confidence": final.confidence if final else None,
-            "soft": soft.get(clip.id, {}),
-            "answers": clip.n_answers,
-            "status": "gold" if clip.is_gold else clip.status,
-            "source": final.source if final else None,
-            "final": final is not None,
-            "model_label": guesses.get(clip.id),
-        }
+    guesses = newest_predictions(session, project)[1]  # a pool map's sample: 2,000 clips at most
+    chunk = chunk or CHUNK
+    last = 0
+    while True:  # by id, `chunk` clips at a time (ix_clips_project_id): bounded memory
+        query = (
+            select(Clip).where(Clip.project_id == project.id, Clip.id > last).order_by(Clip.id).limit(chunk)
+        )
+        clips = session.scalars(query).all()
+        if not clips:
+            return
+        soft = soft_by_clip(session, project, [c.id for c in clips])
+        for clip in clips:
+            final = final_label(clip)
+            yield {
+                "clip_id": clip.id,
+                "file": clip.file_name,
+                "label": final.label if final else None,
+                "confidence": final.confidence if final else None,
+                "soft": soft.get(clip.id, {}),
+                "answers": clip.n_answers,
+                "status": "gold" if clip.is_gold else clip.status,
+                "source": final.source if final else None,
+                "final": final is not None,
+                "model_label": guesses.get(clip.id),
+            }
+        last = clips[-1].id  # (the session holds its objects weakly: a written chunk is let go)
 
 
 def annotator_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
@@ -145,12 +163,22 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     """CSV text with a header; dict cells (soft labels) as compact JSON, booleans as true/false
     (as in JSONL), None as an empty cell, text that a spreadsheet would run as a formula escaped
     with a leading `'` (`escape_formula`)."""
+    return "".join(iter_csv(rows, columns))
+
+
+def iter_csv(rows: Iterable[dict[str, Any]], columns: list[str], chunk: int | None = None) -> Iterator[str]:
+    """`to_csv` in pieces: the header, then about `chunk` rows per piece."""
+    chunk = chunk or CHUNK
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    for row in rows:
+    for n, row in enumerate(rows, 1):
         writer.writerow({k: _cell(v) for k, v in row.items()})
-    return out.getvalue()
+        if n % chunk == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
 
 
 def escape_formula(text: str) -> str:
@@ -173,22 +201,46 @@ def _cell(value: Any) -> Any:
 
 def to_jsonl(records: Iterable[dict[str, Any]]) -> str:
     """One JSON object per line."""
-    return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+    return "".join(iter_jsonl(records))
+
+
+def iter_jsonl(records: Iterable[dict[str, Any]], chunk: int | None = None) -> Iterator[str]:
+    """`to_jsonl` in pieces of about `chunk` lines."""
+    chunk = chunk or CHUNK
+    lines: list[str] = []
+    for record in records:
+        lines.append(json.dumps(record, separators=(",", ":")) + "\n")
+        if len(lines) >= chunk:
+            yield "".join(lines)
+            lines.clear()
+    if lines:
+        yield "".join(lines)
+
+
+def iter_export_project(session: Session, project: Project, fmt: str, table: str = "clips") -> Iterator[str]:
+    """The labels export in pieces: CSV of `table` (clips or annotators), or JSONL of both
+    (`record` says which: every clip, then every annotator)."""
+    if fmt == "csv":
+        if table == "annotators":
+            return iter_csv(annotator_rows(session, project), ANNOTATOR_COLUMNS)
+        return iter_csv(clip_rows(session, project), CLIP_COLUMNS)
+    clips = ({"record": "clip", **row} for row in clip_rows(session, project))
+    people = ({"record": "annotator", **row} for row in annotator_rows(session, project))
+    return iter_jsonl(itertools.chain(clips, people))
 
 
 def export_project(session: Session, project: Project, fmt: str, table: str = "clips") -> str:
-    """The labels export: CSV of `table` (clips or annotators), or JSONL of both (`record` says which)."""
+    """The labels export as one text (`iter_export_project` joined)."""
+    return "".join(iter_export_project(session, project, fmt, table))
+
+
+def iter_export_answers(session: Session, project: Project, fmt: str = "csv") -> Iterator[str]:
+    """Every stored answer in pieces: `task_id,clip_id,annotator,answer,kind,answered_at`."""
     if fmt == "csv":
-        if table == "annotators":
-            return to_csv(annotator_rows(session, project), ANNOTATOR_COLUMNS)
-        return to_csv(clip_rows(session, project), CLIP_COLUMNS)
-    clips = ({"record": "clip", **row} for row in clip_rows(session, project))
-    people = ({"record": "annotator", **row} for row in annotator_rows(session, project))
-    return to_jsonl(list(clips) + list(people))
+        return iter_csv(answer_rows(session, project), ANSWER_COLUMNS)
+    return iter_jsonl(answer_rows(session, project))
 
 
 def export_answers(session: Session, project: Project, fmt: str = "csv") -> str:
-    """Every stored answer: `task_id,clip_id,annotator,answer,kind,answered_at`."""
-    if fmt == "csv":
-        return to_csv(answer_rows(session, project), ANSWER_COLUMNS)
-    return to_jsonl(answer_rows(session, project))
+    """Every stored answer as one text (`iter_export_answers` joined)."""
+    return "".join(iter_export_answers(session, project, fmt))

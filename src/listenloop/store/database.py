@@ -89,9 +89,17 @@ def _sqlite_begin(conn: Any) -> None:
     conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str = DEFAULT_URL, busy_timeout_ms: int | None = None) -> Engine:
+def _query_only(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite: this connection may read only (a write is an error, never a held lock)."""
+    dbapi_connection.execute("PRAGMA query_only=ON")
+
+
+def make_engine(
+    url: str = DEFAULT_URL, busy_timeout_ms: int | None = None, *, read_only: bool = False
+) -> Engine:
     """An engine for `url`; a URL that cannot be used is a ListenloopError naming it.
-    `busy_timeout_ms` (SQLite): how long a writer waits for the lock (default: the settings')."""
+    `busy_timeout_ms` (SQLite): how long a writer waits for the lock (default: the settings').
+    `read_only` (SQLite): every connection is `query_only` (PostgreSQL: see `Database.read_only`)."""
     url = normalize_url(url)
     if busy_timeout_ms is None:
         busy_timeout_ms = Settings.from_env().busy_timeout_ms
@@ -112,6 +120,8 @@ def make_engine(url: str = DEFAULT_URL, busy_timeout_ms: int | None = None) -> E
             url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
         )
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+        if read_only:
+            event.listen(engine, "connect", _query_only)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.drivername not in ("postgresql+psycopg",):
@@ -160,6 +170,18 @@ class Database:
         self.sqlite = is_sqlite(self.url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = self.engine.execution_options(listenloop_write=True)
+        # the owner's long reads (`read_only`)
+        self._read_only_engine: Engine | None = None
+        if self.sqlite and self.engine.url.database not in (None, "", ":memory:"):
+            self._read_only_engine = make_engine(self.url, self.settings.busy_timeout_ms, read_only=True)
+            reader: Engine = self._read_only_engine
+        elif self.sqlite:  # an in-memory database exists in its own engine only
+            reader = self.engine
+        else:
+            reader = self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        self._read_only = sessionmaker(reader, expire_on_commit=False)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest revision."""
@@ -169,6 +191,16 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A session for reading; whatever it did is rolled back at the end."""
         with self._read() as session:
+            yield session
+
+    @contextmanager
+    def read_only(self) -> Iterator[Session]:
+        """A session that can only read, in one snapshot: for the owner's long reads (dashboard,
+        exports), which run in threads beside the request path. SQLite: a pool of its own whose
+        connections are `query_only` (a deferred BEGIN: its snapshot is taken at the first read
+        and kept to the end; WAL readers never block the writer); PostgreSQL: a READ ONLY,
+        REPEATABLE READ transaction (one snapshot for every chunk of an export)."""
+        with self._read_only() as session:
             yield session
 
     @contextmanager
@@ -225,6 +257,8 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (after a fork, or at shutdown)."""
         self.engine.dispose()
+        if self._read_only_engine is not None:
+            self._read_only_engine.dispose()
 
 
 def connection_of(session: Session | Connection) -> Connection:

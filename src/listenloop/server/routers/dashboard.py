@@ -1,7 +1,9 @@
 """The owner's dashboard: summary, annotators (flag, block), model runs and their pool maps.
 
 Every route is for the project's owner (or an admin): annotators get 403. The numbers come
-from `engine/dashboard.py`; the routes only translate HTTP to those calls.
+from `engine/dashboard.py`; the routes only translate HTTP to those calls. The reads are plain
+functions, which FastAPI runs in its thread pool, on read-only sessions: an open dashboard's
+polls never hold up the annotators' `next` and `answer` on the event loop.
 """
 
 from __future__ import annotations
@@ -237,18 +239,18 @@ async def project_options(who: Owner) -> dict[str, Any]:
 
 
 @router.get("/projects/{project_id}/dashboard", response_model=DashboardOut)
-async def dashboard(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
+def dashboard(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
     """Status, label distribution, answers per clip and savings (owner)."""
-    with db.read() as session:
+    with db.read_only() as session:
         project = ops.load_project(session, project_id)
         ops.require_owner(project, who)
         return dash.dashboard_summary(session, project)
 
 
 @router.get("/projects/{project_id}/annotators", response_model=list[AnnotatorOut])
-async def annotators(project_id: ProjectId, who: User, db: DB) -> list[dict[str, Any]]:
+def annotators(project_id: ProjectId, who: User, db: DB) -> list[dict[str, Any]]:
     """Trust, answers, control accuracy, consistency agreement, flagged and blocked (owner)."""
-    with db.read() as session:
+    with db.read_only() as session:
         project = ops.load_project(session, project_id)
         ops.require_owner(project, who)
         return dash.annotator_table(session, project)
@@ -267,18 +269,18 @@ async def set_flags(
 
 
 @router.get("/projects/{project_id}/runs", response_model=list[RunOut])
-async def runs(project_id: ProjectId, who: User, db: DB) -> list[dict[str, Any]]:
+def runs(project_id: ProjectId, who: User, db: DB) -> list[dict[str, Any]]:
     """The project's learning rounds, oldest first (owner)."""
-    with db.read() as session:
+    with db.read_only() as session:
         project = ops.load_project(session, project_id)
         ops.require_owner(project, who)
         return dash.model_runs(session, project)
 
 
 @router.get("/projects/{project_id}/runs/{run_id}/map", response_model=MapOut)
-async def run_map(project_id: ProjectId, run_id: RunId, who: User, db: DB) -> dict[str, Any]:
+def run_map(project_id: ProjectId, run_id: RunId, who: User, db: DB) -> dict[str, Any]:
     """One round's 2-D map of the pool, points coloured by predicted label (owner)."""
-    with db.read() as session:
+    with db.read_only() as session:
         project = ops.load_project(session, project_id)
         ops.require_owner(project, who)
         return dash.run_map(session, project, run_id)

@@ -1,56 +1,79 @@
-"""Exports for owners: labels per clip and trust per annotator, and every stored answer."""
+"""Exports for owners: labels per clip and trust per annotator, and every stored answer.
+
+The routes are plain functions (FastAPI runs them in its thread pool) and the files stream:
+the owner's check runs first, then the text is read and sent in pieces from a read-only session
+(`Database.read_only`: one snapshot), each piece produced in the thread pool, so that neither
+the event loop (the annotators' `next` and `answer`) nor the memory waits on the whole file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from listenloop.engine import projects as ops
-from listenloop.engine.exports import export_answers, export_project
+from listenloop.engine.accounts import Principal
+from listenloop.engine.exports import iter_export_answers, iter_export_project
 from listenloop.server.deps import DB, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
+from listenloop.store.database import Database
+from listenloop.store.models import Project
 
 router = APIRouter(tags=["exports"], route_class=StrictJSONRoute)
 MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+TEXT = {"content": {"text/csv": {}, "application/x-ndjson": {}}}
 
 
-@router.get("/projects/{project_id}/export", response_class=PlainTextResponse)
-async def export(
+def _owned(db: Database, project_id: int, who: Principal) -> None:
+    """404 for an unknown project, 403 unless the caller owns it (before anything is sent)."""
+    with db.read_only() as session:
+        ops.require_owner(ops.load_project(session, project_id), who)
+
+
+def _pieces(
+    db: Database, project_id: int, export: Callable[[Session, Project], Iterator[str]]
+) -> Iterator[str]:
+    """The export's pieces, read in one read-only session that lives as long as the response."""
+    with db.read_only() as session:
+        yield from export(session, ops.load_project(session, project_id))
+
+
+def _attachment(pieces: Iterator[str], fmt: str, name: str) -> StreamingResponse:
+    return StreamingResponse(
+        pieces, media_type=MEDIA[fmt], headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get("/projects/{project_id}/export", response_class=StreamingResponse, responses={200: TEXT})
+def export(
     project_id: ProjectId,
     who: User,
     db: DB,
     format: Literal["csv", "jsonl"] = Query("csv", description="csv or jsonl"),
     table: Literal["clips", "annotators"] = Query("clips", description="Which table a CSV holds."),
-) -> PlainTextResponse:
+) -> StreamingResponse:
     """Per clip: file, hard label, confidence, soft distribution, answers; per annotator: trust, answers.
 
     CSV holds one table (`table=clips|annotators`); JSONL holds both, `record` saying which.
     """
-    with db.read() as session:
-        project = ops.load_project(session, project_id)
-        ops.require_owner(project, who)
-        text = export_project(session, project, format, table)
+    _owned(db, project_id, who)
+    pieces = _pieces(db, project_id, lambda s, p: iter_export_project(s, p, format, table))
     name = f"project-{project_id}-{table if format == 'csv' else 'labels'}.{format}"
-    return PlainTextResponse(
-        text, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return _attachment(pieces, format, name)
 
 
-@router.get("/projects/{project_id}/answers", response_class=PlainTextResponse)
-async def answers(
+@router.get("/projects/{project_id}/answers", response_class=StreamingResponse, responses={200: TEXT})
+def answers(
     project_id: ProjectId,
     who: User,
     db: DB,
     format: Literal["csv", "jsonl"] = Query("csv", description="csv or jsonl"),
-) -> PlainTextResponse:
+) -> StreamingResponse:
     """Every stored answer: `task_id,clip_id,annotator,answer,kind,answered_at` (owner)."""
-    with db.read() as session:
-        project = ops.load_project(session, project_id)
-        ops.require_owner(project, who)
-        text = export_answers(session, project, format)
-    name = f"project-{project_id}-answers.{format}"
-    return PlainTextResponse(
-        text, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    _owned(db, project_id, who)
+    pieces = _pieces(db, project_id, lambda s, p: iter_export_answers(s, p, format))
+    return _attachment(pieces, format, f"project-{project_id}-answers.{format}")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from fastapi import APIRouter, Query, status
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from listenloop.engine import project_settings as settings
 from listenloop.engine import projects as ops
+from listenloop.engine.accounts import Principal
 from listenloop.engine.config import ProjectConfig, ProjectPatch, check_learning_setup, problems_of
 from listenloop.engine.errors import InvalidError, ProblemsError
 from listenloop.engine.storage import storage_use
+from listenloop.engine.uploads import UploadLimits
 from listenloop.server.config_body import ConfigBodyRoute, PatchBodyRoute
 from listenloop.server.deps import DB, Limits, Owner, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
@@ -71,8 +76,22 @@ async def update_project(project_id: ProjectId, patch: ProjectPatch, who: Owner,
 @router.get("/projects/{project_id}/status", response_model=StatusOut)
 async def project_status(project_id: ProjectId, who: User, db: DB, limits: Limits) -> dict[str, Any]:
     """Progress, answers used, labels done, model score history, budget left and storage used
-    (members: the owner, and annotators who joined or were invited)."""
-    with db.read() as session:
+    (members: the owner, and annotators who joined or were invited).
+
+    An owner's call (the dashboard polls it) runs in the thread pool on a read-only session; an
+    annotator's stays on the event loop, as their `next` and `answer` do."""
+    if who.role in ("owner", "admin"):
+        return await run_in_threadpool(_status, db.read_only, project_id, who, limits)
+    return _status(db.read, project_id, who, limits)
+
+
+def _status(
+    session_of: Callable[[], AbstractContextManager[Session]],
+    project_id: int,
+    who: Principal,
+    limits: UploadLimits,
+) -> dict[str, Any]:
+    with session_of() as session:
         project = ops.load_project(session, project_id)
         not_yet = f"project {project_id}'s status is for its members: answer a clip to join"
         ops.require_member(session, project, who, not_yet)
