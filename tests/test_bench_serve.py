@@ -44,6 +44,7 @@ def test_bench_serve_runs_both_phases(tmp_path: Path) -> None:
         assert r["annotators"] == 3 and r["acked"] > 0 and r["answers_per_s"] > 0
         assert r["server_errors"] == 0 and r["failures"] == 0 and r["stored_once"] is True
         assert r["serving_cpu_ms"] > 0.1 and r["background_cpu_ms"] >= 0  # the server's CPU per answer
+        assert 0 < r["client_cpu_ms"] < 1.0  # the light client (httpx took 4.4 ms per request)
     assert "answers/s" in proc.stdout and "ms serving" in proc.stdout
 
 
@@ -83,3 +84,44 @@ def test_request_path_bench_times_pairs_in_process(tmp_path: Path) -> None:
     result = json.loads(proc.stdout)
     assert result["pairs"] == 20 and 0 < result["cpu_ms_per_pair"] < 1000
     assert prof.stat().st_size > 0
+
+
+def test_the_load_client_reads_sized_and_chunked_bodies_on_one_connection() -> None:
+    """`bench serve`'s client (bench/load_client.py): keep-alive HTTP/1.1, both body framings."""
+    import asyncio
+
+    from listenloop.bench.load_client import Conn
+
+    replies = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    ]
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for reply in replies:  # one connection for every request: keep-alive
+            head = await reader.readuntil(b"\r\n\r\n")
+            seen.append(head)
+            size = [
+                int(x.split(b":")[1]) for x in head.split(b"\r\n") if x.lower().startswith(b"content-length")
+            ]
+            if size:
+                seen.append(await reader.readexactly(size[0]))
+            writer.write(reply)
+            await writer.drain()
+        writer.close()
+
+    async def main() -> list[tuple[int, bytes]]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        conn = Conn(f"http://127.0.0.1:{port}", "tok")
+        out = [await conn.request("GET", "/a"), await conn.request("POST", "/b", b'{"x":1}')]
+        out.append(await conn.request("GET", "/c"))
+        conn.close()
+        server.close()
+        return out
+
+    assert asyncio.run(main()) == [(200, b"hello"), (201, b"abcde"), (204, b"")]
+    assert seen[0].startswith(b"GET /a HTTP/1.1\r\n") and b"Authorization: Bearer tok\r\n" in seen[0]
+    assert b"Content-Length: 7" in seen[1] and seen[2] == b'{"x":1}'

@@ -5,9 +5,10 @@ Protocol: a fresh data folder and database (SQLite unless `--db`), an owner made
 port, one classification project with the demo's 300 FSDD clips, then for each think
 time N registered annotators loop `GET /projects/{id}/next` -> `POST /tasks/{id}/answer`
 (a random class) for the given seconds, pausing `think` seconds after each answer.
-Latencies are measured at the client (httpx, one connection per annotator); the answers
-export is read back at the end to check that every acknowledged answer is stored once.
-This is the same load as the acceptance check's `loadtest.py`, so the figures compare.
+Latencies are measured at the client (`load_client.py`: hand-made HTTP/1.1 on one keep-alive
+socket per annotator, about 0.1 ms of client CPU per request, as the acceptance checks'
+`loadtest.py`, so the figures compare); the answers export is read back at the end to check
+that every acknowledged answer is stored once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from listenloop.bench.load_client import annotate
 from listenloop.errors import ListenloopError
 
 OWNER, OWNER_PASSWORD = "bench-owner", "bench-owner-pass"
@@ -56,6 +57,7 @@ class ServeRow:
     # learning service and its Dask workers). None when nothing was answered.
     serving_cpu_ms: float | None = None
     background_cpu_ms: float | None = None
+    client_cpu_ms: float | None = None  # the load client's CPU per request (it shares the machine)
 
 
 def free_port() -> int:
@@ -102,13 +104,6 @@ def create_owner(url: str) -> None:
     )
     if made.returncode != 0:
         raise ListenloopError(f"cannot create the bench owner: {made.stderr.strip()[-300:]}")
-
-
-def _percentile(values: list[float], q: int) -> float | None:
-    """q-th percentile in ms (None below 100 samples, where a p99 means little)."""
-    if len(values) < 100:
-        return None
-    return round(1000 * statistics.quantiles(values, n=100)[q - 1], 1)
 
 
 def tree_cpu(root_pid: int, port: int) -> tuple[float, float]:
@@ -184,67 +179,27 @@ class Server:
 async def _phase(
     base: str, pid: int, tokens: list[str], classes: list[str], seconds: float, think: float
 ) -> tuple[ServeRow, list[str]]:
-    """One load phase: every annotator loops next -> answer until `seconds` are up; also the acked ids."""
-    import httpx
-
-    lat: dict[str, list[float]] = {"next": [], "answer": []}
-    codes: dict[str, int] = {}
-    acked: list[str] = []
-    limits = httpx.Limits(max_connections=len(tokens) + 8)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as c:
-        stop = time.monotonic() + seconds
-
-        def count(key: str) -> None:
-            codes[key] = codes.get(key, 0) + 1
-
-        async def annotator(tok: str) -> None:
-            h = {"Authorization": f"Bearer {tok}"}
-            rng = random.Random(tok)
-            while time.monotonic() < stop:
-                try:
-                    t = time.perf_counter()
-                    r = await c.get(f"/api/v1/projects/{pid}/next", headers=h)
-                    lat["next"].append(time.perf_counter() - t)
-                    count(f"next {r.status_code}")
-                    if r.status_code != 200:
-                        await asyncio.sleep(0.05)
-                        continue
-                    tid = r.json()["task_id"]
-                    t = time.perf_counter()
-                    r = await c.post(
-                        f"/api/v1/tasks/{tid}/answer", headers=h, json={"answer": rng.choice(classes)}
-                    )
-                    lat["answer"].append(time.perf_counter() - t)
-                    count(f"answer {r.status_code}")
-                    if r.status_code == 201:
-                        acked.append(str(tid))
-                    if think:
-                        await asyncio.sleep(think)
-                except httpx.TimeoutException:
-                    count("timeout")
-                except httpx.HTTPError:
-                    count("connection error")
-                    return
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(annotator(t) for t in tokens))
-        elapsed = time.monotonic() - t0
+    """One load phase (`load_client.annotate`): every annotator loops next -> answer until
+    `seconds` are up; also the acked ids."""
+    result = await annotate(base, pid, tokens, classes, seconds, think)
+    figures = result.summary()
     row = ServeRow(
         annotators=len(tokens),
         think_s=think,
-        seconds=round(elapsed, 1),
-        answers_per_s=round(len(acked) / elapsed, 1),
-        next_p50_ms=_percentile(lat["next"], 50),
-        next_p99_ms=_percentile(lat["next"], 99),
-        answer_p50_ms=_percentile(lat["answer"], 50),
-        answer_p99_ms=_percentile(lat["answer"], 99),
-        acked=len(acked),
+        seconds=round(result.seconds, 1),
+        answers_per_s=figures["answers_per_s"],
+        next_p50_ms=figures["next_p50_ms"],
+        next_p99_ms=figures["next_p99_ms"],
+        answer_p50_ms=figures["answer_p50_ms"],
+        answer_p99_ms=figures["answer_p99_ms"],
+        acked=len(result.acked),
         stored_once=False,
-        server_errors=sum(v for k, v in codes.items() if k.split()[-1].startswith("5")),
-        failures=codes.get("timeout", 0) + codes.get("connection error", 0),
-        codes=codes,
+        server_errors=result.server_errors,
+        failures=result.failures,
+        codes=result.codes,
+        client_cpu_ms=figures["client_cpu_ms_per_request"],
     )
-    return row, acked
+    return row, result.acked
 
 
 def _stored_once(base: str, owner_token: str, pid: int, acked: list[str]) -> bool:
@@ -350,7 +305,8 @@ def format_row(r: ServeRow) -> str:
         f"next p50/p99 {ms(r.next_p50_ms)}/{ms(r.next_p99_ms)} ms, answer p50/p99 "
         f"{ms(r.answer_p50_ms)}/{ms(r.answer_p99_ms)} ms, 5xx {r.server_errors}, failures {r.failures}, "
         f"acked {r.acked}, stored once {r.stored_once}, server CPU per answer "
-        f"{_ms(r.serving_cpu_ms)} ms serving + {_ms(r.background_cpu_ms)} ms background"
+        f"{_ms(r.serving_cpu_ms)} ms serving + {_ms(r.background_cpu_ms)} ms background, "
+        f"client CPU {_ms(r.client_cpu_ms)} ms/request"
     )
 
 
