@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
@@ -106,7 +107,24 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
 
 
+def _serving_and_learning(parent: int, port: int) -> tuple[set[int], set[int]]:
+    """The children of `serve`'s parent process: those that serve `port` (uvicorn's workers hold
+    its listening socket) and the others (the learning service; multiprocessing's resource
+    tracker aside)."""
+    serving, other = set(), set()
+    for child in psutil.Process(parent).children():
+        if "resource_tracker" in " ".join(child.cmdline()):
+            continue
+        listens = any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections("tcp")
+        )
+        (serving if listens else other).add(child.pid)
+    return serving, other
+
+
 def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path) -> None:
+    """`serve --workers 2`: two processes serve the port, one learning service runs beside them
+    (started by the parent, not per worker), and all of them end with the parent."""
     port = free_port()
     db = f"sqlite:///{tmp_path / 'l.db'}"
     run_cli("user", "create", "--username", "o", "--password", "owner-pass-1", "--db", db, cwd=tmp_path)
@@ -135,8 +153,12 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
         wait_http(base)
         r = httpx.post(f"{base}/api/v1/token", data={"username": "o", "password": "owner-pass-1"}, timeout=30)
         assert r.status_code == 200
-        workers = {c for c in _children(proc.pid) if _alive(c)}
-        assert workers, "no worker processes"
+        serving, learning = _serving_and_learning(proc.pid, port)
+        assert len(serving) == 2, f"{len(serving)} processes serve the port, not 2"
+        assert len(learning) == 1, f"{len(learning)} learning services, not one"
+        for worker in serving:  # the workers run none of their own
+            assert not psutil.Process(worker).children(), "a worker started a learning service"
+        workers = serving | learning
         os.kill(proc.pid, signal.SIGKILL)  # only the parent
         proc.wait(timeout=10)
         deadline = time.monotonic() + 15

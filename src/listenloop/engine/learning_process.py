@@ -103,7 +103,8 @@ def _main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the service runs and can be stopped
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     db = Database(db_url)
-    service = LearningService(db, Path(data_dir), scheduler, poll_seconds=poll_seconds)
+    lease = db.settings.learning_lease  # LISTENLOOP_LEARNING_LEASE_SECONDS
+    service = LearningService(db, Path(data_dir), scheduler, poll_seconds=poll_seconds, lease=lease)
     service.start()
     try:
         signal.signal(signal.SIGINT, _interrupted)
