@@ -139,7 +139,16 @@ def tree_cpu(root_pid: int, port: int) -> tuple[float, float]:
 class Server:
     """`listenloop serve` (or the yardstick) as a child process group on loopback, killed as a group."""
 
-    def __init__(self, db: str, data: Path, workers: int, log: Path, *, yardstick: bool = False) -> None:
+    def __init__(
+        self,
+        db: str,
+        data: Path,
+        workers: int,
+        log: Path,
+        *,
+        yardstick: bool = False,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         if yardstick:  # the same load on a server that does no work (bench/yardstick.py)
@@ -147,6 +156,7 @@ class Server:
         else:
             cmd = [sys.executable, "-m", "listenloop", "serve", "--host", "127.0.0.1"]
             cmd += ["--port", str(self.port), "--db", db, "--data", str(data), "--workers", str(workers)]
+            cmd += list(extra)  # more `serve` options (e.g. --import-root)
         self._log = log.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
