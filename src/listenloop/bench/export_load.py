@@ -49,38 +49,50 @@ def write_pool(root: Path, n: int) -> list[str]:
     return names
 
 
-def serving_rss(root_pid: int, port: int) -> int:
-    """Resident bytes of the processes of the server's tree that serve `port`."""
+def serving_processes(root_pid: int, port: int) -> list[Any]:
+    """The processes of the server's tree that serve `port` (psutil.Process)."""
     import psutil
 
     try:
         root = psutil.Process(root_pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
+        return []
+    found = []
+    for proc in procs:
+        try:
+            conns = proc.net_connections("tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in conns):
+            found.append(proc)
+    return found
+
+
+def serving_rss(procs: list[Any]) -> int:
+    """Resident bytes of `procs` now."""
     total = 0
     for proc in procs:
         try:
-            if any(
-                c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in proc.net_connections("tcp")
-            ):
-                total += proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            total += proc.memory_info().rss
+        except Exception:  # psutil.NoSuchProcess: it ended
             continue
     return total
 
 
 class MemoryWatch:
-    """The peak of `serving_rss` sampled every `every` seconds in a thread, until stopped."""
+    """The peak of the serving processes' resident memory, sampled every `every` seconds in a
+    thread until stopped (the processes are found once: sampling costs the client little CPU)."""
 
     def __init__(self, root_pid: int, port: int, every: float = 0.05) -> None:
         self.peak = 0
+        self._procs = serving_processes(root_pid, port)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(root_pid, port, every), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
 
-    def _run(self, root_pid: int, port: int, every: float) -> None:
+    def _run(self, every: float) -> None:
         while not self._stop.wait(every):
-            self.peak = max(self.peak, serving_rss(root_pid, port))
+            self.peak = max(self.peak, serving_rss(self._procs))
 
     def __enter__(self) -> MemoryWatch:
         self._thread.start()
@@ -145,7 +157,7 @@ def run(
                     c.post("/api/v1/users", json={"username": user, "password": pw}).raise_for_status()
                     tokens.append(token_of(c, user, pw))
             size = _export_size(server.base, owner, pid)  # warm: every clip once, before the phases
-            rss_before = serving_rss(server.proc.pid, server.port)
+            rss_before = serving_rss(serving_processes(server.proc.pid, server.port))
             phases = {}
             for name, exporting in (("no_export", None), ("exporting", owner)):
                 say(f"{annotators} annotators, think {think} s, {seconds:.0f} s, {name} ...")
