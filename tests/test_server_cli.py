@@ -158,6 +158,8 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
         assert len(learning) == 1, f"{len(learning)} learning services, not one"
         for worker in serving:  # the workers run none of their own
             assert not psutil.Process(worker).children(), "a worker started a learning service"
+        time.sleep(3)  # and they stay (uvicorn restarts workers slow to answer its health checks)
+        assert _serving_and_learning(proc.pid, port) == (serving, learning)
         workers = serving | learning
         os.kill(proc.pid, signal.SIGKILL)  # only the parent
         proc.wait(timeout=10)

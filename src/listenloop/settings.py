@@ -81,6 +81,12 @@ class Settings(BaseModel):
         30_000, ge=0, description="SQLite: how long a writer waits for the lock (503 after)."
     )
     checkpoint_seconds: float = Field(1.0, gt=0, description="SQLite: how often the WAL is checkpointed.")
+    worker_healthcheck_seconds: int = Field(
+        60,
+        ge=1,
+        description="serve --workers N: how long a worker may take to start or to answer a health check "
+        "before it is restarted.",
+    )
     # the learning service
     learning_poll_seconds: float = Field(
         5.0, gt=0, description="How often the learning service looks for work."

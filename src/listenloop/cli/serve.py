@@ -158,6 +158,10 @@ def serve(
     service = LearningProcess(db, data, scheduler, poll_seconds=poll) if learning else None
     if service is not None:
         service.start()
+    # uvicorn restarts a worker that has not answered its health check within this many seconds
+    # (5 by default: on a loaded 2-core machine a worker's start-up alone takes longer, and they
+    # were restarted over and over before one served)
+    options["timeout_worker_healthcheck"] = settings.worker_healthcheck_seconds
     try:
         uvicorn.run("listenloop.server.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     finally:
