@@ -120,3 +120,37 @@ def test_no_import_cycle_between_the_package_parts() -> None:
         visit(start, [start])
     assert not cycles, f"import cycles: {sorted({' -> '.join(c) for c in cycles})}"
     assert "cli" not in edges.get("bench", set()), "bench must not import cli"
+
+
+def test_the_task_lease_comes_from_the_settings(tmp_path: Path) -> None:
+    """`next` leases a task for LISTENLOOP_TASK_LEASE_SECONDS (read when the server starts: here a
+    fresh process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import json, sys
+from datetime import datetime
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from fastapi.testclient import TestClient
+from api_support import annotator, login, wavs, zip_of
+from listenloop.engine.accounts import create_user, hash_password
+from listenloop.server import create_app
+app = create_app("sqlite:///{tmp_path / "l.db"}", {str(tmp_path / "data")!r}, learning=False)
+with app.state.db.write() as s:
+    create_user(s, "owner", hash_password("owner-pass-1"), "owner")
+with TestClient(app) as c:
+    oh = login(c, "owner", "owner-pass-1")
+    body = {{"name": "p", "task_type": "binary", "classes": ["a", "b"]}}
+    pid = c.post("/api/v1/projects", headers=oh, json=body).json()["id"]
+    c.post(f"/api/v1/projects/{{pid}}/clips", headers=oh, files={{"archive": ("a.zip", zip_of(wavs(1)))}})
+    task = c.get(f"/api/v1/projects/{{pid}}/next", headers=annotator(c, "ann")).json()
+    left = datetime.fromisoformat(task["leased_until"].rstrip("Z")) - datetime.utcnow()
+    print(json.dumps(left.total_seconds()))
+"""
+    env = {**os.environ, "LISTENLOOP_TASK_LEASE_SECONDS": "90"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 60 < json.loads(out.stdout.splitlines()[-1]) <= 90  # not the default 300

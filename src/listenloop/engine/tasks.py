@@ -51,11 +51,12 @@ from listenloop.engine.gamification import level_of, points_for
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.projects import blocked_reason, refusal
 from listenloop.engine.views import ProjectView, load_view
+from listenloop.settings import Settings
 from listenloop.store.database import connection_of
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust, utcnow
 from listenloop.store.prepared import Prepared
 
-LEASE = timedelta(minutes=5)
+LEASE = Settings.from_env().task_lease  # LISTENLOOP_TASK_LEASE_SECONDS (5 minutes), read at import
 CONSISTENCY_DELAY = timedelta(seconds=60)  # a repeat comes at least this long after the first answer
 
 P, C, T = Project.__table__, Clip.__table__, Task.__table__
