@@ -1,8 +1,9 @@
 """Dependencies shared by the routers: the database, the data folder, the caller.
 
 They are `async def` on purpose: FastAPI would run plain functions in its thread pool, and
-the hot paths (`next`, `answer`) avoid that hop. Database work itself is short and runs on
-the event loop, which also serialises this process's SQLite writers without lock waits.
+the hot paths (`next`, `answer`) avoid that hop. Their database work is short and runs on
+the event loop, which also serialises this process's SQLite writers without lock waits; the
+owner's long reads and the storing of uploads are the routes' plain functions (thread pool).
 """
 
 from __future__ import annotations
