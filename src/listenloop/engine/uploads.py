@@ -44,7 +44,6 @@ CHUNK = 1 << 20
 MIN_DURATION = 0.05  # seconds: shorter than this is nothing a listener can label
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _SHORT_CHUNK = re.compile(r"^(\w+)\s*: (\d+) \(should be (\d+)\)", re.MULTILINE)
-QUOTA_ENV = Settings.variable("project_quota")  # LISTENLOOP_PROJECT_QUOTA
 DEFAULT_PROJECT_QUOTA = 20 << 30
 
 

@@ -219,8 +219,3 @@ def app_from_env() -> FastAPI:
         import_root=settings.import_root,
         settings=settings,
     )
-
-
-def learning_from_env() -> bool:
-    """LISTENLOOP_LEARNING=0 (or false, no, off) turns the background learning service off."""
-    return Settings.from_env().learning
