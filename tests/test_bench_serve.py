@@ -44,7 +44,7 @@ def test_bench_serve_runs_both_phases(tmp_path: Path) -> None:
         assert r["annotators"] == 3 and r["acked"] > 0 and r["answers_per_s"] > 0
         assert r["server_errors"] == 0 and r["failures"] == 0 and r["stored_once"] is True
         assert r["serving_cpu_ms"] > 0.1 and r["background_cpu_ms"] >= 0  # the server's CPU per answer
-        assert 0 < r["client_cpu_ms"] < 1.0  # the light client (httpx took 4.4 ms per request)
+        assert 0 < r["client_cpu_ms"] < 2.5  # the light client: ~0.1-1 ms (httpx took 4.4 ms per request)
     assert "answers/s" in proc.stdout and "ms serving" in proc.stdout
 
 
