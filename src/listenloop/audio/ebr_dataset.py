@@ -103,7 +103,7 @@ def _check_out(out: Path, source: Path, force: bool) -> None:
         )
 
 
-def _load_events(
+def load_events(
     source: Path, sample_rate: int, progress: bool
 ) -> tuple[list[str], list[str], list[np.ndarray]]:
     """Files, labels and decoded (trimmed, mono, resampled) events of the source dataset."""
@@ -235,7 +235,7 @@ def make_ebr_dataset(
     if background_dbfs[0] > background_dbfs[1] or background_dbfs[1] > 0:
         raise ListenloopError(f"background level range {background_dbfs} must be LO <= HI <= 0 dBFS")
     _check_out(out, source, force)
-    files, labels, signals = _load_events(source, sample_rate, progress)
+    files, labels, signals = load_events(source, sample_rate, progress)
     needs_events = background in ("events", "mixed")
     if needs_events and len(signals) < 2:
         raise ListenloopError(f"--background {background}: needs at least 2 events in {source}")

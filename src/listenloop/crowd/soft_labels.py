@@ -158,3 +158,115 @@ def hard_labels(soft: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
     As in 004_ (sec. 2.1), a value exactly at the threshold counts as inactive.
     """
     return soft > threshold
+
+
+def weak_to_strong(
+    answers: pd.DataFrame,
+    competence: Mapping[str, float] | pd.Series | None = None,
+    default_competence: float = 1.0,
+    segment: float = 10.0,
+    hop: float = 1.0,
+    classes: Sequence[str] | None = None,
+    sep: str | None = SEP,
+) -> pd.DataFrame:
+    """Temporally strong soft labels from weak answers on overlapping segments (004_ sec. 2.1).
+
+    `answers` has columns `recording, onset, worker, label`: one multi-label presence answer
+    (`sep`-separated classes, "" for none) per annotation segment [onset, onset + `segment`)
+    seconds. Each `hop`-second sub-segment t takes eq. 1 over the answers of every segment
+    that covers it, so the same `activity` as `soft_labels` does the sums. Returns a frame
+    indexed by (recording, onset, offset) of the sub-segments some answer covers, one column
+    per class; sub-segments with only can't-tell answers are NaN.
+    """
+    for column in ("recording", "onset", "worker", "label"):
+        if column not in answers.columns:
+            raise ListenloopError(f"answers: no {column!r} column")
+    if hop <= 0 or segment <= 0:
+        raise ListenloopError(f"segment ({segment}) and hop ({hop}) must be positive")
+    per = segment / hop
+    if abs(per - round(per)) > 1e-9:
+        raise ListenloopError(f"segment length {segment} s is not a whole number of {hop} s hops")
+    per = round(per)
+    onsets = pd.to_numeric(answers["onset"], errors="coerce").to_numpy(dtype=float)
+    steps = onsets / hop
+    bad = np.flatnonzero(~np.isfinite(steps) | (steps < 0) | (np.abs(steps - np.round(steps)) > 1e-6))
+    if len(bad):
+        raise ListenloopError(
+            f"answers row {int(bad[0]) + 1}: onset {answers['onset'].iloc[bad[0]]} is not a multiple "
+            f"of the {hop} s hop"
+        )
+    first = np.round(steps).astype(np.int64)
+    recordings, rec_codes = np.unique(answers["recording"].astype(str).to_numpy(), return_inverse=True)
+    worker_ids, workers = np.unique(answers["worker"].astype(str).to_numpy(), return_inverse=True)
+    theta = trust_lookup(worker_ids, competence, default_competence, what="competence")[workers]
+    answered, rows, codes, classes = encode_votes(list(answers["label"].astype(str)), classes, sep)
+    # Every answer votes on each of the `per` sub-segments of its segment.
+    offsets = np.arange(per)
+    rep = np.repeat(np.arange(len(answers)), per)
+    sub = first[rep] + np.tile(offsets, len(answers))
+    span = int(sub.max()) + 1 if len(sub) else 1
+    keys, item_codes = np.unique(rec_codes[rep] * span + sub, return_inverse=True)
+    rows_x = (rows[:, None] * per + offsets[None, :]).ravel()
+    codes_x = np.repeat(codes, per)
+    try:
+        a = activity(item_codes, len(keys), answered[rep], rows_x, codes_x, len(classes), theta[rep])
+    except ZeroCompetenceError as exc:
+        rec, t = divmod(int(keys[exc.item]), span)
+        raise ListenloopError(
+            f"recording {recordings[rec]!r} at {t * hop:g} s: all its annotators have competence 0"
+        ) from None
+    rec_of, t_of = np.divmod(keys, span)
+    index = pd.MultiIndex.from_arrays(
+        [recordings[rec_of], t_of * hop, (t_of + 1) * hop], names=["recording", "onset", "offset"]
+    )
+    return pd.DataFrame(a, index=index, columns=pd.Index(classes, name="class"))
+
+
+def activity_events(
+    hard: pd.DataFrame,
+) -> list[tuple[str, float, float, str]]:
+    """Events (recording, onset, offset, class) from boolean sub-segment activity indexed by
+    (recording, onset, offset): runs of consecutive active sub-segments of a class merge into one."""
+    events: list[tuple[str, float, float, str]] = []
+    for recording, part in hard.groupby(level="recording", sort=True):
+        part = part.sort_index(level="onset")
+        onsets = part.index.get_level_values("onset").to_numpy(dtype=float)
+        offsets = part.index.get_level_values("offset").to_numpy(dtype=float)
+        for label in part.columns:
+            on = part[label].fillna(False).to_numpy(dtype=bool)
+            start: float | None = None
+            end = 0.0
+            for active, t0, t1 in zip(on, onsets, offsets, strict=True):
+                if active and start is not None and abs(t0 - end) < 1e-9:
+                    end = t1
+                    continue
+                if start is not None:
+                    events.append((str(recording), start, end, str(label)))
+                    start = None
+                if active:
+                    start, end = t0, t1
+            if start is not None:
+                events.append((str(recording), start, end, str(label)))
+    return sorted(events, key=lambda e: (e[0], e[1], e[3]))
+
+
+def presence_items(answers: pd.DataFrame, classes: Sequence[str], sep: str | None = SEP) -> pd.DataFrame:
+    """Multi-label segment answers (`recording, onset, worker, label`) as binary `item, worker,
+    label` rows, one item per (segment, class) with label "1" (marked) or "0": the table from
+    which MACE estimates one competence per worker (004_ uses MACE for θ only). Can't-tell
+    answers are left out (no opinion)."""
+    answers = answers[answers["label"].astype(str) != CANT_TELL]
+    named = [answer_tags(str(c), sep) for c in answers["label"]]
+    segment = (answers["recording"].astype(str) + "@" + answers["onset"].astype(str)).to_numpy()
+    workers = answers["worker"].astype(str).to_numpy()
+    parts = [
+        pd.DataFrame(
+            {
+                "item": segment + "#" + str(c),
+                "worker": workers,
+                "label": np.array(["1" if c in tags else "0" for tags in named], dtype=object),
+            }
+        )
+        for c in classes
+    ]
+    return pd.concat(parts, ignore_index=True)
