@@ -23,12 +23,13 @@ from sqlalchemy.orm import Session
 
 from listenloop.crowd.aggregation.continuous import prior_noise, rating_noise
 from listenloop.crowd.redundancy import CANT_TELL, MIN_WEIGHT, DynamicPolicy
-from listenloop.crowd.soft_labels import encode_votes, soft_label, soft_labels, tag_matrix
+from listenloop.crowd.soft_labels import encode_votes, soft_label, soft_labels, tag_matrix, weak_to_strong
 from listenloop.crowd.trust import PRIOR_TRUST
 from listenloop.crowd.worker_model import stored_evidence
+from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.views import ProjectView
-from listenloop.store.models import Project, ProjectMember, Task, WorkerTrust
+from listenloop.store.models import Clip, Project, ProjectMember, Task, WorkerTrust
 
 CHANCE_NOISE = 1e3  # a detected spammer's rating noise sd, in range widths: no weight in the mean
 
@@ -107,7 +108,7 @@ def aggregate_clip(
             decision.label, round(decision.confidence, 6), {}, decision.done, decision.low_agreement
         )
     classes = list(project.classes)
-    multilabel = project.task_type == "multilabel"
+    multilabel = project.task_type in TAG_TASKS
     soft = soft_label(labels, weights, classes, sep=TAG_SEP if multilabel else None)
     if multilabel:
         answered, rows, codes, _ = encode_votes(labels, classes, sep=TAG_SEP)
@@ -150,15 +151,11 @@ def rating_noise_of(
     return out
 
 
-def soft_by_clip(
+def _weighted_answers(
     session: Session, project: Project, clip_ids: Sequence[int] | None = None
-) -> dict[int, dict[str, float]]:
-    """Each answered clip's soft label (004_ eq. 1, `crowd.soft_labels`) from its regular answers,
-    weighted by each annotator's competence now (`competence`: fitted skill, else trust): the
-    rule of `aggregate_clip`, with the newest worker model (detected spammers at the floor),
-    for the exports and the clip browser. Only `clip_ids` when given; none for ratings."""
-    if project.task_type == "continuous":
-        return {}
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The regular answers as `item` (clip id), `worker`, `label`, and each annotator's
+    competence now (`competence`: fitted skill, else trust; detected spammers at the floor)."""
     only = () if clip_ids is None else (Task.clip_id.in_(list(clip_ids)),)
     rows = session.execute(
         select(
@@ -179,13 +176,26 @@ def soft_by_clip(
         )
         .where(Task.project_id == project.id, Task.kind == "regular", Task.answered_at.is_not(None), *only)
     ).all()
-    if not rows:
-        return {}
     table = pd.DataFrame(
         [(str(c), str(u), str(a)) for c, u, a, *_ in rows], columns=["item", "worker", "label"]
     )
     weights = {str(u): competence(PRIOR_TRUST if t is None else t, s, bool(f)) for _, u, _, t, s, f in rows}
-    sep = TAG_SEP if project.task_type == "multilabel" else None
+    return table, weights
+
+
+def soft_by_clip(
+    session: Session, project: Project, clip_ids: Sequence[int] | None = None
+) -> dict[int, dict[str, float]]:
+    """Each answered clip's soft label (004_ eq. 1, `crowd.soft_labels`) from its regular answers,
+    weighted by each annotator's competence now (`competence`: fitted skill, else trust): the
+    rule of `aggregate_clip`, with the newest worker model (detected spammers at the floor),
+    for the exports and the clip browser. Only `clip_ids` when given; none for ratings."""
+    if project.task_type == "continuous":
+        return {}
+    table, weights = _weighted_answers(session, project, clip_ids)
+    if table.empty:
+        return {}
+    sep = TAG_SEP if project.task_type in TAG_TASKS else None
     soft = soft_labels(table, weights, sep=sep, classes=list(project.classes))
     values = np.round(soft.to_numpy(), 6)
     columns = [str(c) for c in soft.columns]
@@ -194,3 +204,42 @@ def soft_by_clip(
         for item, row in zip(soft.index, values, strict=True)
         if not np.isnan(row).any()
     }
+
+
+def strong_soft_labels(session: Session, project: Project) -> pd.DataFrame:
+    """An events project's temporally strong soft labels: per recording and `hop`-second
+    sub-segment, 004_ eq. 1 over the answers of every segment covering it
+    (`crowd.soft_labels.weak_to_strong`), weighted by the same competences as `soft_by_clip`.
+    Indexed by (recording, onset, offset), one column per class; empty when nothing is answered.
+    Sub-segments past a recording's end (a segment shorter than the rest) are left out."""
+    from listenloop.engine.projects import segmenting
+
+    classes = list(project.classes)
+    table, weights = _weighted_answers(session, project)
+    clips = session.execute(
+        select(Clip.id, Clip.recording, Clip.onset, Clip.duration).where(
+            Clip.project_id == project.id, Clip.recording.is_not(None)
+        )
+    ).all()
+    where = {str(c): (rec, onset) for c, rec, onset, _ in clips}
+    ends: dict[str, float] = {}
+    for _, rec, onset, duration in clips:
+        ends[rec] = max(ends.get(rec, 0.0), float(onset) + float(duration))
+    table = table[table["item"].isin(where)]
+    empty = pd.MultiIndex.from_arrays([[], [], []], names=["recording", "onset", "offset"])
+    if table.empty:
+        return pd.DataFrame(index=empty, columns=pd.Index(classes, name="class"), dtype=float)
+    answers = pd.DataFrame(
+        {
+            "recording": [where[i][0] for i in table["item"]],
+            "onset": [where[i][1] for i in table["item"]],
+            "worker": table["worker"].to_numpy(),
+            "label": table["label"].to_numpy(),
+        }
+    )
+    segment, hop = segmenting(project)
+    soft = weak_to_strong(answers, weights, segment=segment, hop=hop, classes=classes, sep=TAG_SEP)
+    recs = soft.index.get_level_values("recording")
+    onsets = soft.index.get_level_values("onset").to_numpy(dtype=float)
+    keep = onsets < np.array([ends[r] for r in recs]) - 1e-9
+    return soft[keep].round(6)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.accounts import Principal
 from listenloop.engine.aggregate import soft_by_clip
+from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.dashboard import _has_map
 from listenloop.engine.errors import ConflictError, InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP, normalize_label
@@ -88,7 +89,7 @@ def _label_filter(project: Project, label: str) -> Any:
     classes = list(project.classes or [])
     if label not in classes and label != CANT_TELL:
         raise InvalidError(f"label {label!r} is not one of {classes}")
-    if project.task_type == "multilabel" and label != CANT_TELL:
+    if project.task_type in TAG_TASKS and label != CANT_TELL:
         return (literal(TAG_SEP) + clip_label + literal(TAG_SEP)).contains(
             f"{TAG_SEP}{label}{TAG_SEP}", autoescape=True
         )

@@ -14,14 +14,22 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from listenloop.crowd.redundancy import CANT_TELL
 
-TaskType = Literal["classification", "binary", "continuous", "multilabel"]
+TaskType = Literal["classification", "binary", "continuous", "multilabel", "events"]
+#: Task types whose answer is a set of tags ("a|b"): events projects ask the multi-label
+#: presence question of each segment of a long recording (004_).
+TAG_TASKS = ("multilabel", "events")
+#: An events project's default annotation segment and hop, seconds (004_ sec. 2.1).
+DEFAULT_SEGMENT_S, DEFAULT_HOP_S = 10.0, 1.0
+MAX_SEGMENT_S = 600.0
 MAX_COUNT = 2**31 - 1  # the largest count an INTEGER column holds on every backend (PostgreSQL's is 32-bit)
 
 # What a valid value of each setting is, as the web form says it: the sentence of a field's
 # problem (a missing, mistyped or out-of-range value). Rules between fields have their own.
 RULES = {
     "name": "Give the project a name of 1 to 200 characters.",
-    "task_type": "One of classification, binary, continuous or multilabel.",
+    "task_type": "One of classification, binary, continuous, multilabel or events.",
+    "segment_seconds": "Events projects: the annotation segment's length in seconds (above 0, at most 600).",
+    "hop_seconds": "Events projects: seconds between segment onsets (above 0, at most the segment).",
     "classes": "A list of class names.",
     "range": "Two numbers: the lowest and the highest rating.",
     "feature_set": "The name of a feature set (see /api/v1/project-options).",
@@ -182,6 +190,21 @@ class ProjectConfig(_EveryProblem):
         "mean rating is at most this, in the rating's units (with at least redundancy.min answers; "
         "at redundancy.max it is low-agreement). null: a tenth of the range.",
     )
+    segment_seconds: float | None = Field(
+        None,
+        gt=0.0,
+        le=MAX_SEGMENT_S,
+        allow_inf_nan=False,
+        description="Events projects: each long file is cut into segments this long (default 10 s).",
+    )
+    hop_seconds: float | None = Field(
+        None,
+        gt=0.0,
+        le=MAX_SEGMENT_S,
+        allow_inf_nan=False,
+        description="Events projects: one segment starts every this many seconds (default 1 s); the "
+        "soft labels have this resolution.",
+    )
     invite_only: bool = False
     auto_block_spammers: bool = Field(
         False,
@@ -202,6 +225,9 @@ class ProjectConfig(_EveryProblem):
             yield "consistency_rate", "Control and consistency rates together must not exceed 0.5."
 
     def _normalize(self) -> None:
+        if self.task_type == "events":
+            self.segment_seconds = self.segment_seconds or DEFAULT_SEGMENT_S
+            self.hop_seconds = self.hop_seconds or DEFAULT_HOP_S
         if self.task_type == "continuous":
             if self.strategy == "margin":
                 self.strategy = "regression_binary_confidence"
@@ -215,6 +241,7 @@ def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
     if task is None:
         return
     classes, rng = values.get("classes"), values.get("range")
+    yield from _segment_rules(task, values.get("segment_seconds"), values.get("hop_seconds"))
     tolerance = values.get("rating_tolerance")
     if tolerance is not None and task != "continuous":
         yield "rating_tolerance", f"A rating tolerance is for continuous tasks, not {task}."
@@ -239,7 +266,7 @@ def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
         yield "classes", f"A {task} task needs classes."
         return
     names = [str(c).strip() for c in classes]
-    least = {"classification": 2, "binary": 2, "multilabel": 1}[task]
+    least = {"classification": 2, "binary": 2, "multilabel": 1, "events": 1}[task]
     if any(not c for c in names):
         yield "classes", "A class name is empty."
     elif len(set(names)) != len(names):
@@ -252,6 +279,23 @@ def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
         yield "classes", f"A {task} task needs at least {least} class{'es' if least > 1 else ''}."
     elif task == "binary" and len(names) != 2:
         yield "classes", "A binary task has exactly two classes."
+
+
+def _segment_rules(task: str, segment: float | None, hop: float | None) -> Iterable[Problem]:
+    """Segments are for events projects; the hop fits a whole number of times in the segment."""
+    if task != "events":
+        for name, value in (("segment_seconds", segment), ("hop_seconds", hop)):
+            if value is not None:
+                yield name, f"Segments are for events projects, not {task}."
+        return
+    seg = DEFAULT_SEGMENT_S if segment is None else segment
+    step = DEFAULT_HOP_S if hop is None else hop
+    if not (isinstance(seg, int | float) and isinstance(step, int | float)) or seg <= 0 or step <= 0:
+        return  # reported at its field
+    if step > seg:
+        yield "hop_seconds", f"At most the segment's length ({seg:g} s)."
+    elif abs(seg / step - round(seg / step)) > 1e-9:
+        yield "hop_seconds", f"The segment ({seg:g} s) must be a whole number of hops ({step:g} s)."
 
 
 def problems_of(exc: ValidationError) -> list[dict[str, Any]]:
@@ -290,7 +334,7 @@ def live_strategy_task(task_type: str, classes: list[str] | None) -> tuple[str, 
     projects rank tag by tag with yes/no models (binary relevance), ratings are regression."""
     if task_type == "continuous":
         return "regression", None
-    if task_type in ("binary", "multilabel"):
+    if task_type in ("binary", *TAG_TASKS):
         return "classification", 2
     return "classification", len(classes) if classes else None
 

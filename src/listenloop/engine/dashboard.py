@@ -20,6 +20,7 @@ from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
+from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.projects import end_leases, project_status, require_owner
@@ -68,7 +69,7 @@ def label_distribution(session: Session, project: Project) -> list[dict[str, Any
             value, counter = (seed_label, seed) if seed_label is not None else (label, crowd)
         if value is None:
             continue
-        if project.task_type == "multilabel":
+        if project.task_type in TAG_TASKS:
             counter.update(t for t in value.split(TAG_SEP) if t)
         else:
             counter[value] += 1

@@ -8,6 +8,7 @@ from typing import Any
 
 from listenloop.crowd.aggregation.continuous import parse_rating
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError
 from listenloop.engine.views import ProjectView
 from listenloop.store.models import Project
@@ -38,7 +39,7 @@ def normalize_label(project: Project | ProjectView, value: Any, *, allow_cant_te
             raise InvalidError(f"{text} is outside the range [{lo:g}, {hi:g}]")
         return text
     classes = list(project.classes)
-    if project.task_type == "multilabel":
+    if project.task_type in TAG_TASKS:
         if isinstance(value, list):
             tags = [str(v).strip() for v in value]
         elif isinstance(value, str):

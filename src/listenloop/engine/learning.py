@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.pool_map import pool_map
 from listenloop.engine.retrain import (
@@ -38,6 +39,7 @@ LEARNING_TASK = {
     "binary": "classification",
     "continuous": "regression",
     "multilabel": "classification",
+    "events": "classification",
 }
 
 
@@ -151,7 +153,7 @@ def learning_round(
     pool_rows = np.sort(np.concatenate([pool_rows, window_rows]))
     y = [labels[i] for i in kept[labelled_rows]]
     target: np.ndarray = np.asarray(y, dtype=str if task == "classification" else float)
-    if task_type == "multilabel":
+    if task_type in TAG_TASKS:
         result = rank_by_tags(
             table.X,
             labelled_rows,
@@ -193,7 +195,7 @@ def learning_round(
             compared = heldout_comparison(
                 Z,
                 labelled_rows,
-                tag_matrix(y, classes or []) if task_type == "multilabel" else target,
+                tag_matrix(y, classes or []) if task_type in TAG_TASKS else target,
                 held,
                 rand,
                 pool_rows,

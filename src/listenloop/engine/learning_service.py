@@ -74,7 +74,7 @@ WAIT_STEP = 1.0  # how often a thread waiting for a Dask result checks stop and 
 # Score metric per task type that `learning.learning_round` supports (its LEARNING_TASK; kept
 # here so that polling never imports scikit-learn into the server process).
 # Multi-label: the mean UAR of the tags' yes/no models.
-METRIC = {"classification": "uar", "binary": "uar", "continuous": "cc", "multilabel": "uar"}
+METRIC = {"classification": "uar", "binary": "uar", "continuous": "cc", "multilabel": "uar", "events": "uar"}
 
 P, C, R = Project.__table__, Clip.__table__, ModelRun.__table__
 IN_POOL = ("queued", "pool")

@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
-from listenloop.engine.config import ProjectConfig, Redundancy
+from listenloop.engine.config import DEFAULT_HOP_S, DEFAULT_SEGMENT_S, ProjectConfig, Redundancy
 from listenloop.engine.errors import ForbiddenError, NotFoundError
 from listenloop.engine.views import ProjectView
 from listenloop.store.models import Clip, Event, ModelRun, Project, ProjectMember, Task, User, utcnow
@@ -42,7 +42,11 @@ def create_project(session: Session, owner: Principal, config: ProjectConfig) ->
         invite_only=config.invite_only,
         auto_block_spammers=config.auto_block_spammers,
         is_open=config.open,
-        settings={},
+        settings=(
+            {"segment_seconds": config.segment_seconds, "hop_seconds": config.hop_seconds}
+            if config.task_type == "events"
+            else {}
+        ),
         answers_used=0,
     )
     session.add(project)
@@ -56,6 +60,15 @@ def create_project(session: Session, owner: Principal, config: ProjectConfig) ->
         )
     )
     return project
+
+
+def segmenting(project: Project | ProjectView) -> tuple[float, float]:
+    """An events project's (segment length, hop) in seconds; the defaults for any other."""
+    settings = getattr(project, "settings", None) or {}
+    return (
+        float(settings.get("segment_seconds") or DEFAULT_SEGMENT_S),
+        float(settings.get("hop_seconds") or DEFAULT_HOP_S),
+    )
 
 
 def project_config(project: Project) -> ProjectConfig:
@@ -82,6 +95,8 @@ def project_config(project: Project) -> ProjectConfig:
         invite_only=project.invite_only,
         auto_block_spammers=bool(project.auto_block_spammers),
         open=project.is_open,
+        segment_seconds=(project.settings or {}).get("segment_seconds"),
+        hop_seconds=(project.settings or {}).get("hop_seconds"),
     )
 
 

@@ -35,7 +35,7 @@ from listenloop.engine.tasks import reaggregate_clips
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, User, utcnow
 
-SPAM_TASKS = ("classification", "binary", "multilabel")  # task types with classes (multilabel: tag sets)
+SPAM_TASKS = ("classification", "binary", "multilabel", "events")  # with classes (tag tasks: tag sets)
 MIN_ANSWERS = 20  # answers a worker gives before detection judges them
 
 P, T, M = Project.__table__, Task.__table__, ProjectMember.__table__

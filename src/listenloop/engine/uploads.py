@@ -17,6 +17,7 @@ Two steps, so that the slow one holds no database lock:
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
 import re
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+import soundfile as sf
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -84,6 +86,8 @@ class Candidate:
     duration: float
     sample_rate: int
     size: int
+    recording: str | None = None  # events projects: the long file this segment was cut from
+    onset: float | None = None  # and where in it the segment starts, seconds
 
 
 @dataclass
@@ -277,6 +281,45 @@ def _admit(result: Unpacked, name: str, tmp: Path, sha: str, ext: str, size: int
     result.candidates.append(Candidate(name, sha, tmp, ext, duration, sr, size))
 
 
+def segment_onsets(duration: float, segment: float, hop: float) -> list[float]:
+    """Onsets of the `segment`-second annotation segments of a `duration`-second recording, one
+    every `hop` seconds, the last ending at or before the end (a recording shorter than one
+    segment is one segment of its own length)."""
+    last = math.floor((duration - segment) / hop + 1e-9)
+    return [round(k * hop, 6) for k in range(max(0, last) + 1)]
+
+
+def cut_segments(unpacked: Unpacked, segment: float, hop: float) -> Unpacked:
+    """An events project's upload: each decoded recording becomes its overlapping annotation
+    segments (`segment_onsets`), each written as a 16-bit WAV in the same temporary folder and
+    named `NAME@ONSETs`; the long file itself is not kept. Run it off the event loop."""
+    out = Unpacked(rejected=list(unpacked.rejected), workdir=unpacked.workdir)
+    for cand in unpacked.candidates:
+        signal, sr = load_audio(cand.tmp_path)
+        cand.tmp_path.unlink(missing_ok=True)
+        width = round(segment * sr)
+        for onset in segment_onsets(cand.duration, segment, hop):
+            start = round(onset * sr)
+            part = signal[start : start + width]
+            tmp = cand.tmp_path.with_name(f"{cand.tmp_path.stem}-{start}.wav")
+            sf.write(tmp, part, sr, subtype="PCM_16", format="WAV")
+            digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+            out.candidates.append(
+                Candidate(
+                    f"{cand.name}@{onset:g}s",
+                    digest,
+                    tmp,
+                    ".wav",
+                    len(part) / sr,
+                    sr,
+                    tmp.stat().st_size,
+                    recording=cand.name,
+                    onset=onset,
+                )
+            )
+    return out
+
+
 def _new_workdir(tmp_root: Path) -> Unpacked:
     tmp_root.mkdir(parents=True, exist_ok=True)
     return Unpacked(workdir=Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root)))
@@ -459,7 +502,7 @@ def store_clips(
     for cand in unpacked.candidates:
         if cand.name in names:
             rejected.append({"file": cand.name, "reason": "a clip with this name is already in the project"})
-        elif cand.sha256 in hashes:
+        elif cand.sha256 in hashes and cand.recording is None:  # two segments may sound alike
             rejected.append({"file": cand.name, "reason": "the same audio is already in the project"})
         else:
             names.add(cand.name)
@@ -501,6 +544,8 @@ def store_clips(
                 seed_label=seed,
                 label=seed,
                 confidence=1.0 if seed is not None else None,
+                recording=cand.recording,
+                onset=cand.onset,
                 created_at=now,
                 updated_at=now,
             )

@@ -36,10 +36,10 @@ HOP_S = 1.0
 class Settings:
     """Everything that sizes the experiment (written to summary.json and the report)."""
 
-    recordings: int = 10
+    recordings: int = 8
     minutes: tuple[float, float] = (3.0, 5.0)
-    folds: int = 5
-    epochs: int = 25
+    folds: int = 3
+    epochs: int = 12
     events_per_minute: float = 24.0
     rarity: float = 1.0  # class weights ∝ 1 / rank**rarity
     workers: int = 30

@@ -84,13 +84,14 @@ def read_soft(path: Path, recording: str | None = None) -> pd.DataFrame:
     return soft
 
 
-def write_hard(path: Path, events: Iterable[tuple[float, float, str]]) -> None:
-    """A hard-label file: one `onset<TAB>offset<TAB>label` line per event."""
-    Path(path).write_text("".join(f"{on:g}\t{off:g}\t{label}\n" for on, off, label in events))
+def hard_text(events: Iterable[tuple[float, float, str]]) -> str:
+    """A hard-label file's text: one `onset<TAB>offset<TAB>label` line per event."""
+    return "".join(f"{on:g}\t{off:g}\t{label}\n" for on, off, label in events)
 
 
-def write_soft(path: Path, soft: pd.DataFrame) -> None:
-    """A soft-label file from one recording's frame (index (…, onset, offset)); NaN cells are skipped."""
+def soft_text(soft: pd.DataFrame) -> str:
+    """A soft-label file's text from one recording's frame (index (…, onset, offset)); NaN cells
+    are skipped."""
     lines = []
     onsets = soft.index.get_level_values("onset")
     offsets = soft.index.get_level_values("offset")
@@ -98,22 +99,38 @@ def write_soft(path: Path, soft: pd.DataFrame) -> None:
         for label, v in zip(soft.columns, values, strict=True):
             if np.isfinite(v):
                 lines.append(f"{on:g}\t{off:g}\t{label}\t{round(float(v), 6):g}\n")
-    Path(path).write_text("".join(lines))
+    return "".join(lines)
+
+
+def write_hard(path: Path, events: Iterable[tuple[float, float, str]]) -> None:
+    """A hard-label file (`hard_text`)."""
+    Path(path).write_text(hard_text(events))
+
+
+def write_soft(path: Path, soft: pd.DataFrame) -> None:
+    """A soft-label file (`soft_text`)."""
+    Path(path).write_text(soft_text(soft))
+
+
+def files(soft: pd.DataFrame, threshold: float = 0.5) -> dict[str, str]:
+    """`{"soft/REC.txt": text, "hard/REC.txt": text}` for every recording of `soft`: the soft
+    labels, and the hard events (soft > `threshold`, runs merged)."""
+    events = activity_events(hard_labels(soft, threshold))
+    out: dict[str, str] = {}
+    for rec, part in soft.groupby(level="recording", sort=True):
+        out[f"soft/{rec}.txt"] = soft_text(part)
+        out[f"hard/{rec}.txt"] = hard_text([(on, off, lab) for r, on, off, lab in events if r == rec])
+    return out
 
 
 def export(soft: pd.DataFrame, out: Path, threshold: float = 0.5) -> list[Path]:
-    """`out/soft/{recording}.txt` and `out/hard/{recording}.txt` (soft > `threshold` merged into
-    events) for every recording of `soft`; returns the files written."""
+    """`files` written under `out` (`out/soft/REC.txt`, `out/hard/REC.txt`); returns the paths."""
     written = []
-    for sub in ("soft", "hard"):
-        (Path(out) / sub).mkdir(parents=True, exist_ok=True)
-    events = activity_events(hard_labels(soft, threshold))
-    for rec, part in soft.groupby(level="recording", sort=True):
-        path = Path(out) / "soft" / f"{rec}.txt"
-        write_soft(path, part)
-        hard = Path(out) / "hard" / f"{rec}.txt"
-        write_hard(hard, [(on, off, lab) for r, on, off, lab in events if r == rec])
-        written += [path, hard]
+    for rel, text in files(soft, threshold).items():
+        path = Path(out) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
     return written
 
 

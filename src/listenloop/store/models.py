@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from listenloop.crowd.worker_prior import PRIOR_TRUST
 
 ROLES = ("owner", "annotator", "admin")
-TASK_TYPES = ("classification", "binary", "continuous", "multilabel")
+TASK_TYPES = ("classification", "binary", "continuous", "multilabel", "events")
 # pool: arrived in a stream-mode project, not yet judged by a learning round; queued: waits
 # for answers; done / low_agreement: the redundancy policy's verdicts; passed: a stream-mode
 # round judged it not worth people's time.
@@ -204,6 +204,10 @@ class Clip(Base):
     # A "silver" control question: a clip the crowd finished with high confidence and agreement
     # among trusted annotators (`crowd.checks.is_silver`); its label is the truth it checks against.
     silver: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Events projects: the long recording this segment was cut from (its uploaded name) and the
+    # segment's onset in it, seconds; None for clips of other projects.
+    recording: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    onset: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

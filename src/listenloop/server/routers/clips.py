@@ -22,6 +22,7 @@ from listenloop.engine.storage import TMP_DIR, room_left
 from listenloop.engine.uploads import (
     Unpacked,
     UploadLimits,
+    cut_segments,
     mark_gold,
     read_manifest,
     store_clips,
@@ -70,6 +71,12 @@ async def _intake(
     else:
         raise InvalidError("send an archive (a zip of audio) or a manifest (a CSV of paths)")
     try:
+        with db.read() as session:
+            project = ops.load_project(session, project_id)
+            events = project.task_type == "events"
+            segment, hop = ops.segmenting(project)
+        if events and unpacked.candidates:  # a long recording becomes its annotation segments
+            unpacked = await run_in_threadpool(cut_segments, unpacked, segment, hop)
         if not unpacked.candidates:
             return {"added": 0, "rejected": unpacked.rejected}
         return await run_in_threadpool(

@@ -221,7 +221,7 @@ def _options() -> dict[str, Any]:
     from listenloop.strategies.registry import allowed_strategies
 
     # per task type (classification: three classes or more); "regression" is continuous's
-    kinds = ("binary", "multilabel", "continuous")
+    kinds = ("binary", "multilabel", "events", "continuous")
     by_task = {t: allowed_strategies(*live_strategy_task(t, None)) for t in kinds}
     by_task["classification"] = allowed_strategies("classification", 3)
     return {

@@ -8,16 +8,21 @@ the event loop (the annotators' `next` and `answer`) nor the memory waits on the
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
 from listenloop.engine import projects as ops
 from listenloop.engine.accounts import Principal
+from listenloop.engine.aggregate import strong_soft_labels
+from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.exports import iter_export_answers, iter_export_project
+from listenloop.sed import maestro
 from listenloop.server.deps import DB, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
 from listenloop.store.database import Database
@@ -77,3 +82,39 @@ def answers(
     _owned(db, project_id, who)
     pieces = _pieces(db, project_id, lambda s, p: iter_export_answers(s, p, format))
     return _attachment(pieces, format, f"project-{project_id}-answers.{format}")
+
+
+@router.get("/projects/{project_id}/export/events", response_model=None)
+def export_events(
+    project_id: ProjectId,
+    who: User,
+    db: DB,
+    recording: str | None = Query(None, max_length=512, description="One recording's file as text."),
+    labels: Literal["soft", "hard"] = Query("soft", description="With `recording`: which file."),
+) -> Response:
+    """An events project's strong labels in the MAESTRO-Real style, one file per recording:
+    soft (`onset offset label value` per hop and class, 004_ eq. 1 over the overlapping
+    segments) and hard (`onset offset label` events, soft > 0.5 merged). A zip of
+    `soft/NAME.txt` and `hard/NAME.txt`, or one file as text with `recording`."""
+    with db.read_only() as session:
+        project = ops.load_project(session, project_id)
+        ops.require_owner(project, who)
+        if project.task_type != "events":
+            raise InvalidError(f"project {project_id} is a {project.task_type} project, not events")
+        soft = strong_soft_labels(session, project)
+    texts = maestro.files(soft)
+    if recording is not None:
+        text = texts.get(f"{labels}/{recording}.txt")
+        if text is None:
+            raise NotFoundError(f"no answered recording {recording!r} in project {project_id}")
+        return PlainTextResponse(text)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for rel, text in texts.items():
+            archive.writestr(rel, text)
+    name = f"project-{project_id}-events.zip"
+    return Response(
+        buffer.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.tasks import next_task, submit_answer, task_media, undo_answer
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.server.deps import DB, Actor, DataDir, IdleCache, ProjectId, TaskId, User
@@ -25,7 +26,7 @@ def question_for(project: Project | ProjectView) -> Question:
     if project.task_type == "continuous":
         lo, hi = float(project.range_min or 0.0), float(project.range_max or 0.0)
         return Question(type="continuous", text=f"Rate what you hear from {lo:g} to {hi:g}.", range=(lo, hi))
-    if project.task_type == "multilabel":
+    if project.task_type in TAG_TASKS:
         return Question(
             type="multilabel",
             text="Which of these do you hear? Mark every one.",
