@@ -179,3 +179,26 @@ def test_simulated_crowd_truthful_and_spamming_workers() -> None:
     assert 0.4 < share_b < 0.6  # marks each class at its rate, whatever it hears
     crowd = SegmentCrowd.draw(20, rng, poor_share=0.25)
     assert (crowd.theta <= 0.3).sum() >= 5 and len(set(crowd.worker_ids)) == 20
+
+
+def test_sed_experiment_without_torch_or_bank_says_so(tmp_path: Path) -> None:
+    """The base install (no torch) imports the sed commands and refuses the experiment in one line."""
+    import subprocess
+    import sys
+
+    blocked = "import sys; sys.modules['torch'] = None; from listenloop.cli import main; main()"
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    (bank / "labels.csv").write_text("file,label\n")
+    runs = {
+        "torch": [*("sed", "experiment", "--quick", "--out", str(tmp_path / "o"), "--events", str(bank))],
+        "bank": [*("sed", "experiment", "--out", str(tmp_path / "o"), "--events", str(tmp_path / "none"))],
+    }
+    for what, args in runs.items():
+        proc = subprocess.run(
+            [sys.executable, "-c", blocked, *args], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 2, (what, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert ("needs torch" if what == "torch" else "no labels.csv") in proc.stderr
+    assert not (tmp_path / "o").exists()

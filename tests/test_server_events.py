@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pandas as pd
 import soundfile
-from api_support import annotator, login, zip_of
 from fastapi.testclient import TestClient
 
+from api_support import annotator, login, zip_of
 from listenloop.crowd.soft_labels import weak_to_strong
 from listenloop.engine.uploads import segment_onsets
 
@@ -82,7 +82,9 @@ def test_events_project_end_to_end(client: TestClient) -> None:
             assert audio.status_code == 200
             seg, sr = soundfile.read(io.BytesIO(audio.content))
             assert len(seg) == 4 * sr  # the segment, not the whole recording
-            ok = client.post(f"/api/v1/tasks/{task.json()['task_id']}/answer", headers=h, json={"answer": tags})
+            ok = client.post(
+                f"/api/v1/tasks/{task.json()['task_id']}/answer", headers=h, json={"answer": tags}
+            )
             assert ok.status_code == 201, ok.text
         assert client.get(f"/api/v1/projects/{pid}/next", headers=h).status_code == 204
     clips = client.get(f"/api/v1/projects/{pid}/export?format=csv", headers=oh).text
@@ -114,4 +116,7 @@ def test_events_project_end_to_end(client: TestClient) -> None:
         "/api/v1/projects", headers=oh, json={"name": "m", "task_type": "multilabel", "classes": ["a"]}
     ).json()["id"]
     assert client.get(f"/api/v1/projects/{other}/export/events", headers=oh).status_code == 422
-    assert client.get(f"/api/v1/projects/{pid}/export/events", headers=annotator(client, "eve")).status_code == 403
+    assert (
+        client.get(f"/api/v1/projects/{pid}/export/events", headers=annotator(client, "eve")).status_code
+        == 403
+    )

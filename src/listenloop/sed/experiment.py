@@ -39,7 +39,7 @@ class Settings:
     recordings: int = 8
     minutes: tuple[float, float] = (3.0, 5.0)
     folds: int = 3
-    epochs: int = 12
+    epochs: int = 10
     events_per_minute: float = 24.0
     rarity: float = 1.0  # class weights ∝ 1 / rank**rarity
     workers: int = 30

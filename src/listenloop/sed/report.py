@@ -48,7 +48,8 @@ def plot_soft_example(
     part = soft.xs(recording, level="recording").reindex(columns=classes)
     onsets = part.index.get_level_values("onset").to_numpy()
     y = truth[recording]
-    active = [c for i, c in enumerate(classes) if y[:seconds, i].any()][:6]
+    seconds = min(seconds, len(y))
+    active = [c for i, c in enumerate(classes) if y[:seconds, i].any()][:6] or classes[:1]
     fig, axes = plt.subplots(len(active), 1, figsize=(9, 1.2 * len(active) + 0.8), dpi=120, sharex=True)
     axes = np.atleast_1d(axes)
     for ax, c in zip(axes, active, strict=True):

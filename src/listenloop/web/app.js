@@ -183,6 +183,7 @@ function describeTask(p) {
   if (p.task_type === "continuous" && p.range) return `Rate from ${p.range[0]} to ${p.range[1]}`;
   const n = (p.classes || []).length;
   if (p.task_type === "multilabel") return `Tag what you hear (${n} tags)`;
+  if (p.task_type === "events") return `Mark the sounds you hear in each segment (${n} classes)`;
   if (p.task_type === "binary") return `Choose one of ${(p.classes || []).join(" or ")}`;
   return `Choose one of ${n} classes`;
 }

@@ -6,11 +6,11 @@
 import { h } from "./dom.js";
 
 export const CANT_TELL = "can't tell";
-const MIN_CLASSES = { classification: 2, binary: 2, multilabel: 1 };
+const MIN_CLASSES = { classification: 2, binary: 2, multilabel: 1, events: 1 };
 
 export const FIELD_HELP = {
   name: "Shown to annotators; 1 to 200 characters.",
-  task_type: "classification: one class per clip; binary: exactly two classes; continuous: a rating in a range; multilabel: any set of tags (active learning ranks the pool tag by tag; the score is the tags' mean UAR).",
+  task_type: "classification: one class per clip; binary: exactly two classes; continuous: a rating in a range; multilabel: any set of tags (active learning ranks the pool tag by tag; the score is the tags' mean UAR); events: long recordings cut into overlapping 10 s segments (1 s apart), each tagged with the sounds heard in it, exported as strong soft and hard labels.",
   classes: "One per line or comma-separated. \"can't tell\" is always offered: do not list it; no '|'.",
   range: "The lowest and the highest rating; low must be below high.",
   feature_set: "Audio features the model learns from; ComParE 2016 measured best on speech and office sounds.",

@@ -84,7 +84,7 @@ export async function renderNewProject(root) {
   const d = schemaDefaults(options.schema);
   const c = {};
   c.name = input("name", { type: "text", maxlength: "200", required: true, autocomplete: "off" });
-  c.task_type = select("task_type", ["classification", "binary", "continuous", "multilabel"], "classification");
+  c.task_type = select("task_type", ["classification", "binary", "continuous", "multilabel", "events"], "classification");
   c.classes = h("textarea", { id: fid("classes"), name: "classes", rows: "3", "aria-describedby": `${fid("classes")}-hint ${fid("classes")}-error` });
   c.range_low = h("input", { id: fid("range"), name: "range_low", type: "number", step: "any", "aria-label": "Lowest rating", "aria-describedby": `${fid("range")}-hint ${fid("range")}-error` });
   c.range_high = h("input", { id: "np-range-high", name: "range_high", type: "number", step: "any", "aria-label": "Highest rating", "aria-describedby": `${fid("range")}-hint ${fid("range")}-error` });

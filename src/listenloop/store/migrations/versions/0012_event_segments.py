@@ -25,6 +25,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("clips", schema=None) as batch_op:
-        batch_op.drop_column("onset")
-        batch_op.drop_column("recording")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite >= 3.35 has it), not a batch rebuild: rebuilding
+    # `clips` drops the table, and with foreign keys on that would delete every task (CASCADE).
+    op.drop_column("clips", "onset")
+    op.drop_column("clips", "recording")
