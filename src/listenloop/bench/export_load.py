@@ -32,6 +32,7 @@ from listenloop.bench.serve import OWNER, OWNER_PASSWORD, Server, create_owner, 
 
 CLASSES = [str(d) for d in range(10)]
 MANIFEST_ROWS = 50_000
+EXPORT_TIMEOUT = 600.0  # an export of a big project on a busy machine may take minutes
 
 
 def write_pool(root: Path, n: int) -> list[str]:
@@ -107,7 +108,9 @@ def _phase(
     base: str, pid: int, tokens: list[str], seconds: float, think: float, export_token: str | None
 ) -> Any:
     polls = [(export_token, f"/api/v1/projects/{pid}/export", 1.0)] if export_token else None
-    return asyncio.run(annotate(base, pid, tokens, CLASSES, seconds, think, owner_polls=polls))
+    return asyncio.run(
+        annotate(base, pid, tokens, CLASSES, seconds, think, owner_polls=polls, owner_timeout=EXPORT_TIMEOUT)
+    )
 
 
 def _export_size(base: str, token: str, pid: int) -> int:

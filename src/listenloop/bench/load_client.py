@@ -135,10 +135,12 @@ async def annotate(
     seconds: float,
     think: float = 0.0,
     owner_polls: list[tuple[str, str, float]] | None = None,
+    owner_timeout: float = TIMEOUT,
 ) -> LoadResult:
     """Every token's annotator loops `GET /projects/{pid}/next` -> `POST /tasks/{id}/answer` (a random
     class) for `seconds`, pausing `think` seconds after each answer. `owner_polls`: (token, path,
-    every seconds) loops of GETs beside them (an owner's dashboard, an export), timed as `owner`."""
+    every seconds) loops of GETs beside them (an owner's dashboard, an export), timed as `owner`,
+    each given `owner_timeout` seconds (an export of a big project takes longer than a `next`)."""
     result = LoadResult(seconds=0.0, latencies={"next": [], "answer": [], "owner": []})
 
     def count(key: str) -> None:
@@ -148,12 +150,13 @@ async def annotate(
         conn: Conn, kind: str, method: str, path: str, body: bytes = b""
     ) -> tuple[int | None, bytes]:
         t = time.perf_counter()
+        limit = owner_timeout if kind == "owner" else TIMEOUT
         try:
-            status, data = await asyncio.wait_for(conn.request(method, path, body), TIMEOUT)
-        except TimeoutError:  # a failure, and a TIMEOUT latency sample
+            status, data = await asyncio.wait_for(conn.request(method, path, body), limit)
+        except TimeoutError:  # a failure, and a latency sample of the limit
             conn.close()
             count("timeout")
-            result.latencies[kind].append(TIMEOUT)
+            result.latencies[kind].append(limit)
             return None, b""
         result.latencies[kind].append(time.perf_counter() - t)
         count(f"{kind} {status}")

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from listenloop.engine.aggregate import soft_by_clip
@@ -61,7 +61,7 @@ class ClipLabel(NamedTuple):
     source: str
 
 
-def final_label(clip: Clip) -> ClipLabel | None:
+def final_label(clip: Clip | Row[Any]) -> ClipLabel | None:
     """The clip's final label, or None while it has none (the crowd has not finished with it).
 
     The first source that has a label wins: a control question's known answer (gold), the
@@ -80,6 +80,20 @@ def final_label(clip: Clip) -> ClipLabel | None:
     return None
 
 
+_CLIP_FIELDS = (
+    Clip.id,
+    Clip.file_name,
+    Clip.is_gold,
+    Clip.gold_label,
+    Clip.expert_label,
+    Clip.seed_label,
+    Clip.status,
+    Clip.label,
+    Clip.confidence,
+    Clip.n_answers,
+)
+
+
 def clip_rows(session: Session, project: Project, chunk: int | None = None) -> Iterator[dict[str, Any]]:
     """Per clip: file, final label, confidence, soft label (`soft_by_clip`), regular answers,
     status, source, final, model_label.
@@ -96,10 +110,14 @@ def clip_rows(session: Session, project: Project, chunk: int | None = None) -> I
     chunk = chunk or CHUNK
     last = 0
     while True:  # by id, `chunk` clips at a time (ix_clips_project_id): bounded memory
+        # the columns only (rows, not ORM objects: a third of the time on 100,000 clips)
         query = (
-            select(Clip).where(Clip.project_id == project.id, Clip.id > last).order_by(Clip.id).limit(chunk)
+            select(*_CLIP_FIELDS)
+            .where(Clip.project_id == project.id, Clip.id > last)
+            .order_by(Clip.id)
+            .limit(chunk)
         )
-        clips = session.scalars(query).all()
+        clips = session.execute(query).all()
         if not clips:
             return
         soft = soft_by_clip(session, project, [c.id for c in clips])
@@ -117,7 +135,7 @@ def clip_rows(session: Session, project: Project, chunk: int | None = None) -> I
                 "final": final is not None,
                 "model_label": guesses.get(clip.id),
             }
-        last = clips[-1].id  # (the session holds its objects weakly: a written chunk is let go)
+        last = clips[-1].id
 
 
 def annotator_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
