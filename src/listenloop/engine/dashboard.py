@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Text, case, cast, func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
@@ -24,6 +24,7 @@ from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.projects import end_leases, project_status, require_owner
+from listenloop.store.clip_tallies import tallies
 from listenloop.store.models import (
     Clip,
     Event,
@@ -107,16 +108,11 @@ def answers_histogram(session: Session, project: Project) -> list[dict[str, Any]
     """How many regular answers crowd clips took: `[{answers, done, low_agreement, open}]` for
     1..the most answers any clip has (`open`: still queued with some answers). Seed and control
     clips are left out."""
-    rows = session.execute(
-        select(Clip.n_answers, Clip.status, func.count())
-        .where(
-            Clip.project_id == project.id,
-            Clip.is_gold.is_(False),
-            Clip.seed_label.is_(None),
-            Clip.n_answers > 0,
-        )
-        .group_by(Clip.n_answers, Clip.status)
-    ).all()
+    rows = [
+        (t.n_answers, t.status, t.clips)
+        for t in tallies(session, project.id)
+        if not t.is_gold and not t.seeded and t.n_answers > 0
+    ]
     top = max((n for n, _, _ in rows), default=0)
     bars = [{"answers": k, "done": 0, "low_agreement": 0, "open": 0} for k in range(1, top + 1)]
     for n, status, count in rows:
@@ -132,22 +128,12 @@ def savings(session: Session, project: Project) -> dict[str, Any]:
     quality_answers (control + consistency), answers_used (all kinds, the budget's count),
     labels (seed + crowd done), pool (clips that are not control questions), labels_share}`.
     """
-    finished, on_finished = session.execute(
-        select(func.count(), func.coalesce(func.sum(Clip.n_answers), 0)).where(
-            Clip.project_id == project.id,
-            Clip.is_gold.is_(False),
-            Clip.seed_label.is_(None),
-            Clip.status.in_(FINISHED),
-        )
-    ).one()
-    pool, labels = session.execute(
-        select(
-            func.count(),
-            func.coalesce(
-                func.sum(case(((Clip.seed_label.is_not(None)) | (Clip.status == "done"), 1), else_=0)), 0
-            ),
-        ).where(Clip.project_id == project.id, Clip.is_gold.is_(False))
-    ).one()
+    counts = [t for t in tallies(session, project.id) if not t.is_gold]
+    crowd = [t for t in counts if not t.seeded and t.status in FINISHED]
+    finished = sum(t.clips for t in crowd)
+    on_finished = sum(t.clips * t.n_answers for t in crowd)
+    pool = sum(t.clips for t in counts)
+    labels = sum(t.clips for t in counts if t.seeded or t.status == "done")
     by_kind = dict(
         session.execute(
             select(Task.kind, func.count())

@@ -153,6 +153,21 @@ def _check_offset(offset_minutes: int) -> int:
     return max(-MAX_OFFSET_MINUTES, min(MAX_OFFSET_MINUTES, int(offset_minutes)))
 
 
+def answer_days(session: Session, user_id: int, offset_minutes: int) -> dict[date, int]:
+    """The annotator's answers per calendar day at `offset_minutes` from UTC, over every project:
+    counted by the database on the (annotator_id, answered_at) index, one row per day."""
+    if session.get_bind().dialect.name == "sqlite":
+        day: Any = func.date(Task.answered_at, f"{int(offset_minutes):+d} minutes")
+    else:
+        day = func.date(Task.answered_at + timedelta(minutes=int(offset_minutes)))
+    rows = session.execute(
+        select(day, func.count())
+        .where(Task.annotator_id == user_id, Task.answered_at.is_not(None))
+        .group_by(day)
+    )
+    return {(d if isinstance(d, date) else date.fromisoformat(str(d))): int(n) for d, n in rows}
+
+
 def user_progress(
     session: Session,
     user_id: int,
@@ -189,14 +204,8 @@ def user_progress(
         )
         or 0
     ) > 0
-    times = session.scalars(
-        select(Task.answered_at).where(Task.annotator_id == user_id, Task.answered_at.is_not(None))
-    )
     today = local_day(now, offset)
-    days: dict[date, int] = {}
-    for moment in times:
-        day = local_day(moment, offset)
-        days[day] = days.get(day, 0) + 1
+    days = answer_days(session, user_id, offset)
     current, best = streaks(days, today)
     earned = set(badges_for(answers, best, trusted))
     project: dict[str, Any] | None = None

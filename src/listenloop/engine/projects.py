@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
 from listenloop.engine.config import DEFAULT_HOP_S, DEFAULT_SEGMENT_S, ProjectConfig, Redundancy
 from listenloop.engine.errors import ForbiddenError, NotFoundError
 from listenloop.engine.views import ProjectView
-from listenloop.store.models import Clip, Event, ModelRun, Project, ProjectMember, Task, User, utcnow
+from listenloop.store.clip_tallies import tallies
+from listenloop.store.events import newest_event
+from listenloop.store.models import Event, ModelRun, Project, ProjectMember, Task, User, utcnow
 
 
 def create_project(session: Session, owner: Principal, config: ProjectConfig) -> Project:
@@ -327,14 +329,9 @@ def list_members(session: Session, project: Project) -> list[dict[str, Any]]:
 def project_status(session: Session, project: Project) -> dict[str, Any]:
     """Progress, answers used, labels done, model score history and budget left."""
     counts: dict[str, int] = {"pool": 0, "queued": 0, "done": 0, "low_agreement": 0, "passed": 0}
-    rows = session.execute(
-        select(Clip.status, Clip.is_gold, func.count())
-        .where(Clip.project_id == project.id)
-        .group_by(Clip.status, Clip.is_gold)
-    )
-    for status, is_gold, n in rows:
-        if not is_gold:  # control clips are not part of the work (and annotators must not count them)
-            counts[status] = counts.get(status, 0) + n
+    for tally in tallies(session, project.id):
+        if not tally.is_gold:  # control clips are not part of the work (and annotators must not count them)
+            counts[tally.status] = counts.get(tally.status, 0) + tally.clips
     clips = sum(counts.values())
     finished = counts["done"] + counts["low_agreement"] + counts["passed"]
     budget_left = None if project.budget is None else max(project.budget - project.answers_used, 0)
@@ -360,20 +357,15 @@ LEARNING_SUCCESSES = ("model_trained", "skills_refreshed")
 def learning_error(session: Session, project_id: int) -> dict[str, Any] | None:
     """The background learning's newest failure (`{kind, error, at}`) unless a success came after
     it: what the owner needs to see when the model score history stops growing."""
-    row = session.execute(
-        select(Event.kind, Event.data, Event.created_at)
-        .where(Event.project_id == project_id, Event.kind.in_(LEARNING_FAILURES + LEARNING_SUCCESSES))
-        .order_by(Event.id.desc())
-        .limit(1)
-    ).first()
-    if row is None or row.kind not in LEARNING_FAILURES:
+    row = newest_event(session, project_id, LEARNING_FAILURES + LEARNING_SUCCESSES)
+    if row is None or row[0] not in LEARNING_FAILURES:
         return None
-    data = row.data or {}
+    kind, data, at = row
     return {
-        "kind": row.kind,
+        "kind": kind,
         "error": data.get("error"),
         "retry_in_s": data.get("retry_in_s"),
-        "at": row.created_at.isoformat(timespec="seconds") + "Z",
+        "at": at.isoformat(timespec="seconds") + "Z",
     }
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, true
+from sqlalchemy import and_, case, false, func, or_, select, true
 from sqlalchemy import bindparam as bp
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -58,6 +58,9 @@ from listenloop.store.prepared import Prepared
 
 LEASE = Settings.from_env().task_lease  # LISTENLOOP_TASK_LEASE_SECONDS (5 minutes), read at import
 CONSISTENCY_DELAY = timedelta(seconds=60)  # a repeat comes at least this long after the first answer
+# An unanswered lease is deleted this long after it ran out (until then a late answer gets its
+# 409 "expired"); the annotator may then be given that clip again.
+RECLAIM_AFTER = timedelta(hours=1)
 
 P, C, T = Project.__table__, Clip.__table__, Task.__table__
 W, M, E = WorkerTrust.__table__, ProjectMember.__table__, Event.__table__
@@ -112,16 +115,18 @@ _live_on_clip = (
     .scalar_subquery()
 )
 # A clip is handed out while its answers plus live leases stay below what it may still need:
-# up to the policy's minimum at once, then one at a time, never beyond the maximum.
+# up to the policy's minimum at once, then one at a time, never beyond the maximum. With n
+# answers and L live leases (min <= max): n + L < max and (L = 0 or n + L < min), which is
+# n < max and L < (min - n if n < min else 1): the live-lease count is evaluated once per row.
 _REGULAR = Prepared(
     select(C.c.id)
     .where(
         C.c.project_id == bp("project"),
         C.c.status == "queued",
         C.c.is_gold == false(),
+        C.c.n_answers < bp("rmax"),
         ~_mine(bp("user")),
-        C.c.n_answers + _live_on_clip < bp("rmax"),
-        or_(_live_on_clip == 0, C.c.n_answers + _live_on_clip < bp("rmin")),
+        _live_on_clip < case((C.c.n_answers < bp("rmin"), bp("rmin") - C.c.n_answers), else_=1),
     )
     .order_by(C.c.rank, C.c.id)
     .limit(1)
@@ -136,33 +141,54 @@ _CUT = Prepared(
     .offset(CONTROL_REUSE_AFTER)
     .limit(1)
 )
-_had = T.alias("had")
-_CONTROL = Prepared(
-    select(C.c.id)
-    .where(
-        C.c.project_id == bp("project"),
-        or_(C.c.is_gold == true(), C.c.silver == true()),
-        # never a clip they answered as a task of the queue; a control clip again only after the delay
-        ~select(_had.c.id)
-        .where(
-            _had.c.clip_id == C.c.id,
-            _had.c.annotator_id == bp("user"),
-            or_(_had.c.kind != "control", _had.c.id > bp("cut")),
-        )
-        .exists(),
+# Random draws without sorting: a random key between the smallest and the largest id of the
+# candidates, then the first candidate at or after it (wrapping round to the smallest), walked
+# in index order (the control clips' partial index, the annotator's tasks by id).
+_is_control = or_(C.c.is_gold == true(), C.c.silver == true())  # as ix_clips_controls' WHERE reads
+_CONTROL_SPAN = Prepared(
+    select(
+        select(func.min(C.c.id)).where(C.c.project_id == bp("project"), _is_control).scalar_subquery(),
+        select(func.max(C.c.id)).where(C.c.project_id == bp("project"), _is_control).scalar_subquery(),
     )
-    .order_by(_mine(bp("user")), func.random())  # a clip they never had first
-    .limit(1)
 )
+_had = T.alias("had")
+
+
+def _control_draw(fresh: bool) -> Prepared:
+    """The first control clip from id `start` on that the annotator may get: `fresh`, one they
+    never had; else one they had only as a control question at or before their task `cut`."""
+    had = select(_had.c.id).where(_had.c.clip_id == C.c.id, _had.c.annotator_id == bp("user"))
+    if not fresh:  # never a clip they answered as a task of the queue; a control again after the delay
+        had = had.where(or_(_had.c.kind != "control", _had.c.id > bp("cut")))
+    return Prepared(
+        select(C.c.id)
+        .where(C.c.project_id == bp("project"), _is_control, C.c.id >= bp("start"), ~had.exists())
+        .order_by(C.c.id)
+        .limit(1)
+    )
+
+
+_CONTROL_FRESH, _CONTROL_AGAIN = _control_draw(True), _control_draw(False)
 _RATE = Prepared(
     select(W.c.trust, W.c.evidence).where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
 )
 _rep = T.alias("rep")
+_MY_SPAN = Prepared(
+    select(
+        select(func.min(T.c.id))
+        .where(T.c.project_id == bp("project"), T.c.annotator_id == bp("user"))
+        .scalar_subquery(),
+        select(func.max(T.c.id))
+        .where(T.c.project_id == bp("project"), T.c.annotator_id == bp("user"))
+        .scalar_subquery(),
+    )
+)
 _CONSISTENCY = Prepared(
     select(T.c.clip_id)
     .where(
         T.c.project_id == bp("project"),
         T.c.annotator_id == bp("user"),
+        T.c.id >= bp("start"),
         T.c.kind == "regular",
         T.c.answered_at.is_not(None),
         T.c.answered_at < bp("before"),
@@ -171,8 +197,22 @@ _CONSISTENCY = Prepared(
         .where(_rep.c.clip_id == T.c.clip_id, _rep.c.annotator_id == bp("user"), _rep.c.kind == "consistency")
         .exists(),
     )
-    .order_by(func.random())
+    .order_by(T.c.id)
     .limit(1)
+)
+# Leases that ran out RECLAIM_AFTER ago unanswered (an unused prefetch, a closed page): deleted,
+# so that they neither weigh on the live-lease queries nor keep the clip from the annotator.
+# Never the newest task of all: SQLite gives a new row the largest id + 1, and a task id must
+# never come back (a stale page's answer would land on another clip).
+_newest = T.alias("newest")
+_RECLAIM = Prepared(
+    T.delete().where(
+        T.c.project_id == bp("project"),
+        T.c.annotator_id == bp("user"),
+        T.c.answered_at.is_(None),
+        T.c.leased_until < bp("expired"),
+        T.c.id < select(func.max(_newest.c.id)).scalar_subquery(),
+    )
 )
 _NEW_TASK = Prepared(
     T.insert()
@@ -435,6 +475,7 @@ def next_task(
     if open_tasks and (not ahead or len(open_tasks) > 1):
         task = open_tasks[1] if ahead else open_tasks[0]
         return Assignment(task.id, task.clip_id, task.leased_until)
+    _RECLAIM.run(conn, {**keys, "expired": now - RECLAIM_AFTER})  # their long-expired leases
     if view.budget is not None and view.answers_used + (_LIVE.scalar(conn, keys) or 0) >= view.budget:
         return None
     regular = _REGULAR_PG if _pg(conn) else _REGULAR
@@ -451,18 +492,36 @@ def next_task(
             view.control_rate, view.consistency_rate, trust, evidence, view.trust_threshold
         )
     if draw < control_rate:
-        cut = _CUT.scalar(conn, keys) or 0
-        other = _CONTROL.scalar(conn, {**keys, "cut": cut})
+        span = _CONTROL_SPAN.first(conn, keys)
+        other = _draw(conn, _CONTROL_FRESH, span, keys, rng)  # a clip they never had first
+        if other is None:
+            cut = _CUT.scalar(conn, keys) or 0
+            other = _draw(conn, _CONTROL_AGAIN, span, {**keys, "cut": cut}, rng)
         if other is not None:
             kind, clip_id = "control", other
     elif draw < control_rate + view.consistency_rate:
-        other = _CONSISTENCY.scalar(conn, {**keys, "before": now - CONSISTENCY_DELAY})
+        span = _MY_SPAN.first(conn, keys)
+        other = _draw(conn, _CONSISTENCY, span, {**keys, "before": now - CONSISTENCY_DELAY}, rng)
         if other is not None:
             kind, clip_id = "consistency", other
     until = now + LEASE
+    # The task row is the lease's record (no event: at hundreds of pairs a second, the events
+    # table would grow by a row per lease for nothing that reads it).
     task_id = int(_NEW_TASK.scalar(conn, {**keys, "clip": clip_id, "v_kind": kind, "until": until}))
-    _event(conn, view.id, who.id, "task_leased", {"task": task_id, "clip": clip_id, "kind": kind}, now)
     return Assignment(task_id, clip_id, until)
+
+
+def _draw(conn: Connection, stmt: Prepared, span: Any, keys: dict[str, Any], rng: random.Random) -> Any:
+    """A random candidate of `stmt` without sorting the candidates: from a random id in `span`
+    (the smallest and largest candidate id), the first one at or after it, else the first one."""
+    low, high = span if span is not None else (None, None)
+    if low is None or high is None:
+        return None
+    start = rng.randint(int(low), int(high))
+    found = stmt.scalar(conn, {**keys, "start": start})
+    if found is None and start > low:
+        found = stmt.scalar(conn, {**keys, "start": low})
+    return found
 
 
 def _agrees(project: ProjectView, a: str, b: str | None) -> bool:
@@ -656,7 +715,7 @@ def _settle(
     """What an answer and its undo both write after the task itself: the annotator's trust,
     checks, answers, points, check evidence and can't-tell answers (`worker`, in that order;
     `known`: their row exists), the project's answer counts (`count`), the event `kind`, and a
-    regular clip's aggregate."""
+    regular clip's aggregate. Only check answers are logged as events."""
     trust, checked, right, answers, points, evidence, cant = worker
     values = {
         "v_trust": trust,
@@ -669,8 +728,10 @@ def _settle(
     }
     (_TRUST_SET if known else _TRUST_NEW).run(conn, {**keys, **values})
     count.run(conn, keys)
-    data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
-    _event(conn, project.id, user_id, kind, data, now)
+    if task.kind in ("control", "consistency"):  # what the dashboard's check columns count; the
+        # task row records every answer (a regular answer's event would only grow the log)
+        data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
+        _event(conn, project.id, user_id, kind, data, now)
     if task.kind == "regular":
         _reaggregate(conn, project, task.clip_id, user_id, now)
 

@@ -175,6 +175,14 @@ class Clip(Base):
         # the clip browser's pages in clip order (LIMIT/OFFSET without sorting the whole project)
         Index("ix_clips_project_id", "project_id", "id"),
         Index("ix_clips_sha256", "sha256"),  # start-up: which clips does a stored audio file serve
+        # the control clips (gold or silver): a control draw walks these, never the whole project
+        Index(
+            "ix_clips_controls",
+            "project_id",
+            "id",
+            sqlite_where=text("is_gold = 1 OR silver = 1"),
+            postgresql_where=text("is_gold = true OR silver = true"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -214,6 +222,25 @@ class Clip(Base):
     project: Mapped[Project] = relationship()
 
 
+class ClipTally(Base):
+    """How many clips of a project have one (status, is_gold, seeded, n_answers): what `status`
+    and the dashboard count, without reading the clips.
+
+    Kept by database triggers on `clips` (migration 0012: insert, delete, and updates of those
+    columns), so every writer keeps it right. A migration that rebuilds `clips` (a SQLite batch
+    copy) drops the triggers with the old table and must create them again.
+    """
+
+    __tablename__ = "clip_tallies"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    is_gold: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    seeded: Mapped[bool] = mapped_column(Boolean, primary_key=True)  # seed_label IS NOT NULL
+    n_answers: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clips: Mapped[int] = mapped_column(Integer)
+
+
 class Task(Base):
     """One clip leased to one annotator; answered at most once (the UNIQUE constraint and a
     conditional update on `answered_at` make a retried answer store nothing)."""
@@ -233,9 +260,13 @@ class Task(Base):
         ),
         # whether an annotator had a clip (of any kind): what the unique constraint's index served
         Index("ix_tasks_clip_annotator", "clip_id", "annotator_id"),
-        Index("ix_tasks_open", "project_id", "annotator_id", "answered_at"),
+        # open leases: a range seek on leased_until, however many expired ones wait to be reclaimed
+        Index("ix_tasks_open", "project_id", "annotator_id", "answered_at", "leased_until"),
         Index("ix_tasks_clip_lease", "clip_id", "answered_at", "leased_until"),
-        Index("ix_tasks_project_answered", "project_id", "answered_at"),
+        Index("ix_tasks_project_answered", "project_id", "answered_at", "leased_until"),
+        Index("ix_tasks_annotator_answered", "annotator_id", "answered_at"),  # progress, every project
+        # an annotator's tasks of a project in id order (control delay, consistency draw)
+        Index("ix_tasks_project_annotator_id", "project_id", "annotator_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -260,6 +291,7 @@ class WorkerTrust(Base):
     """An annotator's trust, checks and points within one project."""
 
     __tablename__ = "worker_trust"
+    __table_args__ = (Index("ix_worker_trust_user_id", "user_id"),)  # one annotator over every project
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -319,7 +351,10 @@ class Event(Base):
     """Append-only log of what happened (uploads, tasks, answers, decisions)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_project_time", "project_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_events_project_time", "project_id", "created_at"),
+        Index("ix_events_project_kind", "project_id", "kind", "id"),  # the newest event of a kind
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int | None] = mapped_column(

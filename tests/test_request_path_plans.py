@@ -1,0 +1,269 @@
+"""The request path's cost does not grow with the project (issue 17): every statement that `next`,
+`answer`, `undo`, progress, `status`, the leaderboards and the dashboard's summary run is
+recorded and explained (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN with sequential scans
+disabled, so that a plan still scanning has no index to use), and none may read all of `tasks`,
+`events` or `clips`, nor sort its candidates by random(). Also: the clip tallies the triggers keep match
+the clips, and expired leases are reclaimed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, update
+
+from listenloop.engine import dashboard as dash
+from listenloop.engine import gamification as game
+from listenloop.engine.accounts import Principal, create_user
+from listenloop.engine.config import ProjectConfig
+from listenloop.engine.errors import ConflictError
+from listenloop.engine.projects import create_project, project_status
+from listenloop.engine.tasks import LEASE, RECLAIM_AFTER, next_task, submit_answer, undo_answer
+from listenloop.store import prepared
+from listenloop.store.clip_tallies import tallies
+from listenloop.store.database import Database
+from listenloop.store.models import Clip, Event, Project, Task, utcnow
+
+BIG = ("tasks", "clips", "events")
+
+
+@pytest.fixture
+def db(tmp_path: Path, database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+def _project(
+    db: Database, regular: int = 30, gold: int = 3, **config: Any
+) -> tuple[int, Principal, list[Principal]]:
+    """A digit project: a seed clip, `regular` - 1 queued clips, `gold` control clips; 3 annotators."""
+    with db.write() as s:
+        owner = create_user(s, "owner", "x", "owner")
+        people = [create_user(s, f"a{i}", "x") for i in range(3)]
+        settings = {"control_rate": 0.0, "consistency_rate": 0.0, **config}
+        boss = Principal(owner.id, "owner", "owner")
+        config = ProjectConfig(name="p", task_type="classification", classes=list("0123456789"), **settings)
+        project = create_project(s, boss, config)
+        for i in range(regular + gold):
+            s.add(
+                Clip(
+                    project_id=project.id,
+                    file_name=f"c{i}.wav",
+                    sha256=f"{i:064d}",
+                    path=f"audio/{i}.wav",
+                    duration=1.0,
+                    sample_rate=8000,
+                    status="done" if i == 0 else "queued",  # a seed clip, then the queue
+                    rank=float(i),
+                    is_gold=i >= regular,
+                    gold_label="0" if i >= regular else None,
+                    seed_label="3" if i == 0 else None,
+                )
+            )
+        return project.id, boss, [Principal(p.id, p.username, "annotator") for p in people]
+
+
+@contextmanager
+def recorded(db: Database) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement run on `db`'s engine or through a prepared statement, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def orm(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    original = prepared.Prepared._cursor
+
+    def spy(self: prepared.Prepared, conn: Any, params: dict[str, Any]) -> Any:
+        cursor, compiled = original(self, conn, params)
+        seen.append((compiled.sql, _args(compiled, params)))
+        return cursor, compiled
+
+    def _args(c: Any, params: dict[str, Any]) -> Any:
+        values = {**c.fixed, **params}
+        for name in c.defaults:
+            values.setdefault(name, c.defaults[name]())
+        for name, process in c.to_db.items():
+            values[name] = process(values[name])
+        return [values[n] for n in c.names] if c.positional else {n: values[n] for n in c.names}
+
+    event.listen(db.engine, "before_cursor_execute", orm)
+    prepared.Prepared._cursor = spy  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        prepared.Prepared._cursor = original  # type: ignore[method-assign]
+        event.remove(db.engine, "before_cursor_execute", orm)
+
+
+def _aliases(sql: str) -> dict[str, str]:
+    """Table (and alias) names in a statement, each to its table."""
+    names = {t: t for t in BIG}
+    for table, alias in re.findall(r"\b(tasks|clips|events)\s+AS\s+(\w+)", sql):
+        names[alias] = table
+    return names
+
+
+def sqlite_problems(driver: Any, sql: str, args: Any) -> list[str]:
+    """Full scans (of a table or a whole index) of tasks, clips or events."""
+    rows = driver.execute("EXPLAIN QUERY PLAN " + sql, args).fetchall()
+    names = _aliases(sql)
+    bad = []
+    for row in rows:
+        detail = str(row[-1])
+        scan = re.match(r"SCAN (\w+)", detail)
+        if scan and scan.group(1) in names:
+            bad.append(detail)
+    return bad
+
+
+def _pg_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _pg_nodes(child)
+
+
+def pg_problems(driver: Any, sql: str, args: Any) -> list[str]:
+    """The same on PostgreSQL: a sequential scan, or an index scan with no condition (all of it)."""
+    with driver.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, args)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    bad = []
+    for node in _pg_nodes(plan[0]["Plan"]):
+        if node.get("Relation Name") not in BIG:
+            continue
+        kind = node["Node Type"]
+        if kind == "Seq Scan" or (kind in ("Index Scan", "Index Only Scan") and "Index Cond" not in node):
+            bad.append(f"{kind} on {node['Relation Name']} ({node.get('Index Name')})")
+    return bad
+
+
+def explain_all(db: Database, statements: list[tuple[str, Any]]) -> dict[str, list[str]]:
+    """Each distinct data statement's problems (empty: none)."""
+    out: dict[str, list[str]] = {}
+    raw = db.engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        if not db.sqlite:
+            with driver.cursor() as cursor:
+                cursor.execute("SET enable_seqscan = off")
+        for sql, args in statements:
+            if sql in out or not re.match(r"\s*(SELECT|UPDATE|DELETE|INSERT|WITH)\b", sql, re.I):
+                continue
+            if isinstance(args, (list, tuple)) and args and isinstance(args[0], (list, tuple, dict)):
+                args = args[0]  # executemany: one row's parameters are enough to explain it
+            out[sql] = sqlite_problems(driver, sql, args) if db.sqlite else pg_problems(driver, sql, args)
+            if "random()" in sql.lower():  # a draw that sorts its candidates by a random key
+                out[sql].append("ORDER BY random()")
+    finally:
+        raw.close()
+    return out
+
+
+def test_no_statement_of_the_request_path_scans_tasks_clips_or_events(db: Database) -> None:
+    pid, _, (a, b, c) = _project(db, budget=500)
+    now = utcnow()
+    with recorded(db) as seen:
+        # (annotator, (control rate, consistency rate)): every kind of draw
+        turns = [(a, (0, 0)), (a, (1, 0)), (b, (0, 0)), (b, (0, 1)), (c, (1, 0))] * 4
+        for i, (who, rates) in enumerate(turns):
+            with db.write() as s:
+                project = s.get(Project, pid)
+                project.control_rate, project.consistency_rate = rates
+            at = now + timedelta(minutes=2 * i)
+            with db.transaction() as conn:
+                task = next_task(conn, pid, who, now=at, rng=random.Random(i))
+                ahead = next_task(conn, pid, who, now=at, ahead=True, rng=random.Random(i + 1))
+            assert task is not None and ahead is not None
+            with db.transaction() as conn:
+                submit_answer(conn, task.task_id, who, str(i % 3), now=at)
+            if i % 5 == 4:
+                with db.transaction() as conn:
+                    undo_answer(conn, task.task_id, who, now=at)
+        with db.read() as s:
+            project = s.get(Project, pid)
+            game.user_progress(s, a.id, project_id=pid, offset_minutes=90)
+            game.leaderboard(s, project_id=pid, me=a.id)
+            project_status(s, project)
+            dash.dashboard_summary(s, project)
+            dash.annotator_table(s, project)
+    problems = {sql: bad for sql, bad in explain_all(db, seen).items() if bad}
+    assert not problems, "\n\n".join(f"{sql}\n  -> {bad}" for sql, bad in problems.items())
+
+
+def test_the_plan_check_catches_a_scan(db: Database) -> None:
+    """The checks above can fail: a draw sorted by random() over every clip is caught."""
+    _project(db)
+    sql = str(
+        select(Clip.id)
+        .where(Clip.is_gold.is_(True))
+        .order_by(func.random())
+        .limit(1)
+        .compile(db.engine, compile_kwargs={"literal_binds": True})
+    )
+    [bad] = explain_all(db, [(sql, {} if not db.sqlite else ())]).values()
+    assert bad
+
+
+def test_clip_tallies_follow_every_change_of_the_clips(db: Database) -> None:
+    pid, _, (a, b, _) = _project(db, regular=4, gold=1, redundancy={"min": 2, "max": 2, "tau": 0.5})
+    now = utcnow()
+    for who in (a, b):
+        with db.transaction() as conn:
+            task = next_task(conn, pid, who, now=now, rng=random.Random(0))
+            submit_answer(conn, task.task_id, who, "1", now=now)
+    with db.write() as s:
+        s.execute(update(Clip).where(Clip.file_name == "c3.wav").values(is_gold=True, gold_label="2"))
+        s.execute(update(Clip).where(Clip.file_name == "c2.wav").values(seed_label="5", status="done"))
+        s.execute(update(Clip).where(Clip.file_name == "c3.wav").values(rank=9.0))  # no tallied column
+    with db.read() as s:
+        kept = {(t.status, t.is_gold, t.seeded, t.n_answers): t.clips for t in tallies(s, pid)}
+        rows = s.execute(
+            select(Clip.status, Clip.is_gold, Clip.seed_label.is_not(None), Clip.n_answers, func.count())
+            .where(Clip.project_id == pid)
+            .group_by(Clip.status, Clip.is_gold, Clip.seed_label.is_not(None), Clip.n_answers)
+        ).all()
+        counted = {(r[0], bool(r[1]), bool(r[2]), int(r[3])): int(r[4]) for r in rows}
+        status = project_status(s, s.get(Project, pid))
+    assert kept == counted
+    assert kept[("done", False, False, 2)] == 1  # both answered c1: done with 2 answers
+    assert kept[("done", False, True, 0)] == 2  # the seed clip c0, and c2 seeded later
+    assert status["clips"] == 3 and status["clips_by_status"]["done"] == 3  # c3 became a control
+
+
+def test_expired_leases_are_reclaimed_and_late_answers_still_get_409(db: Database) -> None:
+    pid, _, (a, b, _) = _project(db, regular=3, gold=0)
+    now = utcnow()
+    with db.transaction() as conn:
+        first = next_task(conn, pid, a, now=now)
+        prefetch = next_task(conn, pid, a, now=now, ahead=True)  # never answered
+    assert first is not None and prefetch is not None
+    late = now + LEASE + timedelta(minutes=1)
+    with db.transaction() as conn, pytest.raises(ConflictError, match="expired"):
+        submit_answer(conn, first.task_id, a, "1", now=late)
+    with db.transaction() as conn:
+        other = next_task(conn, pid, b, now=now)  # the newest task of all: never reclaimed
+    much_later = now + LEASE + RECLAIM_AFTER + timedelta(minutes=1)
+    with db.transaction() as conn:
+        again = next_task(conn, pid, a, now=much_later, rng=random.Random(0))
+        gone = next_task(conn, pid, b, now=much_later, rng=random.Random(0))
+    assert again is not None and other is not None and gone is not None
+    with db.read() as s:
+        left = set(s.scalars(select(Task.id).where(Task.annotator_id == a.id)))
+        kept = set(s.scalars(select(Task.id).where(Task.annotator_id == b.id)))
+        leased = s.scalars(select(func.count()).select_from(Event).where(Event.kind == "task_leased")).one()
+    assert first.task_id not in left and prefetch.task_id not in left and left == {again.task_id}
+    assert again.clip_id == first.clip_id  # the clip they never answered is theirs to hear again
+    assert again.task_id > other.task_id  # a task id never comes back
+    assert kept == {gone.task_id}  # b's expired lease went once it was no longer the newest
+    assert leased == 0  # the task row is the lease's record
