@@ -155,7 +155,7 @@ def _check_offset(offset_minutes: int) -> int:
 
 def answer_days(session: Session, user_id: int, offset_minutes: int) -> dict[date, int]:
     """The annotator's answers per calendar day at `offset_minutes` from UTC, over every project:
-    counted by the database on the (annotator_id, answered_at) index, one row per day."""
+    counted by the database from the index of their tasks alone (ix_tasks_annotator_project)."""
     if session.get_bind().dialect.name == "sqlite":
         day: Any = func.date(Task.answered_at, f"{int(offset_minutes):+d} minutes")
     else:

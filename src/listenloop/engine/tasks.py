@@ -86,16 +86,13 @@ _MEMBER = Prepared(select(M.c.active).where(M.c.project_id == bp("project"), M.c
 _JOIN = Prepared(
     M.insert().values(project_id=bp("project"), user_id=bp("user"), active=True, added_at=bp("now"))
 )
-_OPEN = Prepared(
-    select(T.c.id, T.c.clip_id, T.c.leased_until)
-    .where(
-        T.c.project_id == bp("project"),
-        T.c.annotator_id == bp("user"),
-        T.c.answered_at.is_(None),
-        T.c.leased_until > bp("now"),
+# The annotator's unanswered tasks of the project, live or expired (reclaiming keeps them few):
+# the live ones are served again, long-expired ones are a sign to reclaim. Unsorted: an ORDER BY
+# id would walk all their tasks of the project in id order instead of seeking ix_tasks_open.
+_UNANSWERED = Prepared(
+    select(T.c.id, T.c.clip_id, T.c.leased_until).where(
+        T.c.project_id == bp("project"), T.c.annotator_id == bp("user"), T.c.answered_at.is_(None)
     )
-    .order_by(T.c.id)
-    .limit(2)
 )
 _LIVE = Prepared(
     select(func.count())
@@ -471,11 +468,14 @@ def next_task(
     view = load_view(conn, project) if isinstance(project, int) else project
     _ensure_member(conn, view, who, now)
     keys = {"project": view.id, "user": who.id, "now": now}
-    open_tasks = _OPEN.all(conn, keys)
+    unanswered = _UNANSWERED.all(conn, keys)
+    open_tasks = sorted((t for t in unanswered if t.leased_until > now), key=lambda t: t.id)[:2]
     if open_tasks and (not ahead or len(open_tasks) > 1):
         task = open_tasks[1] if ahead else open_tasks[0]
         return Assignment(task.id, task.clip_id, task.leased_until)
-    _RECLAIM.run(conn, {**keys, "expired": now - RECLAIM_AFTER})  # their long-expired leases
+    expired = now - RECLAIM_AFTER
+    if any(t.leased_until < expired for t in unanswered):
+        _RECLAIM.run(conn, {**keys, "expired": expired})  # their long-expired leases
     if view.budget is not None and view.answers_used + (_LIVE.scalar(conn, keys) or 0) >= view.budget:
         return None
     regular = _REGULAR_PG if _pg(conn) else _REGULAR

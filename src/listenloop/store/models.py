@@ -264,9 +264,9 @@ class Task(Base):
         Index("ix_tasks_open", "project_id", "annotator_id", "answered_at", "leased_until"),
         Index("ix_tasks_clip_lease", "clip_id", "answered_at", "leased_until"),
         Index("ix_tasks_project_answered", "project_id", "answered_at", "leased_until"),
-        Index("ix_tasks_annotator_answered", "annotator_id", "answered_at"),  # progress, every project
-        # an annotator's tasks of a project in id order (control delay, consistency draw)
-        Index("ix_tasks_project_annotator_id", "project_id", "annotator_id", "id"),
+        # an annotator's tasks of a project in id order (control delay, consistency draw), and
+        # their answer times over every project (progress: an index-only read)
+        Index("ix_tasks_annotator_project", "annotator_id", "project_id", "id", "answered_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -2,9 +2,9 @@
 dashboard runs, and running clip tallies kept by triggers.
 
 - tasks: `ix_tasks_open` and `ix_tasks_project_answered` gain `leased_until` (live leases are a
-  range seek, however many expired ones there are); `ix_tasks_annotator_answered` serves an
-  annotator's progress over every project; `ix_tasks_project_annotator_id` their tasks of one
-  project in id order (the control question's delay, the consistency draw).
+  range seek, however many expired ones there are); `ix_tasks_annotator_project` holds an
+  annotator's tasks of one project in id order (the control question's delay, the consistency
+  draw) and their answer times over every project (progress, read from the index alone).
 - events: `ix_events_project_kind` finds the newest event of a kind (the learning error of
   `status`) without sorting the project's events.
 - clips: `ix_clips_controls`, a partial index of the control clips (gold or silver), so that a
@@ -95,8 +95,8 @@ def upgrade() -> None:
     op.create_index("ix_tasks_open", "tasks", ["project_id", "annotator_id", "answered_at", "leased_until"])
     op.drop_index("ix_tasks_project_answered", table_name="tasks")
     op.create_index("ix_tasks_project_answered", "tasks", ["project_id", "answered_at", "leased_until"])
-    op.create_index("ix_tasks_annotator_answered", "tasks", ["annotator_id", "answered_at"])
-    op.create_index("ix_tasks_project_annotator_id", "tasks", ["project_id", "annotator_id", "id"])
+    annotator = ["annotator_id", "project_id", "id", "answered_at"]
+    op.create_index("ix_tasks_annotator_project", "tasks", annotator)
     op.create_index("ix_events_project_kind", "events", ["project_id", "kind", "id"])
     op.create_index(
         "ix_clips_controls",
@@ -152,8 +152,7 @@ def downgrade() -> None:
     op.drop_index("ix_worker_trust_user_id", table_name="worker_trust")
     op.drop_index("ix_clips_controls", table_name="clips")
     op.drop_index("ix_events_project_kind", table_name="events")
-    op.drop_index("ix_tasks_project_annotator_id", table_name="tasks")
-    op.drop_index("ix_tasks_annotator_answered", table_name="tasks")
+    op.drop_index("ix_tasks_annotator_project", table_name="tasks")
     op.drop_index("ix_tasks_project_answered", table_name="tasks")
     op.create_index("ix_tasks_project_answered", "tasks", ["project_id", "answered_at"])
     op.drop_index("ix_tasks_open", table_name="tasks")
