@@ -30,7 +30,8 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL
-from listenloop.store.models import ProjectMember, Task, User, WorkerTrust, utcnow
+from listenloop.store.models import ProjectMember, User, WorkerTrust, utcnow
+from listenloop.store.tasks import answer_days
 
 POINTS_PER_ANSWER = 10
 CANT_TELL_POINTS = 2  # capped: "can't tell" is allowed, but it must not pay like listening
@@ -151,21 +152,6 @@ def rank_rows(rows: Sequence[tuple[int, str, int, int, int]]) -> list[dict[str, 
 
 def _check_offset(offset_minutes: int) -> int:
     return max(-MAX_OFFSET_MINUTES, min(MAX_OFFSET_MINUTES, int(offset_minutes)))
-
-
-def answer_days(session: Session, user_id: int, offset_minutes: int) -> dict[date, int]:
-    """The annotator's answers per calendar day at `offset_minutes` from UTC, over every project:
-    counted by the database from the index of their tasks alone (ix_tasks_annotator_project)."""
-    if session.get_bind().dialect.name == "sqlite":
-        day: Any = func.date(Task.answered_at, f"{int(offset_minutes):+d} minutes")
-    else:
-        day = func.date(Task.answered_at + timedelta(minutes=int(offset_minutes)))
-    rows = session.execute(
-        select(day, func.count())
-        .where(Task.annotator_id == user_id, Task.answered_at.is_not(None))
-        .group_by(day)
-    )
-    return {(d if isinstance(d, date) else date.fromisoformat(str(d))): int(n) for d, n in rows}
 
 
 def user_progress(
