@@ -267,3 +267,24 @@ def test_expired_leases_are_reclaimed_and_late_answers_still_get_409(db: Databas
     assert again.task_id > other.task_id  # a task id never comes back
     assert kept == {gone.task_id}  # b's expired lease went once it was no longer the newest
     assert leased == 0  # the task row is the lease's record
+
+
+def test_direct_transactions_commit_or_roll_back_whole(db: Database) -> None:
+    """`Database.direct()` (the hot routes' transaction on the driver): an exception leaves
+    nothing stored and the pooled connection usable; a clean exit commits."""
+    pid, _, (a, _, _) = _project(db, regular=3, gold=0)
+    now = utcnow()
+    with pytest.raises(RuntimeError, match="boom"), db.direct() as conn:
+        assert next_task(conn, pid, a, now=now) is not None
+        raise RuntimeError("boom")
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Task)) == 0
+    for _ in range(3):  # the same pooled connections again, none left inside a transaction
+        with db.direct() as conn:
+            task = next_task(conn, pid, a, now=now)
+    assert task is not None
+    with db.direct() as conn:
+        submit_answer(conn, task.task_id, a, "1", now=now)
+    with db.read() as s:
+        stored = s.get(Task, task.task_id)
+    assert stored is not None and stored.answer == "1"

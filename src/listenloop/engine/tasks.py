@@ -30,7 +30,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from listenloop.crowd.checks import (
     MAX_CHECK_SHARE,
@@ -50,7 +49,7 @@ from listenloop.engine.projects import blocked_reason, refusal
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.settings import Settings
 from listenloop.store import tasks as q
-from listenloop.store.database import connection_of
+from listenloop.store.database import AnyConnection, connection_of
 from listenloop.store.models import utcnow
 from listenloop.store.prepared import Prepared
 
@@ -71,7 +70,7 @@ class Assignment:
     leased_until: datetime
 
 
-def task_media(session: Session | Connection, task_id: int, who: Principal) -> tuple[str, str]:
+def task_media(session: AnyConnection, task_id: int, who: Principal) -> tuple[str, str]:
     """(path, sha256) of the audio of task `task_id`, for its annotator and the project's owner
     (or an admin): annotators hear a clip through the task that serves it, never by a clip id.
 
@@ -117,7 +116,7 @@ def _ensure_member(conn: Connection, project: ProjectView, who: Principal, now: 
 
 
 def next_task(
-    session: Session | Connection,
+    session: AnyConnection,
     project: ProjectView | int,
     who: Principal,
     now: datetime | None = None,
@@ -290,7 +289,7 @@ def _reaggregate(
 
 
 def reaggregate_clips(
-    session: Session | Connection, project_id: int, clip_ids: list[int], now: datetime | None = None
+    session: AnyConnection, project_id: int, clip_ids: list[int], now: datetime | None = None
 ) -> None:
     """Re-aggregate these clips of the project with the current skills and flags (e.g. after spammer
     detection flagged one of their annotators): a queued clip may now be done."""
@@ -302,7 +301,7 @@ def reaggregate_clips(
 
 
 def submit_answer(
-    session: Session | Connection, task_id: int, who: Principal, value: Any, now: datetime | None = None
+    session: AnyConnection, task_id: int, who: Principal, value: Any, now: datetime | None = None
 ) -> dict[str, Any]:
     """Store `value` as the answer to task `task_id`: `{task_id, clip_id, points, total_points, level}`.
 
@@ -408,7 +407,7 @@ def _settle(
 
 
 def undo_answer(
-    session: Session | Connection, task_id: int, who: Principal, now: datetime | None = None
+    session: AnyConnection, task_id: int, who: Principal, now: datetime | None = None
 ) -> dict[str, Any]:
     """Take back the annotator's answer to task `task_id`; the task is theirs to answer again.
 

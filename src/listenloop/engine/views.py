@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
 
 from listenloop.engine.errors import NotFoundError
-from listenloop.store.database import connection_of
+from listenloop.store.database import AnyConnection, connection_of
 from listenloop.store.models import Project
 from listenloop.store.prepared import Prepared
 
@@ -47,7 +46,7 @@ _FIELDS = [f.name for f in fields(ProjectView)]
 _SELECT = Prepared(select(*(_P.c[name] for name in _FIELDS)).where(_P.c.id == bindparam("project")))
 
 
-def load_view(session: Session | Connection, project_id: int) -> ProjectView:
+def load_view(session: AnyConnection, project_id: int) -> ProjectView:
     """The project's settings, or NotFoundError."""
     row = _SELECT.first(connection_of(session), {"project": project_id})
     if row is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -19,6 +21,20 @@ from listenloop.store.database import Database
 from listenloop.store.models import Project
 
 router = APIRouter(tags=["tasks"], route_class=StrictJSONRoute)
+
+
+def question_body(project: Project | ProjectView) -> dict[str, Any]:
+    """`question_for` as JSON, built once per distinct question (the same for every task)."""
+    bounds = (project.range_min, project.range_max)
+    return _question_json(project.task_type, tuple(project.classes or ()), bounds)
+
+
+@lru_cache(maxsize=1024)
+def _question_json(task_type: str, classes: tuple[str, ...], bounds: tuple[Any, Any]) -> dict[str, Any]:
+    view = SimpleNamespace(
+        task_type=task_type, classes=list(classes), range_min=bounds[0], range_max=bounds[1]
+    )
+    return question_for(view).model_dump(mode="json")  # type: ignore[arg-type]
 
 
 def question_for(project: Project | ProjectView) -> Question:
@@ -56,14 +72,14 @@ async def next_(
     if not ahead and idle.idle(project_id, who.id):
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     db: Database = request.app.state.db  # not a dependency: one less to solve on the hot path
-    with db.transaction() as conn:
+    with db.direct() as conn:
         project = load_view(conn, project_id)
         assignment = next_task(conn, project, who, ahead=ahead)
         if assignment is None:
             if not ahead:
                 idle.mark(project_id, who.id)
             return Response(status_code=status.HTTP_204_NO_CONTENT)
-        question = question_for(project)
+        question = question_body(project)
     task = assignment.task_id
     # A ready response skips FastAPI's second validation of the model: this is the hot path.
     # No clip id: audio and spectrogram are addressed by the task, so that a repeated or control
@@ -72,7 +88,7 @@ async def next_(
         "task_id": task,
         "audio_url": f"/api/v1/tasks/{task}/audio",
         "spectrogram_url": f"/api/v1/tasks/{task}/spectrogram.png",
-        "question": question.model_dump(mode="json"),
+        "question": question,
         "leased_until": assignment.leased_until.isoformat() + "Z",
     }
     return JSONResponse(body)
@@ -99,7 +115,7 @@ async def task_spectrogram(task_id: TaskId, who: User, db: DB, data_dir: DataDir
 async def answer(task_id: TaskId, body: AnswerIn, who: User, request: Request) -> Any:
     """Answer a task: 201 with the points earned; 403 someone else's task; 409 answered or expired."""
     db: Database = request.app.state.db
-    with db.transaction() as conn:
+    with db.direct() as conn:
         result = submit_answer(conn, task_id, who, body.answer)
     return JSONResponse(result, status_code=status.HTTP_201_CREATED)
 
@@ -118,7 +134,7 @@ async def undo(task_id: TaskId, who: User, request: Request) -> Any:
     answered since, and its clip is still open with no later answer on it. `next` then serves the
     same task again. 403 someone else's task; 404 unknown; 409 with the reason when it cannot be undone."""
     db: Database = request.app.state.db
-    with db.transaction() as conn:
+    with db.direct() as conn:
         result = undo_answer(conn, task_id, who)
     idle: IdleCache = request.app.state.idle
     idle.forget(
