@@ -15,8 +15,9 @@ with trusted agreement becomes a silver control.
 `undo_answer` takes an annotator's last answer back while nothing depends on it yet (the rule is
 in its docstring), and the task is theirs to answer again.
 
-Both run inside the caller's write transaction (`Database.transaction()`: on SQLite it holds the
-write lock from its start, so it never needs a lock upgrade) and use the Core statements of
+Both run inside the caller's write transaction (`Database.transaction()`, or `Database.direct()`
+on the hot routes: on SQLite it holds the write lock from its start, so it never needs a lock
+upgrade) and use the Core statements of
 `store/tasks.py`, built once at import and run on the driver's cursor (`store/prepared.py`): at
 hundreds of requests a second, building statements, loading ORM objects or SQLAlchemy's
 per-execute machinery would cost more than the queries themselves.
