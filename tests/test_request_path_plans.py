@@ -288,3 +288,27 @@ def test_direct_transactions_commit_or_roll_back_whole(db: Database) -> None:
     with db.read() as s:
         stored = s.get(Task, task.task_id)
     assert stored is not None and stored.answer == "1"
+
+
+def test_a_locked_database_in_a_direct_transaction_is_sqlalchemys_error(tmp_path: Path) -> None:
+    """SQLite's "database is locked" past the busy timeout comes out of `direct()` as SQLAlchemy's
+    OperationalError, which the server answers with 503 and Retry-After (never a 500)."""
+    import sqlalchemy.exc
+
+    from listenloop.store import database as store_db
+
+    db = Database(f"sqlite:///{tmp_path / 'locked.db'}")
+    db.upgrade()
+    other = db.engine.raw_connection()
+    try:
+        other.driver_connection.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(store_db, "BUSY_TIMEOUT_MS", 50)
+            quick = Database(f"sqlite:///{tmp_path / 'locked.db'}")
+            with pytest.raises(sqlalchemy.exc.OperationalError, match="locked"), quick.direct():
+                pass
+            quick.dispose()
+    finally:
+        other.driver_connection.execute("ROLLBACK")
+        other.close()
+        db.dispose()

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from listenloop.errors import ListenloopError
@@ -215,9 +215,12 @@ class Database:
         """One write transaction on a pooled driver connection, without SQLAlchemy's Connection
         (its set-up, events and commit cost about 80 µs a request): for the annotators' loop,
         whose statements all run on the driver's cursor (`store/prepared.py`). Committed at
-        the end, rolled back on an exception; `BEGIN IMMEDIATE` on SQLite, as `transaction()`."""
+        the end, rolled back on an exception; `BEGIN IMMEDIATE` on SQLite, as `transaction()`.
+        The driver's errors come out as SQLAlchemy's (OperationalError, IntegrityError), which
+        the server answers with 503 and 409, as it does for `transaction()`."""
         pooled = self.engine.pool.connect()
         driver = pooled.driver_connection
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
             if self.sqlite:
                 driver.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
@@ -226,12 +229,14 @@ class Database:
                 driver.execute("COMMIT")  # type: ignore[union-attr]
             else:
                 driver.commit()  # type: ignore[union-attr]
-        except BaseException:
+        except BaseException as exc:
             with suppress(Exception):
                 if self.sqlite and driver.in_transaction:  # type: ignore[union-attr]
                     driver.execute("ROLLBACK")  # type: ignore[union-attr]
                 elif not self.sqlite:
                     driver.rollback()  # type: ignore[union-attr]
+            if isinstance(exc, dbapi_error):
+                raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
             raise
         finally:
             pooled.close()
