@@ -295,19 +295,18 @@ def test_a_locked_database_in_a_direct_transaction_is_sqlalchemys_error(tmp_path
     OperationalError, which the server answers with 503 and Retry-After (never a 500)."""
     import sqlalchemy.exc
 
-    from listenloop.store import database as store_db
+    from listenloop.settings import Settings
 
     db = Database(f"sqlite:///{tmp_path / 'locked.db'}")
     db.upgrade()
     other = db.engine.raw_connection()
     try:
         other.driver_connection.execute("BEGIN IMMEDIATE")  # another writer holds the lock
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(store_db, "BUSY_TIMEOUT_MS", 50)
-            quick = Database(f"sqlite:///{tmp_path / 'locked.db'}")
-            with pytest.raises(sqlalchemy.exc.OperationalError, match="locked"), quick.direct():
-                pass
-            quick.dispose()
+        impatient = Settings.from_env().model_copy(update={"busy_timeout_ms": 50})
+        quick = Database(f"sqlite:///{tmp_path / 'locked.db'}", settings=impatient)
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="locked"), quick.direct():
+            pass
+        quick.dispose()
     finally:
         other.driver_connection.execute("ROLLBACK")
         other.close()
