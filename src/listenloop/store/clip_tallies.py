@@ -1,6 +1,6 @@
 """Reads of `clip_tallies`: a project's clips counted by (status, is_gold, seeded, n_answers).
 
-The database's triggers keep the tallies (migration 0012), so these reads cost a few rows per
+The database's triggers keep the tallies (migration 0013), so these reads cost a few rows per
 project however many clips it holds: what `status` and the dashboard poll.
 """
 

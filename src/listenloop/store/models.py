@@ -226,7 +226,7 @@ class ClipTally(Base):
     """How many clips of a project have one (status, is_gold, seeded, n_answers): what `status`
     and the dashboard count, without reading the clips.
 
-    Kept by database triggers on `clips` (migration 0012: insert, delete, and updates of those
+    Kept by database triggers on `clips` (migration 0013: insert, delete, and updates of those
     columns), so every writer keeps it right. A migration that rebuilds `clips` (a SQLite batch
     copy) drops the triggers with the old table and must create them again.
     """

@@ -17,8 +17,8 @@ dashboard runs, and running clip tallies kept by triggers.
 A later migration that rebuilds `clips` (a SQLite batch copy) drops its triggers with the old
 table and must create them again (`tests/test_request_path_plans.py` checks the tallies).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06
 """
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
