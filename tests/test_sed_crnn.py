@@ -74,7 +74,7 @@ def test_experiment_writes_the_contracted_summary(tmp_path: Path) -> None:
         assert {"f1", "er", "kld", "classes_detected"} <= row.keys()
         assert 0 <= row["f1"] <= 1 and 0 <= row["classes_detected"] <= 2
     assert on_disk["soft_labels"]["mace_mae"] == summary["soft_labels"]["mace_mae"]
-    assert {"mace_mae", "mean_mae"} <= on_disk["soft_labels"].keys()
+    assert {"mace_mae", "mean_mae", "mace_hard_f1", "mean_hard_er"} <= on_disk["soft_labels"].keys()
     for name in ("report.md", "class_f1.png", "soft_labels.png", "answers.csv"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert sorted(p.name for p in (tmp_path / "out" / "labels" / "soft").iterdir()) == [

@@ -134,9 +134,24 @@ def run(out: Path, settings: Settings, bank_dir: Path, log: Any = print) -> dict
     soft = weak_to_strong(answers, competence, segment=SEGMENT_S, hop=HOP_S, classes=classes)
     plain = weak_to_strong(answers, None, segment=SEGMENT_S, hop=HOP_S, classes=classes)
     theta_true = pd.Series(crowd.theta, index=crowd.worker_ids)
+    every = list(scapes)
+    crowd_truth = np.concatenate([truth[r] for r in every])
+    hard_scores = {
+        name: segment_scores(
+            crowd_truth,
+            np.concatenate([_per_second(table, r, len(truth[r]), classes) > 0.5 for r in every]),
+            classes,
+        )
+        for name, table in (("mace", soft), ("mean", plain))
+    }
     soft_summary = {
         "mace_mae": _mae(soft, truth, classes),
         "mean_mae": _mae(plain, truth, classes),
+        # the crowd's own hard labels (a_t > 0.5) against the truth: what training can reach
+        "mace_hard_f1": hard_scores["mace"].f1,
+        "mace_hard_er": hard_scores["mace"].er,
+        "mean_hard_f1": hard_scores["mean"].f1,
+        "mean_hard_er": hard_scores["mean"].er,
         "competence_corr": float(np.corrcoef(theta_true[competence.index], competence)[0, 1]),
         "answers": len(answers),
     }

@@ -128,6 +128,9 @@ Run time {t["total_s"]:.0f} s (training {t["training_s"]:.0f} s).
 Mean absolute error of a_t (per 1 s and class) against the true 0/1 activity over
 {sl["answers"]} answers: **MACE-weighted {sl["mace_mae"]:.4f}**, plain mean {sl["mean_mae"]:.4f}.
 Correlation of MACE competences with the simulated ones: {sl["competence_corr"]:.3f}.
+The crowd's hard labels (a_t > 0.5) against the truth, segment-based: F1 {sl["mace_hard_f1"]:.3f},
+ER {sl["mace_hard_er"]:.3f} with MACE; F1 {sl["mean_hard_f1"]:.3f}, ER {sl["mean_hard_er"]:.3f} with the
+plain mean.
 A 10 s weak label smears an event over the seconds around it, so even a perfect crowd
 leaves an error: the labels are triangular ramps around short events (`soft_labels.png`).
 
