@@ -202,3 +202,37 @@ def test_sed_experiment_without_torch_or_bank_says_so(tmp_path: Path) -> None:
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
         assert ("needs torch" if what == "torch" else "no labels.csv") in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_labels_and_score_round_trip(tmp_path: Path) -> None:
+    """`sed labels` turns segment answers into MAESTRO files; `sed score` reads them back."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from listenloop.cli import app
+
+    answers = ANSWERS.assign(label=ANSWERS["label"])
+    answers.to_csv(tmp_path / "answers.csv", index=False)
+    runner = CliRunner()
+    out = tmp_path / "labels"
+    args = ["sed", "labels", str(tmp_path / "answers.csv"), "--out", str(out), "--segment", "2"]
+    r = runner.invoke(app, [*args, "--weights", "equal"])
+    assert r.exit_code == 0, r.output
+    assert (out / "soft" / "r.txt").read_text().splitlines()[:2] == ["0\t1\tbird\t0", "0\t1\tcar\t0.5"]
+    r = runner.invoke(app, [*args, "--weights", "equal"])
+    assert r.exit_code != 0 and "not empty" in str(r.exception)
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "r.txt").write_text("0\t2\tcar\n1.5\t2\tbird\n")
+    (tmp_path / "est").mkdir()
+    (tmp_path / "est" / "r.txt").write_text("0\t1\tcar\n")
+    r = runner.invoke(
+        app,
+        ["sed", "score", str(tmp_path / "ref"), str(tmp_path / "est"), "--json", str(tmp_path / "s.json")],
+    )
+    assert r.exit_code == 0, r.output
+    scores = json.loads((tmp_path / "s.json").read_text())
+    # seconds 0, 1: car in both, car missed in 1, bird missed in 1 -> TP 1, FN 2, N 3
+    assert scores["f1"] == pytest.approx(2 / (2 + 2)) and scores["er"] == pytest.approx(2 / 3)
+    r = runner.invoke(app, ["sed", "score", str(tmp_path / "est2"), str(tmp_path / "est")])
+    assert r.exit_code != 0 and "no *.txt" in str(r.exception)

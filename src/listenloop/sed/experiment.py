@@ -20,12 +20,12 @@ import pandas as pd
 
 from listenloop.audio.ebr_dataset import load_events
 from listenloop.audio.soundscape import Soundscape, segment_activity, synthesise
-from listenloop.crowd.aggregation.mace import MACE
-from listenloop.crowd.soft_labels import presence_items, weak_to_strong
+from listenloop.crowd.soft_labels import weak_to_strong
 from listenloop.errors import ListenloopError
 from listenloop.sed import maestro
 from listenloop.sed.annotators import SegmentCrowd
 from listenloop.sed.features import sed_log_mel
+from listenloop.sed.labels import mace_competence
 from listenloop.sed.metrics import SegmentScores, kl_divergence, segment_scores, trimmed_midrange
 
 SEGMENT_S = 10.0
@@ -127,10 +127,7 @@ def run(out: Path, settings: Settings, bank_dir: Path, log: Any = print) -> dict
         SEGMENT_S,
         HOP_S,
     )
-    mace = MACE(n_restarts=3, random_state=settings.seed).fit(
-        presence_items(answers, classes), classes=["0", "1"]
-    )
-    competence = mace.competence_
+    competence = mace_competence(answers, classes, settings.seed)
     soft = weak_to_strong(answers, competence, segment=SEGMENT_S, hop=HOP_S, classes=classes)
     plain = weak_to_strong(answers, None, segment=SEGMENT_S, hop=HOP_S, classes=classes)
     theta_true = pd.Series(crowd.theta, index=crowd.worker_ids)
