@@ -120,3 +120,22 @@ def test_events_project_end_to_end(client: TestClient) -> None:
         client.get(f"/api/v1/projects/{pid}/export/events", headers=annotator(client, "eve")).status_code
         == 403
     )
+
+
+def test_events_control_segments_by_name(client: TestClient) -> None:
+    """A segment is a clip like any other: the owner marks control segments by their names."""
+    oh = login(client, "owner", "owner-pass-1")
+    body = {
+        "name": "s",
+        "task_type": "events",
+        "classes": ["car", "bird"],
+        "segment_seconds": 4,
+        "hop_seconds": 2,
+    }
+    pid = client.post("/api/v1/projects", headers=oh, json=body).json()["id"]
+    archive = {"archive": ("a.zip", zip_of({"street.wav": long_wav(9.0)}))}
+    assert client.post(f"/api/v1/projects/{pid}/clips", headers=oh, files=archive).json()["added"] == 3
+    gold = b"file,label\nstreet.wav@2s,car|bird\nstreet.wav@4s,\nstreet.wav@6s,car\n"
+    r = client.post(f"/api/v1/projects/{pid}/gold", headers=oh, files={"file": ("g.csv", gold)})
+    assert r.status_code == 201, r.text
+    assert r.json()["marked"] == 2 and [x["file"] for x in r.json()["rejected"]] == ["street.wav@6s"]
