@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 
 from listenloop.crowd.aggregation.continuous import prior_noise, rating_noise
 from listenloop.crowd.redundancy import (
@@ -84,14 +85,22 @@ def test_tags_stop_when_every_tag_is_decided() -> None:
 
 
 def test_an_annotators_rating_noise_comes_from_their_control_errors() -> None:
-    """The continuous one-coin: sigma_j from (answer - gold)^2 on controls, shrunk to one prior."""
+    """The continuous one-coin: sigma_j from (answer - gold)^2 on controls, shrunk to one prior
+    on the log scale (a 1 dB annotator is near 1 dB after 20 controls, where the inverse-gamma
+    mean kept them at sqrt(70 / 22) = 1.8), one lucky control moving little."""
     prior = prior_noise(-20, 20)
     assert prior == pytest.approx(5.0)
     assert rating_noise(0.0, 0, -20, 20) == pytest.approx(prior)  # unknown: the prior
-    # 20 controls 1 dB off: (2 * 25 + 20 * 1) / 22
-    assert rating_noise(20.0, 20, -20, 20) == pytest.approx(np.sqrt(70 / 22))
+    # 20 controls 1 dB off: the posterior mean of log sigma^2 (prior worth 2, data 1 / trigamma(10))
+    w = 1 / special.polygamma(1, 10.0)
+    log_var = -(special.digamma(10.0) - np.log(10.0))
+    expected = np.exp((1.0 * np.log(25.0) + w * log_var) / (1.0 + w) / 2)
+    assert rating_noise(20.0, 20, -20, 20) == pytest.approx(expected)
+    assert 1.0 < expected < 1.25
+    assert rating_noise(8.0 * 8 * 20, 20, -20, 20) == pytest.approx(8, rel=0.1)  # an 8 dB one: near 8
+    assert rating_noise(0.01, 1, -20, 20) > 3  # one control 0.1 dB off: still near the prior
     assert rating_noise(20 * 144.0, 20, -20, 20) > 11  # a wild rater: far above the prior
-    assert rating_noise(0.0, 10**6, -20, 20) == pytest.approx(0.2)  # the floor: 0.5 % of the range
+    assert rating_noise(0.0, 10**6, -20, 20) == pytest.approx(0.2, rel=1e-4)  # the floor: 0.5 % of the range
 
 
 def test_a_rating_is_the_inverse_variance_mean_with_its_known_standard_error() -> None:
@@ -103,35 +112,48 @@ def test_a_rating_is_the_inverse_variance_mean_with_its_known_standard_error() -
     assert (mean, se, sd) == (5.0, 4.0, 0.0)
     # answers that agree exactly keep the known-variance standard error
     assert rating_estimate(np.array([3.0, 3.0, 3.0]), np.full(3, 8.0))[1] == pytest.approx(8 / np.sqrt(3))
-    assert default_tolerance(-20, 20) == pytest.approx(4.0)
 
 
 def test_ratings_stop_at_the_tolerance() -> None:
+    FOUR = dataclasses.replace(POLICY, tolerance=4.0)  # a tenth of the range, the old default
     close = np.array([3.0, 4.0, 3.5])
-    d = POLICY.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20)
+    d = FOUR.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20)
     assert d.done and not d.low_agreement and float(d.label) == pytest.approx(3.5)
-    d = POLICY.decide_rating(close[:1], np.ones(1, bool), np.full(1, 0.8), -20, 20)
+    d = FOUR.decide_rating(close[:1], np.ones(1, bool), np.full(1, 0.8), -20, 20)
     assert not d.done  # min 2 answers; the prior's 5 dB is over 4 dB anyway
     # Before: three noisy annotators who agree by chance closed a clip on their small spread.
     noisy = np.full(3, 8.0)
-    d = POLICY.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20, noisy)
+    d = FOUR.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20, noisy)
     assert not d.done  # 8 / sqrt(3) = 4.6 dB > 4 dB
     # ... and a precise annotator beside one other closes it, their answer counting most
-    d = POLICY.decide_rating(np.array([3.0, 10.0]), np.ones(2, bool), np.full(2, 0.8), -20, 20, [1.0, 8.0])
+    d = FOUR.decide_rating(np.array([3.0, 10.0]), np.ones(2, bool), np.full(2, 0.8), -20, 20, [1.0, 8.0])
     assert d.done and float(d.label) == pytest.approx((3 + 10 / 64) / (1 + 1 / 64), abs=1e-4)
     # two precise annotators far apart: not done (Birge ratio), low-agreement at the maximum
     wide = np.array([-15.0, 10.0, 18.0, -5.0, 0.0])
-    d = POLICY.decide_rating(wide[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20, [1.0, 1.0])
+    d = FOUR.decide_rating(wide[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20, [1.0, 1.0])
     assert not d.done
-    d = POLICY.decide_rating(wide, np.ones(5, bool), np.full(5, 0.8), -20, 20)
+    d = FOUR.decide_rating(wide, np.ones(5, bool), np.full(5, 0.8), -20, 20)
     assert d.done and d.low_agreement
-    strict = dataclasses.replace(POLICY, tolerance=0.1)
+    strict = dataclasses.replace(FOUR, tolerance=0.1)
     assert not strict.decide_rating(close, np.ones(3, bool), np.full(3, 0.8), -20, 20).done
-    loose = dataclasses.replace(POLICY, tolerance=15.0)
+    loose = dataclasses.replace(FOUR, tolerance=15.0)
     assert loose.decide_rating(wide[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20).done
     values = np.array([3.0, np.nan, np.nan, np.nan, 3.0])
-    d = POLICY.decide_rating(values, np.array([True, False, False, False, True]), np.full(5, 0.8), -20, 20)
+    d = FOUR.decide_rating(values, np.array([True, False, False, False, True]), np.full(5, 0.8), -20, 20)
     assert d.done and d.low_agreement  # mostly can't-tell: never done by the tolerance
+
+
+def test_the_default_tolerance_is_what_the_maximum_of_unknown_annotators_reach() -> None:
+    """Default: the standard error of `max_answers` ratings at the prior's noise (5 / sqrt(5) on
+    [-20, 20] with 5 at most): four unknown annotators who agree are not enough, five are (done,
+    not low-agreement), and two known to be precise close a clip at once."""
+    assert default_tolerance(-20, 20, 5) == pytest.approx(np.sqrt(5))
+    assert default_tolerance(-20, 20, 7) == pytest.approx(5 / np.sqrt(7))
+    same = np.full(5, 3.0)
+    assert not POLICY.decide_rating(same[:4], np.ones(4, bool), np.full(4, 0.8), -20, 20).done
+    d = POLICY.decide_rating(same, np.ones(5, bool), np.full(5, 0.8), -20, 20)
+    assert d.done and not d.low_agreement
+    assert POLICY.decide_rating(same[:2], np.ones(2, bool), np.full(2, 0.8), -20, 20, [1.5, 1.5]).done
 
 
 def test_a_tag_set_is_done_on_its_joint_posterior() -> None:
@@ -165,9 +187,11 @@ def test_multilabel_clip_asks_until_the_tags_agree() -> None:
 
 def test_continuous_clip_asks_until_the_mean_is_precise() -> None:
     """Before: a rating was done at `redundancy.min` answers however far apart they were."""
-    far = aggregate_clip(RATING, ["-15", "12"], [0.8, 0.8])
+    assert not aggregate_clip(RATING, ["2", "3", "2.5"], [0.8] * 3).done  # default: the max's precision
+    four = dataclasses.replace(RATING, rating_tolerance=4.0)
+    far = aggregate_clip(four, ["-15", "12"], [0.8, 0.8])
     assert not far.done and float(far.label) == pytest.approx(-1.5)
-    near = aggregate_clip(RATING, ["2", "3", "2.5"], [0.8, 0.8, 0.8])
+    near = aggregate_clip(four, ["2", "3", "2.5"], [0.8, 0.8, 0.8])
     assert near.done and not near.low_agreement
     at_max = aggregate_clip(RATING, ["-15", "12", "0", "18", "-19"], [0.8] * 5)
     assert at_max.done and at_max.low_agreement
@@ -243,7 +267,8 @@ def test_replay_of_tags_and_ratings_uses_the_platform_rules() -> None:
     assert fixed.low_agreement.sum() == 0  # fixed: low-agreement only without a tag answer
     answers, truth = _crowd("continuous", 150, rng)
     fixed = replay_items(answers, truth, FixedPolicy(7), np.random.default_rng(1), "continuous", (-20, 20))
-    dynamic = replay_items(answers, truth, POLICY, np.random.default_rng(1), "continuous", (-20, 20))
+    four = dataclasses.replace(POLICY, tolerance=4.0)  # every annotator unknown: the default asks the max
+    dynamic = replay_items(answers, truth, four, np.random.default_rng(1), "continuous", (-20, 20))
     assert fixed.answers_per_item == 7 and dynamic.answers_per_item < 5  # POLICY's max is 5
     assert 0 < fixed.mae < dynamic.mae < 3 and np.isnan(dynamic.accuracy)
 

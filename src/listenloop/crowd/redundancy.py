@@ -16,13 +16,15 @@ answers for class c, `W` the summed trust of all class answers, `K` the number o
 
 Dynamic policy's confidence: a one-coin Bayesian posterior, so that confidence grows with the
 number of agreeing answers (a vote share does not: 8 against 1 stays at 0.88 however many
-more agree). Worker j is right with probability q_j (its trust, clipped to
-[1/K + 0.001, 0.99]; `default_accuracy`, the prior of an unknown worker
-(`crowd.worker_prior.PRIOR_TRUST`, 0.75), when no trust is known) and otherwise picks one of
-the K - 1 other classes at random, so each answer adds log(q_j (K - 1) / (1 - q_j)) to its
-class's log-odds; posterior = softmax of the log-odds (uniform class prior). With q = 0.75 and
-two classes, 3 agreeing answers give 0.964; with four classes 2 give 0.98. A worker at
-chance level adds nothing.
+more agree). Worker j is right with probability q_j (its trust; `default_accuracy`, the prior
+of an unknown worker (`crowd.worker_prior.PRIOR_TRUST`, 0.75), when no trust is known) and
+otherwise errs as the prior assumes of a worker known by accuracy alone
+(`crowd.worker_prior.unknown_confusion`: a share s = max(0.5, 1 / (K - 1)) of their errors
+could go to any one other class, since real crowds confuse some classes), so each answer adds
+log(q_j / ((1 - q_j) s)) to its class's log-odds; posterior = softmax of the log-odds (uniform
+class prior). With q = 0.75, 3 agreeing answers give 0.964 on two classes and 0.96 on ten (2
+give 0.90 and 0.80). A worker at or below the accuracy where that ratio is 1 (1/2 on two
+classes, 1/3 on more) adds nothing.
 
 With a `WorkerModel` (per-worker confusion matrices and a class prior from the whole-project
 Dawid-Skene fit) both policies use its posterior instead: each answer contributes its
@@ -41,13 +43,15 @@ with T tags and errors independent across tags, that is q^T for a per-tag accura
 
 Ratings (`DynamicPolicy.decide_rating`): the continuous analogue of the one-coin model. Each
 annotator j rates with Gaussian noise of sd sigma_j (`crowd.aggregation.continuous.rating_noise`:
-estimated from their control answers' errors, shrunk towards a prior shared by every unknown
-annotator, `RATING_PRIOR_SHARE` of the range); the clip's value is the inverse-variance weighted
-mean and its standard error the known-variance one, `sqrt(1 / sum 1/sigma_j^2)`, inflated by the
-Birge ratio `sqrt(chi2 / (n - 1))` when the answers disagree more than their sigmas allow (an
-outlier or a wrong sigma). Done when the standard error is at most `tolerance` (in the rating's
-units; default a tenth of the range). Answers that agree by chance do not close a clip: the
-standard error comes from who answered, not from how close a few answers happen to be.
+estimated from their control answers' errors, shrunk on the log scale towards a prior shared
+by every unknown annotator, `RATING_PRIOR_SHARE` of the range); the clip's value is the
+inverse-variance weighted mean and its standard error the known-variance one,
+`sqrt(1 / sum 1/sigma_j^2)`, inflated by the Birge ratio `sqrt(chi2 / (n - 1))` when the
+answers disagree more than their sigmas allow (an outlier or a wrong sigma). Done when the
+standard error is at most `tolerance` (in the rating's units; default `default_tolerance`:
+what the maximum of answers from annotators at the prior's noise reach). Answers that agree
+by chance do not close a clip: the standard error comes from who answered, not from how close
+a few answers happen to be.
 
 "Can't tell" (`CANT_TELL`) is an answer: it counts toward the answers an item used and toward
 no class; an item whose answers are mostly can't-tell is never done by confidence, so it ends
@@ -66,17 +70,20 @@ import pandas as pd
 from listenloop.crowd.aggregation.continuous import prior_noise
 from listenloop.crowd.answers import CANT_TELL
 from listenloop.crowd.worker_model import WorkerModel
-from listenloop.crowd.worker_prior import PRIOR_TRUST
+from listenloop.crowd.worker_prior import PRIOR_TRUST, error_share, least_informative
 from listenloop.errors import ListenloopError
 
 SMOOTHING = 0.1
-TOLERANCE_SHARE = 0.1  # a rating's default tolerance: this share of the range
 MIN_WEIGHT = 1e-6  # a weight of 0 still counts a hair, so that every answer is in the mean
 
 
-def default_tolerance(low: float, high: float) -> float:
-    """A rating's default tolerance (standard error to stop at): `TOLERANCE_SHARE` of the range."""
-    return TOLERANCE_SHARE * (float(high) - float(low))
+def default_tolerance(low: float, high: float, max_answers: int) -> float:
+    """A rating's default tolerance (standard error to stop at): the standard error of the mean
+    of `max_answers` ratings at an unknown annotator's noise (`prior_noise`, an eighth of the
+    range), so that a clip is asked no more precision than the maximum of answers from annotators
+    the project does not know gives, and annotators known to be better reach it sooner (1.9 on
+    a range 40 wide with 7 answers at most; a tenth of the range before, 4)."""
+    return prior_noise(low, high) / float(np.sqrt(max(int(max_answers), 1)))
 
 
 def tag_accuracy(set_accuracy: np.ndarray, n_tags: int) -> np.ndarray:
@@ -118,12 +125,15 @@ def evidence_posterior(evidence: np.ndarray, log_prior: np.ndarray | None) -> np
 
 
 def bayes_posterior(codes: np.ndarray, accuracy: np.ndarray, k: int) -> np.ndarray:
-    """One-coin posterior over k classes from class codes (-1 = no class) and per-answer accuracies."""
+    """One-coin posterior over k classes from class codes (-1 = no class) and per-answer accuracies,
+    each answer's errors spread as the prior assumes of a worker known by accuracy alone
+    (`crowd.worker_prior.unknown_confusion`)."""
     if k < 2:
         return np.ones(k)
-    q = np.clip(np.asarray(accuracy, dtype=float), 1.0 / k + 1e-3, 0.99)
+    q = np.clip(np.asarray(accuracy, dtype=float), least_informative(k) + 1e-3, 0.99)
     named = codes >= 0
-    evidence = np.bincount(codes[named], weights=np.log(q[named] * (k - 1) / (1 - q[named])), minlength=k)
+    lr = q[named] / ((1 - q[named]) * error_share(k))  # against each other class (`unknown_confusion`)
+    evidence = np.bincount(codes[named], weights=np.log(lr), minlength=k)
     evidence -= evidence.max()
     post = np.exp(evidence)
     return post / post.sum()
@@ -267,7 +277,7 @@ class DynamicPolicy(Policy):
     tau: float
     untrusted_below: float = 0.5
     default_accuracy: float = PRIOR_TRUST
-    tolerance: float | None = None  # ratings: the standard error to stop at (None: a tenth of the range)
+    tolerance: float | None = None  # ratings: the standard error to stop at (None: `default_tolerance`)
 
     def __post_init__(self) -> None:
         if self.tolerance is not None and not self.tolerance > 0:
@@ -346,8 +356,9 @@ class DynamicPolicy(Policy):
     ) -> Decision:
         """A rating after the answers so far: done when the standard error of the inverse-variance
         weighted mean (`rating_estimate`) is at most `tolerance` (default: `default_tolerance`
-        of [low, high]). `noise`: each answer's annotator's noise sd (`rating_noise`; None: the
-        prior's for everyone); `trust` only says who is trusted (one trusted answer needed).
+        of [low, high] and `max_answers`). `noise`: each answer's annotator's noise sd
+        (`rating_noise`; None: the prior's for everyone); `trust` only says who is trusted (one
+        trusted answer needed).
         `values` of can't-tell answers (`answered` False) are ignored. Label: the mean ("%.6g");
         confidence: 1 - 2 x the answers' weighted sd / the range width (0 at worst)."""
         answered = np.asarray(answered, dtype=bool)
@@ -358,7 +369,9 @@ class DynamicPolicy(Policy):
         width = float(high) - float(low)
         if not width > 0:
             raise ListenloopError(f"a rating range needs low < high, not [{low}, {high}]")
-        tolerance = self.tolerance if self.tolerance is not None else default_tolerance(low, high)
+        tolerance = (
+            self.tolerance if self.tolerance is not None else default_tolerance(low, high, self.max_answers)
+        )
         sd = np.full(n, prior_noise(low, high)) if noise is None else np.asarray(noise, dtype=float)
         x = np.asarray(values, dtype=float)[answered]
         mean, se, spread = rating_estimate(x, sd[answered])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from listenloop.crowd.worker_prior import PRIOR_TRUST
+from listenloop.crowd.worker_prior import PRIOR_TRUST, pooled_error_shares, unknown_confusion
 
 MISSING_FLOOR = 1e-3
 """Likelihood (and prior) given to a true class the model never saw, so it stays possible but unlikely."""
@@ -34,11 +34,16 @@ class WorkerModel:
     log_prior: np.ndarray  # (classes,)
     skills: pd.Series  # worker -> expected accuracy, used as trust
     default_accuracy: float = PRIOR_TRUST  # of workers the model has not seen
+    error_shares: np.ndarray | None = None  # the crowd's pooled error shares (k answered, k true)
 
     @classmethod
     def from_dawid_skene(cls, ds: object, default_accuracy: float = PRIOR_TRUST) -> WorkerModel:
-        """From a fitted `DawidSkene` (its `errors_`, `prior_`, `skills_`)."""
+        """From a fitted `DawidSkene` (its `errors_`, `prior_`, `skills_`; the crowd's pooled error
+        shares for the workers it has not seen)."""
+        from listenloop.crowd.aggregation.dawid_skene import sum_by
+
         enc = ds.encoded_  # type: ignore[attr-defined]
+        seen = sum_by(enc.workers, ds.probas_.to_numpy()[enc.items], enc.n_workers)  # type: ignore[attr-defined]
         return cls(
             classes=[str(c) for c in enc.classes],
             workers=pd.Index([str(w) for w in enc.worker_ids]),
@@ -46,6 +51,7 @@ class WorkerModel:
             log_prior=np.log(np.maximum(ds.prior_, 1e-300)),  # type: ignore[attr-defined]
             skills=ds.skills_.set_axis([str(w) for w in enc.worker_ids]),  # type: ignore[attr-defined]
             default_accuracy=default_accuracy,
+            error_shares=pooled_error_shares(ds.errors_, seen),  # type: ignore[attr-defined]
         )
 
     def trust(self, workers: Sequence[str]) -> np.ndarray:
@@ -63,7 +69,8 @@ class WorkerModel:
         """(answers, classes) log P(this answer | true class) for each answer, vectorised.
 
         Answers outside the model's classes (can't-tell) carry no evidence (a row of zeros).
-        Workers the model has not seen are one-coin at `default_accuracy`.
+        Workers the model has not seen are the prior's worker known by accuracy alone, at
+        `default_accuracy` (`unknown_confusion`, with the crowd's pooled error shares).
         """
         k = len(classes)
         col = self._columns(classes)
@@ -76,14 +83,16 @@ class WorkerModel:
         block = np.full((int(known.sum()), k), np.log(MISSING_FLOOR))
         block[:, seen] = rows[:, col[seen]]
         out[known] = block
-        # Unseen workers: one-coin at the default accuracy over the policy's classes.
+        # Unseen workers: the prior at the default accuracy over the policy's classes.
         fresh = (w_index < 0) & (a_index >= 0)
         if fresh.any() and k > 1:
-            q = self.default_accuracy
+            shares = None
+            if self.error_shares is not None and seen.all():
+                shares = self.error_shares[np.ix_(col, col)]
+            table = np.log(unknown_confusion(np.array([self.default_accuracy]), k, shares)[0])
             answered = pd.Index([str(c) for c in classes]).get_indexer(np.asarray(labels, dtype=str)[fresh])
-            rows_fresh = np.full((int(fresh.sum()), k), np.log((1 - q) / (k - 1)))
-            rows_fresh[np.arange(len(answered))[answered >= 0], answered[answered >= 0]] = np.log(q)
-            rows_fresh[answered < 0] = 0.0
+            rows_fresh = np.zeros((int(fresh.sum()), k))
+            rows_fresh[answered >= 0] = table[answered[answered >= 0]]
             out[fresh] = rows_fresh
         return out
 
@@ -93,19 +102,9 @@ class WorkerModel:
 
 
 SHRINK_ANSWERS = 5.0
-"""Pseudo-answers per true class of one-coin behaviour (at the worker's trust) that each fitted
-confusion matrix is shrunk towards: a worker seen on three items does not get a near-perfect
-matrix that would end items on their word alone."""
-
-
-def one_coin(accuracy: np.ndarray, k: int) -> np.ndarray:
-    """(workers, k, k) P(answer | true class) of workers right with probability `accuracy` and
-    otherwise uniformly wrong (rows: answered class, columns: true class)."""
-    q = np.clip(np.asarray(accuracy, dtype=float), 1e-3, 1 - 1e-3)[:, None, None]
-    if k < 2:
-        return np.ones((len(q), k, k))
-    eye = np.eye(k)[None]
-    return eye * q + (1 - eye) * (1 - q) / (k - 1)
+"""Pseudo-answers per true class of the prior's behaviour (`unknown_confusion` at the worker's
+trust) that each fitted confusion matrix is shrunk towards: a worker seen on three items does
+not get a near-perfect matrix that would end items on their word alone."""
 
 
 @dataclass(frozen=True)
@@ -115,9 +114,10 @@ class ProjectSkills:
     classes: list[str]
     prior: np.ndarray  # (K,)
     workers: list[str]
-    confusion: np.ndarray  # (workers, K answered, K true), shrunk towards one-coin
+    confusion: np.ndarray  # (workers, K answered, K true), shrunk towards the prior's likelihood
     skills: np.ndarray  # (workers,) expected accuracy under the prior
     iterations: int
+    error_shares: np.ndarray | None = None  # (K, K) the crowd's pooled error shares (`pooled_error_shares`)
 
 
 def fit_project_skills(
@@ -134,8 +134,11 @@ def fit_project_skills(
     control answers teach each worker's matrix what a right answer is.
 
     Each worker's confusion matrix is the posterior-weighted mix of the fitted one (weighted by
-    the answers the fit saw per true class) and `shrink` pseudo-answers of one-coin at the
-    worker's `trust` (control-question trust; `default_accuracy` when unknown).
+    the answers the fit saw per true class) and `shrink` pseudo-answers of the prior's worker
+    known by accuracy alone (`unknown_confusion`) at the worker's `trust` (control-question trust;
+    `default_accuracy` when unknown), their errors spread at least as the crowd's pooled ones. A
+    worker's matrix is thus a likelihood table: for K > 3 its columns sum to more than 1 until the
+    fitted part outweighs the prior's.
     """
     from listenloop.crowd.aggregation.dawid_skene import DawidSkene, sum_by
 
@@ -148,11 +151,15 @@ def fit_project_skills(
     trust = trust or {}
     q = np.array([trust.get(str(x), default_accuracy) for x in enc.worker_ids], dtype=float)
     seen_b = seen[:, None, :]
-    confusion = (seen_b * ds.errors_ + shrink * one_coin(q, k)) / (seen_b + shrink)
+    shares = pooled_error_shares(ds.errors_, seen)
+    target = unknown_confusion(q, k, shares)
+    confusion = (seen_b * ds.errors_ + shrink * target) / (seen_b + shrink)
     prior = np.maximum(ds.prior_, MISSING_FLOOR)
     prior = prior / prior.sum()
     skills = np.einsum("k,wkk->w", prior, confusion)
-    return ProjectSkills(classes, prior, [str(x) for x in enc.worker_ids], confusion, skills, ds.n_iter_)
+    return ProjectSkills(
+        classes, prior, [str(x) for x in enc.worker_ids], confusion, skills, ds.n_iter_, shares
+    )
 
 
 def stored_evidence(
@@ -164,7 +171,7 @@ def stored_evidence(
     """(answers, classes) log P(answer | true class) from stored per-worker confusion matrices.
 
     The request path's counterpart of `WorkerModel.evidence`: one clip's few answers, each with
-    its worker's stored matrix (None: one-coin at the worker's trust). Answers outside
+    its worker's stored matrix (None: the prior's `unknown_confusion` at the worker's trust). Answers outside
     `classes` (can't-tell) carry no evidence; a matrix of another shape (the classes changed)
     counts as None.
     """
@@ -178,5 +185,5 @@ def stored_evidence(
         if matrix is not None and len(matrix) == k and len(matrix[a]) == k:
             out[row] = np.log(np.maximum(np.asarray(matrix[a], dtype=float), 1e-12))
         else:
-            out[row] = np.log(one_coin(np.array([q]), k)[0, a])
+            out[row] = np.log(unknown_confusion(np.array([q]), k)[0, a])
     return out

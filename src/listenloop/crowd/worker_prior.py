@@ -18,12 +18,73 @@ Why 0.75 with 4 pseudo-checks (3 passed, 1 failed):
 - It stays an estimate that checks move quickly: a worker who fails their first three checks
   is at 3 / 7 = 0.43, below the default trust threshold 0.5 (their answers can no longer close
   a clip); passing one check gives 0.8, failing one 0.6.
+
+How a worker known only by an accuracy q errs (`unknown_confusion`): the likelihood of answer a
+when the truth is another class b is (1 - q) x s_ab, where s_ab is the share of the worker's
+errors on b that could go to a. Spreading errors uniformly (s = 1 / (K - 1)) makes one answer
+count against each alternative by q (K - 1) / (1 - q), which grows with the number of classes:
+at 0.75 two agreeing newcomers would finish a ten-class clip (0.988) while three are needed on
+two classes. Real crowds' errors are not uniform: they go to confusable classes (in the face
+set of `../shared/data/crowd`, 40 % to 73 % of each class's errors go to one other class), so
+two wrong answers agree far more often than uniform spreading says. The prior therefore takes
+s_ab = max(`ERROR_SHARE`, 1 / (K - 1)): no class is ruled out as the one an unknown worker
+confuses most with the truth, and the evidence of one answer against its strongest alternative,
+q / ((1 - q) s), no longer grows with K. With two or three classes that is uniform spreading
+(binary: three agreeing newcomers at 0.75 give 0.964 >= tau 0.95, two give 0.90); with ten,
+two agreeing newcomers give 0.80 and three 0.96, two at trust 0.9 (passed checks) 0.97. Once a
+Dawid-Skene fit exists, s_ab is also at least the crowd's pooled share (`pooled_error_shares`),
+so classes the crowd really confuses count as confusable. The posterior is then a lower bound
+for agreeing answers over every crowd whose errors are at most that concentrated; the table is
+a likelihood (columns sum to more than 1 for K > 3), not a distribution to draw answers from.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 PRIOR_TRUST = 0.75
 """Prior mean of a worker's trust: the accuracy assumed of a worker without checks or a fit."""
 
 PRIOR_STRENGTH = 4.0
 """Weight of the prior in pseudo-checks (PRIOR_TRUST * PRIOR_STRENGTH of them passed)."""
+
+ERROR_SHARE = 0.5
+"""Share of an unknown worker's errors on a true class assumed possible on any one other class
+(the real face crowd puts 40 % to 73 % on one; uniform spreading would give 1 / (K - 1))."""
+
+
+def error_share(k: int) -> float:
+    """The prior's s for `k` classes: `ERROR_SHARE`, or more where 1 / (k - 1) is more (k <= 2)."""
+    return max(ERROR_SHARE, 1.0 / max(int(k) - 1, 1))
+
+
+def least_informative(k: int) -> float:
+    """The accuracy at which an answer carries no evidence under the prior: q / ((1 - q) s) = 1."""
+    s = error_share(k)
+    return s / (1.0 + s)
+
+
+def unknown_confusion(accuracy: np.ndarray, k: int, shares: np.ndarray | None = None) -> np.ndarray:
+    """(workers, k answered, k true) likelihood of each answer under each true class for workers
+    known by their accuracy alone: `accuracy` on the diagonal, (1 - q) x max(s, `shares`[a, b])
+    off it (s = `error_share(k)`; `shares`, the crowd's pooled error shares once a fit exists)."""
+    q = np.clip(np.asarray(accuracy, dtype=float), 1e-3, 1 - 1e-3)[:, None, None]
+    if k < 2:
+        return np.ones((len(q), k, k))
+    spread = np.full((k, k), error_share(k))
+    if shares is not None:
+        spread = np.maximum(spread, np.asarray(shares, dtype=float))
+    eye = np.eye(k)[None]
+    return eye * q + (1 - eye) * (1 - q) * spread[None]
+
+
+def pooled_error_shares(errors: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """(k answered, k true) share of the crowd's errors on each true class that go to each other
+    class, pooled over workers' fitted confusion matrices `errors` (workers, k, k) weighted by the
+    answers they gave per true class `seen` (workers, k); 0 on the diagonal."""
+    errors = np.asarray(errors, dtype=float)
+    k = errors.shape[-1]
+    off = errors * (1 - np.eye(k))[None]
+    wrong = (np.asarray(seen, dtype=float)[:, None, :] * off).sum(axis=0)
+    total = wrong.sum(axis=0, keepdims=True)
+    return np.divide(wrong, total, out=np.zeros_like(wrong), where=total > 0)

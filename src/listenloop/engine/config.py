@@ -45,7 +45,8 @@ RULES = {
     "control_rate": "A share from 0 to 0.5.",
     "consistency_rate": "A share from 0 to 0.5.",
     "trust_threshold": "A number from 0 to 1.",
-    "rating_tolerance": "A number above 0 in the rating's units, or null: a tenth of the range.",
+    "rating_tolerance": "A number above 0 in the rating's units, or null: what redundancy.max answers "
+    "of an unknown annotator reach (an eighth of the range / sqrt(max)).",
     "budget": "A whole number of answers, at least 1 (at most 2,147,483,647), or null: no limit.",
     "invite_only": "true or false.",
     "auto_block_spammers": "true or false.",
@@ -188,7 +189,8 @@ class ProjectConfig(_EveryProblem):
         allow_inf_nan=False,
         description="Continuous tasks: a clip closes once the standard error of its trust-weighted "
         "mean rating is at most this, in the rating's units (with at least redundancy.min answers; "
-        "at redundancy.max it is low-agreement). null: a tenth of the range.",
+        "at redundancy.max it is low-agreement). null: the standard error of redundancy.max answers at an "
+        "unknown annotator's noise, an eighth of the range / sqrt(redundancy.max).",
     )
     segment_seconds: float | None = Field(
         None,
@@ -468,7 +470,9 @@ class ProjectPatch(BaseModel):
     consistency_rate: float | None = None
     trust_threshold: float | None = None
     budget: int | None = Field(None, description="null: no limit.")
-    rating_tolerance: float | None = Field(None, description="null: a tenth of the range.")
+    rating_tolerance: float | None = Field(
+        None, description="null: an eighth of the range / sqrt(redundancy.max)."
+    )
     invite_only: bool | None = None
     auto_block_spammers: bool | None = None
     open: bool | None = Field(None, description="true opens a draft to annotators (one way).")

@@ -32,7 +32,7 @@ class ProjectView:
     control_rate: float
     consistency_rate: float
     trust_threshold: float
-    rating_tolerance: float | None  # continuous: the standard error to stop at (None: a tenth of the range)
+    rating_tolerance: float | None  # continuous: the standard error to stop at (None: the default)
     budget: int | None
     invite_only: bool
     is_open: bool  # False: a draft, for its owner only

@@ -114,7 +114,7 @@ class Project(Base):
     trust_threshold: Mapped[float] = mapped_column(Float, default=0.5)
     budget: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # Continuous tasks: a clip closes once its mean rating's standard error is at most this
-    # (rating units); None: a tenth of the range (crowd.redundancy.default_tolerance).
+    # (rating units); None: crowd.redundancy.default_tolerance.
     rating_tolerance: Mapped[float | None] = mapped_column(Float, nullable=True)
     invite_only: Mapped[bool] = mapped_column(Boolean, default=False)
     # Block annotators whom spammer detection flags (off: flagging and weighting down only).

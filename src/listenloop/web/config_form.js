@@ -22,7 +22,7 @@ export const FIELD_HELP = {
   "redundancy.min": "Fewest answers before a clip can close (1 to 100).",
   "redundancy.max": "Most answers a clip gets, then it is marked low-agreement (1 to 100, at least min).",
   "redundancy.tau": "Close a clip once its label's probability reaches this (above 0, at most 1); multi-label: its whole tag set's.",
-  rating_tolerance: "Close a rating once the standard error of its mean (annotators weighted by their accuracy on control answers) is at most this, in the rating's units; empty: a tenth of the range.",
+  rating_tolerance: "Close a rating once the standard error of its mean (annotators weighted by their accuracy on control answers) is at most this, in the rating's units; empty: what the maximum of answers from annotators the project does not know reach (an eighth of the range / √max).",
   control_rate: "Share of tasks that are control questions with a known answer (0 to 0.5).",
   consistency_rate: "Share of tasks that repeat a clip the annotator heard before (0 to 0.5; with controls at most 0.5).",
   trust_threshold: "Answers of annotators trusted less than this cannot close a clip (0 to 1).",
@@ -89,7 +89,7 @@ export function validateConfig(v) {
   real("trust_threshold", 0, 1, "A number from 0 to 1.");
   if (v.task_type === "continuous" && v.rating_tolerance !== undefined && v.rating_tolerance !== "") {
     const t = Number(v.rating_tolerance), width = Number(v.range_high) - Number(v.range_low);
-    if (!Number.isFinite(t) || t <= 0) e.rating_tolerance = "A number above 0 in the rating's units, or empty: a tenth of the range.";
+    if (!Number.isFinite(t) || t <= 0) e.rating_tolerance = "A number above 0 in the rating's units, or empty: an eighth of the range / √max.";
     else if (Number.isFinite(width) && width > 0 && t > width) e.rating_tolerance = `At most the range's width (${width}).`;
   }
   if (v.budget !== "") {

@@ -97,7 +97,7 @@ export async function renderNewProject(root) {
   c["redundancy.min"] = input("redundancy.min", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.min"] });
   c["redundancy.max"] = input("redundancy.max", { type: "number", min: "1", max: "100", step: "1", value: d["redundancy.max"] });
   c["redundancy.tau"] = input("redundancy.tau", { type: "number", min: "0", max: "1", step: "0.01", value: d["redundancy.tau"] });
-  c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", value: d.rating_tolerance ?? "", placeholder: "a tenth of the range" });
+  c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", value: d.rating_tolerance ?? "", placeholder: "range / 8 / √max" });
   c.control_rate = input("control_rate", { type: "number", min: "0", max: "0.5", step: "0.01", value: d.control_rate });
   c.consistency_rate = input("consistency_rate", { type: "number", min: "0", max: "0.5", step: "0.01", value: d.consistency_rate });
   c.trust_threshold = input("trust_threshold", { type: "number", min: "0", max: "1", step: "0.05", value: d.trust_threshold });

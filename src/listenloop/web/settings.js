@@ -93,7 +93,7 @@ export function settingsPanel(project, onSaved) {
   c.mode = select("mode", ["pool", "stream"], project.mode);
   for (const [key, attrs] of Object.entries(NUMBERS)) c[key] = input(key, { type: "number", ...attrs });
   c.budget = input("budget", { type: "number", min: "1", step: "1", placeholder: "no limit" });
-  c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", placeholder: "a tenth of the range" });
+  c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", placeholder: "range / 8 / √max" });
   c.invite_only = input("invite_only", { type: "checkbox" });
   c.auto_block_spammers = input("auto_block_spammers", { type: "checkbox" });
 

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from listenloop.crowd.aggregation.trust_weighted_vote import Trust, trust_lookup
 from listenloop.crowd.worker_prior import PRIOR_TRUST
@@ -99,11 +100,27 @@ def rating_noise(
     high: float,
     prior_checks: float = RATING_PRIOR_CHECKS,
 ) -> float:
-    """An annotator's noise sd from their control answers: the root of
-    `(prior_checks * prior^2 + sum (answer - gold)^2) / (prior_checks + checks)`, the posterior
-    mean variance under an inverse-gamma prior at `prior_noise` worth `prior_checks` answers
-    (the continuous analogue of one-coin trust), at least `MIN_NOISE_SHARE` of the range."""
+    """An annotator's noise sd from their control answers' summed squared errors, shrunk towards
+    `prior_noise` on the log scale, at least `MIN_NOISE_SHARE` of the range.
+
+    Noise sds of one crowd span an order of magnitude (1 to 8 dB in the campaign's), so the
+    prior is one on log sigma^2, centred at the prior's and worth `prior_checks` answers: a
+    normal of variance 2 / `prior_checks`, the variance of the log of a sample variance of that
+    many answers. The `checks` answers' log sample variance is corrected for its bias
+    (E log(chi2_n / n) = digamma(n / 2) - log(n / 2): one lucky answer must not make an annotator
+    look precise) and weighted by the inverse of its variance, trigamma(n / 2); the result is
+    the posterior mean of log sigma^2. Unlike the posterior mean of sigma^2 under an
+    inverse-gamma prior, which adds the prior's squared error to every annotator's (a 1 dB
+    annotator stayed at 2.2 dB after 10 control answers at 5 dB worth 2), this shrinks a sd
+    five times below the prior as it shrinks one five times above it."""
     width = float(high) - float(low)
-    prior = prior_noise(low, high)
-    var = (prior_checks * prior**2 + float(squared_errors)) / (prior_checks + float(checks))
-    return max(float(np.sqrt(var)), MIN_NOISE_SHARE * width)
+    floor = MIN_NOISE_SHARE * width
+    prior_log_var = 2.0 * np.log(prior_noise(low, high))
+    n = float(checks)
+    if n <= 0:
+        return max(float(np.exp(prior_log_var / 2.0)), floor)
+    sample_var = max(float(squared_errors) / n, floor**2)
+    log_var = np.log(sample_var) - (special.digamma(n / 2.0) - np.log(n / 2.0))
+    prior_weight, data_weight = prior_checks / 2.0, 1.0 / float(special.polygamma(1, n / 2.0))
+    post = (prior_weight * prior_log_var + data_weight * log_var) / (prior_weight + data_weight)
+    return max(float(np.exp(post / 2.0)), floor)
