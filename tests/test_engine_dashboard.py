@@ -144,9 +144,24 @@ def test_control_accuracy_flag_and_block(db: Database) -> None:
         )
         s.add(ProjectMember(project_id=pid, user_id=ann.id, active=True))
         checks = [("control", True), ("control", True), ("control", False), ("control", None)]
-        checks += [("consistency", True), ("consistency", False), ("regular", None)]
-        for kind, passed in checks:
-            s.add(Event(project_id=pid, user_id=ann.id, kind="answer", data={"kind": kind, "check": passed}))
+        checks += [("consistency", True), ("consistency", False), ("regular", None), ("control", True)]
+        tasks = [
+            Task(
+                project_id=pid,
+                clip_id=1 + i % 7,
+                annotator_id=ann.id,
+                kind=kind,
+                leased_until=utcnow(),
+                answered_at=utcnow(),
+                answer="a",
+                passed=passed,
+            )
+            for i, (kind, passed) in enumerate(checks)
+        ]
+        s.add_all(tasks)
+        s.flush()
+        # the last control answer is undone (what undo_answer writes): its check no longer counts
+        tasks[-1].answered_at, tasks[-1].answer, tasks[-1].passed = None, None, None
     with db.read() as s:
         [row] = dash.annotator_table(s, s.get(Project, pid))
     assert row["username"] == "ann" and row["trust"] == 0.6 and row["answers"] == 9

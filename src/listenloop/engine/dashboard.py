@@ -24,14 +24,14 @@ from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.projects import end_leases, project_status, require_owner
+from listenloop.store.answer_tallies import answer_tallies
 from listenloop.store.clip_tallies import tallies
+from listenloop.store.label_tallies import label_tallies
 from listenloop.store.models import (
-    Clip,
     Event,
     ModelRun,
     Project,
     ProjectMember,
-    Task,
     User,
     WorkerTrust,
     utcnow,
@@ -53,27 +53,18 @@ def label_distribution(session: Session, project: Project) -> list[dict[str, Any
     the owner's corrections (clip browser), which replace the crowd's or seed label. Control
     clips are not counted. Classes come in the project's order, every class listed.
     """
-    rows = session.execute(
-        select(Clip.label, Clip.seed_label, Clip.expert_label).where(
-            Clip.project_id == project.id,
-            Clip.is_gold.is_(False),
-            (Clip.seed_label.is_not(None)) | (Clip.status == "done"),
-        )
-    ).all()
     crowd: Counter[str] = Counter()
     seed: Counter[str] = Counter()
     expert: Counter[str] = Counter()
-    for label, seed_label, expert_label in rows:
-        if expert_label is not None:
-            value, counter = expert_label, expert
-        else:
-            value, counter = (seed_label, seed) if seed_label is not None else (label, crowd)
-        if value is None:
-            continue
+    counters = {"crowd": crowd, "seed": seed, "expert": expert}
+    for source, value, n in label_tallies(session, project.id):  # kept on write: a row per label
+        counter = counters[source]
         if project.task_type in TAG_TASKS:
-            counter.update(t for t in value.split(TAG_SEP) if t)
+            for tag in value.split(TAG_SEP):
+                if tag:
+                    counter[tag] += n
         else:
-            counter[value] += 1
+            counter[value] += n
     if project.task_type == "continuous":
         return _binned(project, crowd, seed, expert)
     names = [str(c) for c in project.classes or []]
@@ -134,13 +125,9 @@ def savings(session: Session, project: Project) -> dict[str, Any]:
     on_finished = sum(t.clips * t.n_answers for t in crowd)
     pool = sum(t.clips for t in counts)
     labels = sum(t.clips for t in counts if t.seeded or t.status == "done")
-    by_kind = dict(
-        session.execute(
-            select(Task.kind, func.count())
-            .where(Task.project_id == project.id, Task.answered_at.is_not(None))
-            .group_by(Task.kind)
-        ).all()
-    )
+    by_kind: Counter[str] = Counter()
+    for row in answer_tallies(session, project.id):  # kept on write: a row per annotator and kind
+        by_kind[row.kind] += row.answers
     fixed = []
     for k in sorted({int(project.redundancy_max), FIXED_REFERENCE}):
         would = k * int(finished)
@@ -221,28 +208,13 @@ def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
 
 def _checks(session: Session, project_id: int) -> dict[tuple[int, str], list[int]]:
     """Per (user, kind): [checked, passed] of control and consistency answers, as the engine
-    judged them when they came in (the `check` of each `answer` event, less those of the
-    `answer_undone` events of answers taken back; None = nothing to check, e.g. "can't tell")."""
-    kind = Event.data["kind"].as_string()
-    check = Event.data["check"].as_boolean()
-    rows = session.execute(
-        select(Event.user_id, Event.kind, kind, check, func.count())
-        .where(
-            Event.project_id == project_id,
-            Event.kind.in_(("answer", "answer_undone")),
-            kind.in_(("control", "consistency")),
-        )
-        .group_by(Event.user_id, Event.kind, kind, check)
-    ).all()
-    out: dict[tuple[int, str], list[int]] = {}
-    for user_id, event, k, passed, n in rows:
-        if user_id is None or passed is None:
-            continue
-        signed = -n if event == "answer_undone" else n
-        cell = out.setdefault((user_id, k), [0, 0])
-        cell[0] += signed
-        cell[1] += signed if passed else 0
-    return out
+    judged them when they came in (`tasks.passed`, taken back with an undone answer; None =
+    nothing to check, e.g. "can't tell"), from the tallies kept on write."""
+    return {
+        (row.user_id, row.kind): [row.checked, row.passed]
+        for row in answer_tallies(session, project_id)
+        if row.kind in ("control", "consistency")
+    }
 
 
 def annotator_table(session: Session, project: Project) -> list[dict[str, Any]]:

@@ -241,6 +241,41 @@ class ClipTally(Base):
     clips: Mapped[int] = mapped_column(Integer)
 
 
+class LabelTally(Base):
+    """How many clips of a project carry `label` from one `source` (crowd, seed or expert): the
+    dashboard's label distribution, without reading the clips.
+
+    Kept by database triggers on `clips` (migration 0014), like `clip_tallies`: control clips
+    are left out; a clip counts once it is seeded or done, under its expert label where the
+    owner corrected it, else its seed label, else the crowd's.
+    """
+
+    __tablename__ = "label_tallies"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(8), primary_key=True)
+    label: Mapped[str] = mapped_column(Text, primary_key=True)
+    clips: Mapped[int] = mapped_column(Integer)
+
+
+class AnswerTally(Base):
+    """One annotator's answered tasks of one kind in a project: how many, how many a check judged
+    (`tasks.passed` set) and how many passed. What the savings panel and the annotator table
+    count, without reading tasks or events.
+
+    Kept by database triggers on `tasks` (migration 0014): an answer, an undo, a deleted task.
+    """
+
+    __tablename__ = "answer_tallies"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    answers: Mapped[int] = mapped_column(Integer)
+    checked: Mapped[int] = mapped_column(Integer)
+    passed: Mapped[int] = mapped_column(Integer)
+
+
 class Task(Base):
     """One clip leased to one annotator; answered at most once (the UNIQUE constraint and a
     conditional update on `answered_at` make a retried answer store nothing)."""
