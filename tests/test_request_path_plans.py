@@ -28,8 +28,10 @@ from listenloop.engine.errors import ConflictError
 from listenloop.engine.projects import create_project, project_status
 from listenloop.engine.tasks import LEASE, RECLAIM_AFTER, next_task, submit_answer, undo_answer
 from listenloop.store import prepared
+from listenloop.store.answer_tallies import answer_tallies
 from listenloop.store.clip_tallies import tallies
 from listenloop.store.database import Database
+from listenloop.store.label_tallies import label_tallies
 from listenloop.store.models import Clip, Event, Project, Task, utcnow
 
 BIG = ("tasks", "clips", "events")
@@ -311,3 +313,191 @@ def test_a_locked_database_in_a_direct_transaction_is_sqlalchemys_error(tmp_path
         other.driver_connection.execute("ROLLBACK")
         other.close()
         db.dispose()
+
+
+def _label_recount(s: Any, pid: int) -> dict[tuple[str, str], int]:
+    """(source, label) -> clips, counted from the clips by the label distribution's rule."""
+    out: dict[tuple[str, str], int] = {}
+    rows = s.execute(
+        select(Clip.is_gold, Clip.status, Clip.label, Clip.seed_label, Clip.expert_label).where(
+            Clip.project_id == pid
+        )
+    )
+    for gold, status, label, seed, expert in rows:
+        if gold or (seed is None and status != "done"):
+            continue
+        source = "expert" if expert is not None else "seed" if seed is not None else "crowd"
+        value = expert if expert is not None else seed if seed is not None else label
+        if value is not None:
+            out[(source, value)] = out.get((source, value), 0) + 1
+    return out
+
+
+def _answer_recount(s: Any, pid: int) -> dict[tuple[int, str], tuple[int, int, int]]:
+    """(annotator, kind) -> (answered, checked, passed), counted from the tasks."""
+    out: dict[tuple[int, str], tuple[int, int, int]] = {}
+    rows = s.execute(
+        select(Task.annotator_id, Task.kind, Task.passed).where(
+            Task.project_id == pid, Task.answered_at.is_not(None)
+        )
+    )
+    for user, kind, passed in rows:
+        n, checked, right = out.get((user, kind), (0, 0, 0))
+        out[(user, kind)] = (n + 1, checked + (passed is not None), right + bool(passed))
+    return out
+
+
+def test_label_and_answer_tallies_follow_every_change(db: Database) -> None:
+    """The tallies the dashboard reads (label distribution, answers by kind, checks) match the
+    clips and tasks after answers, an undo, the owner's corrections and deletions."""
+    pid, _, people = _project(db, regular=6, gold=2, redundancy={"min": 2, "max": 2, "tau": 0.5})
+    now = utcnow()
+    for i, who in enumerate(people * 3):
+        with db.write() as s:
+            s.get(Project, pid).control_rate = float(i % 2)  # control and regular draws
+        with db.transaction() as conn:
+            task = next_task(conn, pid, who, now=now + timedelta(minutes=i), rng=random.Random(i))
+            assert task is not None
+            submit_answer(conn, task.task_id, who, str(i % 2), now=now + timedelta(minutes=i))
+        if i == 4:
+            with db.transaction() as conn:
+                undo_answer(conn, task.task_id, who, now=now + timedelta(minutes=i))
+    with db.read() as s:
+        assert _label_recount(s, pid) and any(k == "control" for _, k in _answer_recount(s, pid))
+    with db.write() as s:
+        s.execute(update(Clip).where(Clip.file_name == "c1.wav").values(expert_label="7"))
+        s.execute(update(Clip).where(Clip.file_name == "c2.wav").values(seed_label="5", status="done"))
+        s.execute(update(Clip).where(Clip.file_name == "c3.wav").values(status="done", label="8"))
+        s.execute(update(Clip).where(Clip.file_name == "c3.wav").values(label="9"))
+        s.execute(update(Clip).where(Clip.file_name == "c0.wav").values(is_gold=True))
+        s.execute(update(Task).where(Task.kind == "control").values(passed=False))
+        first = s.scalar(select(func.min(Task.id)).where(Task.answered_at.is_not(None)))
+        s.execute(Task.__table__.delete().where(Task.id == first))
+        s.execute(Clip.__table__.delete().where(Clip.file_name == "c4.wav"))
+    with db.read() as s:
+        labels = {(source, label): n for source, label, n in label_tallies(s, pid)}
+        answers = {(r.user_id, r.kind): (r.answers, r.checked, r.passed) for r in answer_tallies(s, pid)}
+        assert labels == _label_recount(s, pid)
+        assert answers == _answer_recount(s, pid)
+    assert labels[("expert", "7")] == 1 and labels[("seed", "5")] == 1 and labels[("crowd", "9")] == 1
+    assert ("seed", "3") not in labels  # the seed clip c0 became a control
+
+
+def _grow(db: Database, pid: int, users: list[int], n: int) -> None:
+    """n more clips of every kind the dashboard tells apart, n answered tasks of every kind and
+    n check events: the project's size and history, ten times over between two measurements."""
+    now = utcnow()
+    with db.write() as s:
+        top = s.scalar(select(func.coalesce(func.max(Clip.id), 0)))
+        start = s.scalar(select(func.count()).select_from(Clip))
+        rows = []
+        for i in range(n):
+            k = start + i
+            rows.append(
+                {
+                    "project_id": pid,
+                    "file_name": f"g{k}.wav",
+                    "sha256": f"g{k:063d}",
+                    "path": f"audio/g{k}.wav",
+                    "duration": 1.0,
+                    "sample_rate": 8000,
+                    "status": ("done", "queued", "low_agreement")[i % 3],
+                    "rank": float(k),
+                    "is_gold": i % 10 == 9,
+                    "gold_label": "1" if i % 10 == 9 else None,
+                    "seed_label": "2" if i % 7 == 0 else None,
+                    "label": str(i % 10),
+                    "expert_label": "4" if i % 11 == 0 else None,
+                    "n_answers": i % 4,
+                }
+            )
+        s.execute(Clip.__table__.insert(), rows)
+        ids = s.scalars(select(Clip.id).where(Clip.id > top).order_by(Clip.id)).all()
+        tasks, events = [], []
+        for i, clip in enumerate(ids):
+            kind = ("regular", "control", "consistency")[i % 3]
+            passed = None if kind == "regular" else i % 2 == 0
+            user = users[i % len(users)]
+            at = now - timedelta(seconds=i)
+            tasks.append(
+                {
+                    "project_id": pid,
+                    "clip_id": clip,
+                    "annotator_id": user,
+                    "kind": kind,
+                    "leased_until": at,
+                    "answered_at": at,
+                    "answer": "1",
+                    "points": 10,
+                    "passed": passed,
+                }
+            )
+            data = {"task": 0, "clip": clip, "kind": kind, "check": passed}
+            events.append({"project_id": pid, "user_id": user, "kind": "answer", "data": data})
+        s.execute(Task.__table__.insert(), tasks)
+        s.execute(Event.__table__.insert(), events)
+
+
+def _dashboard_calls(s: Any, pid: int, me: int) -> None:
+    """What an open owner's dashboard and an annotator's page poll."""
+    project = s.get(Project, pid)
+    dash.dashboard_summary(s, project)
+    dash.annotator_table(s, project)
+    game.leaderboard(s, project_id=pid, me=me)
+    game.user_progress(s, me, project_id=pid, offset_minutes=60)
+    project_status(s, project)
+
+
+def _work(db: Database, pid: int, me: int) -> int:
+    """The work of `_dashboard_calls`: SQLite's virtual-machine steps (in tens); on
+    PostgreSQL the rows its SELECTs read from tasks, clips and events (EXPLAIN ANALYZE)."""
+    if db.sqlite:
+        steps = [0]
+
+        def tick() -> int:
+            steps[0] += 1
+            return 0
+
+        with db.read() as s:
+            driver = s.connection().connection.driver_connection
+            driver.set_progress_handler(tick, 10)
+            try:
+                _dashboard_calls(s, pid, me)
+            finally:
+                driver.set_progress_handler(None, 10)
+        return steps[0]
+    with recorded(db) as seen, db.read() as s:
+        _dashboard_calls(s, pid, me)
+    rows = 0
+    raw = db.engine.raw_connection()
+    try:
+        with raw.driver_connection.cursor() as cursor:
+            for sql, args in {sql: args for sql, args in seen}.items():
+                if not re.match(r"\s*(SELECT|WITH)\b", sql, re.I):
+                    continue
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+                plan = cursor.fetchone()[0]
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                for node in _pg_nodes(plan[0]["Plan"]):
+                    if node.get("Relation Name") in BIG:
+                        read = node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
+                        rows += read * node.get("Actual Loops", 1)
+    finally:
+        raw.close()
+    return rows
+
+
+def test_the_dashboards_work_does_not_grow_with_the_project(db: Database) -> None:
+    """The dashboard's summary, the annotator table, the project's leaderboard, progress and
+    status read about as much on a project ten times the size and history (clips, answers,
+    check events): counts kept on write, never a pass over the project's rows."""
+    pid, _, people = _project(db)
+    me, others = people[0].id, [p.id for p in people[1:]]
+    _grow(db, pid, [me], 10)  # a history of their own, the same in both measurements
+    _grow(db, pid, others, 100)
+    _work(db, pid, me)  # warm: caches, prepared statements
+    small = _work(db, pid, me)
+    _grow(db, pid, others, 900)
+    large = _work(db, pid, me)
+    assert small > 0
+    assert large <= 1.2 * small + 20, (small, large)
