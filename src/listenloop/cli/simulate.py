@@ -45,8 +45,11 @@ def simulate(
         str | None, typer.Option(help="Column of groups (e.g. speaker) kept apart.")
     ] = None,
     features: Annotated[
-        str, typer.Option(help="Feature set: compare, egemaps, logmel, mfcc.")
+        str, typer.Option(help="Feature set: compare, egemaps, logmel, mfcc, pann.")
     ] = DEFAULT_FEATURES,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="pann: the CNN14 checkpoint file to load (nothing is downloaded).")
+    ] = None,
     learner: Annotated[
         str | None, typer.Option(help="svm, logreg, rf (classification); svr, rf, ridge.")
     ] = None,
@@ -95,6 +98,10 @@ def simulate(
     hc_every: Annotated[
         int, typer.Option(help="alternating_confidence: a high-confidence query every k.")
     ] = 10,
+    dal_theta: Annotated[float, typer.Option(help="dal: pseudo-label confidence threshold Θ.")] = 0.5,
+    dal_alpha: Annotated[float, typer.Option(help="dal: draw weight α of pseudo-labels.")] = 0.01,
+    dal_t0: Annotated[int, typer.Option(help="dal: first iterations without queries (T0).")] = 3,
+    dal_masks: Annotated[int, typer.Option(help="dal: sampled dropout masks |D|.")] = 128,
     workers: Annotated[
         int | None, typer.Option(help="Feature-extraction workers (local Dask cluster).")
     ] = None,
@@ -108,6 +115,8 @@ def simulate(
 ) -> None:
     """Compare query strategies on a labelled dataset: learning curves, labels saved, p-values."""
     # Imported here, not at the top: `listenloop --help` and the other commands start faster.
+    import numpy as np
+
     from listenloop.datasets import load_dataset
     from listenloop.features import get_extractor
     from listenloop.features.extraction import extract_features
@@ -131,6 +140,7 @@ def simulate(
         "regression_binary_confidence": {"centre": centre},
         "self_training": {"threshold": ssl_threshold},
         "alternating_confidence": {"high_threshold": hc_threshold, "every": hc_every},
+        "dal": {"theta": dal_theta, "alpha": dal_alpha, "t0": dal_t0, "masks": dal_masks},
     }
     config = ExperimentConfig(
         strategies=names,
@@ -169,24 +179,44 @@ def simulate(
     # Every check that needs no features runs first: a typo must not cost a whole extraction.
     classes = len(set(ds.labels.tolist())) if task is Task.classification else None
     validate_config(config, classes)
-    get_extractor(features)
+    extractor = get_extractor(features, **({"checkpoint": str(checkpoint)} if checkpoint else {}))
     splits_of(ds.labels, ds.groups)
     started = time.perf_counter()
-    table = extract_features(
-        ds,
-        features,
-        workers=workers,
-        scheduler=scheduler,
-        cache_dir=cache_dir,
-        progress=not quiet,
-        log=lambda m: print(m, file=sys.stderr),
-    )
-    ds = ds.subset(table.kept)
+
+    def extract(what: Any) -> Any:
+        return extract_features(
+            ds,
+            what,
+            workers=workers,
+            scheduler=scheduler,
+            cache_dir=cache_dir,
+            progress=not quiet,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+
+    table = extract(extractor)
+    X = table.X
+    kept = np.asarray(table.kept)
+    # strategies with features of their own (MAL: the mfcc set's functionals and Gaussians)
+    own_sets = {n: own_feature_set(n) for n in names if own_feature_set(n)}
+    for name, fset in own_sets.items():
+        other = extract(fset)
+        both = np.intersect1d(kept, other.kept)
+        X = np.asarray(X)[np.searchsorted(kept, both)]
+        for earlier in own_sets:
+            if "table" in config.strategy_params.get(earlier, {}):
+                prev = config.strategy_params[earlier]["table"]
+                config.strategy_params[earlier]["table"] = prev[np.searchsorted(kept, both)]
+        config.strategy_params.setdefault(name, {})["table"] = np.asarray(other.X)[
+            np.searchsorted(np.asarray(other.kept), both)
+        ]
+        kept = both
+    ds = ds.subset(kept)
     if len(ds) < 2:
         raise ListenloopError(f"{dataset}: fewer than two usable clips")
     splits = splits_of(ds.labels, ds.groups)
     result = run_experiment(
-        table.X, ds.labels, splits, config, progress=not quiet, jobs=jobs or os.cpu_count() or 1
+        X, ds.labels, splits, config, progress=not quiet, jobs=jobs or os.cpu_count() or 1
     )
     summary = summarise(result, str(dataset))
     command = "listenloop " + shlex.join(sys.argv[1:])
@@ -194,6 +224,7 @@ def simulate(
     summary["config"] = {
         "command": command,
         "features": features,
+        "own_features": own_sets,
         "learner": learner_text,
         "warmup": warmup,
         "clips": len(ds),
@@ -203,13 +234,23 @@ def simulate(
     }
     details = {
         "clips": f"{len(ds)} ({len(table.skipped)} skipped)",
-        "features": features,
+        "features": features
+        + "".join(f"; {n} uses the {f} set (its method's features)" for n, f in own_sets.items()),
         "learner": learner_text,
-        "warm-up": f"the first {warmup} iteration(s) ask at random (all strategies share them)",
+        "warm-up": f"the first {warmup} iteration(s) ask at random (all strategies share them"
+        + (", except dal (T0 iterations without queries) and mal/mal_pann (medoids from the start))"
+           if set(names) & {"dal", "mal", "mal_pann"} else ")"),
         "splits": ", ".join(result.splits),
     }
     write_outputs(out, summary, result, command, details)
     print_summary(summary)
+
+
+def own_feature_set(name: str) -> str | None:
+    """The feature set a strategy runs on instead of --features (MAL: mfcc), or None."""
+    from listenloop.strategies.registry import STRATEGIES
+
+    return getattr(STRATEGIES.get(name), "feature_set", None)
 
 
 def write_outputs(out: Path, summary: dict, result: ExperimentResult, command: str, details: dict) -> None:

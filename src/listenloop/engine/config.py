@@ -343,13 +343,22 @@ def live_strategy_task(task_type: str, classes: list[str] | None) -> tuple[str, 
 
 def strategy_problems(task_type: str, strategy: str, classes: list[str] | None) -> list[tuple[str, str]]:
     """The strategy's problem for this project (name, task type, what is allowed), or none."""
-    from listenloop.strategies.registry import STRATEGIES, allowed_strategies, strategy_problem
+    from listenloop.strategies.registry import (
+        DEEP_STRATEGIES,
+        SIMULATION_STRATEGIES,
+        STRATEGIES,
+        allowed_strategies,
+        strategy_problem,
+    )
 
     if strategy not in STRATEGIES:
         return [("strategy", f"{strategy!r} is not a query strategy: use one of {', '.join(STRATEGIES)}.")]
     task, count = live_strategy_task(task_type, classes)
-    if strategy_problem(strategy, task, count) is None:
+    problem = strategy_problem(strategy, task, count, platform=True)
+    if problem is None:
         return []
+    if strategy in DEEP_STRATEGIES | SIMULATION_STRATEGIES and task == "classification":
+        return [("strategy", f"{problem}.")]
     if task == "regression":
         why = "it needs class probabilities, and a model of ratings has none"
     elif strategy == "regression_binary_confidence":
@@ -357,7 +366,7 @@ def strategy_problems(task_type: str, strategy: str, classes: list[str] | None) 
     else:
         why = f"it needs a yes/no model (two classes), and this project has {count} classes"
     what = f"a {task_type} project" + (f" with {count} classes" if task_type == "classification" else "")
-    allowed = ", ".join(allowed_strategies(task, count))
+    allowed = ", ".join(allowed_strategies(task, count, platform=True))
     return [("strategy", f"{strategy!r} cannot run on {what}: {why}. Use one of {allowed}.")]
 
 

@@ -30,6 +30,9 @@ from listenloop.strategies.registry import make_strategy
 from listenloop.strategies.training_set import fit_round, fit_rows
 
 QUEUE_SIZE = 1000  # clips ordered by the strategy per retrain; the rest wait for the next one
+# Strategy settings of the live loop: DAL's T0 (iterations without queries) pauses nobody on the
+# platform (the crowd keeps answering), so its live rounds order the queue from the first one.
+LIVE_STRATEGY_PARAMS: dict[str, dict[str, Any]] = {"dal": {"t0": 0}}
 MIN_PER_CLASS_FOR_CV = 2
 KMEANS_SAMPLE = 20000  # cold start: pool rows the clusters are fitted on (all rows are assigned)
 
@@ -195,7 +198,12 @@ def _rank(
         return RankResult(diverse_order(Z, pool, rng), None, None, True, mean, std)
     params = learner_params or {}
     target = y.astype(str) if task == "classification" else y.astype(float)
-    strat = make_strategy(strategy, task, len(classes) if task == "classification" and classes else None)
+    strat = make_strategy(
+        strategy,
+        task,
+        len(classes) if task == "classification" and classes else None,
+        **LIVE_STRATEGY_PARAMS.get(strategy, {}),
+    )
     # the simulation's rule: the labels, and a self-training strategy's pseudo-labels over the pool
     fitted = fit_round(
         lambda: make_learner(learner, task, **params),
@@ -384,7 +392,8 @@ def heldout_comparison(
     columns = [np.where(y[:, j], "yes", "no") for j in range(y.shape[1])] if tags else [y]
     params = learner_params or {}
     make = _learner_maker(learner, task, params)
-    strat = make_strategy(strategy, task, 2 if tags else None)
+    live = LIVE_STRATEGY_PARAMS.get(strategy, {})
+    make_strategy(strategy, task, 2 if tags else None, **live)  # a bad name fails before any fit
     model_pred = np.empty((len(heldout), len(columns)), dtype=object)
     passive_pred = np.empty((len(heldout), len(columns)), dtype=object)
     missing = {"model": False, "passive": False}
@@ -400,8 +409,20 @@ def heldout_comparison(
             rng = np.random.default_rng([seed, iteration, fold, j])
             fits = {
                 # the round's rule (self-training's pseudo-labels included), and plain passive learning
+                # a fresh strategy per fit: one that keeps its model (DAL) must not carry another
+                # fold's labels into this one
                 "model": lambda rows, yy, rng=rng: (
-                    fit_round(make, Z, rows, yy, pool, strat, iteration=iteration, rng=rng, task=task).model
+                    fit_round(
+                        make,
+                        Z,
+                        rows,
+                        yy,
+                        pool,
+                        make_strategy(strategy, task, 2 if tags else None, **live),
+                        iteration=iteration,
+                        rng=rng,
+                        task=task,
+                    ).model
                 ),
                 "passive": lambda rows, yy: fit_rows(make, Z, rows, yy),
             }

@@ -1,6 +1,7 @@
 """Audio features: extractors (openSMILE sets, log-mel, MFCC), a checked cache, and extraction."""
 
 from listenloop.features import opensmile_sets as _opensmile_sets  # noqa: F401  (registers)
+from listenloop.features import pann as _pann  # noqa: F401  (registers; torch only when used)
 from listenloop.features import spectral as _spectral  # noqa: F401  (registers)
 from listenloop.features.cache import FeatureCache, default_cache_dir
 from listenloop.features.extraction import FeatureTable, extract_features, files_dataset

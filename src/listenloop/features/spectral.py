@@ -165,3 +165,17 @@ class MFCC(_Spectral):
         var, skew, kurt = _moments(series)
         parts = [series.min(0), series.max(0), np.median(series, 0), series.mean(0), var, skew, kurt]
         return np.concatenate(parts).astype(np.float32)
+
+
+def mfcc_gaussians(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-clip means and variances of the MFCCs and their deltas, read from rows of the `mfcc`
+    set (the `mean` and `var` functionals of each series): MAL's per-clip Gaussians."""
+    table = np.asarray(table, dtype=np.float64)
+    series, rest = divmod(table.shape[1], len(MFCC.stats))
+    if rest or series == 0:
+        raise ValueError(f"{table.shape[1]} columns are not a table of the mfcc set")
+    at = {s: i for i, s in enumerate(MFCC.stats)}
+    return (
+        table[:, at["mean"] * series : (at["mean"] + 1) * series],
+        table[:, at["var"] * series : (at["var"] + 1) * series],
+    )

@@ -124,8 +124,12 @@ def _run_pair(
     s: int,
     r: int,
     config: ExperimentConfig,
+    own_features: dict[str, np.ndarray] | None = None,
 ) -> list[RunResult]:
-    """Every strategy on one (split, run) pair, from one initial labelled set and one learner seed."""
+    """Every strategy on one (split, run) pair, from one initial labelled set and one learner seed.
+
+    `own_features[name]`: the standardised features of a strategy that brings its own (MAL's
+    MFCC functionals) instead of the run's."""
     init_rng = np.random.default_rng(np.random.SeedSequence([config.seed, s, r]))
     init = initial_labelled(train, y, config.loop.initial, init_rng, config.task)
     learner_seed = int(init_rng.integers(2**31))
@@ -134,7 +138,7 @@ def _run_pair(
         strategy = make_strategy(name, config.task, **config.strategy_params.get(name, {}))
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, s, r, 1]))
         curve = run_loop(
-            Xs,
+            (own_features or {}).get(name, Xs),
             y,
             train,
             test,
@@ -187,12 +191,18 @@ def run_experiment(
                     f"--initial {config.loop.initial}"
                 )
             Xs = standardise(X, train)
+            # strategies with a feature table of their own (MAL) run on it, standardised alike
+            own = {
+                name: standardise(params["table"], train)
+                for name, params in config.strategy_params.items()
+                if name in config.strategies and params.get("table") is not None
+            }
             try:
                 rows = full_pool_rows(train, config.full_pool_max, config.seed)
                 full = _learner_factory(config, config.seed)().fit(np.asarray(Xs[rows]), y[rows])
                 full_pool[split_name] = task_scores(config.task, y[test], predict_rows(full, Xs, test))
                 pairs = parallel(
-                    delayed(_run_pair)(Xs, y, train, test, split_name, s, r, config)
+                    delayed(_run_pair)(Xs, y, train, test, split_name, s, r, config, own)
                     for r in range(config.runs)
                 )
                 for pair in pairs:
@@ -201,6 +211,8 @@ def run_experiment(
                     bar.set_postfix_str(split_name)
             finally:
                 release(Xs)
+                for Xo in own.values():
+                    release(Xo)
     bar.close()
     sizes = {name: (len(train), len(test)) for train, test, name in splits}
     return ExperimentResult(config, results, full_pool, [name for _, _, name in splits], sizes)

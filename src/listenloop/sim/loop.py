@@ -132,11 +132,15 @@ def run_loop(
             iteration=it,
             rng=rng,
             task=task,
+            planned=int(min(budget, len(labelled) + config.batch * (config.iterations - it))) - len(labelled),
         )
-        asker = _RANDOM if it < config.warmup else strategy
+        # a strategy with a schedule of its own (DAL's T0, MAL's medoid order) skips the shared warm-up
+        own = getattr(strategy, "own_schedule", False)
+        asker = _RANDOM if it < config.warmup and not own else strategy
         picked = np.asarray(asker.select(ctx, n), dtype=np.int64)
         if len(np.unique(picked)) != len(picked) or not np.isin(picked, candidates).all():
             raise RuntimeError(f"strategy {strategy.name} returned repeated or non-candidate rows")
+        # a strategy may ask nothing in an iteration (DAL's first T0): the model still trains
         labelled.extend(picked.tolist())
         curve.queried.extend(picked.tolist())
         remaining = np.setdiff1d(remaining, picked, assume_unique=True)

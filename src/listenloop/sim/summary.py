@@ -30,6 +30,8 @@ STRATEGY_KEYS = (
     "aulc",
     "labels_to_passive_best",
     "p_value_vs_random",
+    "ci80_low",
+    "ci80_high",
 )
 
 
@@ -86,6 +88,20 @@ def corrected_resampled_t(a: np.ndarray, b: np.ndarray, test_train_ratio: float)
     return float(2 * student_t.sf(abs(t), j - 1))
 
 
+def bootstrap_ci(scores: np.ndarray, level: float = 0.8, resamples: int = 2000, seed: int = 0) -> tuple:
+    """Percentile bootstrap interval of the mean curve (003_ section 5.1: 80 % intervals).
+
+    `scores` is runs × steps (every (fold, run) pair one experiment); the runs are resampled
+    with replacement `resamples` times. Returns (low, high) lists, one value per step.
+    """
+    sc = np.asarray(scores, float)
+    rng = np.random.default_rng(seed)
+    means = sc[rng.integers(len(sc), size=(resamples, len(sc)))].mean(axis=1)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail], axis=0)
+    return low.tolist(), high.tolist()
+
+
 def _aligned(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Curves of one strategy on a common label axis: the first run's sizes when all runs asked the
     same, otherwise the mean size per step (runs stopped early are carried forward)."""
@@ -129,6 +145,7 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
             "mean": sc.mean(axis=0).tolist(),
             "std": sc.std(axis=0).tolist(),
             "final": sc[:, -1].tolist(),
+            **dict(zip(("ci80_low", "ci80_high"), bootstrap_ci(sc), strict=True)),
             "_curves": (lab, sc),
             "runs": [{"split": r.split, "run": r.run} for r in runs],
             "stopped": dict(Counter(r.curve.stopped for r in runs)),

@@ -44,6 +44,7 @@ class QueryContext:
     rng: np.random.Generator
     task: str = "classification"
     extra: dict[str, Any] = field(default_factory=dict)
+    planned: int | None = None  # labels this run still plans to ask (None: open-ended, the platform)
 
     @property
     def X_labelled(self) -> np.ndarray:

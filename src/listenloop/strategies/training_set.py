@@ -60,7 +60,12 @@ def fit_round(
 ) -> RoundFit:
     """Fit on the labelled rows; for a strategy with `pseudo_labels` (self_training), fit again
     with its confident predictions over the unlabelled `candidates` as pseudo-labels, each of
-    weight `pseudo_weight` (002_)."""
+    weight `pseudo_weight` (002_). A strategy that trains its own model (DAL: `fit_round`)
+    fits it itself."""
+    if hasattr(strategy, "fit_round"):
+        return strategy.fit_round(
+            make_model, X, labelled, np.asarray(y), candidates, iteration=iteration, rng=rng, task=task
+        )
     labelled = np.asarray(labelled, dtype=np.int64)
     y = np.asarray(y)
     model = fit_rows(make_model, X, labelled, y)

@@ -222,8 +222,8 @@ def _options() -> dict[str, Any]:
 
     # per task type (classification: three classes or more); "regression" is continuous's
     kinds = ("binary", "multilabel", "events", "continuous")
-    by_task = {t: allowed_strategies(*live_strategy_task(t, None)) for t in kinds}
-    by_task["classification"] = allowed_strategies("classification", 3)
+    by_task = {t: allowed_strategies(*live_strategy_task(t, None), platform=True) for t in kinds}
+    by_task["classification"] = allowed_strategies("classification", 3, platform=True)
     return {
         "feature_sets": list(EXTRACTORS),
         "learners": {"classification": list(CLASSIFIERS), "regression": list(REGRESSORS)},
