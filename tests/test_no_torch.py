@@ -21,7 +21,7 @@ def test_commands_run_with_torch_blocked(fsdd_dir: Path, tmp_path: Path) -> None
             "--features",
             "mfcc",
             "--strategies",
-            "random,margin",
+            "random,margin,mal_pann",
             "--initial",
             "10",
             "--batch",
@@ -41,3 +41,15 @@ def test_commands_run_with_torch_blocked(fsdd_dir: Path, tmp_path: Path) -> None
             [sys.executable, "-c", BLOCKED, *args], capture_output=True, text=True, timeout=300
         )
         assert proc.returncode == 0, (args, proc.stderr)
+
+
+def test_dal_without_torch_names_the_extra_to_install(fsdd_dir: Path, tmp_path: Path) -> None:
+    """DAL and the pann features say which extra to install, in one line, before any work."""
+    base = ["--initial", "10", "--batch", "10", "--iterations", "1", "--runs", "1", "--quiet"]
+    for extra in (["--strategies", "random,dal"], ["--features", "pann", "--checkpoint", str(tmp_path)]):
+        args = ["simulate", str(fsdd_dir), *base, "--out", str(tmp_path / "o"), *extra]
+        proc = subprocess.run(
+            [sys.executable, "-c", BLOCKED, *args], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode != 0
+        assert "pip install 'listenloop[deep]'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -15,8 +15,11 @@ from listenloop.errors import ListenloopError
 def features(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder with labels.csv (a 'file' column).")],
     feature_set: Annotated[
-        str, typer.Option("--set", help="Feature set: compare (default), egemaps, logmel or mfcc.")
+        str, typer.Option("--set", help="Feature set: compare (default), egemaps, logmel, mfcc or pann.")
     ] = "compare",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="pann: the CNN14 checkpoint file to load (nothing is downloaded).")
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(help="Worker processes (default: the CPUs; 1, or few files, computes in this process)."),
@@ -47,7 +50,7 @@ def features(
         raise ListenloopError(f"--out {out}: use a .csv or .npy file")
     if out is not None and out.exists() and not force:
         raise ListenloopError(f"--out {out} exists: choose another file or pass --force")
-    extractor = get_extractor(feature_set)
+    extractor = get_extractor(feature_set, **({"checkpoint": str(checkpoint)} if checkpoint else {}))
     ds = files_dataset(dataset)
     table = extract_features(
         ds,

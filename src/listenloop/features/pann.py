@@ -181,6 +181,9 @@ class PANN(Extractor):
         """listenloop's feature version plus the checkpoint's content hash: other weights, other cache."""
         digest = getattr(self, "_digest", None)
         if digest is None:
+            from listenloop.learners.mc_dropout import require_torch
+
+            require_torch()  # say which extra to install before any file is read
             path = self._path()
             if not path.is_file():
                 raise ListenloopError(f"pann: checkpoint {path} not found")

@@ -28,7 +28,7 @@ def require_torch() -> Any:
         import torch
     except ImportError:
         raise ListenloopError(
-            "the MC-dropout learner (DAL) needs torch: pip install 'listenloop[deep]'"
+            "DAL's MC-dropout learner and the pann features need torch: pip install 'listenloop[deep]'"
         ) from None
     return torch
 
