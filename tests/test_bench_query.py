@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from listenloop.bench.query import STRATEGIES, make_pool, run_query_bench
 from listenloop.cli import app
 from listenloop.errors import ListenloopError
+from listenloop.strategies.registry import torch_missing
 
 KEYS = {"pool", "strategy", "listenloop_s", "modal_s", "peak_mb", "modal_peak_mb", "same_batch", "ratio"}
 
@@ -23,11 +24,12 @@ def test_bench_query_writes_rows(tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
-    assert [r["strategy"] for r in rows] == list(STRATEGIES)
+    dal = [] if torch_missing() else ["dal"]  # DAL's row needs the deep extra
+    assert [r["strategy"] for r in rows] == [*STRATEGIES, *dal]
     for r in rows:
         assert set(r) == KEYS
         assert r["pool"] == 2000 and r["listenloop_s"] >= 0 and r["peak_mb"] >= 0
-        if r["strategy"] == "random":
+        if r["strategy"] in ("random", "dal"):
             assert r["modal_s"] is None and r["same_batch"] is None and r["ratio"] is None
         else:
             assert r["modal_s"] > 0 and r["modal_peak_mb"] >= 0 and r["ratio"] > 0
@@ -51,3 +53,15 @@ def test_make_pool_is_float32_and_seeded() -> None:
     X, y = make_pool(500, 88, 7, seed=3)
     assert X.dtype == np.float32 and X.shape == (500, 88) and set(np.unique(y)) <= set(range(7))
     np.testing.assert_array_equal(X, make_pool(500, 88, 7, seed=3)[0])
+
+
+def test_dal_query_asks_the_most_disputed_clips() -> None:
+    """The dal row times DAL's stage I over the whole pool: the batch has the highest vote entropy."""
+    pytest.importorskip("torch")
+    from listenloop.bench.query import dal_query, fit_dal_model
+
+    model = fit_dal_model(seed=1)
+    X, _ = make_pool(3000, seed=1)
+    picked = dal_query(model, X, 30)
+    entropy = model.mc_scores(X, seed=0)[1]
+    assert len(set(picked.tolist())) == 30 and entropy[picked].mean() > np.quantile(entropy, 0.9)

@@ -91,7 +91,7 @@ def test_dal_stages_pseudo_labels_and_queries() -> None:
     assert len(first.pseudo_rows) == 0  # initialisation only
     assert len(dal.select(_ctx(X, y, labelled, pool, 1, first.model), 5)) == 0  # within T0
     picked = dal.select(_ctx(X, y, labelled, pool, 2, first.model), 5)
-    proba, ent = first.model.mc_scores(X[pool], seed=1)
+    _, ent = first.model.mc_scores(X[pool], seed=1)
     assert len(picked) == 5 and set(picked) <= set(pool.tolist())
     # the picks are among the most disputed clips of the pool
     assert np.median(ent[np.isin(pool, picked)]) >= np.quantile(ent, 0.8)
@@ -129,7 +129,13 @@ def test_dal_bad_parameters_and_regression_are_refused() -> None:
     X, y = blobs()
     with pytest.raises(ListenloopError, match="classification"):
         DAL(**FAST).fit_round(
-            None, X, np.arange(3), y[:3], np.arange(3, 10), iteration=0, rng=np.random.default_rng(0),
+            None,
+            X,
+            np.arange(3),
+            y[:3],
+            np.arange(3, 10),
+            iteration=0,
+            rng=np.random.default_rng(0),
             task="regression",
         )
 
@@ -150,3 +156,51 @@ def test_a_live_round_with_strategy_dal_uses_the_dal_model() -> None:
     assert len(res.pseudo_rows) > 0  # the round ran stage I and II after initialising
     assert strategy_problems("classification", "dal", ["0", "1", "2"]) == []
     assert "mal_pann" in strategy_problems("classification", "mal", ["0", "1", "2"])[0][1]
+
+
+def test_a_platform_project_with_strategy_dal_runs_its_live_round(tmp_path) -> None:
+    """The learning service runs a DAL project's round: the DAL network is the round's model, its
+    pseudo-labels are counted (never stored as labels) and the queue follows its vote entropy."""
+    import random
+
+    from sqlalchemy import select
+
+    from api_support import tone_wav, zip_of
+    from listenloop.engine.accounts import Principal, create_user
+    from listenloop.engine.config import ProjectConfig
+    from listenloop.engine.learning_service import LearningService
+    from listenloop.engine.projects import create_project
+    from listenloop.engine.uploads import store_clips, unpack_archive
+    from listenloop.store.database import Database
+    from listenloop.store.models import Clip, ModelRun, Project
+
+    db = Database(f"sqlite:///{tmp_path / 'dal.db'}")
+    db.upgrade()
+    data = tmp_path / "data"
+    data.mkdir()
+    names = {f"{k}-{i:02d}.wav": (k, f) for k, f in (("low", 300), ("high", 2500)) for i in range(20)}
+    zpath = tmp_path / "tones.zip"
+    zpath.write_bytes(zip_of({n: tone_wav(f, i) for i, (n, (_, f)) in enumerate(names.items())}))
+    seeds = {n: k for n, (k, _) in names.items() if int(n[-6:-4]) < 5}
+    unpacked = unpack_archive(zpath, tmp_path)
+    with db.write() as s:
+        owner = create_user(s, "owner", "x", "owner").id
+        body = {"name": "tones", "task_type": "binary", "classes": ["low", "high"], "feature_set": "logmel"}
+        body |= {"strategy": "dal", "passive_share": 0.0}
+        project = create_project(s, Principal(owner, "owner", "owner"), ProjectConfig(**body))
+        store_clips(s, project, unpacked, data, labels=seeds, rng=random.Random(0))
+        pid = project.id
+    unpacked.cleanup()
+    service = LearningService(db, data, inline=True)
+    try:
+        assert [o.state for o in service.run_once()] == ["ran"]
+        with db.read() as s:
+            (run,) = s.scalars(select(ModelRun).where(ModelRun.project_id == pid)).all()
+            project = s.get(Project, pid)
+            clips = s.scalars(select(Clip).where(Clip.project_id == pid)).all()
+        assert run.strategy == "dal" and project.labels_count == 10
+        assert {c.label for c in clips if c.seed_label is None} == {None}  # pseudo-labels stay out
+        assert {c.status for c in clips if c.seed_label is None} == {"queued"}
+    finally:
+        service.stop()
+        db.dispose()

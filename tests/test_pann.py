@@ -70,7 +70,7 @@ def test_loader_errors_are_clear(checkpoint: Path, tmp_path: Path) -> None:
     state = dict(state)
     state["fc1.weight"] = torch.zeros(10, 2048)
     torch.save(state, tmp_path / "shape.pth")
-    with pytest.raises(ListenloopError, match="shape.pth"):
+    with pytest.raises(ListenloopError, match=r"shape\.pth"):
         load_cnn14(tmp_path / "shape.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ListenloopError, match="cannot be read"):

@@ -266,3 +266,34 @@ def test_p_values_use_the_corrected_resampled_t_test() -> None:
     assert "share data" in summary["test"]["caveat"]
     assert corrected_resampled_t(a, a, 0.2) is None  # identical areas: no test
     assert corrected_resampled_t(a[:1], b[:1], 0.2) is None  # one pair: no test
+
+
+def test_summary_has_80_percent_bootstrap_intervals_of_the_mean_curve() -> None:
+    """003_ section 5.1: 80 % bootstrap intervals, each (fold, run) pair one experiment."""
+    from listenloop.sim.summary import bootstrap_ci
+
+    sc = np.array([[0.5, 0.6], [0.7, 0.8], [0.6, 0.7], [0.4, 0.9], [0.8, 0.75]])
+    low, high = bootstrap_ci(sc)
+    mean = sc.mean(0)
+    assert all(lo < m < hi for lo, m, hi in zip(low, mean, high, strict=True))
+    # about ±1.28 standard errors of the mean: inside the runs' range, well short of it
+    se = sc.std(0) / np.sqrt(len(sc))
+    assert np.allclose(np.array(high) - np.array(low), 2 * 1.2816 * se, rtol=0.3)
+    assert bootstrap_ci(np.full((4, 3), 0.7)) == ([0.7] * 3, [0.7] * 3)
+
+
+def test_medoid_strategies_run_in_the_experiment_on_their_own_features(blobs) -> None:
+    """mal_pann asks medoids from its first query (no shared random warm-up) and trains on the
+    labels propagated to their clusters, given a feature table of its own (as MAL gets the mfcc set)."""
+    X, y, _ = blobs
+    splits = make_splits(y, None, "classification", folds=2, seed=0)
+    loop = LoopConfig(initial=10, batch=10, iterations=2, warmup=1)
+    own = X[:, ::-1] * 3.0  # another "feature set": same rows, other columns
+    config = ExperimentConfig(
+        ["random", "mal_pann"], runs=1, loop=loop, strategy_params={"mal_pann": {"table": own}}
+    )
+    result = run_experiment(X, y, splits, config, progress=False)
+    summary = summarise(result, "blobs")
+    pann = [r for r in result.runs if r.strategy == "mal_pann"]
+    assert all(r.curve.notes[-1]["pseudo_labels"] > 0 for r in pann)  # labels spread to clusters
+    assert summary["strategies"]["mal_pann"]["ci80_low"][0] <= summary["strategies"]["mal_pann"]["mean"][0]

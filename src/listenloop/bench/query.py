@@ -104,10 +104,42 @@ def _modal_peers() -> dict[str, Callable[..., Any]]:
     return {"least_confidence": uncertainty_sampling, "margin": margin_sampling, "entropy": entropy_sampling}
 
 
+def fit_dal_model(dims: int = 88, classes: int = 7, seed: int = 0) -> Any:
+    """DAL's MC-dropout network (003_ Table 1 settings) fitted on the same `N_LABELLED` rows as the
+    logistic regression; None without torch (the row is then left out)."""
+    from listenloop.strategies.registry import torch_missing
+
+    if torch_missing():
+        return None
+    from listenloop.learners.mc_dropout import MCDropoutClassifier
+
+    rng = np.random.default_rng([seed, 2])
+    y = np.arange(N_LABELLED) % classes
+    X = rng.standard_normal((N_LABELLED, dims), dtype=np.float32) + _centres(dims, classes, seed)[y]
+    return MCDropoutClassifier(random_state=seed).fit(X, y)
+
+
+def dal_query(model: Any, X: np.ndarray, batch: int) -> np.ndarray:
+    """One DAL query over the whole pool: vote entropy of |D| = 128 masks (stage I), top `batch`."""
+    from listenloop.strategies.base import QueryContext
+    from listenloop.strategies.dal import DAL
+
+    rows = np.arange(len(X))
+    ctx = QueryContext(model, X, rows, rows[:0], rows[:0], 0, np.random.default_rng(0))
+    return DAL(t0=0).select(ctx, batch)
+
+
 def bench_pool(
-    model: Any, X: np.ndarray, *, batch: int = 30, repeats: int = 5, seed: int = 0
+    model: Any,
+    X: np.ndarray,
+    *,
+    batch: int = 30,
+    repeats: int = 5,
+    seed: int = 0,
+    dal_model: Any = None,
 ) -> list[dict[str, Any]]:
-    """Rows of the benchmark for one pool (float32 X), one per strategy in `STRATEGIES`."""
+    """Rows of the benchmark for one pool (float32 X), one per strategy in `STRATEGIES`, and a
+    `dal` row (no peer: modAL has no MC-dropout vote entropy) when `dal_model` is given."""
     n = X.shape[0]
     X64 = X.astype(np.float64)  # modAL's input, made before any timing
     peers = _modal_peers()
@@ -140,6 +172,20 @@ def bench_pool(
             row["ratio"] = row["modal_s"] / ll_s if ll_s > 0 else None
         rows.append(row)
     del X64
+    if dal_model is not None:
+        ours = partial(dal_query, dal_model, X, batch)
+        rows.append(
+            {
+                "pool": n,
+                "strategy": "dal",
+                "listenloop_s": _median_times([ours], repeats)[0],
+                "modal_s": None,
+                "peak_mb": _peak_mb(ours),
+                "modal_peak_mb": None,
+                "same_batch": None,
+                "ratio": None,
+            }
+        )
     return rows
 
 
@@ -162,12 +208,13 @@ def run_query_bench(
     rows: list[dict[str, Any]] = []
     with threadpool_limits(limits=1):
         model = fit_model(dims, classes, seed)
+        dal_model = fit_dal_model(dims, classes, seed)
         for n in pool_sizes:
             if n < batch:
                 raise ValueError(f"pool size {n} is smaller than the batch ({batch})")
             t0 = time.perf_counter()
             X, _ = make_pool(n, dims, classes, seed)
-            part = bench_pool(model, X, batch=batch, repeats=repeats, seed=seed)
+            part = bench_pool(model, X, batch=batch, repeats=repeats, seed=seed, dal_model=dal_model)
             del X
             rows.extend(part)
             if progress is not None:

@@ -238,8 +238,11 @@ def simulate(
         + "".join(f"; {n} uses the {f} set (its method's features)" for n, f in own_sets.items()),
         "learner": learner_text,
         "warm-up": f"the first {warmup} iteration(s) ask at random (all strategies share them"
-        + (", except dal (T0 iterations without queries) and mal/mal_pann (medoids from the start))"
-           if set(names) & {"dal", "mal", "mal_pann"} else ")"),
+        + (
+            ", except dal (T0 iterations without queries) and mal/mal_pann (medoids from the start))"
+            if set(names) & {"dal", "mal", "mal_pann"}
+            else ")"
+        ),
         "splits": ", ".join(result.splits),
     }
     write_outputs(out, summary, result, command, details)

@@ -102,7 +102,9 @@ class MCDropoutClassifier(ClassifierMixin, BaseEstimator):
         self._new_optimizer()
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> MCDropoutClassifier:
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> MCDropoutClassifier:
         """A fresh network trained for `steps` class-balanced minibatch steps on (X, y).
 
         `sample_weight` sets each clip's chance of being drawn within its class (0 never drawn).
@@ -155,7 +157,9 @@ class MCDropoutClassifier(ClassifierMixin, BaseEstimator):
             xb = X[batch]
             xb *= self._keep_mask(xb.shape)  # inverted dropout: kept inputs scaled by 1 / (1 − p)
             logits = self.layer_(torch.from_numpy(xb))
-            loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(targets[batch].astype(np.int64)))
+            loss = torch.nn.functional.cross_entropy(
+                logits, torch.from_numpy(targets[batch].astype(np.int64))
+            )
             self.opt_.zero_grad()
             loss.backward()
             self.opt_.step()

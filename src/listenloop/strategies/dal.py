@@ -67,7 +67,7 @@ class DAL:
         if self.alpha < 0:
             raise ListenloopError(f"dal: alpha must be at least 0, got {self.alpha}")
         if self.t0 < 0 or self.masks < 1 or self.per_class_batch < 1 or self.steps < 0:
-            raise ListenloopError("dal: t0 and steps must be at least 0, masks and per_class_batch at least 1")
+            raise ListenloopError("dal: t0 and steps must be >= 0, masks and per_class_batch >= 1")
         require_torch()
 
     def _new_model(self, seed: int) -> MCDropoutClassifier:
