@@ -23,6 +23,7 @@ import numpy as np
 
 from listenloop.errors import ListenloopError
 from listenloop.learners.mc_dropout import MCDropoutClassifier, require_torch
+from listenloop.rows import rows_per_chunk
 from listenloop.strategies.base import QueryContext
 from listenloop.strategies.training_set import RoundFit
 
@@ -40,6 +41,17 @@ def pseudo_label_shares(labelled: np.ndarray, pseudo: np.ndarray, batch: int, al
         bp = np.where(denom > 0, np.rint(alpha * batch * pseudo / denom), 0.0)
     bp = np.where((labelled == 0) & (pseudo > 0), batch, bp).astype(int)
     return np.stack([batch - bp, bp], axis=1)
+
+
+def pool_scores(model: MCDropoutClassifier, X: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`model.mc_scores` of `X[rows]` read a chunk of rows at a time (X may be memory-mapped or a
+    lazy standardised view), every chunk under the same |D| masks."""
+    seed = int(model.rng_.integers(2**31))
+    step = rows_per_chunk(X.shape[1])
+    parts = [model.mc_scores(np.asarray(X[rows[i : i + step]]), seed=seed) for i in range(0, len(rows), step)]
+    if not parts:
+        return np.empty((0, len(model.classes_))), np.empty(0)
+    return np.concatenate([p for p, _ in parts]), np.concatenate([e for _, e in parts])
 
 
 @dataclass
@@ -149,7 +161,7 @@ class DAL:
             if len(seen) and np.array_equal(seen[pos], rows):
                 return proba[pos]
         assert self.model_ is not None
-        return self.model_.mc_scores(np.asarray(X[rows]))[0]
+        return pool_scores(self.model_, X, rows)[0]
 
     def select(self, ctx: QueryContext, n: int) -> np.ndarray:
         """The `n` candidates of highest vote entropy (ties: least confident first); none in the
@@ -160,7 +172,7 @@ class DAL:
         if ctx.iteration < self.t0 or n <= 0:
             return np.empty(0, dtype=np.int64)
         cand = np.asarray(ctx.candidates, dtype=np.int64)
-        proba, entropy = model.mc_scores(np.asarray(ctx.X[cand]))
+        proba, entropy = pool_scores(model, ctx.X, cand)
         order = np.argsort(cand, kind="stable")
         self._scored = (cand[order], proba[order])
         rank = np.lexsort((proba.max(axis=1), -entropy))  # entropy down, then confidence up
