@@ -201,3 +201,14 @@ def test_strategies_the_live_loop_cannot_run_are_refused_per_task_type(client: T
     assert "least_confidence_tuned" in opts["binary"]
     assert "least_confidence_tuned" not in opts["classification"]
     assert opts["continuous"] == opts["regression"] == ["random", "regression_binary_confidence"]
+
+
+def test_projects_refuse_what_needs_a_file_or_the_simulation() -> None:
+    """pann needs the user's CNN14 checkpoint and mal the simulation's MFCC Gaussians: a project can
+    use neither (mal_pann and dal it can)."""
+    from listenloop.engine.config import learning_problems, strategy_problems
+
+    (problem,) = learning_problems("classification", "pann", None, None)
+    assert problem["field"] == "feature_set" and "pann" not in problem["msg"].split("use one of")[1]
+    assert "mal_pann" in strategy_problems("classification", "mal", ["a", "b"])[0][1]
+    assert strategy_problems("classification", "mal_pann", ["a", "b"]) == []

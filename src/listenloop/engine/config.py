@@ -381,17 +381,18 @@ def learning_problems(
     or that the live loop cannot run for this task type (and number of `classes`), all of them
     (None: not checked). Imports scikit-learn and openSMILE (seconds the first time): call it
     off the event loop."""
-    from listenloop.features.registry import EXTRACTORS
+    from listenloop.features.registry import platform_feature_sets
     from listenloop.learners.registry import CLASSIFIERS, REGRESSORS
 
     task = "regression" if task_type == "continuous" else "classification"
     learners = REGRESSORS if task == "regression" else CLASSIFIERS
     found: list[tuple[str, str]] = []
-    if feature_set is not None and feature_set not in EXTRACTORS:
+    sets = platform_feature_sets()
+    if feature_set is not None and feature_set not in sets:
         found.append(
             (
                 "feature_set",
-                f"{feature_set!r} is not a feature set: use one of {', '.join(sorted(EXTRACTORS))}.",
+                f"{feature_set!r} is not a feature set: use one of {', '.join(sorted(sets))}.",
             )
         )
     if learner is not None and learner not in learners:

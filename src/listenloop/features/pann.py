@@ -156,6 +156,7 @@ class PANN(Extractor):
     name = "pann"
     description = "CNN14 (PANN) embeddings, 2048-d, from --checkpoint weights"
     defaults: ClassVar[dict[str, Any]] = {"checkpoint": None}
+    needs_file: ClassVar[bool] = True  # weights from the user: not a project's feature set
 
     @property
     def sample_rate(self) -> int:

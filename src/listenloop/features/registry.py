@@ -91,6 +91,11 @@ def register(cls: type[Extractor]) -> type[Extractor]:
     return cls
 
 
+def platform_feature_sets() -> list[str]:
+    """The sets a project can use: those that need no file from the user (pann needs --checkpoint)."""
+    return [name for name, cls in EXTRACTORS.items() if not getattr(cls, "needs_file", False)]
+
+
 def get_extractor(name: str, **params: Any) -> Extractor:
     """The extractor called `name` with `params` overriding its defaults.
 

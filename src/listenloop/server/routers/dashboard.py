@@ -216,7 +216,7 @@ class OptionsOut(BaseModel):
 def _options() -> dict[str, Any]:
     """The learning core's registries (imports scikit-learn: run off the event loop)."""
     from listenloop.engine.config import live_strategy_task
-    from listenloop.features.registry import EXTRACTORS
+    from listenloop.features.registry import platform_feature_sets
     from listenloop.learners.registry import CLASSIFIERS, REGRESSORS
     from listenloop.strategies.registry import allowed_strategies
 
@@ -225,7 +225,7 @@ def _options() -> dict[str, Any]:
     by_task = {t: allowed_strategies(*live_strategy_task(t, None), platform=True) for t in kinds}
     by_task["classification"] = allowed_strategies("classification", 3, platform=True)
     return {
-        "feature_sets": list(EXTRACTORS),
+        "feature_sets": platform_feature_sets(),
         "learners": {"classification": list(CLASSIFIERS), "regression": list(REGRESSORS)},
         "strategies": {**by_task, "regression": by_task["continuous"]},
         "schema": ProjectConfig.model_json_schema(),
