@@ -204,3 +204,10 @@ def test_a_platform_project_with_strategy_dal_runs_its_live_round(tmp_path) -> N
     finally:
         service.stop()
         db.dispose()
+
+
+def test_the_iteration_timer_runs_both_stages() -> None:
+    from listenloop.bench.dal_iteration import time_iterations
+
+    r = time_iterations(dims=16, classes=3, pool=500, iterations=1)
+    assert r["init_s"] > 0 and r["iteration_s"] >= r["stage1_s"] > 0 and r["stage2_s"] > 0
