@@ -21,9 +21,12 @@ of an unknown worker (`crowd.worker_prior.PRIOR_TRUST`, 0.75), when no trust is 
 otherwise errs as the prior assumes of a worker known by accuracy alone
 (`crowd.worker_prior.unknown_confusion`: a share s = max(0.5, 1 / (K - 1)) of their errors
 could go to any one other class, since real crowds confuse some classes), so each answer adds
-log(q_j / ((1 - q_j) s)) to its class's log-odds; posterior = softmax of the log-odds (uniform
-class prior). With q = 0.75, 3 agreeing answers give 0.964 on two classes and 0.96 on ten (2
-give 0.90 and 0.80). A worker at or below the accuracy where that ratio is 1 (1/2 on two
+log(q_j / ((1 - q_j) s)) to its class's log-odds; posterior = softmax of the log-odds plus the
+log class prior: before a Dawid-Skene fit the one `crowd.worker_prior.class_prior` estimates from
+the project's answers so far (uniform with none; a binary project with 10 % positives no longer
+treats a positive answer as evidence for a class as common as the other), uniform when none is
+given. With q = 0.75 and a uniform prior, 3 agreeing answers give 0.964 on two classes and 0.96
+on ten (2 give 0.90 and 0.80). A worker at or below the accuracy where that ratio is 1 (1/2 on two
 classes, 1/3 on more) adds nothing.
 
 With a `WorkerModel` (per-worker confusion matrices and a class prior from the whole-project
@@ -70,7 +73,7 @@ import pandas as pd
 from listenloop.crowd.aggregation.continuous import prior_noise
 from listenloop.crowd.answers import CANT_TELL
 from listenloop.crowd.worker_model import WorkerModel
-from listenloop.crowd.worker_prior import PRIOR_TRUST, error_share, least_informative
+from listenloop.crowd.worker_prior import PRIOR_TRUST, class_prior, error_share, least_informative
 from listenloop.errors import ListenloopError
 
 SMOOTHING = 0.1
@@ -124,16 +127,20 @@ def evidence_posterior(evidence: np.ndarray, log_prior: np.ndarray | None) -> np
     return post / post.sum()
 
 
-def bayes_posterior(codes: np.ndarray, accuracy: np.ndarray, k: int) -> np.ndarray:
+def bayes_posterior(
+    codes: np.ndarray, accuracy: np.ndarray, k: int, log_prior: np.ndarray | None = None
+) -> np.ndarray:
     """One-coin posterior over k classes from class codes (-1 = no class) and per-answer accuracies,
     each answer's errors spread as the prior assumes of a worker known by accuracy alone
-    (`crowd.worker_prior.unknown_confusion`)."""
+    (`crowd.worker_prior.unknown_confusion`); `log_prior` over the classes (None: uniform)."""
     if k < 2:
         return np.ones(k)
     q = np.clip(np.asarray(accuracy, dtype=float), least_informative(k) + 1e-3, 0.99)
     named = codes >= 0
     lr = q[named] / ((1 - q[named]) * error_share(k))  # against each other class (`unknown_confusion`)
     evidence = np.bincount(codes[named], weights=np.log(lr), minlength=k)
+    if log_prior is not None:
+        evidence = evidence + np.asarray(log_prior, dtype=float)
     evidence -= evidence.max()
     post = np.exp(evidence)
     return post / post.sum()
@@ -194,8 +201,9 @@ class Policy:
     ) -> Decision:
         """Decision after `labels` (answers in the order they came), with per-answer `trust`.
 
-        `evidence` (answers × classes log-likelihoods, from a `WorkerModel`) and `log_prior`,
-        when given, replace the trust-based posterior.
+        `evidence` (answers × classes log-likelihoods, from a `WorkerModel`), when given, replaces
+        the trust-based answers' evidence; `log_prior` is the class prior added to either (None:
+        uniform).
         """
         raise NotImplementedError
 
@@ -308,7 +316,7 @@ class DynamicPolicy(Policy):
         if evidence is not None:
             post = evidence_posterior(evidence, log_prior)
         else:
-            post = bayes_posterior(codes, accuracy, len(classes))
+            post = bayes_posterior(codes, accuracy, len(classes), log_prior)
         win = int(np.argmax(post))
         conf = float(post[win])
         trusted_agree = bool(((codes == win) & (accuracy >= self.untrusted_below)).any())
@@ -486,18 +494,28 @@ def answer_weights(
     workers: np.ndarray,
     labels: np.ndarray,
     classes: Sequence[str],
+    items: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """(trust per answer, evidence per answer, log prior) for answers given by `workers`.
+    """(trust per answer, evidence per answer, log prior) for answers given by `workers` on `items`.
 
-    A plain mapping gives trust only (workers missing from it: the prior of an unknown worker,
-    `PRIOR_TRUST`); a `WorkerModel` gives all three.
+    A `WorkerModel` gives all three (its fitted class prior). Otherwise trust comes from a plain
+    mapping (workers missing from it: the prior of an unknown worker, `PRIOR_TRUST`) or is None
+    (every answer at `PRIOR_TRUST`), and the log prior is `class_prior` over these answers (as
+    the platform's before a fit; uniform without `items`).
     """
-    if trust is None:
-        return None, None, None
     if isinstance(trust, WorkerModel):
         return trust.trust(workers), trust.evidence(workers, labels, classes), trust.prior(classes)
-    table = {str(k): float(v) for k, v in trust.items()}
-    return np.array([table.get(str(w), PRIOR_TRUST) for w in workers]), None, None
+    weights = None
+    if trust is not None:
+        table = {str(k): float(v) for k, v in trust.items()}
+        weights = np.array([table.get(str(w), PRIOR_TRUST) for w in workers])
+    log_prior = None
+    if items is not None:
+        lookup = {str(c): i for i, c in enumerate(classes)}
+        codes = np.array([lookup.get(str(v), -1) for v in labels], dtype=np.int64)
+        accuracy = np.full(len(codes), PRIOR_TRUST) if weights is None else weights
+        log_prior = np.log(class_prior(np.asarray(items), codes, accuracy, len(classes)))
+    return weights, None, log_prior
 
 
 def replay(
@@ -521,7 +539,7 @@ def replay(
     labels_all = table["label"].to_numpy()[order]
     classes = class_list(table, truth)
     workers_all = table["worker"].to_numpy()[order]
-    weights_all, evidence_all, log_prior = answer_weights(trust, workers_all, labels_all, classes)
+    weights_all, evidence_all, log_prior = answer_weights(trust, workers_all, labels_all, classes, items)
     item_ids, starts, counts = np.unique(items, return_index=True, return_counts=True)
     out_labels: list[str | None] = []
     used = np.zeros(len(item_ids), dtype=np.int64)

@@ -241,7 +241,10 @@ class SimulatedCrowd:
         workers, codes = self._draw(truths, d, m, rng)
         labels = np.asarray(self.values, dtype=object)[codes].astype(str)
         flat_workers = np.asarray(self.worker_ids, dtype=object)[workers].ravel()
-        w_flat, e_flat, log_prior = answer_weights(trust, flat_workers, labels.ravel(), self.classes)
+        flat_items = np.repeat(np.arange(len(items)), m)  # labels are (items, m), row-major
+        w_flat, e_flat, log_prior = answer_weights(
+            trust, flat_workers, labels.ravel(), self.classes, flat_items
+        )
         weights = None if w_flat is None else w_flat.reshape(workers.shape)
         evidence = None if e_flat is None else e_flat.reshape(*workers.shape, len(self.classes))
         out: list[str | None] = []

@@ -88,3 +88,43 @@ def pooled_error_shares(errors: np.ndarray, seen: np.ndarray) -> np.ndarray:
     wrong = (np.asarray(seen, dtype=float)[:, None, :] * off).sum(axis=0)
     total = wrong.sum(axis=0, keepdims=True)
     return np.divide(wrong, total, out=np.zeros_like(wrong), where=total > 0)
+
+
+CLASS_PRIOR_STRENGTH = 5.0
+"""Pseudo-clips per class of the uniform prior that `class_prior` starts from: with no answers the
+class prior is uniform, and a few clips cannot make it extreme."""
+
+CLASS_PRIOR_ITERATIONS = 25
+"""EM rounds of `class_prior` (it moves little after a few: the workers' likelihoods are fixed)."""
+
+
+def class_prior(
+    items: np.ndarray, codes: np.ndarray, accuracy: np.ndarray, k: int, strength: float = CLASS_PRIOR_STRENGTH
+) -> np.ndarray:
+    """(k,) class frequencies estimated from a project's answers before any Dawid-Skene fit.
+
+    Answers are `items` (any ids), class `codes` (-1: no class, e.g. can't-tell) and each answer's
+    worker `accuracy` (trust); each worker is the prior's worker known by accuracy alone
+    (`unknown_confusion`). The estimate is Dawid-Skene's class-prior step with the workers held
+    at that model: EM over the clips' posteriors, each M-step a Dirichlet MAP with `strength`
+    pseudo-clips per class, so it is uniform with no answers and moves towards the crowd's
+    frequencies as clips accumulate. Raw answer shares would not do: errors flatten them
+    (10 % positives read as about 30 % "positive" answers from a crowd at 0.75), while the
+    clips' posteriors undo the errors the model expects.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    named = codes >= 0
+    if k < 2 or not named.any():
+        return np.full(max(k, 1), 1.0 / max(k, 1))
+    _, item = np.unique(np.asarray(items)[named], return_inverse=True)
+    q = np.clip(np.asarray(accuracy, dtype=float)[named], least_informative(k) + 1e-3, 0.99)
+    rows = np.log(unknown_confusion(q, k))[np.arange(len(q)), codes[named]]  # (answers, k true)
+    loglik = np.zeros((int(item.max()) + 1, k))
+    np.add.at(loglik, item, rows)
+    prior = np.full(k, 1.0 / k)
+    for _ in range(CLASS_PRIOR_ITERATIONS):
+        log_post = loglik + np.log(prior)
+        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
+        prior = (post.sum(axis=0) + strength) / (len(post) + strength * k)
+    return prior

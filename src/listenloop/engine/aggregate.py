@@ -26,11 +26,15 @@ from listenloop.crowd.redundancy import CANT_TELL, MIN_WEIGHT, DynamicPolicy
 from listenloop.crowd.soft_labels import encode_votes, soft_label, soft_labels, tag_matrix, weak_to_strong
 from listenloop.crowd.trust import PRIOR_TRUST
 from listenloop.crowd.worker_model import stored_evidence
+from listenloop.crowd.worker_prior import class_prior
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.views import ProjectView
 from listenloop.store.models import Clip, Project, ProjectMember, Task, WorkerTrust
 
+PRIOR_ANSWERS = 1000
+"""The newest regular answers the class prior before the first fit is estimated from
+(`early_class_prior`): enough for the frequencies, bounded however large the project."""
 CHANCE_NOISE = 1e3  # a detected spammer's rating noise sd, in range widths: no weight in the mean
 
 
@@ -74,6 +78,7 @@ def aggregate_clip(
     skills: Sequence[float | None] | None = None,
     chance: Sequence[bool] | None = None,
     noise: Sequence[float] | None = None,
+    prior: Sequence[float] | None = None,
 ) -> ClipVerdict:
     """Label, confidence, soft label and done/low-agreement of a clip from its answers in order.
 
@@ -85,6 +90,8 @@ def aggregate_clip(
     carry no evidence (competence at the floor, so never trusted, and a confusion matrix whose
     rows are uniform) and never close a clip. `noise`: ratings only, each answer's annotator's
     noise sd (`rating_noise_of`; None: the prior's for everyone), the weights of the mean.
+    `prior`: classes only, the class prior before the first fit (`early_class_prior`; None:
+    uniform), added to the trust-based posterior; once fitted, the project's `class_prior` wins.
     """
     skills = skills if skills is not None else [None] * len(labels)
     if chance is not None and any(chance):
@@ -118,9 +125,11 @@ def aggregate_clip(
             decision.label, round(decision.confidence, 6), soft, decision.done, decision.low_agreement
         )
     evidence = log_prior = None
-    prior = project.class_prior
-    if prior is not None and len(prior) == len(classes) and confusions is not None:
+    fitted = project.class_prior
+    if fitted is not None and len(fitted) == len(classes) and confusions is not None:
         evidence = stored_evidence(labels, confusions, trust, classes)
+        log_prior = np.log(np.maximum(np.asarray(fitted, dtype=float), 1e-12))
+    elif prior is not None and len(prior) == len(classes):
         log_prior = np.log(np.maximum(np.asarray(prior, dtype=float), 1e-12))
     # Classes: once fitted, the confusion matrices carry the worker model (`evidence`); trust
     # stays the one-coin accuracy before a fit and what `trust_threshold` is compared with.
@@ -130,6 +139,22 @@ def aggregate_clip(
     return ClipVerdict(
         decision.label, float(decision.confidence), soft, bool(decision.done), bool(decision.low_agreement)
     )
+
+
+def early_class_prior(
+    project: Project | ProjectView, answers: Sequence[tuple[object, str, float]]
+) -> list[float] | None:
+    """The class prior of a classification project without a Dawid-Skene fit yet, from its newest
+    regular answers `(clip, answer, annotator's trust)` (`crowd.worker_prior.class_prior`: uniform
+    with none); None for other task types, or once the fit has set `class_prior`."""
+    if project.task_type not in ("classification", "binary") or project.class_prior is not None:
+        return None
+    classes = [str(c) for c in project.classes or []]
+    lookup = {c: i for i, c in enumerate(classes)}
+    items = np.array([str(c) for c, _, _ in answers], dtype=object)
+    codes = np.array([lookup.get(str(a), -1) for _, a, _ in answers], dtype=np.int64)
+    trust = np.array([float(t) for _, _, t in answers], dtype=float)
+    return class_prior(items, codes, trust, len(classes)).tolist()
 
 
 def rating_noise_of(

@@ -42,7 +42,7 @@ from listenloop.crowd.checks import (
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.trust import PRIOR_TRUST, check_weight, revert_trust, update_trust
 from listenloop.engine.accounts import Principal
-from listenloop.engine.aggregate import aggregate_clip, rating_noise_of
+from listenloop.engine.aggregate import PRIOR_ANSWERS, aggregate_clip, early_class_prior, rating_noise_of
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
 from listenloop.engine.gamification import level_of, points_for
 from listenloop.engine.labels import normalize_label
@@ -246,6 +246,10 @@ def _reaggregate(
     if project.task_type == "continuous":
         sd = rating_noise_of(project, q.CONTROL_ERRORS.all(conn, {"project": project.id, "clip": clip_id}))
         noise = [sd.get(int(r[6]), sd[None]) for r in rows]
+    prior = None
+    if project.class_prior is None and project.task_type in ("classification", "binary"):
+        recent = q.RECENT_ANSWERS.all(conn, {"project": project.id, "n": PRIOR_ANSWERS})
+        prior = early_class_prior(project, [(r[0], r[1], float(r[2])) for r in recent])
     verdict = aggregate_clip(
         project,
         [r[0] for r in rows],
@@ -254,6 +258,7 @@ def _reaggregate(
         [r[3] for r in rows],
         chance=[bool(r[4]) for r in rows],
         noise=noise,
+        prior=prior,
     )
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"

@@ -311,6 +311,16 @@ ANSWERS = Prepared(
     .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
     .order_by(T.c.answered_at, T.c.id)
 )
+# The project's newest regular answers (clip, answer, annotator's trust), at most `n`: what the
+# class prior before the first Dawid-Skene fit is estimated from (`crowd.worker_prior.class_prior`);
+# a seek on ix_tasks_project_answered, bounded by `n` however large the project.
+RECENT_ANSWERS = Prepared(
+    select(T.c.clip_id, T.c.answer, func.coalesce(W.c.trust, PRIOR_TRUST))
+    .select_from(T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)))
+    .where(T.c.project_id == bp("project"), T.c.answered_at.is_not(None), T.c.kind == "regular")
+    .order_by(T.c.answered_at.desc())
+    .limit(bp("n"))
+)
 # Ratings: the control answers (and their gold) of the annotators who answered a clip, for
 # their noise sd (`crowd.aggregation.continuous.rating_noise`).
 CONTROL_ERRORS = Prepared(
