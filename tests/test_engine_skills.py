@@ -308,3 +308,50 @@ def test_the_refresh_fits_control_answers_with_their_gold_clamped(tmp_path: Path
     assert skill["expert"] > before["expert"]
     assert skill["pair1"] < before["pair1"] and skill["pair2"] < before["pair2"]
     db.dispose()
+
+
+def _answer_clips(db: Database, pid: int, people: list[Principal], truths: list[str]) -> None:
+    """`people` answer in turns until nothing is left for them, each the class in `truths` of the
+    clip served (clip i in id order has truth `truths[i]`)."""
+    rng = random.Random(0)
+    with db.read() as s:
+        order = {c.id: i for i, c in enumerate(s.scalars(select(Clip).where(Clip.project_id == pid)))}
+    served = True
+    while served:  # until nothing is left for them
+        served = False
+        for who in people:
+            with db.write() as s:
+                task = next_task(s, pid, who, rng=rng)
+                if task is not None:
+                    submit_answer(s, task.task_id, who, truths[order[task.clip_id]])
+                    served = True
+
+
+@pytest.mark.parametrize(("history", "done_after"), [("0" * 12, 4), ("01" * 6, 3)])
+def test_before_a_fit_the_class_prior_comes_from_the_answers(
+    tmp_path: Path, history: str, done_after: int
+) -> None:
+    """Before the first Dawid-Skene fit the live posterior's class prior is estimated from the
+    project's answers (`crowd.worker_prior.class_prior`): after twelve clips answered "0" three
+    agreeing newcomers no longer finish a "1" (a fourth does), while with balanced classes they
+    still do. A uniform prior finished it with three either way."""
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    db.upgrade()
+    pid, ids = _binary_project(db, len(history) + 1)
+    with db.write() as s:
+        people = [Principal(create_user(s, f"u{k}", "x").id, f"u{k}", "annotator") for k in range(4)]
+    _answer_clips(db, pid, people[:3], [*history, "1"])
+    with db.read() as s:
+        assert [s.get(Clip, i).label for i in ids[:-1]] == list(history)
+        assert s.get(Project, pid).class_prior is None  # no fit has run
+        last = s.get(Clip, ids[-1])
+        assert last.n_answers == 3 and last.label == "1"
+        assert (last.status == "done") == (done_after == 3), last.confidence
+    if done_after == 4:
+        with db.write() as s:
+            task = next_task(s, pid, people[3], rng=random.Random(1))
+            assert task is not None and task.clip_id == ids[-1]
+            submit_answer(s, task.task_id, people[3], "1")
+        with db.read() as s:
+            assert s.get(Clip, ids[-1]).status == "done"
+    db.dispose()

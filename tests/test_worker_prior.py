@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 
 from listenloop.crowd.aggregation.dawid_skene import DawidSkene
-from listenloop.crowd.redundancy import DynamicPolicy, bayes_posterior
+from listenloop.crowd.redundancy import DynamicPolicy, answer_weights, bayes_posterior
 from listenloop.crowd.worker_model import WorkerModel, fit_project_skills, stored_evidence
 from listenloop.crowd.worker_prior import (
     ERROR_SHARE,
     PRIOR_TRUST,
+    class_prior,
     error_share,
     least_informative,
     pooled_error_shares,
@@ -106,3 +107,31 @@ def test_fitted_matrices_shrink_towards_the_concentrated_prior() -> None:
     m = fit.confusion[fit.workers.index("newbie")]
     ratio = m[5, 5] / m[5, [c for c in range(10) if c != 5]].max()
     assert 4.0 < ratio < 8.0  # the prior's 6, not uniform spreading's 27
+
+
+def test_the_class_prior_before_a_fit_is_uniform_without_answers_and_finds_a_rare_class() -> None:
+    """10 % positives answered three times by a crowd at 0.75: about 30 % of the answers say
+    positive, the estimate undoes the errors; with no answers (or balanced ones) it is uniform,
+    so three agreeing newcomers still finish a balanced binary clip."""
+    np.testing.assert_allclose(
+        class_prior(np.array([]), np.array([], dtype=np.int64), np.array([]), 2), [0.5, 0.5]
+    )
+    rng = np.random.default_rng(0)
+    truth = (rng.random(600) < 0.1).astype(np.int64)
+    items = np.repeat(np.arange(600), 3)
+    right = rng.random(len(items)) < PRIOR_TRUST
+    codes = np.where(right, truth[items], 1 - truth[items])
+    prior = class_prior(items, codes, np.full(len(codes), PRIOR_TRUST), 2)
+    assert codes.mean() > 0.25
+    assert prior[1] == pytest.approx(truth.mean(), abs=0.03)
+    balanced = class_prior(np.arange(4).repeat(3), np.array([0] * 6 + [1] * 6), np.full(12, PRIOR_TRUST), 2)
+    np.testing.assert_allclose(balanced, [0.5, 0.5])
+    assert POLICY.decide(
+        np.array(["1"] * 3), np.full(3, PRIOR_TRUST), ["0", "1"], None, np.log(balanced)
+    ).done
+    rare = np.log(prior)
+    assert not POLICY.decide(np.array(["1"] * 3), np.full(3, PRIOR_TRUST), ["0", "1"], None, rare).done
+    # replay and simulate-crowd get the same estimate from their answers (`answer_weights`)
+    labels = codes.astype(str)
+    _, _, log_prior = answer_weights({}, np.array(["w"] * len(labels)), labels, ["0", "1"], items)
+    np.testing.assert_allclose(np.exp(log_prior), prior)
