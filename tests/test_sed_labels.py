@@ -46,9 +46,25 @@ def test_weak_to_strong_worked_example() -> None:
     assert activity_events(hard) == [("r", 0.0, 2.0, "car")]
 
 
+def test_weak_to_strong_final_segment_off_the_hop_grid() -> None:
+    """A recording's final segment ends at its end, off the hop grid ([2.5, 4.5) at hop 1): it
+    votes on every sub-segment it overlaps, so [4, 5) (the file's last half second) is labelled."""
+    answers = pd.DataFrame(
+        [("r", 0, "w", "car"), ("r", 2, "w", ""), ("r", 2.5, "w", "bird")],
+        columns=["recording", "onset", "worker", "label"],
+    )
+    soft = weak_to_strong(answers, segment=2, hop=1)
+    assert list(soft.index.get_level_values("onset")) == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(soft["car"], [1, 1, 0, 0, 0])
+    np.testing.assert_allclose(soft["bird"], [0, 0, 0.5, 0.5, 1])
+    # On the grid nothing changes: the last segment [2, 4) votes on [2, 3) and [3, 4) only.
+    on_grid = weak_to_strong(answers.iloc[:2], segment=2, hop=1)
+    assert list(on_grid.index.get_level_values("onset")) == [0, 1, 2, 3]
+
+
 def test_weak_to_strong_rejects_bad_onsets_and_zero_competence() -> None:
-    bad = ANSWERS.assign(onset=[0, 0.5, 1, 1, 2, 2])
-    with pytest.raises(ListenloopError, match=r"row 2: onset 0\.5"):
+    bad = ANSWERS.assign(onset=[0, -1, 1, 1, 2, 2])
+    with pytest.raises(ListenloopError, match=r"row 2: onset -1 is not a time"):
         weak_to_strong(bad, segment=2, hop=1)
     with pytest.raises(ListenloopError, match="whole number"):
         weak_to_strong(ANSWERS, segment=2.5, hop=1)

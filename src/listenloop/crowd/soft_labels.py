@@ -160,6 +160,11 @@ def hard_labels(soft: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
     return soft > threshold
 
 
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ..., n_i - 1 for each count n_i in turn, concatenated."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def weak_to_strong(
     answers: pd.DataFrame,
     competence: Mapping[str, float] | pd.Series | None = None,
@@ -174,9 +179,12 @@ def weak_to_strong(
     `answers` has columns `recording, onset, worker, label`: one multi-label presence answer
     (`sep`-separated classes, "" for none) per annotation segment [onset, onset + `segment`)
     seconds. Each `hop`-second sub-segment t takes eq. 1 over the answers of every segment
-    that covers it, so the same `activity` as `soft_labels` does the sums. Returns a frame
-    indexed by (recording, onset, offset) of the sub-segments some answer covers, one column
-    per class; sub-segments with only can't-tell answers are NaN.
+    that overlaps it, so the same `activity` as `soft_labels` does the sums. Onsets are
+    multiples of the hop except a recording's final segment, which ends at the recording's
+    end (`engine.uploads.segment_onsets`): it votes on every sub-segment it overlaps, so the
+    file's last seconds are labelled too. Returns a frame indexed by (recording, onset,
+    offset) of the sub-segments some answer overlaps, one column per class; sub-segments with
+    only can't-tell answers are NaN.
     """
     for column in ("recording", "onset", "worker", "label"):
         if column not in answers.columns:
@@ -189,25 +197,30 @@ def weak_to_strong(
     per = round(per)
     onsets = pd.to_numeric(answers["onset"], errors="coerce").to_numpy(dtype=float)
     steps = onsets / hop
-    bad = np.flatnonzero(~np.isfinite(steps) | (steps < 0) | (np.abs(steps - np.round(steps)) > 1e-6))
+    bad = np.flatnonzero(~np.isfinite(steps) | (steps < 0))
     if len(bad):
         raise ListenloopError(
-            f"answers row {int(bad[0]) + 1}: onset {answers['onset'].iloc[bad[0]]} is not a multiple "
-            f"of the {hop} s hop"
+            f"answers row {int(bad[0]) + 1}: onset {answers['onset'].iloc[bad[0]]} is not a time in seconds"
         )
-    first = np.round(steps).astype(np.int64)
+    # The first sub-segment a segment overlaps; an onset off the hop grid (a final segment)
+    # overlaps one sub-segment more than `per`.
+    first = np.floor(steps + 1e-6).astype(np.int64)
+    ragged = np.abs(steps - np.round(steps)) > 1e-6
+    per_answer = np.where(ragged, per + 1, per)
     recordings, rec_codes = np.unique(answers["recording"].astype(str).to_numpy(), return_inverse=True)
     worker_ids, workers = np.unique(answers["worker"].astype(str).to_numpy(), return_inverse=True)
     theta = trust_lookup(worker_ids, competence, default_competence, what="competence")[workers]
     answered, rows, codes, classes = encode_votes(list(answers["label"].astype(str)), classes, sep)
-    # Every answer votes on each of the `per` sub-segments of its segment.
-    offsets = np.arange(per)
-    rep = np.repeat(np.arange(len(answers)), per)
-    sub = first[rep] + np.tile(offsets, len(answers))
+    # Every answer votes on each of the sub-segments its segment overlaps.
+    rep = np.repeat(np.arange(len(answers)), per_answer)
+    starts = np.cumsum(per_answer) - per_answer  # each answer's first position in `rep`
+    offsets = _ranks(per_answer)
+    sub = first[rep] + offsets
     span = int(sub.max()) + 1 if len(sub) else 1
     keys, item_codes = np.unique(rec_codes[rep] * span + sub, return_inverse=True)
-    rows_x = (rows[:, None] * per + offsets[None, :]).ravel()
-    codes_x = np.repeat(codes, per)
+    votes_per = per_answer[rows]  # each vote (answer, class) counts on its answer's sub-segments
+    rows_x = np.repeat(starts[rows], votes_per) + _ranks(votes_per)
+    codes_x = np.repeat(codes, votes_per)
     try:
         a = activity(item_codes, len(keys), answered[rep], rows_x, codes_x, len(classes), theta[rep])
     except ZeroCompetenceError as exc:
@@ -270,3 +283,17 @@ def presence_items(answers: pd.DataFrame, classes: Sequence[str], sep: str | Non
         for c in classes
     ]
     return pd.concat(parts, ignore_index=True)
+
+
+def presence_competence(
+    binary: pd.DataFrame, gold: Mapping[str, str] | None = None, seed: int = 0
+) -> pd.Series:
+    """θ per worker (004_ sec. 2.1: MACE's competence, the probability that a worker answers
+    from what they hear rather than at random), fitted on binary presence rows `item, worker,
+    label` ("1" marked / "0" not; `presence_items`, or one item per clip and tag): the one
+    estimate behind `listenloop sed labels`, `listenloop aggregate --multilabel --method mace`
+    and an events project's background refresh. `gold`: binary items clamped at "0"/"1"."""
+    from listenloop.crowd.aggregation.mace import MACE
+
+    fit = MACE(n_restarts=3, random_state=seed).fit(binary, classes=["0", "1"], gold=dict(gold or {}))
+    return fit.competence_

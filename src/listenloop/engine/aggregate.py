@@ -24,10 +24,9 @@ from sqlalchemy.orm import Session
 from listenloop.crowd.aggregation.continuous import prior_noise, rating_noise
 from listenloop.crowd.redundancy import CANT_TELL, MIN_WEIGHT, DynamicPolicy
 from listenloop.crowd.soft_labels import encode_votes, soft_label, soft_labels, tag_matrix, weak_to_strong
-from listenloop.crowd.trust import PRIOR_TRUST
 from listenloop.crowd.worker_model import stored_evidence
-from listenloop.crowd.worker_prior import class_prior
-from listenloop.engine.config import TAG_TASKS
+from listenloop.crowd.worker_prior import PRIOR_TRUST, class_prior
+from listenloop.engine.config import PRESENCE_TASKS, TAG_TASKS
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.views import ProjectView
 from listenloop.store.models import Clip, Project, ProjectMember, Task, WorkerTrust
@@ -68,6 +67,15 @@ def competence(trust: float, skill: float | None, chance: bool = False) -> float
     if chance:
         return MIN_WEIGHT
     return max(float(trust if skill is None else skill), MIN_WEIGHT)
+
+
+def soft_competence(task_type: str, trust: float, skill: float | None, chance: bool = False) -> float:
+    """An annotator's θ in the soft labels (004_ eq. 1): `competence`, except on an events
+    project, where θ is the MACE competence of the background refresh (stored as the skill)
+    and, before a fit, the unknown worker's prior (`crowd.worker_prior`) for everyone."""
+    if task_type in PRESENCE_TASKS:
+        trust = PRIOR_TRUST
+    return competence(trust, skill, chance)
 
 
 def aggregate_clip(
@@ -116,7 +124,11 @@ def aggregate_clip(
         )
     classes = list(project.classes)
     multilabel = project.task_type in TAG_TASKS
-    soft = soft_label(labels, weights, classes, sep=TAG_SEP if multilabel else None)
+    flags = chance if chance is not None else [False] * len(labels)
+    theta = [
+        soft_competence(project.task_type, t, s, c) for t, s, c in zip(trust, skills, flags, strict=True)
+    ]
+    soft = soft_label(labels, theta, classes, sep=TAG_SEP if multilabel else None)
     if multilabel:
         answered, rows, codes, _ = encode_votes(labels, classes, sep=TAG_SEP)
         votes = tag_matrix(answered, rows, codes, len(classes))
@@ -204,7 +216,10 @@ def _weighted_answers(
     table = pd.DataFrame(
         [(str(c), str(u), str(a)) for c, u, a, *_ in rows], columns=["item", "worker", "label"]
     )
-    weights = {str(u): competence(PRIOR_TRUST if t is None else t, s, bool(f)) for _, u, _, t, s, f in rows}
+    weights = {
+        str(u): soft_competence(project.task_type, PRIOR_TRUST if t is None else t, s, bool(f))
+        for _, u, _, t, s, f in rows
+    }
     return table, weights
 
 
@@ -236,7 +251,8 @@ def strong_soft_labels(session: Session, project: Project) -> pd.DataFrame:
     sub-segment, 004_ eq. 1 over the answers of every segment covering it
     (`crowd.soft_labels.weak_to_strong`), weighted by the same competences as `soft_by_clip`.
     Indexed by (recording, onset, offset), one column per class; empty when nothing is answered.
-    Sub-segments past a recording's end (a segment shorter than the rest) are left out."""
+    Sub-segments past a recording's end (a segment shorter than the rest) are left out, and the
+    last one stops at the end."""
     from listenloop.engine.projects import segmenting
 
     classes = list(project.classes)
@@ -266,5 +282,18 @@ def strong_soft_labels(session: Session, project: Project) -> pd.DataFrame:
     soft = weak_to_strong(answers, weights, segment=segment, hop=hop, classes=classes, sep=TAG_SEP)
     recs = soft.index.get_level_values("recording")
     onsets = soft.index.get_level_values("onset").to_numpy(dtype=float)
-    keep = onsets < np.array([ends[r] for r in recs]) - 1e-9
-    return soft[keep].round(6)
+    end = np.array([ends[r] for r in recs])
+    soft = soft[onsets < end - 1e-9].round(6)
+    # The last sub-segment of a recording stops at its end (the final segment reaches it).
+    offsets = np.minimum(
+        soft.index.get_level_values("offset").to_numpy(dtype=float), end[onsets < end - 1e-9]
+    )
+    soft.index = pd.MultiIndex.from_arrays(
+        [
+            soft.index.get_level_values("recording"),
+            soft.index.get_level_values("onset"),
+            np.round(offsets, 3),
+        ],
+        names=soft.index.names,
+    )
+    return soft

@@ -18,6 +18,9 @@ TaskType = Literal["classification", "binary", "continuous", "multilabel", "even
 #: Task types whose answer is a set of tags ("a|b"): events projects ask the multi-label
 #: presence question of each segment of a long recording (004_).
 TAG_TASKS = ("multilabel", "events")
+#: Task types whose annotators are weighted by MACE competence fitted on presence marks per
+#: segment and class (004_ sec. 2.1; `engine/skills.py`).
+PRESENCE_TASKS = ("events",)
 #: An events project's default annotation segment and hop, seconds (004_ sec. 2.1).
 DEFAULT_SEGMENT_S, DEFAULT_HOP_S = 10.0, 1.0
 MAX_SEGMENT_S = 600.0

@@ -409,7 +409,9 @@ class LearningService:
         found = crowd_skills.refresh(inputs, spam)
         if release:
             release_lease(self.db, held.project_id, held.token)
-        crowd_skills.write_skills(self.db, inputs, found.skills, time.perf_counter() - start)
+        crowd_skills.write_skills(
+            self.db, inputs, found.skills, time.perf_counter() - start, found.competence
+        )
         spammers.write_flags(self.db, spam, found.spammers)
 
     def _skills_meanwhile(self, held: Held) -> None:

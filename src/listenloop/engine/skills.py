@@ -8,6 +8,10 @@ their gold label (crowd-kit's `true_labels`): reading and writing rows here, the
 anywhere (the learning service runs it in its own process, so the server's event loop never
 holds the GIL for it). The same refresh runs spammer detection first (`engine/spammers.py`,
 `refresh`): the answers of detected spammers are left out of the fit.
+
+An events project has no classes to confuse but presence marks per segment and class: its
+refresh fits MACE on them (`crowd.soft_labels.presence_competence`, 004_ sec. 2.1) and stores
+each annotator's competence θ as their skill, the weight of the soft labels (no matrices).
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import pandas as pd
 from sqlalchemy import and_, select, update
 from sqlalchemy import bindparam as bp
 
+from listenloop.crowd.aggregation.label_table import per_tag_answers
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.crowd.soft_labels import answer_tags, presence_competence
 from listenloop.crowd.worker_model import ProjectSkills, fit_project_skills
+from listenloop.engine.config import PRESENCE_TASKS
 from listenloop.engine.spammers import SpamInputs, chance_workers, find_spammers
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, Task, WorkerTrust
@@ -56,6 +63,7 @@ class SkillInputs:
     trust: dict[str, float]
     answers_used: int
     gold: dict[str, str] = field(default_factory=dict)  # gold clip id -> gold label (clamped)
+    tags: bool = False  # labels are tag sets ("a|b", "" for none): an events project
 
 
 def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
@@ -63,7 +71,9 @@ def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
     the gold labels, and its annotators' trust."""
     with db.read() as session:
         conn = session.connection()
-        project = conn.execute(select(P.c.classes, P.c.answers_used).where(P.c.id == project_id)).one()
+        project = conn.execute(
+            select(P.c.classes, P.c.answers_used, P.c.task_type).where(P.c.id == project_id)
+        ).one()
         rows = conn.execute(
             select(T.c.clip_id, T.c.annotator_id, T.c.answer).where(
                 and_(
@@ -80,8 +90,13 @@ def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
         ).all()
     classes = [str(c) for c in project.classes or []]
     known = set(classes)
+    tags = project.task_type in PRESENCE_TASKS
+
+    def fits(label: object) -> bool:  # a class, or for tags a set of the project's classes
+        return answer_tags(str(label)) <= known if tags else str(label) in known
+
     table = pd.DataFrame(
-        [(str(c), str(u), str(a)) for c, u, a in rows if str(a) in known], columns=["item", "worker", "label"]
+        [(str(c), str(u), str(a)) for c, u, a in rows if fits(a)], columns=["item", "worker", "label"]
     )
     return SkillInputs(
         project_id,
@@ -89,7 +104,8 @@ def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
         table,
         {str(u): float(t) for u, t in trust},
         int(project.answers_used or 0),
-        {str(c): str(g) for c, g in gold if str(g) in known},
+        {str(c): str(g) for c, g in gold if fits(g)},
+        tags,
     )
 
 
@@ -100,34 +116,72 @@ def fit_skills(inputs: SkillInputs) -> ProjectSkills | None:
     return fit_project_skills(inputs.answers, inputs.classes, inputs.trust, gold=inputs.gold)
 
 
+def fit_presence(inputs: SkillInputs) -> pd.Series | None:
+    """An events project's MACE competence θ per worker (pure) from its segment answers seen
+    class by class as present/absent, control segments clamped at their gold tag sets; None
+    with too few answers."""
+    if len(inputs.answers) < MIN_ANSWERS or not inputs.classes:
+        return None
+    binary = per_tag_answers(inputs.answers, inputs.classes)
+    gold = per_tag_answers(
+        pd.DataFrame({"item": list(inputs.gold), "worker": "", "label": list(inputs.gold.values())}),
+        inputs.classes,
+    )
+    return presence_competence(binary, dict(zip(gold["item"], gold["label"], strict=True)))
+
+
 @dataclass
 class Refresh:
-    """What a background refresh found: the fit (None: too few answers, or no classes to fit) and
-    the spammers to flag now (`crowd.trust.detect_spammers`' table)."""
+    """What a background refresh found: the fit (None: too few answers, or no classes to fit),
+    an events project's MACE competences instead, and the spammers to flag now
+    (`crowd.trust.detect_spammers`' table)."""
 
     skills: ProjectSkills | None
     spammers: pd.DataFrame
+    competence: pd.Series | None = None
 
 
 def refresh(inputs: SkillInputs, spam: SpamInputs) -> Refresh:
     """Spammer detection, then the Dawid-Skene fit without the answers of detected spammers
-    (theirs count at chance level: no evidence). Pure."""
+    (theirs count at chance level: no evidence), or on an events project the MACE fit on all
+    answers (MACE's θ is the probability of not marking at random: a spammer's comes out
+    near 0, and stays their weight should the owner clear the flag). Pure."""
     found = find_spammers(spam)
-    if spam.task_type not in SKILL_TASKS:
+    if spam.task_type not in (*SKILL_TASKS, *PRESENCE_TASKS):
         return Refresh(None, found)
+    if spam.task_type in PRESENCE_TASKS:  # MACE models spammers itself: their θ is what shows them
+        return Refresh(None, found, fit_presence(inputs))
     chance = chance_workers(spam, found)
     kept = inputs.answers[~inputs.answers["worker"].isin(chance)] if chance else inputs.answers
     return Refresh(fit_skills(replace(inputs, answers=kept)), found)
 
 
 def write_skills(
-    db: Database, inputs: SkillInputs, skills: ProjectSkills | None, seconds: float
+    db: Database,
+    inputs: SkillInputs,
+    skills: ProjectSkills | None,
+    seconds: float,
+    competence: pd.Series | None = None,
 ) -> dict[str, Any]:
-    """Store the matrices, skills and class prior (one transaction) and log a `skills_refreshed` event."""
+    """Store the matrices, skills and class prior, or an events project's MACE `competence` as
+    the skills (one transaction), and log a `skills_refreshed` event."""
     data: dict[str, Any] = {"answers": len(inputs.answers), "seconds": round(seconds, 3)}
     with db.write() as session:
         conn = session.connection()
         values: dict[str, Any] = {"skills_answers": inputs.answers_used}
+        if competence is not None:
+            rows = [
+                {
+                    "project": inputs.project_id,
+                    "user": int(w),
+                    "v_confusion": None,
+                    "v_skill": round(float(t), 5),
+                }
+                for w, t in competence.items()
+            ]
+            if rows:
+                conn.execute(_SET_WORKER, rows)
+            data.update(workers=len(rows), model="mace")
         if skills is not None:
             rows = [
                 {

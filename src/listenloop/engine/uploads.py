@@ -281,12 +281,24 @@ def _admit(result: Unpacked, name: str, tmp: Path, sha: str, ext: str, size: int
     result.candidates.append(Candidate(name, sha, tmp, ext, duration, sr, size))
 
 
+TAIL_S = 1e-3  # a recording's remainder past the last hop shorter than this gets no segment of its own
+
+
 def segment_onsets(duration: float, segment: float, hop: float) -> list[float]:
     """Onsets of the `segment`-second annotation segments of a `duration`-second recording, one
-    every `hop` seconds, the last ending at or before the end (a recording shorter than one
-    segment is one segment of its own length)."""
-    last = math.floor((duration - segment) / hop + 1e-9)
-    return [round(k * hop, 6) for k in range(max(0, last) + 1)]
+    every `hop` seconds, plus a final one ending at the recording's end (onset `duration -
+    segment`) where the hops leave a remainder, so that every second of the file is in a
+    segment (a recording shorter than one segment is one segment of its own length)."""
+    last = max(0, math.floor((duration - segment) / hop + 1e-9))
+    onsets = [round(k * hop, 6) for k in range(last + 1)]
+    if onsets[-1] + segment < duration - TAIL_S:
+        onsets.append(round(duration - segment, 3))
+    return onsets
+
+
+def segment_name(recording: str, onset: float) -> str:
+    """A segment clip's name, `NAME@ONSETs` (onset to the millisecond, no trailing zeros)."""
+    return f"{recording}@{f'{onset:.3f}'.rstrip('0').rstrip('.')}s"
 
 
 def cut_segments(unpacked: Unpacked, segment: float, hop: float) -> Unpacked:
@@ -306,7 +318,7 @@ def cut_segments(unpacked: Unpacked, segment: float, hop: float) -> Unpacked:
             digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
             out.candidates.append(
                 Candidate(
-                    f"{cand.name}@{onset:g}s",
+                    segment_name(cand.name, onset),
                     digest,
                     tmp,
                     ".wav",

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from listenloop.audio.soundscape import PlacedEvent, segment_activity
-from listenloop.crowd.aggregation.mace import MACE
-from listenloop.crowd.soft_labels import SEP, answer_tags, presence_items, weak_to_strong
+from listenloop.crowd.soft_labels import SEP, answer_tags, presence_competence, presence_items, weak_to_strong
 from listenloop.errors import ListenloopError
 from listenloop.sed import maestro
 from listenloop.sed.metrics import SegmentScores, segment_scores
@@ -49,11 +48,7 @@ def read_segment_answers(path: Path) -> pd.DataFrame:
 def mace_competence(answers: pd.DataFrame, classes: Sequence[str], seed: int = 0) -> pd.Series:
     """One MACE competence θ per worker from their presence marks (one binary item per segment
     and class, `presence_items`): 004_ uses MACE for θ only."""
-    return (
-        MACE(n_restarts=3, random_state=seed)
-        .fit(presence_items(answers, classes), classes=["0", "1"])
-        .competence_
-    )
+    return presence_competence(presence_items(answers, classes), seed=seed)
 
 
 def crowd_soft_labels(

@@ -6,7 +6,8 @@ per segment k, TP/FP/FN counted over classes; S(k) = min(FN, FP), D(k) = max(0, 
 I(k) = max(0, FP - FN); micro ER = (ΣS + ΣD + ΣI) / ΣN with N(k) the active reference classes;
 micro F1 = 2ΣTP / (2ΣTP + ΣFP + ΣFN). Class-wise: F1 per class from its own counts and
 ER = (FN + FP) / N per class (no substitutions within one class). sed_eval itself needs
-dcase_util and its stack, so the definitions are written here and tested on worked examples.
+dcase_util and its stack, so the definitions are written here and tested on worked examples,
+and against sed_eval itself where it is installed (the `sedeval` extra).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from listenloop.crowd.aggregation import registry
-from listenloop.crowd.soft_labels import SEP, answer_tags, hard_labels, soft_labels
+from listenloop.crowd.soft_labels import SEP, answer_tags, hard_labels, presence_competence, soft_labels
 from listenloop.errors import ListenloopError
 
 CLAMPING = ("ds", "mace", "glad")  # methods that hold control items at their known class
@@ -95,7 +95,12 @@ def tag_table(
         sets = {item: answer_tags(cell) for item, cell in gold.items()}
         gold_bin = {f"{item}{ITEM_TAG}{t}": str(int(t in cell)) for item, cell in sets.items() for t in tags}
         binary = per_tag_answers(named, tags)
-        competence = registry.make_aggregator(method).fit(binary, classes=["0", "1"], gold=gold_bin).skills_
+        if method == "mace":  # the one MACE competence estimate (`presence_competence`)
+            competence = presence_competence(binary, gold_bin)
+        else:
+            competence = (
+                registry.make_aggregator(method).fit(binary, classes=["0", "1"], gold=gold_bin).skills_
+            )
     if regular.empty:
         shares = pd.DataFrame(index=items, columns=tags, dtype=float)
     else:  # every tag is a column; a tag nobody marked on an item is at share 0 there
