@@ -203,7 +203,9 @@ def test_events_soft_labels_weight_annotators_by_mace_competence(client: TestCli
         return np.array([float(line.split("\t")[3]) for line in text.splitlines()])
 
     np.testing.assert_allclose(exported(), plain.to_numpy().ravel(), atol=1e-6)  # prior for all
-    outcome = LearningService(db, tmp_path, inline=True).refresh_skills(pid)
+    service = LearningService(db, tmp_path, inline=True)
+    assert pid in service.skills_due_projects()
+    outcome = service.refresh_skills(pid)
     assert outcome.state == "ran", outcome.error
     with db.read() as s:
         rows = s.execute(
