@@ -19,7 +19,15 @@ from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.learning_service import LearningService
 from listenloop.engine.projects import create_project
-from listenloop.engine.skills import MIN_ANSWERS, REFRESH_ANSWERS, fit_skills, read_skill_inputs, skills_due
+from listenloop.engine.skills import (
+    MIN_ANSWERS,
+    REFRESH_ANSWERS,
+    SkillInputs,
+    fit_presence,
+    fit_skills,
+    read_skill_inputs,
+    skills_due,
+)
 from listenloop.engine.tasks import next_task, submit_answer
 from listenloop.engine.views import load_view
 from listenloop.store.database import Database
@@ -355,3 +363,29 @@ def test_before_a_fit_the_class_prior_comes_from_the_answers(
         with db.read() as s:
             assert s.get(Clip, ids[-1]).status == "done"
     db.dispose()
+
+
+def test_the_events_fit_is_mace_on_presence_marks_with_control_segments_clamped() -> None:
+    """An events project's refresh fits MACE θ per annotator on one yes/no item per segment and
+    class: a random marker comes out near 0; on control segments (gold tag sets clamped) a pair
+    who agree on wrong marks loses competence and the annotator who marks the gold gains."""
+    rng = np.random.default_rng(0)
+    tags = ["car", "bird"]
+    truth = {f"s{i}": "|".join(t for t in tags if rng.random() < 0.5) for i in range(40)}
+    rows = []
+    for seg, true in truth.items():
+        rows += [(seg, w, true) for w in ("good1", "good2")]
+        rows.append((seg, "rnd", "|".join(t for t in tags if rng.random() < 0.5)))
+    controls = {f"g{i}": "car" if i % 2 else "bird" for i in range(12)}
+    for seg, gold in controls.items():
+        wrong = "bird" if gold == "car" else "car|bird"
+        rows += [(seg, "expert", gold), (seg, "pair1", wrong), (seg, "pair2", wrong)]
+    answers = pd.DataFrame(rows, columns=["item", "worker", "label"])
+    inputs = SkillInputs(1, tags, answers, {}, len(rows), controls)
+    theta = fit_presence(inputs)
+    plain = fit_presence(dataclasses.replace(inputs, gold={}))
+    assert theta is not None and plain is not None
+    assert theta["rnd"] < 0.3 < 0.9 < min(theta["good1"], theta["good2"])
+    assert theta["expert"] > plain["expert"]
+    assert theta["pair1"] < plain["pair1"] and theta["pair2"] < plain["pair2"]
+    assert fit_presence(dataclasses.replace(inputs, answers=answers.head(MIN_ANSWERS - 1))) is None

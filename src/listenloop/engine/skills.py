@@ -63,7 +63,6 @@ class SkillInputs:
     trust: dict[str, float]
     answers_used: int
     gold: dict[str, str] = field(default_factory=dict)  # gold clip id -> gold label (clamped)
-    tags: bool = False  # labels are tag sets ("a|b", "" for none): an events project
 
 
 def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
@@ -105,7 +104,6 @@ def read_skill_inputs(db: Database, project_id: int) -> SkillInputs:
         {str(u): float(t) for u, t in trust},
         int(project.answers_used or 0),
         {str(c): str(g) for c, g in gold if fits(g)},
-        tags,
     )
 
 
