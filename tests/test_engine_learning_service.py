@@ -622,3 +622,38 @@ def test_a_postgresql_projects_round_runs_on_an_existing_dask_cluster(
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_a_big_pool_gets_only_its_queues_head_ranked_ahead_of_every_clip(world, monkeypatch) -> None:
+    """Above RANK_ALL ordered clips a round writes the head's ranks only, below all others."""
+    from sqlalchemy import event
+
+    from listenloop.engine import learning_service
+
+    db, _, pid, service = world
+    service.run_once()  # every rank written
+    before = queue(db, pid)
+    with db.write() as s:  # 10 new labels: due again
+        s.execute(update(Clip).where(Clip.id.in_(before[:10])).values(status="done", label="1"))
+        s.execute(update(Project).where(Project.id == pid).values(labels_count=Project.labels_count + 10))
+    monkeypatch.setattr(learning_service, "RANK_ALL", 20)
+    monkeypatch.setattr(learning_service, "RANK_HEAD", 12)
+    monkeypatch.setattr(learning_service, "RANK_BATCH", 5)
+    monkeypatch.setattr(learning_service, "RANK_PAUSE", 0.0)
+    want = expected(service, pid)
+    sizes: list[int] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE CLIPS SET RANK"):
+            sizes.append(len(parameters) if executemany else 1)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert [o.state for o in service.run_once()] == ["ran"]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert sizes == [5, 5, 2]
+    now = queue(db, pid)
+    assert now[:12] == want.order[:12]  # the strategy's head first
+    rest = [c for c in before[10:] if c not in set(want.order[:12])]
+    assert now[12:] == rest  # the others keep the order they had

@@ -100,7 +100,15 @@ _RELEASE = (
 _HOLDS = select(P.c.id).where(P.c.id == bp("project"), P.c.learning_lease_until == bp("token"))
 _SET_RANK = update(C).where(C.c.id == bp("cid")).values(rank=bp("new_rank"))
 RANK_BATCH = 2000  # ranks written per transaction
-RANK_PAUSE = 0.02  # seconds between two rank transactions: SQLite's busy waiters get the lock
+# Seconds between two rank transactions: longer than the longest sleep of SQLite's busy handler
+# (100 ms), so a request waiting for the write lock always finds it free at its next try.
+RANK_PAUSE = 0.12
+# Up to RANK_ALL ordered clips a round writes every rank; above, only the first RANK_HEAD (twice
+# retrain.QUEUE_SIZE: the strategy's picks and the passive arm's places among them), below every
+# other clip's rank. The rest of the order is random anyway, so the other clips keep theirs:
+# a million ranks per round cost minutes of writes for nothing.
+RANK_ALL = 20000
+RANK_HEAD = 2000
 READ_BATCH = 20000  # clip rows fetched at a time when a round reads its project
 # Stream mode: a round's verdict on a waiting clip (admitted to the queue, or let pass).
 _JUDGE = update(C).where(C.c.id == bp("cid"), C.c.status == "pool").values(status=bp("v_status"))
@@ -642,20 +650,25 @@ class LearningService:
         """New ranks, the ModelRun, an event and the lease's release, in one transaction.
 
         Ranks are position − n (negative): clips the round did not order (uploaded meanwhile,
-        at a random rank in [0, 1)) keep theirs and come after the ordered ones.
+        at a random rank in [0, 1)) keep theirs and come after the ordered ones. Above RANK_ALL
+        ordered clips only the head is written, below the lowest rank there is.
         """
         order = result["order"]
         n = len(order)
+        first = -float(n)  # every rank written: position - n
+        if n > RANK_ALL:
+            order = order[:RANK_HEAD]
+            first = self._lowest_rank(project_id) - len(order)
         metric = METRIC[inputs["task_type"]]
         labels = sum(label is not None for label in inputs["labels"])
         # Ranks in short transactions, each under our lease: the write lock is held for one batch
         # at a time (a million ranks in one transaction held it for many seconds while requests
         # waited), and a pause between batches lets waiting writers in.
-        for start in range(0, n, RANK_BATCH):
+        for start in range(0, len(order), RANK_BATCH):
             if start:
                 time.sleep(RANK_PAUSE)
             batch = order[start : start + RANK_BATCH]
-            ranks = [{"cid": cid, "new_rank": float(start + i - n)} for i, cid in enumerate(batch)]
+            ranks = [{"cid": cid, "new_rank": first + start + i} for i, cid in enumerate(batch)]
             with self.db.write() as session:
                 conn = session.connection()
                 if conn.execute(_HOLDS, {"project": project_id, "token": token}).first() is None:
@@ -708,6 +721,20 @@ class LearningService:
                 )
             )
         return run.id
+
+    def _lowest_rank(self, project_id: int) -> float:
+        """The lowest rank of the project's waiting clips, at most 0 (one index seek per status)."""
+        lowest = 0.0
+        with self.db.read() as session:
+            conn = session.connection()
+            for status in IN_POOL:
+                query = select(func.min(C.c.rank)).where(
+                    C.c.project_id == project_id, C.c.status == status, C.c.is_gold == false()
+                )
+                value = conn.execute(query).scalar()
+                if value is not None:
+                    lowest = min(lowest, float(value))
+        return lowest
 
     def _failed(self, project_id: int, token: datetime, error: str, *, key: int, kind: str) -> None:
         """Log the failure as an event, release the lease, back off before the next try.
