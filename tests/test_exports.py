@@ -40,7 +40,7 @@ def test_unfinished_clips_have_no_label_and_say_so(client: TestClient) -> None:
         "name": "digits",
         "task_type": "classification",
         "classes": DIGITS,
-        "redundancy": {"min": 2, "max": 3, "tau": 0.85},
+        "redundancy": {"min": 2, "max": 3, "tau": 0.75},
         "control_rate": 0.0,
         "consistency_rate": 0.0,
     }
@@ -67,7 +67,7 @@ def test_unfinished_clips_have_no_label_and_say_so(client: TestClient) -> None:
     assert len(finished) == 1 and len(begun) == 1, rows
     f = finished[0]
     assert (f["label"], f["status"], f["source"], f["final"]) == ("0", "done", "crowd", "true")
-    assert float(f["confidence"]) >= 0.85
+    assert float(f["confidence"]) >= 0.75
     b = begun[0]  # its one answer says "0": no provisional label, the evidence stays in soft
     assert (b["label"], b["confidence"], b["source"], b["status"], b["final"]) == (
         "",

@@ -47,7 +47,7 @@ class Campaign:
             "name": "digits",
             "task_type": "classification",
             "classes": DIGITS,
-            "redundancy": {"min": 2, "max": 2, "tau": 0.85},
+            "redundancy": {"min": 2, "max": 2, "tau": 0.75},
             "control_rate": 0.0,
             "consistency_rate": 0.0,
         }
