@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from listenloop.crowd.aggregation.continuous import fit_rating_noise, rating_noise
 from listenloop.crowd.worker_model import fit_project_skills, stored_evidence
 from listenloop.crowd.worker_prior import PRIOR_TRUST, unknown_confusion
 from listenloop.engine.accounts import Principal, create_user
@@ -389,3 +390,84 @@ def test_the_events_fit_is_mace_on_presence_marks_with_control_segments_clamped(
     assert theta["expert"] > plain["expert"]
     assert theta["pair1"] < plain["pair1"] and theta["pair2"] < plain["pair2"]
     assert fit_presence(dataclasses.replace(inputs, answers=answers.head(MIN_ANSWERS - 1))) is None
+
+
+def test_rating_noise_from_all_answers_needs_no_control_answer() -> None:
+    """EM over regular answers recovers each sd without a control answer; a control answer alone
+    gives `rating_noise`'s sd."""
+    rng = np.random.default_rng(0)
+    sds = {"w1": 1.0, "w2": 1.5, "w3": 2.0, "w4": 3.0, "w5": 4.0, "w6": 6.0}
+    rows = []
+    for i in range(200):
+        true = rng.uniform(-15, 15)
+        rows += [(f"i{i}", w, true + rng.normal(0, sd)) for w, sd in sds.items()]
+    ratings = pd.DataFrame(rows, columns=["item", "worker", "rating"])
+    none = pd.DataFrame(columns=["worker", "error"])
+    fit = fit_rating_noise(ratings, none, -20.0, 20.0)
+    for worker, sd in sds.items():
+        assert fit[worker] == pytest.approx(sd, rel=0.2)
+    assert fit_rating_noise(
+        ratings.iloc[:0], pd.DataFrame([("w1", 0.5)], columns=["worker", "error"]), -20, 20
+    )["w1"] == pytest.approx(rating_noise(0.25, 1, -20, 20))
+
+
+def test_the_refresh_fits_rating_noise_and_the_request_path_weights_by_it(tmp_path: Path) -> None:
+    """A rating project without control answers: before a refresh every annotator has the prior's
+    sd (5 on [-20, 20]) and two answers leave a standard error of 3.5; after it, the two precise
+    annotators' small sds close a clip on their two answers, the noisy one's stays large."""
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    db.upgrade()
+    rng = random.Random(0)
+    try:
+        with db.write() as s:
+            owner = create_user(s, "o", "x", "owner")
+            config = ProjectConfig(
+                name="r", task_type="continuous", range=[-20, 20], control_rate=0, consistency_rate=0,
+                redundancy={"min": 2, "max": 3, "tau": 0.95}, rating_tolerance=1.0,
+            )  # fmt: skip
+            pid = create_project(s, Principal(owner.id, "o", "owner"), config).id
+            truth = {}
+            for i in range(31):
+                clip = Clip(project_id=pid, file_name=f"c{i}.wav", sha256=f"{i:064x}", path=f"x/{i}.wav",
+                            duration=1.0, sample_rate=16000, rank=float(i))  # fmt: skip
+                s.add(clip)
+                s.flush()
+                truth[clip.id] = float(i % 15 - 7)
+            people = [Principal(create_user(s, n, "x").id, n, "annotator") for n in ("p1", "p2", "noisy")]
+        last = max(truth)
+        sd = {"p1": 0.3, "p2": 0.3, "noisy": 6.0}
+
+        def answer(who: Principal, skip_last: bool) -> None:
+            while True:
+                with db.write() as s:
+                    task = next_task(s, pid, who, rng=rng)
+                    if task is None or (skip_last and task.clip_id == last):
+                        return
+                    value = truth[task.clip_id] + rng.gauss(0, sd[who.username])
+                    submit_answer(s, task.task_id, who, f"{value:.1f}")
+
+        for who in people:
+            answer(who, skip_last=True)
+        with db.read() as s:
+            assert all(c.n_answers == 3 for c in s.scalars(select(Clip).where(Clip.id != last)))
+            assert all(w.noise is None for w in s.scalars(select(WorkerTrust)))
+        service = LearningService(db, tmp_path, inline=True)
+        assert pid in service.skills_due_projects()
+        assert service.refresh_skills(pid).state == "ran"
+        with db.read() as s:
+            noise = {
+                r.user_id: r.noise
+                for r in s.scalars(select(WorkerTrust).where(WorkerTrust.project_id == pid))
+            }
+        assert noise[people[0].id] < 0.8 and noise[people[1].id] < 0.8 and noise[people[2].id] > 4
+        for who in people[:2]:
+            with db.write() as s:
+                task = next_task(s, pid, who, rng=rng)
+                assert task is not None and task.clip_id == last
+                submit_answer(s, task.task_id, who, f"{truth[last] + rng.gauss(0, 0.3):.1f}")
+        with db.read() as s:
+            clip = s.get(Clip, last)
+            assert clip.status == "done" and clip.n_answers == 2
+            assert float(clip.label) == pytest.approx(truth[last], abs=1.0)
+    finally:
+        db.dispose()

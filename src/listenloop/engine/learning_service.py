@@ -63,6 +63,8 @@ POLL_SECONDS = 5.0
 LEASE = timedelta(minutes=2)
 RETRY_SECONDS = 30.0  # first back-off after a failed round; doubles up to MAX_RETRY_SECONDS
 MAX_RETRY_SECONDS = 600.0
+# task types the background skills refresh serves: Dawid-Skene, rating noise, spammer detection
+REFRESH_TASKS = sorted({*crowd_skills.SKILL_TASKS, *crowd_skills.NOISE_TASKS, *spammers.SPAM_TASKS})
 # Dask workers' nice value: they get the CPU the server leaves. With 10 they still took a
 # visible share from a saturated 2-core server (p99 of next/answer). On Linux they also run
 # under SCHED_IDLE, which yields to any other process at once (BENCHMARKS.md).
@@ -381,7 +383,7 @@ class LearningService:
         whose lease is free."""
         now = utcnow()
         query = select(P.c.id, P.c.answers_used, P.c.skills_answers, P.c.learning_lease_until).where(
-            P.c.task_type.in_(sorted({*crowd_skills.SKILL_TASKS, *spammers.SPAM_TASKS}))
+            P.c.task_type.in_(REFRESH_TASKS)
         )
         with self.db.read() as session:
             rows = session.connection().execute(query).all()
@@ -418,7 +420,7 @@ class LearningService:
         if release:
             release_lease(self.db, held.project_id, held.token)
         crowd_skills.write_skills(
-            self.db, inputs, found.skills, time.perf_counter() - start, found.competence
+            self.db, inputs, found.skills, time.perf_counter() - start, found.competence, found.noise
         )
         spammers.write_flags(self.db, spam, found.spammers)
 
@@ -437,7 +439,7 @@ class LearningService:
             )
         if (
             row is not None
-            and row.task_type in {*crowd_skills.SKILL_TASKS, *spammers.SPAM_TASKS}
+            and row.task_type in REFRESH_TASKS
             and crowd_skills.skills_due(int(row.answers_used or 0), int(row.skills_answers or 0))
             and self._retry.get(-held.project_id, (0, 0.0))[1] <= time.monotonic()
         ):

@@ -245,7 +245,8 @@ def _reaggregate(
     noise = None
     if project.task_type == "continuous":
         sd = rating_noise_of(project, q.CONTROL_ERRORS.all(conn, {"project": project.id, "clip": clip_id}))
-        noise = [sd.get(int(r[6]), sd[None]) for r in rows]
+        # the background fit's sd over all their answers, else their control answers' alone
+        noise = [float(r[7]) if r[7] is not None else sd.get(int(r[6]), sd[None]) for r in rows]
     prior = None
     if project.class_prior is None and project.task_type in ("classification", "binary"):
         recent = q.RECENT_ANSWERS.all(conn, {"project": project.id, "n": PRIOR_ANSWERS})

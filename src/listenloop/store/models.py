@@ -344,6 +344,9 @@ class WorkerTrust(Base):
     # worker's expected accuracy. None until the first fit that saw this worker.
     confusion: Mapped[list[list[float]] | None] = mapped_column(JSON, nullable=True)
     skill: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # A rating project's: the annotator's noise sd from the background fit over all their answers
+    # (`crowd.aggregation.continuous.fit_rating_noise`); None until a fit saw them.
+    noise: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ModelRun(Base):

@@ -302,6 +302,7 @@ ANSWERS = Prepared(
         func.coalesce(M.c.flag_auto, false()),
         func.coalesce(W.c.evidence, 0.0),
         T.c.annotator_id,
+        W.c.noise,
     )
     .select_from(
         T.outerjoin(W, and_(W.c.project_id == T.c.project_id, W.c.user_id == T.c.annotator_id)).outerjoin(

@@ -124,3 +124,60 @@ def rating_noise(
     prior_weight, data_weight = prior_checks / 2.0, 1.0 / float(special.polygamma(1, n / 2.0))
     post = (prior_weight * prior_log_var + data_weight * log_var) / (prior_weight + data_weight)
     return max(float(np.exp(post / 2.0)), floor)
+
+
+NOISE_PASSES = 100  # EM passes at most (they stop once no sd moves by 1e-4 of the range)
+
+
+def fit_rating_noise(
+    ratings: pd.DataFrame,
+    control_errors: pd.DataFrame,
+    low: float,
+    high: float,
+    passes: int = NOISE_PASSES,
+) -> dict[str, float]:
+    """Each annotator's noise sd from all their answers: the continuous analogue of Dawid-Skene
+    (EM for annotators of Gaussian noise, Raykar et al. 2010, "Learning from crowds", sec. 3).
+
+    `ratings`: regular answers, `item`, `worker`, `rating` (float); `control_errors`: control
+    answers, `worker`, `error` (answer minus the known truth). Controls alone give a handful of
+    answers per annotator; every regular answer is evidence too. E-step: each clip's true value
+    given its answers and the current sds, a normal of mean mu_i (the inverse-variance mean)
+    and variance V_i; M-step: an annotator's expected squared error on a clip is
+    (x_j - mu_i)^2 + V_i, summed with their control answers' exact squared errors and put
+    through `rating_noise` (the same log-scale prior, so a MAP estimate that no annotator's sd
+    collapses to 0 in). Starts from the controls-only sds. A leave-one-out moment estimator
+    ((x_j - m_-j)^2 - SE_-j^2) was tried first: with two precise annotators on a clip it fed
+    each one's error back into the other's and oscillated; EM raises the likelihood each pass.
+    Annotators with neither kind of answer are left out (the caller's prior applies)."""
+    errors = control_errors["error"].to_numpy(dtype=float)
+    c_workers = control_errors["worker"].astype(str).to_numpy()
+    table_workers = ratings["worker"].astype(str).to_numpy()
+    workers = sorted(set(c_workers) | set(table_workers))
+    index = {w: i for i, w in enumerate(workers)}
+    c_who = np.array([index[w] for w in c_workers], dtype=np.int64)
+    sse = np.bincount(c_who, errors * errors, len(workers))
+    n = np.bincount(c_who, minlength=len(workers)).astype(float)
+
+    def noise(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        return np.array([rating_noise(s, k, low, high) for s, k in zip(sums, counts, strict=True)])
+
+    sd = noise(sse, n)
+    if len(ratings) == 0:
+        return dict(zip(workers, sd.tolist(), strict=True))
+    who = np.array([index[w] for w in table_workers], dtype=np.int64)
+    items, item_code = np.unique(ratings["item"].astype(str).to_numpy(), return_inverse=True)
+    x = ratings["rating"].to_numpy(dtype=float)
+    total_n = n + np.bincount(who, minlength=len(workers))
+    step = 1e-4 * (float(high) - float(low))
+    for _ in range(passes):
+        precision = 1.0 / sd[who] ** 2
+        sum_p = np.bincount(item_code, precision, len(items))
+        mean = np.bincount(item_code, precision * x, len(items)) / sum_p
+        expected = (x - mean[item_code]) ** 2 + 1.0 / sum_p[item_code]
+        new = noise(sse + np.bincount(who, expected, len(workers)), total_n)
+        moved = float(np.max(np.abs(new - sd)))
+        sd = new
+        if moved < step:
+            break
+    return dict(zip(workers, sd.tolist(), strict=True))
