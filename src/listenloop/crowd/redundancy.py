@@ -46,8 +46,9 @@ with T tags and errors independent across tags, that is q^T for a per-tag accura
 
 Ratings (`DynamicPolicy.decide_rating`): the continuous analogue of the one-coin model. Each
 annotator j rates with Gaussian noise of sd sigma_j (`crowd.aggregation.continuous.rating_noise`:
-estimated from their control answers' errors, shrunk on the log scale towards a prior shared
-by every unknown annotator, `RATING_PRIOR_SHARE` of the range); the clip's value is the
+estimated from their control answers' errors, and after a background refresh from all their
+answers (`fit_rating_noise`), shrunk on the log scale towards a prior shared by every unknown
+annotator, `RATING_PRIOR_SHARE` of the range); the clip's value is the
 inverse-variance weighted mean and its standard error the known-variance one,
 `sqrt(1 / sum 1/sigma_j^2)`, inflated by the Birge ratio `sqrt(chi2 / (n - 1))` when the
 answers disagree more than their sigmas allow (an outlier or a wrong sigma). Done when the

@@ -4,7 +4,8 @@ The request path calls this for the one clip that was just answered; the redunda
 (`listenloop.crowd.redundancy.DynamicPolicy`) says whether the clip is done, for every task
 type: classes by the clip's posterior, multi-label clips by their tag set's posterior, ratings
 by the standard error of their mean (each annotator weighted by the inverse of their noise
-variance, estimated from their control answers). Whole-project aggregation (Dawid-Skene) is background work
+variance: the background fit's over all their answers, else their control answers').
+Whole-project aggregation (Dawid-Skene, and the ratings' noise fit) is background work
 (`engine/skills.py`): once it has run, each answer counts with its annotator's confusion
 matrix and the project's class prior (the E-step of Dawid-Skene for this one clip); before,
 with a one-coin model at their trust. The soft label is 004_ eq. 1 (`crowd.soft_labels`)
