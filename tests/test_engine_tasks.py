@@ -519,3 +519,25 @@ def test_a_consistency_pass_counts_less_than_a_control_and_undoes_exactly(world)
     with db.read() as s:
         row = s.get(WorkerTrust, (pid, a.id))
     assert row.evidence == 0.0 and row.n_checked == 0 and row.trust == pytest.approx(PRIOR_TRUST)
+
+
+def test_the_early_class_prior_is_reestimated_as_answers_grow(world, monkeypatch) -> None:
+    """Its EM costs more than an answered pair: cached until 5 % more answers came in."""
+    import listenloop.engine.tasks as tasks_module
+
+    db, pid, (a, b, c) = world
+    calls: list[int] = []
+    real = tasks_module.early_class_prior
+    monkeypatch.setattr(tasks_module, "early_class_prior", lambda p, r: calls.append(len(r)) or real(p, r))
+    monkeypatch.setattr(tasks_module, "EARLY_PRIOR_CACHED", 2)
+    monkeypatch.setattr(tasks_module, "EARLY_PRIOR_REFRESH", 0.5)
+    monkeypatch.setattr(tasks_module, "_EARLY_PRIORS", {})
+    for who in (a, b, c, a, b, c):
+        with db.write() as s:
+            task = next_task(s, pid, who)
+            if task is None:
+                break
+            submit_answer(s, task.task_id, who, "1")
+    # estimated on every answer while it rests on fewer than 2 (the answer just given counts), then
+    # once the answers since reach half of those it rests on: the 4th and the 6th answer reuse it
+    assert calls == [1, 2, 3, 5], calls
