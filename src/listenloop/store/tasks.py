@@ -199,31 +199,19 @@ TRUST = Prepared(
         W.c.trust, W.c.n_checked, W.c.n_right, W.c.n_answers, W.c.points, W.c.evidence, W.c.n_cant_tell
     ).where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
 )
-TRUST_NEW = Prepared(
-    W.insert().values(
-        project_id=bp("project"),
-        user_id=bp("user"),
-        trust=bp("v_trust"),
-        n_checked=bp("v_checked"),
-        n_right=bp("v_right"),
-        n_answers=bp("v_answers"),
-        points=bp("v_points"),
-        evidence=bp("v_evidence"),
-        n_cant_tell=bp("v_cant"),
-    )
-)
+# an annotator's trust row as the answer path writes it (the same parameters insert or update it)
+_TRUST_VALUES = {
+    "trust": bp("v_trust"),
+    "n_checked": bp("v_checked"),
+    "n_right": bp("v_right"),
+    "n_answers": bp("v_answers"),
+    "points": bp("v_points"),
+    "evidence": bp("v_evidence"),
+    "n_cant_tell": bp("v_cant"),
+}
+TRUST_NEW = Prepared(W.insert().values(project_id=bp("project"), user_id=bp("user"), **_TRUST_VALUES))
 TRUST_SET = Prepared(
-    W.update()
-    .where(W.c.project_id == bp("project"), W.c.user_id == bp("user"))
-    .values(
-        trust=bp("v_trust"),
-        n_checked=bp("v_checked"),
-        n_right=bp("v_right"),
-        n_answers=bp("v_answers"),
-        points=bp("v_points"),
-        evidence=bp("v_evidence"),
-        n_cant_tell=bp("v_cant"),
-    )
+    W.update().where(W.c.project_id == bp("project"), W.c.user_id == bp("user")).values(**_TRUST_VALUES)
 )
 # what a control answer is checked against: the gold label, or a silver clip's (corrected) label
 TRUTH = Prepared(
