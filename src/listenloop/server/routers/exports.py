@@ -13,7 +13,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from listenloop.engine.accounts import Principal
 from listenloop.engine.aggregate import strong_soft_labels
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.exports import iter_export_answers, iter_export_project
+from listenloop.engine.labelstudio import iter_labelstudio, require_choices
 from listenloop.sed import maestro
 from listenloop.server.deps import DB, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
@@ -29,14 +30,20 @@ from listenloop.store.database import Database
 from listenloop.store.models import Project
 
 router = APIRouter(tags=["exports"], route_class=StrictJSONRoute)
-MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
-TEXT = {"content": {"text/csv": {}, "application/x-ndjson": {}}}
+MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "json": "application/json"}
+TEXT = {"content": {"text/csv": {}, "application/x-ndjson": {}, "application/json": {}}}
 
 
-def _owned(db: Database, project_id: int, who: Principal) -> None:
-    """404 for an unknown project, 403 unless the caller owns it (before anything is sent)."""
+def _owned(
+    db: Database, project_id: int, who: Principal, check: Callable[[Project], None] | None = None
+) -> None:
+    """404 for an unknown project, 403 unless the caller owns it, and `check`'s refusal (before
+    anything is sent)."""
     with db.read_only() as session:
-        ops.require_owner(ops.load_project(session, project_id), who)
+        project = ops.load_project(session, project_id)
+        ops.require_owner(project, who)
+        if check is not None:
+            check(project)
 
 
 def _pieces(
@@ -58,13 +65,24 @@ def export(
     project_id: ProjectId,
     who: User,
     db: DB,
-    format: Literal["csv", "jsonl"] = Query("csv", description="csv or jsonl"),
+    request: Request,
+    format: Literal["csv", "jsonl", "labelstudio"] = Query("csv", description="csv, jsonl or labelstudio"),
     table: Literal["clips", "annotators"] = Query("clips", description="Which table a CSV holds."),
 ) -> StreamingResponse:
     """Per clip: file, hard label, confidence, soft distribution, answers; per annotator: trust, answers.
 
     CSV holds one table (`table=clips|annotators`); JSONL holds both, `record` saying which.
+    `labelstudio`: a JSON list of Label Studio tasks (classification, binary and multi-label
+    projects), one per clip: `data.audio` the clip's audio URL, one annotation per stored answer
+    (`completed_by` the annotator's id; username, kind and listenloop ids in `meta`; "can't tell"
+    as a skipped annotation, the owner's correction as `ground_truth`), and the clip's final
+    label as its prediction (`score` its confidence, `model_version` its source).
     """
+    if format == "labelstudio":
+        _owned(db, project_id, who, require_choices)
+        url = str(request.base_url).rstrip("/") + "/api/v1/clips/{clip_id}/audio"
+        pieces = _pieces(db, project_id, lambda s, p: iter_labelstudio(s, p, url))
+        return _attachment(pieces, "json", f"project-{project_id}-labelstudio.json")
     _owned(db, project_id, who)
     pieces = _pieces(db, project_id, lambda s, p: iter_export_project(s, p, format, table))
     name = f"project-{project_id}-{table if format == 'csv' else 'labels'}.{format}"
