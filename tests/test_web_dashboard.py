@@ -6,7 +6,7 @@ dashboard, uploads a zip of generated tones with seed labels and a file that is 
 (refused, with the reason), uploads control questions, and opens the project to annotators.
 An annotator answers through the API and the learning
 service runs two rounds inline; the dashboard picks them up by polling: learning curve, pool
-map, annotator table (flagging through the page), exports (a real download). It must not
+map, annotator table (flagging through the page), agreement, exports (a real download). It must not
 scroll sideways at 390 px, and it stops polling once the route changes. Any JavaScript error or
 request to another host fails the test. Screenshots go to test-artifacts/ at the repository's root.
 """
@@ -270,6 +270,10 @@ def test_owner_creates_uploads_and_watches(live: Live) -> None:
             assert page.locator("#dash-answers svg.chart").count() == 1
             savings = page.inner_text("#dash-savings")
             assert "Fixed 3 answers per clip" in savings and "Fixed 5 answers per clip" in savings
+            # the learning service's poll also stored the crowd's agreement: alpha and kappa per class
+            page.wait_for_selector("#dash-agreement table.agreement")
+            agreement = page.inner_text("#dash-agreement")
+            assert "Krippendorff" in agreement and "Fleiss" in agreement and "high" in agreement
 
             # annotators: flag through the page (keyboard), the table updates
             page.wait_for_selector("#dash-annotators th[scope=row]:has-text('ann')")

@@ -20,6 +20,7 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
+from listenloop.engine.agreement import cached as cached_agreement
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP
@@ -182,7 +183,8 @@ def passive_comparison(scores: list[dict[str, Any]], share: float) -> dict[str, 
 
 def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
     """Everything the dashboard polls in one read: status, label distribution, answers per clip,
-    savings, the model against its passive arm, and the newest model run's id."""
+    savings, the model against its passive arm, the newest model run's id, and the crowd's
+    agreement as the background refresh last stored it (None: not yet, or ratings)."""
     newest = session.scalar(select(func.max(ModelRun.id)).where(ModelRun.project_id == project.id))
     status = project_status(session, project)
     return {
@@ -203,6 +205,7 @@ def dashboard_summary(session: Session, project: Project) -> dict[str, Any]:
         "savings": savings(session, project),
         "passive": passive_comparison(status["model_scores"], float(project.passive_share or 0.0)),
         "newest_run": newest,
+        "agreement": cached_agreement(session, project.id),
     }
 
 

@@ -19,7 +19,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
+from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.aggregate import soft_by_clip
+from listenloop.engine.agreement import AGREEMENT_TASKS, project_agreement
 from listenloop.engine.clips import newest_predictions
 from listenloop.store.models import Clip, Project, Task, User, WorkerTrust
 
@@ -237,14 +239,21 @@ def iter_jsonl(records: Iterable[dict[str, Any]], chunk: int | None = None) -> I
 
 def iter_export_project(session: Session, project: Project, fmt: str, table: str = "clips") -> Iterator[str]:
     """The labels export in pieces: CSV of `table` (clips or annotators), or JSONL of both
-    (`record` says which: every clip, then every annotator)."""
+    (`record` says which: every clip, then every annotator, then the crowd's agreement)."""
     if fmt == "csv":
         if table == "annotators":
             return iter_csv(annotator_rows(session, project), ANNOTATOR_COLUMNS)
         return iter_csv(clip_rows(session, project), CLIP_COLUMNS)
     clips = ({"record": "clip", **row} for row in clip_rows(session, project))
     people = ({"record": "annotator", **row} for row in annotator_rows(session, project))
-    return iter_jsonl(itertools.chain(clips, people))
+    return iter_jsonl(itertools.chain(clips, people, _agreement_record(session, project)))
+
+
+def _agreement_record(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    """The JSONL export's last line: the crowd's agreement (`engine.agreement`), for projects
+    whose answers are classes or tag sets."""
+    if project.task_type in AGREEMENT_TASKS:
+        yield {"record": "agreement", **project_agreement(session, project)}
 
 
 def export_project(session: Session, project: Project, fmt: str, table: str = "clips") -> str:
@@ -262,3 +271,32 @@ def iter_export_answers(session: Session, project: Project, fmt: str = "csv") ->
 def export_answers(session: Session, project: Project, fmt: str = "csv") -> str:
     """Every stored answer as one text (`iter_export_answers` joined)."""
     return "".join(iter_export_answers(session, project, fmt))
+
+
+CROWDKIT_COLUMNS = ["task", "worker", "label"]
+
+
+def crowdkit_rows(session: Session, project: Project) -> Iterator[dict[str, Any]]:
+    """The crowd's regular answers as crowd-kit's answers table (`task` the clip id, `worker` the
+    username, `label` the answer; tags of a multi-label answer joined by "|"), in the order they
+    came. Control, consistency and expert answers are left out (a clip's aggregate never reads
+    them), and so is "can't tell" (it counts toward no class; crowd-kit would make it one)."""
+    rows = session.execute(
+        select(Task.clip_id, User.username, Task.answer)
+        .join(User, User.id == Task.annotator_id)
+        .where(
+            Task.project_id == project.id,
+            Task.answered_at.is_not(None),
+            Task.kind == "regular",
+            Task.answer != CANT_TELL,
+        )
+        .order_by(Task.answered_at, Task.id)
+        .execution_options(yield_per=CHUNK)
+    )
+    for clip_id, username, answer in rows:
+        yield {"task": clip_id, "worker": username, "label": answer}
+
+
+def iter_export_crowdkit(session: Session, project: Project) -> Iterator[str]:
+    """`crowdkit_rows` as CSV text in pieces: `task,worker,label`."""
+    return iter_csv(crowdkit_rows(session, project), CROWDKIT_COLUMNS)

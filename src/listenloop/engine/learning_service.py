@@ -47,6 +47,7 @@ from sqlalchemy import bindparam as bp
 from sqlalchemy import false, func, or_, select, update
 
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.engine import agreement as crowd_agreement
 from listenloop.engine import skills as crowd_skills
 from listenloop.engine import spammers
 from listenloop.store.database import Database
@@ -376,6 +377,11 @@ class LearningService:
             if self._stop.is_set():
                 break
             outcomes.append(self.refresh_skills(project_id))
+        if not self._stop.is_set():
+            try:  # the dashboard's agreement statistics (no lease: they only add an event)
+                crowd_agreement.refresh(self.db)
+            except Exception:
+                log.exception("learning service: agreement refresh failed")
         return outcomes
 
     def skills_due_projects(self) -> list[int]:

@@ -1,6 +1,6 @@
 // The owner's pages: a new project (the form; it is created as a draft) and a project's live
 // dashboard (draft notice, learning curve, labels, answers per clip, savings, pool map,
-// annotators with flag and block, uploads (upload.js), settings (settings.js), exports).
+// annotators with flag and block, the crowd's agreement, uploads (upload.js), settings (settings.js), exports).
 // app.js imports this module lazily and calls
 // renderNewProject(root) for #/new and renderDashboard(root, projectId) for
 // #/projects/{id}/dashboard. No inline styles: the stylesheets /static/dashboard.css and manage.css are
@@ -311,6 +311,35 @@ function answersChart(summary, width) {
   })];
 }
 
+/** The crowd's agreement (the background refresh's latest): alpha and kappa, overall and per class. */
+function agreementPanel(summary) {
+  const a = summary.agreement;
+  if (!a) {
+    const why = ["continuous"].includes(summary.task_type)
+      ? "Agreement statistics are for projects whose answers are classes or tags."
+      : "Agreement appears once clips have two answers or more (it is refreshed in the background as answers come in).";
+    return h("p", { class: "empty" }, why);
+  }
+  const head = ["Class", "Answers", "Krippendorff's α", "Fleiss' κ"];
+  const row = (label, answers, alpha, kappa, strong) => h("tr", strong ? { class: "total" } : {},
+    h(strong ? "th" : "td", strong ? { scope: "row", dataset: { label: head[0] } } : { dataset: { label: head[0] } }, label),
+    h("td", { dataset: { label: head[1] } }, String(answers)),
+    h("td", { dataset: { label: head[2] } }, num(alpha, 3)),
+    h("td", { dataset: { label: head[3] } }, num(kappa, 3)));
+  const body = [row("All classes", a.answers, a.alpha, a.kappa, true),
+    ...a.classes.map((c) => row(c.label, c.answers, c.alpha, c.kappa, false))];
+  return h("div", {},
+    h("p", { class: "note" }, `${a.items} clips with two answers or more (${a.answers} answers; "can't tell" left out). `
+      + (a.kappa_raters ? `Fleiss' κ reads the first ${a.kappa_raters} answers of the ${a.kappa_items} clips that have that many. ` : "")
+      + "Per class: that class against the rest. 1 is perfect agreement, 0 what chance gives; – where the answers cannot tell. "
+      + `Computed ${new Date(a.computed_at).toLocaleTimeString()}.`),
+    h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-labelledby": "dash-agreement-title" },
+      h("table", { class: "data agreement" },
+        h("caption", {}, "Inter-annotator agreement of the crowd's answers"),
+        h("thead", {}, h("tr", {}, head.map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, body))));
+}
+
 function savingsPanel(summary, width) {
   const s = summary.savings;
   const items = [
@@ -461,6 +490,9 @@ function exportLinks(pid) {
     link(`/api/v1/projects/${pid}/export?format=jsonl`, "Labels and annotators (JSONL)"),
     link(`/api/v1/projects/${pid}/export?format=csv&table=annotators`, "Annotators (CSV)"),
     link(`/api/v1/projects/${pid}/answers?format=csv`, "Every answer (CSV)"),
+    link(`/api/v1/projects/${pid}/export?format=crowdkit`, "Answers for crowd-kit (task, worker, label CSV)"),
+    link(`/api/v1/projects/${pid}/export?format=labelstudio`, "Label Studio tasks (JSON)"),
+    link(`/api/v1/projects/${pid}/agreement`, "Agreement statistics (JSON)"),
   );
 }
 
@@ -481,6 +513,7 @@ export async function renderDashboard(root, projectId) {
   const slots = {
     status: h("div", {}), curve: h("div", {}), labels: h("div", {}), answers: h("div", {}),
     savings: h("div", { class: "savings-body" }), map: h("div", { class: "map-slot" }), annotators: h("div", {}),
+    agreement: h("div", {}),
   };
   const updated = h("p", { class: "updated", role: "status", "aria-live": "off" });
   const runSelect = h("select", { id: "dash-run", "aria-describedby": "dash-run-hint" });
@@ -561,6 +594,7 @@ export async function renderDashboard(root, projectId) {
     redraw("labels", slots.labels, sm.label_distribution, (w) => labelChart(sm, w));
     redraw("answers", slots.answers, sm.answers_histogram, (w) => answersChart(sm, w));
     redraw("savings", slots.savings, [sm.savings, sm.passive, sm.status.budget], (w) => savingsPanel(sm, w));
+    redraw("agreement", slots.agreement, sm.agreement, () => agreementPanel(sm));
     const sig = JSON.stringify(state.annotators);
     if (drawn.annotators !== sig) {
       drawn.annotators = sig;
@@ -602,6 +636,7 @@ export async function renderDashboard(root, projectId) {
           h("div", { class: "field" }, h("label", { for: "dash-run" }, "Model version"), runSelect, h("p", { class: "hint", id: "dash-run-hint" }, "Pick a learning round to see how its predictions spread over the pool.")),
           slots.map),
         card("dash-annotators", "Annotators", slots.annotators),
+        card("dash-agreement", "Agreement", slots.agreement),
         empty ? null : uploads,
         card("dash-settings", "Settings", settings.element),
         card("dash-export", "Export", h("p", {}, "Download labels with their confidence and soft distribution, annotators' trust, or every answer."), exportLinks(pid)),

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from listenloop.engine import dashboard as dash
 from listenloop.engine import projects as ops
+from listenloop.engine.agreement import project_agreement
 from listenloop.engine.config import ProjectConfig
 from listenloop.server.deps import DB, MAX_ID, Owner, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
@@ -97,6 +98,32 @@ class PassiveOut(BaseModel):
     )
 
 
+class ClassAgreement(BaseModel):
+    """One class (or tag) against the rest: its answers, alpha and kappa (None: undefined)."""
+
+    label: str
+    answers: int
+    alpha: float | None
+    kappa: float | None
+
+
+class AgreementOut(BaseModel):
+    """Inter-annotator agreement of the regular answers ("can't tell" left out): Krippendorff's
+    alpha (nominal, every clip with two answers or more) and Fleiss' kappa (the first
+    `kappa_raters` answers of the `kappa_items` clips with at least that many), overall and per
+    class; `answers_used` and `computed_at`: when it was computed."""
+
+    alpha: float | None
+    kappa: float | None
+    items: int
+    answers: int
+    kappa_raters: int
+    kappa_items: int
+    classes: list[ClassAgreement]
+    answers_used: int
+    computed_at: str
+
+
 class DashboardOut(BaseModel):
     """Everything the dashboard polls in one call."""
 
@@ -112,6 +139,9 @@ class DashboardOut(BaseModel):
     savings: Savings
     passive: PassiveOut
     newest_run: int | None
+    agreement: AgreementOut | None = Field(
+        None, description="The crowd's agreement as the background refresh last computed it."
+    )
 
 
 class ControlChecks(BaseModel):
@@ -245,6 +275,17 @@ def dashboard(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
         project = ops.load_project(session, project_id)
         ops.require_owner(project, who)
         return dash.dashboard_summary(session, project)
+
+
+@router.get("/projects/{project_id}/agreement", response_model=AgreementOut)
+def agreement(project_id: ProjectId, who: User, db: DB) -> dict[str, Any]:
+    """The crowd's agreement now (owner): Krippendorff's alpha and Fleiss' kappa, overall and per
+    class, computed from every regular answer (the dashboard shows the background refresh's
+    latest instead). 422 for a ratings project."""
+    with db.read_only() as session:
+        project = ops.load_project(session, project_id)
+        ops.require_owner(project, who)
+        return project_agreement(session, project)
 
 
 @router.get("/projects/{project_id}/annotators", response_model=list[AnnotatorOut])

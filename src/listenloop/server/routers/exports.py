@@ -21,7 +21,7 @@ from listenloop.engine import projects as ops
 from listenloop.engine.accounts import Principal
 from listenloop.engine.aggregate import strong_soft_labels
 from listenloop.engine.errors import InvalidError, NotFoundError
-from listenloop.engine.exports import iter_export_answers, iter_export_project
+from listenloop.engine.exports import iter_export_answers, iter_export_crowdkit, iter_export_project
 from listenloop.engine.labelstudio import iter_labelstudio, require_choices
 from listenloop.sed import maestro
 from listenloop.server.deps import DB, ProjectId, User
@@ -66,7 +66,9 @@ def export(
     who: User,
     db: DB,
     request: Request,
-    format: Literal["csv", "jsonl", "labelstudio"] = Query("csv", description="csv, jsonl or labelstudio"),
+    format: Literal["csv", "jsonl", "labelstudio", "crowdkit"] = Query(
+        "csv", description="csv, jsonl, labelstudio or crowdkit"
+    ),
     table: Literal["clips", "annotators"] = Query("clips", description="Which table a CSV holds."),
 ) -> StreamingResponse:
     """Per clip: file, hard label, confidence, soft distribution, answers; per annotator: trust, answers.
@@ -77,6 +79,8 @@ def export(
     (`completed_by` the annotator's id; username, kind and listenloop ids in `meta`; "can't tell"
     as a skipped annotation, the owner's correction as `ground_truth`), and the clip's final
     label as its prediction (`score` its confidence, `model_version` its source).
+    `crowdkit`: the crowd's regular answers as crowd-kit's `task,worker,label` CSV (task: the
+    clip id; "can't tell" left out).
     """
     if format == "labelstudio":
         _owned(db, project_id, who, require_choices)
@@ -84,6 +88,9 @@ def export(
         pieces = _pieces(db, project_id, lambda s, p: iter_labelstudio(s, p, url))
         return _attachment(pieces, "json", f"project-{project_id}-labelstudio.json")
     _owned(db, project_id, who)
+    if format == "crowdkit":
+        pieces = _pieces(db, project_id, iter_export_crowdkit)
+        return _attachment(pieces, "csv", f"project-{project_id}-crowdkit.csv")
     pieces = _pieces(db, project_id, lambda s, p: iter_export_project(s, p, format, table))
     name = f"project-{project_id}-{table if format == 'csv' else 'labels'}.{format}"
     return _attachment(pieces, format, name)
