@@ -167,3 +167,16 @@ def test_refresh_rule() -> None:
     assert project_stats.is_due(20, (10, now), now)
     assert not project_stats.is_due(1050, (1000, now), now)  # 50 new: under 10 % of 1000
     assert project_stats.is_due(1001, (1000, now - project_stats.REFRESH_AFTER), now)
+
+
+def test_bench_agrees_with_the_independent_computation(tmp_path) -> None:
+    from listenloop.bench.agreement import compare
+
+    rng = np.random.default_rng(1)
+    rows = ["item,worker,label"]
+    for i in range(40):
+        for w in rng.choice(6, size=int(rng.integers(2, 5)), replace=False):
+            rows.append(f"i{i},w{w},{rng.choice(['x', 'y', 'z'], p=[0.6, 0.3, 0.1])}")
+    (tmp_path / "answers.csv").write_text("\n".join(rows) + "\n")
+    stats = [r for r in compare(tmp_path / "answers.csv") if "statistic" in r]
+    assert len(stats) == 8 and all(r["difference"] < 1e-9 for r in stats), stats

@@ -133,3 +133,155 @@ def test_format_model_refuses_what_is_not_labelstudio() -> None:
         parse_tasks(json.dumps(bad))
     with pytest.raises(InvalidError):
         parse_tasks(b"{}")
+
+
+RECORDINGS = Path(__file__).parent / "fixtures" / "fsdd" / "recordings"
+FIXTURE_AUDIO = [f"{d}_jackson_0.wav" for d in range(6)]
+
+
+def _audio_zip() -> bytes:
+    return zip_of({f"recordings/{n}": (RECORDINGS / n).read_bytes() for n in FIXTURE_AUDIO})
+
+
+def _import(c: TestClient, pid: int, oh: dict[str, str], tasks: bytes, archive: bytes | None) -> dict:
+    files = {"tasks": ("export.json", tasks, "application/json")}
+    if archive is not None:
+        files["archive"] = ("audio.zip", archive, "application/zip")
+    r = c.post(f"/api/v1/projects/{pid}/import/labelstudio", headers=oh, files=files)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _answers_by_file(tasks: list[dict]) -> dict[str, list[tuple[str, tuple[str, ...], bool]]]:
+    """Per clip file: (annotator, choices, ground truth) of every annotation, sorted."""
+    out = {}
+    for t in tasks:
+        anns = [
+            (
+                a["meta"]["annotator"],
+                tuple(a["result"][0]["value"]["choices"]) if a["result"] else (),
+                a["ground_truth"],
+            )
+            for a in t["annotations"]
+        ]
+        out[t["meta"]["file"]] = sorted(anns)
+    return out
+
+
+def test_labelstudio_round_trip(client: TestClient) -> None:
+    fixture = (FIXTURE / "digits-export.json").read_bytes()
+    assert len(parse_tasks(fixture)) == 6  # the hand-written export fits the format model
+    oh = login(client, "owner", "owner-pass-1")
+    body = {
+        "name": "imported", "task_type": "classification", "classes": DIGITS, "control_rate": 0.0,
+        "consistency_rate": 0.0, "redundancy": {"min": 2, "max": 4, "tau": 0.75},
+    }  # fmt: skip
+    pid = client.post("/api/v1/projects", headers=oh, json=body).json()["id"]
+    report = _import(client, pid, oh, fixture, _audio_zip())
+    assert report["rejected"] == [] and report["audio_rejected"] == []
+    assert (report["tasks"], report["clips_added"], report["answers"], report["cant_tell"]) == (6, 6, 11, 1)
+    assert report["expert_labels"] == 1 and report["predictions_ignored"] == 2
+    assert report["annotators"] == ["ls-1", "ls-2", "ls-3"]
+    # imported annotators cannot sign in
+    r = client.post("/api/v1/token", data={"username": "ls-1", "password": "!labelstudio-import"})
+    assert r.status_code == 401
+
+    clips = client.get(f"/api/v1/projects/{pid}/clips", headers=oh, params={"limit": 50}).json()["clips"]
+    by_file = {c["file"]: c for c in clips}
+    assert set(by_file) == {f"recordings/{n}" for n in FIXTURE_AUDIO}
+    zero = by_file["recordings/0_jackson_0.wav"]
+    assert (zero["status"], zero["label"], zero["n_answers"]) == ("done", "0", 3)
+    three = by_file["recordings/3_jackson_0.wav"]
+    assert (three["label"], three["source"]) == ("3", "expert")
+
+    # label further through the API
+    first = _export(client, pid, oh)
+    before = sum(len(t["annotations"]) for t in first)
+    assert before == 12  # 11 answers and the ground truth
+    answered = 0
+    for name in ("ann", "bob"):
+        h = annotator(client, name)
+        for _ in range(3):
+            n = client.get(f"/api/v1/projects/{pid}/next", headers=h)
+            if n.status_code != 200:
+                break
+            r = client.post(f"/api/v1/tasks/{n.json()['task_id']}/answer", headers=h, json={"answer": "4"})
+            assert r.status_code == 201, r.text
+            answered += 1
+    assert answered >= 3
+    # export back: it validates against the same format model, with every answer as an annotation
+    tasks = _export(client, pid, oh)
+    assert sum(len(t["annotations"]) for t in tasks) == before + answered
+    imported = {a["meta"]["annotator"] for t in tasks for a in t["annotations"]}
+    assert {"ls-1", "ls-2", "ls-3", "ann", "bob", "owner"} >= imported >= {"ls-1", "ls-2", "ls-3", "owner"}
+    skipped = [a for t in tasks for a in t["annotations"] if a["was_cancelled"]]
+    assert [a["meta"]["annotator"] for a in skipped] == ["ls-2"]
+
+    # and into a new project again: the same answers on the same files
+    pid2 = client.post("/api/v1/projects", headers=oh, json={**body, "name": "again"}).json()["id"]
+    text = client.get(f"/api/v1/projects/{pid}/export", params={"format": "labelstudio"}, headers=oh).content
+    again = _import(client, pid2, oh, text, _audio_zip())
+    assert again["rejected"] == [] and again["clips_added"] == 6
+    assert again["expert_labels"] == 1 and again["predictions_ignored"] == len(
+        [t for t in tasks if t["predictions"]]
+    )
+    rename = {
+        "owner": "owner",
+        "ls-1": "ls-1",
+        "ls-2": "ls-2",
+        "ls-3": "ls-3",
+        "ann": "ls-ann",
+        "bob": "ls-bob",
+    }
+    expected = {
+        f: sorted((rename[a], ch, gt) for a, ch, gt in anns) for f, anns in _answers_by_file(tasks).items()
+    }
+    assert _answers_by_file(_export(client, pid2, oh)) == expected
+
+
+def test_labelstudio_import_rejections(client: TestClient) -> None:
+    oh = login(client, "owner", "owner-pass-1")
+    body = {"name": "bad", "task_type": "classification", "classes": DIGITS}
+    pid = client.post("/api/v1/projects", headers=oh, json=body).json()["id"]
+    tasks = json.loads((FIXTURE / "digits-export.json").read_text())
+    tasks[0]["annotations"][1]["result"][0]["value"]["choices"] = ["eleven"]  # not a class
+    tasks[1]["annotations"][2]["completed_by"] = 1  # user 1 twice on one task
+    tasks[2]["annotations"][0]["result"][0]["type"] = "labels"  # a region, no choice
+    tasks[3]["data"]["audio"] = "/data/upload/3/ffffffff-missing.wav"
+    tasks[3].pop("file_upload")
+    tasks[4]["annotations"][0]["completed_by"] = {"id": 9, "email": "ana@example.org"}  # the older export
+    report = _import(client, pid, oh, json.dumps(tasks).encode(), _audio_zip())
+    reasons = {(r["task"], r.get("annotation")): r["reason"] for r in report["rejected"]}
+    assert "'eleven' is not one of" in reasons[(0, 1)]
+    assert "second annotation by 1" in reasons[(1, 2)]
+    assert "no choices result" in reasons[(2, 0)]
+    assert "audio not found" in reasons[(3, None)]
+    assert report["clips_added"] == 5 and "ls-ana@example.org" in report["annotators"]
+
+    # refused as a whole, nothing stored: not Label Studio tasks, no audio, a ratings project, not the owner
+    for bad in (b"{}", b"not json", json.dumps([{"annotations": []}]).encode()):
+        r = client.post(
+            f"/api/v1/projects/{pid}/import/labelstudio", headers=oh,
+            files={"tasks": ("t.json", bad), "archive": ("a.zip", _audio_zip())},
+        )  # fmt: skip
+        assert r.status_code == 422, r.text
+    r = client.post(
+        f"/api/v1/projects/{pid}/import/labelstudio", headers=oh, files={"tasks": ("t.json", b"[]")}
+    )
+    assert r.status_code == 422 and "--import-root" in r.text
+    rating = client.post(
+        "/api/v1/projects", headers=oh, json={"name": "r", "task_type": "continuous", "range": [0, 1]}
+    )
+    r = client.post(
+        f"/api/v1/projects/{rating.json()['id']}/import/labelstudio", headers=oh,
+        files={"tasks": ("t.json", b"[]"), "archive": ("a.zip", _audio_zip())},
+    )  # fmt: skip
+    assert r.status_code == 422 and "continuous" in r.text
+    other = login(client, "owner2", "owner-pass-2")
+    r = client.post(
+        f"/api/v1/projects/{pid}/import/labelstudio", headers=other,
+        files={"tasks": ("t.json", b"[]"), "archive": ("a.zip", _audio_zip())},
+    )  # fmt: skip
+    assert r.status_code == 403
+    clips = client.get(f"/api/v1/projects/{pid}/clips", headers=oh).json()
+    assert clips["total"] == 5

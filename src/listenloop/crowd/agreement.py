@@ -44,14 +44,13 @@ def count_table(
     """Items × values: how many answers gave each value to each item (items in first-seen
     order, values in `values`' order, else sorted; an answer whose value is not in `values` is
     dropped)."""
-    frame = pd.DataFrame(
-        {"item": pd.Categorical(items, categories=pd.unique(np.asarray(items, dtype=object)))}
-    )
+    item_codes, uniques = pd.factorize(pd.Series(list(items), dtype=object), sort=False)
     cats = list(values) if values is not None else sorted(set(labels), key=str)
-    frame["label"] = pd.Categorical(labels, categories=cats)
-    frame = frame.dropna()
-    table = pd.crosstab(frame["item"], frame["label"], dropna=False)
-    return table.reindex(columns=cats, fill_value=0).to_numpy(dtype=float)
+    codes = pd.Series(list(labels), dtype=object).map({v: i for i, v in enumerate(cats)})
+    keep = codes.notna().to_numpy()
+    flat = item_codes[keep] * len(cats) + codes[keep].to_numpy(dtype=np.int64)
+    n = len(uniques) * len(cats)
+    return np.bincount(flat, minlength=n).reshape(len(uniques), len(cats)).astype(float)
 
 
 def alpha(counts: np.ndarray) -> float | None:

@@ -43,7 +43,16 @@ from listenloop.server.config_body import problems_response
 from listenloop.server.deps import IdleCache, TokenCache
 from listenloop.server.limits import BodyLimitMiddleware
 from listenloop.server.login_guard import HashGate, LoginThrottle
-from listenloop.server.routers import clips, dashboard, exports, leaderboard, projects, tasks, users
+from listenloop.server.routers import (
+    clips,
+    dashboard,
+    exports,
+    labelstudio,
+    leaderboard,
+    projects,
+    tasks,
+    users,
+)
 from listenloop.server.routers.docs import mount_docs
 from listenloop.server.routers.pages import mount_pages
 from listenloop.server.security_headers import SecurityHeadersMiddleware
@@ -194,6 +203,7 @@ def create_app(
     for module in (tasks, users, projects, clips, exports, leaderboard, dashboard):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(clips.uploads, prefix="/api/v1")
+    app.include_router(labelstudio.uploads, prefix="/api/v1")
     mount_docs(app)
     mount_pages(app)  # after the docs: /static/swagger-ui must match before /static
     return app
