@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from listenloop.crowd.activelab import relabel_scores
-from listenloop.crowd.aggregation.crowdlab import best_temperature, temperature_scale
-from listenloop.crowd.aggregation.crowdlab import CrowdLab
+from listenloop.crowd.aggregation.crowdlab import CrowdLab, best_temperature, temperature_scale
 from listenloop.crowd.aggregation.dawid_skene import DawidSkene
 from listenloop.crowd.aggregation.majority_vote import MajorityVote
 from listenloop.errors import ListenloopError
@@ -73,7 +72,7 @@ def test_agrees_with_dawid_skene_on_a_clear_set() -> None:
 
 
 def test_uninformative_model_reduces_to_majority_vote() -> None:
-    answers, truth = crowd(skills=(0.75, 0.75, 0.75), n_items=300)
+    answers, _ = crowd(skills=(0.75, 0.75, 0.75), n_items=300)
     flat = pd.DataFrame(1 / 3, index=[str(i) for i in range(300)], columns=["0", "1", "2"])
     lab = CrowdLab(flat).fit(answers)
     assert lab.model_weight_ < 1e-3

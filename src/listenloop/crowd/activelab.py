@@ -14,9 +14,9 @@ new one. ActiveLab scores both on one scale, lower = ask sooner:
 So an item with split answers (low q) outranks a new item the model is sure of, a new item
 the model cannot place outranks an item with agreeing answers, and the more answers an item
 has the less one more moves it. Before the weights the model's probabilities are temperature
-scaled (`aggregation.crowdlab.best_temperature`: the temperature that best fits the answers' vote shares on items
-with several answers, as ActiveLab does), so an over- or under-confident model is put on the
-crowd's scale. One implementation serves the platform's learning round (`engine.relabel`),
+scaled (`aggregation.crowdlab.best_temperature`: the temperature that best fits the answers'
+vote shares on items with several answers, as ActiveLab does), so an over- or under-confident
+model is put on the crowd's scale. One implementation serves the platform's learning round (`engine.relabel`),
 `bench campaign` through it and `bench relabel`.
 """
 
