@@ -58,6 +58,13 @@ class CampaignResult:
     early_accuracy: float | None = None  # their labels against the truth
     model_scores: list[dict[str, Any]] = field(default_factory=list)
     annotators: list[dict[str, Any]] = field(default_factory=list)
+    queue: str = "redundancy"  # the project's queue (`engine.relabel`)
+    budget: int | None = None  # the project's budget (answers of every kind), None: no limit
+    correct: int | None = None  # crowd clips finished with the true label
+    answers_per_correct: float | None = None  # regular answers (on every clip) per correct crowd clip
+    model_uar: float | None = None  # UAR of the newest round's predictions against the truth, over
+    # every clip neither seed nor control (heard or not)
+    model_uar_clips: int | None = None  # clips that UAR is over
 
 
 def read_truth(folder: Path) -> dict[str, str]:
@@ -210,6 +217,8 @@ def run_campaign(
     progress: Callable[[str], None] | None = None,
     screenshots: Path | None = None,
     screenshot_after: float = 60.0,
+    queue: str | None = None,
+    budget: int | None = None,
 ) -> CampaignResult:
     """Run one campaign on the clips of `folder` (at most `limit`, a random sample) and score it.
 
@@ -219,7 +228,9 @@ def run_campaign(
     `think` is each annotator's pause after an answer: at human pace the learning service
     retrains every `retrain_every` labels while the campaign runs, so the score history fills.
     `screenshots`: a folder for the dashboard and labelling page, taken `screenshot_after`
-    seconds into the crowd's work (`bench.screenshots`).
+    seconds into the crowd's work (`bench.screenshots`). `queue`: the project's queue
+    (redundancy or relabel_or_new; None: its default); `budget`: the project's budget (answers
+    of every kind), after which `next` has nothing more.
     """
     import httpx
 
@@ -255,6 +266,8 @@ def run_campaign(
                         "feature_set": feature_set,
                         "retrain_every": retrain_every,
                         **({"redundancy": redundancy} if redundancy else {}),
+                        **({"queue": queue} if queue else {}),
+                        **({"budget": budget} if budget else {}),
                     },
                 )
                 r.raise_for_status()
@@ -334,6 +347,9 @@ def run_campaign(
     right = sum(r["label"] == truth[r["file"]] for r in labelled)
     regular = sum(int(r["answers"] or 0) for r in crowd)
     early = early_clips(crowd, answers, EARLY_CLIPS)
+    spent = sum(a["kind"] == "regular" for a in answers)  # on every clip, finished or not
+    unseeded = [r for r in rows if r["source"] not in ("seed", "gold") and r["status"] != "gold"]
+    guessed = [r for r in unseeded if r.get("model_label") not in ("", None)]
     early_labelled = [r for r in early if r["label"] not in ("", None)]
     return CampaignResult(
         clips=len(rows),
@@ -356,7 +372,22 @@ def run_campaign(
         else None,
         model_scores=list(status.get("model_scores", [])),
         annotators=annotators,
+        queue=queue or "redundancy",
+        budget=budget,
+        correct=right,
+        answers_per_correct=round(spent / right, 3) if right else None,
+        model_uar=_uar([truth[r["file"]] for r in guessed], [r["model_label"] for r in guessed]),
+        model_uar_clips=len(guessed),
     )
+
+
+def _uar(truth: Sequence[str], predicted: Sequence[str]) -> float | None:
+    """Unweighted average recall (balanced accuracy) of `predicted` against `truth`; None if empty."""
+    if not truth:
+        return None
+    from sklearn.metrics import balanced_accuracy_score
+
+    return round(float(balanced_accuracy_score(list(truth), list(predicted))), 4)
 
 
 def _truth_by_audio(folder: Path, truth: dict[str, str]) -> dict[str, str]:
@@ -383,7 +414,10 @@ def format_result(r: CampaignResult) -> str:
         f"{r.answers_total} answers of every kind; {r.seconds} s\n"
         f"first {EARLY_CLIPS} finished clips: {r.early_answers_per_clip} answers per clip, "
         f"accuracy {r.early_accuracy}\n"
-        f"model score history (labels: score): {scores or 'none'}"
+        f"model score history (labels: score): {scores or 'none'}\n"
+        f"queue {r.queue}, budget {r.budget}: {r.correct} crowd clips right, "
+        f"{r.answers_per_correct} regular answers per right clip; model UAR against the truth "
+        f"{r.model_uar} over {r.model_uar_clips} clips"
     )
 
 

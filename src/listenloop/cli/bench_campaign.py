@@ -61,6 +61,13 @@ def bench_campaign(
         str,
         typer.Option(help="The project's redundancy as MIN,MAX,TAU (5,5,1: a fixed 5 answers per clip)."),
     ] = "2,7,0.95",
+    queue: Annotated[
+        str | None,
+        typer.Option(help="The project's queue: redundancy (default) or relabel_or_new (engine/relabel.py)."),
+    ] = None,
+    budget: Annotated[
+        int | None, typer.Option(min=1, help="The project's budget: answers of every kind (default: none).")
+    ] = None,
     rating_tolerance: Annotated[
         float | None, typer.Option(help="continuous: the project's rating_tolerance (default: its own).")
     ] = None,
@@ -103,6 +110,8 @@ def bench_campaign(
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         screenshots=screenshots,
         screenshot_after=screenshot_after,
+        queue=queue,
+        budget=budget,
     )
     print(format_result(result))
     if json_out is not None:

@@ -39,6 +39,7 @@ RULES = {
     "learner": "The name of a learner (see /api/v1/project-options), or null for the default.",
     "strategy": "The name of a query strategy (see /api/v1/project-options).",
     "mode": "pool or stream.",
+    "queue": "redundancy or relabel_or_new.",
     "retrain_every": "A whole number, at least 1 (at most 2,147,483,647).",
     "passive_share": "A share from 0 to 0.5.",
     "redundancy": "An object with min, max and tau.",
@@ -171,6 +172,12 @@ class ProjectConfig(_EveryProblem):
     learner: str | None = Field(None, description="Default: svm (classes) or svr (continuous).")
     strategy: str = Field("margin", description="Any query strategy of the learning core.")
     mode: Literal["pool", "stream"] = "pool"
+    queue: Literal["redundancy", "relabel_or_new"] = Field(
+        "redundancy",
+        description="How answers are spent: redundancy (the strategy orders new clips, each asked until "
+        "the redundancy policy is done) or relabel_or_new (classification and binary, pool mode: heard "
+        "and new clips on one ActiveLab scale, the model counted as one annotator).",
+    )
     retrain_every: int = Field(20, ge=1, le=MAX_COUNT, description="Retrain after this many new labels (K).")
     passive_share: float = Field(
         0.1,
@@ -240,6 +247,14 @@ class ProjectConfig(_EveryProblem):
             self.classes = [str(c).strip() for c in self.classes or []]
 
 
+DEFAULT_QUEUE = "redundancy"
+
+
+def queue_of(settings: dict[str, Any] | None) -> str:
+    """A project's queue (`engine.relabel`), kept in its free-form settings; the default when unset."""
+    return str((settings or {}).get("queue") or DEFAULT_QUEUE)
+
+
 def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
     """What a task type asks of `classes` and `range`."""
     task = values.get("task_type")
@@ -247,6 +262,10 @@ def _label_rules(values: dict[str, Any]) -> Iterable[Problem]:
         return
     classes, rng = values.get("classes"), values.get("range")
     yield from _segment_rules(task, values.get("segment_seconds"), values.get("hop_seconds"))
+    if values.get("queue") == "relabel_or_new" and task not in ("classification", "binary"):
+        yield "queue", f"relabel_or_new is for classification and binary projects, not {task}."
+    if values.get("queue") == "relabel_or_new" and values.get("mode") == "stream":
+        yield "queue", "relabel_or_new orders a pool; a stream project keeps the redundancy queue."
     tolerance = values.get("rating_tolerance")
     if tolerance is not None and task != "continuous":
         yield "rating_tolerance", f"A rating tolerance is for continuous tasks, not {task}."
@@ -476,6 +495,7 @@ class ProjectPatch(BaseModel):
     learner: str | None = Field(None, description="null: the default learner of the task type.")
     strategy: str | None = None
     mode: Literal["pool", "stream"] | None = None
+    queue: Literal["redundancy", "relabel_or_new"] | None = None
     retrain_every: int | None = None
     passive_share: float | None = None
     redundancy: RedundancyPatch | None = None

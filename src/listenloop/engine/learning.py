@@ -19,6 +19,7 @@ import numpy as np
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.labels import TAG_SEP
 from listenloop.engine.pool_map import pool_map
+from listenloop.engine.relabel import QUEUE_TASKS, relabel_or_new_order
 from listenloop.engine.retrain import (
     MIN_HELDOUT,
     QUEUE_SIZE,
@@ -90,6 +91,8 @@ def learning_round(
     random_label: Sequence[bool] | None = None,
     digests: Sequence[str | None] | None = None,
     matrix: str = "pool",
+    queue: str = "redundancy",
+    answers: Sequence[tuple[int, str, str]] | None = None,
 ) -> RoundResult:
     """Fit on the labelled clips and order the pool clips for the queue.
 
@@ -114,6 +117,10 @@ def learning_round(
     chosen labels (`passive_score`, `passive_labels` random labels), on the same
     `heldout_size` clips. (Cross-validating the model on its actively chosen labels and the
     passive arm on random ones compared two different test sets.)
+
+    `queue` "relabel_or_new" (classification and binary projects, pool mode, once a model is
+    fitted): the queued clips, heard or new, in ActiveLab order instead of the strategy's
+    (`engine.relabel`), from `answers`, the regular answers so far as (clip id, annotator, answer).
     """
     if task_type not in LEARNING_TASK:
         raise ListenloopError(
@@ -174,6 +181,17 @@ def learning_round(
             learner=learner,
             task=task,
             iteration=iteration,
+        )
+    if (
+        queue == "relabel_or_new"
+        and task_type in QUEUE_TASKS
+        and window == 0
+        and result.model is not None
+        and result.mean is not None
+        and classes
+    ):
+        result.order = _relabel_order(
+            table.X, result, labelled_rows, target, pool_rows, kept, ids, answers, classes, learner, iteration
         )
     order = np.asarray(result.order, dtype=np.int64)
     admitted_rows, passed_rows = _judge_window(order, window_rows, result.cold_start)
@@ -242,6 +260,43 @@ def learning_round(
         heldout_score=heldout_score,
         heldout_size=heldout_size,
         pseudo_labelled=ids[kept[np.asarray(result.pseudo_rows, dtype=np.int64)]].tolist(),
+    )
+
+
+def _relabel_order(
+    X: Any,
+    result: Any,
+    labelled_rows: np.ndarray,
+    target: np.ndarray,
+    pool_rows: np.ndarray,
+    kept: np.ndarray,
+    ids: np.ndarray,
+    answers: Sequence[tuple[int, str, str]] | None,
+    classes: list[str],
+    learner: str | None,
+    iteration: int,
+) -> np.ndarray:
+    """The pool rows in the relabel-or-new order (`engine.relabel`), on the round's standardisation."""
+    import pandas as pd
+
+    from listenloop.learners.registry import make_learner
+
+    row_of = {int(ids[k]): r for r, k in enumerate(kept)}
+    rows = [(row_of[c], w, a) for c, w, a in answers or [] if c in row_of]
+    table = pd.DataFrame(
+        [(str(r), w, a) for r, w, a in rows], columns=["item", "worker", "label"], dtype=object
+    )
+    Z = Standardised(X, result.mean, result.std)
+    return relabel_or_new_order(
+        Z,
+        result.model,
+        lambda: make_learner(learner, "classification"),
+        labelled_rows,
+        target,
+        pool_rows,
+        table,
+        classes,
+        seed=iteration,
     )
 
 

@@ -50,8 +50,9 @@ from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import agreement as crowd_agreement
 from listenloop.engine import skills as crowd_skills
 from listenloop.engine import spammers
+from listenloop.engine.config import DEFAULT_QUEUE, queue_of
 from listenloop.store.database import Database
-from listenloop.store.models import Clip, Event, ModelRun, Project, utcnow
+from listenloop.store.models import Clip, Event, ModelRun, Project, Task, utcnow
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -79,7 +80,7 @@ WAIT_STEP = 1.0  # how often a thread waiting for a Dask result checks stop and 
 # Multi-label: the mean UAR of the tags' yes/no models.
 METRIC = {"classification": "uar", "binary": "uar", "continuous": "cc", "multilabel": "uar", "events": "uar"}
 
-P, C, R = Project.__table__, Clip.__table__, ModelRun.__table__
+P, C, R, T = Project.__table__, Clip.__table__, ModelRun.__table__, Task.__table__
 IN_POOL = ("queued", "pool")
 
 _TAKE = (
@@ -557,8 +558,10 @@ class LearningService:
                     P.c.mode,
                     P.c.retrain_every,
                     P.c.passive_share,
+                    P.c.settings,
                 ).where(P.c.id == project_id)
             ).one()
+            queue = queue_of(project.settings)
             query = (
                 select(
                     C.c.id,
@@ -594,6 +597,19 @@ class LearningService:
                     # chosen at random, not by the strategy: seed and control clips, the passive arm
                     columns["random"].append(r.seed_label is not None or r.is_gold or r.arm == PASSIVE_ARM)
                     columns["gold"].append(bool(r.is_gold))
+            answers = None
+            if queue != DEFAULT_QUEUE:  # the relabel-or-new queue weighs every regular answer so far
+                answers = [
+                    (int(a.clip_id), str(a.annotator_id), a.answer)
+                    for a in conn.execute(
+                        select(T.c.clip_id, T.c.annotator_id, T.c.answer).where(
+                            T.c.project_id == project_id,
+                            T.c.kind == "regular",
+                            T.c.answered_at.is_not(None),
+                            T.c.answer.is_not(None),
+                        )
+                    )
+                ]
         return {
             "root": self.data_dir,
             "clip_ids": columns["ids"],
@@ -614,6 +630,8 @@ class LearningService:
             "iteration": int(iteration),
             "cache_dir": self.data_dir / "features",
             "matrix": f"project-{project_id}",
+            "queue": queue,
+            "answers": answers,
             # the service's own: control clips, whose spectrograms are drawn ahead with the queue's head
             "gold": columns["gold"],
         }

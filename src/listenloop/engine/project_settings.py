@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
-from listenloop.engine.config import ProjectConfig, ProjectPatch
+from listenloop.engine.config import ProjectConfig, ProjectPatch, queue_of
 from listenloop.engine.errors import InvalidError
 from listenloop.engine.projects import locked_settings, project_config, require_owner
 from listenloop.store.models import Event, Project
@@ -84,6 +84,8 @@ def update_project(session: Session, project: Project, who: Principal, patch: Pr
     project.learner = after.learner or default_learner(after.task_type)
     project.strategy = after.strategy
     project.mode = after.mode
+    if after.queue != queue_of(project.settings):  # a new dict: the JSON column sees the change
+        project.settings = {**(project.settings or {}), "queue": after.queue}
     project.retrain_every = after.retrain_every
     project.passive_share = after.passive_share
     project.redundancy_min = after.redundancy.min

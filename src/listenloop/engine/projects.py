@@ -8,7 +8,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
-from listenloop.engine.config import DEFAULT_HOP_S, DEFAULT_SEGMENT_S, ProjectConfig, Redundancy
+from listenloop.engine.config import (
+    DEFAULT_HOP_S,
+    DEFAULT_QUEUE,
+    DEFAULT_SEGMENT_S,
+    ProjectConfig,
+    Redundancy,
+    queue_of,
+)
 from listenloop.engine.errors import ForbiddenError, NotFoundError
 from listenloop.engine.views import ProjectView
 from listenloop.store.clip_tallies import tallies
@@ -48,7 +55,8 @@ def create_project(session: Session, owner: Principal, config: ProjectConfig) ->
             {"segment_seconds": config.segment_seconds, "hop_seconds": config.hop_seconds}
             if config.task_type == "events"
             else {}
-        ),
+        )
+        | ({"queue": config.queue} if config.queue != DEFAULT_QUEUE else {}),
         answers_used=0,
     )
     session.add(project)
@@ -84,6 +92,7 @@ def project_config(project: Project) -> ProjectConfig:
         learner=project.learner,
         strategy=project.strategy,
         mode=project.mode,  # type: ignore[arg-type]
+        queue=queue_of(project.settings),  # type: ignore[arg-type]
         retrain_every=project.retrain_every,
         passive_share=project.passive_share,
         redundancy=Redundancy(
