@@ -72,19 +72,25 @@ def real_crowd(folder: Path) -> dict[str, float]:
     return out
 
 
-def audio_set(folder: Path, answers_per_clip: int, seed: int) -> dict[str, float]:
-    """A simulated crowd on an audio set, the model out of fold from its MFCC features."""
+def audio_features(folder: Path, clips: int | None) -> tuple[np.ndarray, pd.Series]:
+    """MFCC features and truth of `folder`'s clips (a random `clips` of them, seed 0; None: all)."""
+    from listenloop.features.extraction import extract_features, files_dataset
+
+    data = files_dataset(folder)
+    if clips is not None and clips < len(data.files):
+        data = data.subset(np.asarray(sorted(random.Random(0).sample(range(len(data.files)), clips))))
+    table = extract_features(data, "mfcc", progress=False)
+    files = [data.files[i] for i in table.kept]
+    return np.asarray(table.X), pd.Series([str(data.labels[i]) for i in table.kept], index=files)
+
+
+def audio_set(X: np.ndarray, truth: pd.Series, answers_per_clip: int, seed: int) -> dict[str, float]:
+    """A simulated crowd on an audio set, the model out of fold from its MFCC features `X`."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from listenloop.features.extraction import extract_features, files_dataset
-
-    data = files_dataset(folder)
-    table = extract_features(data, "mfcc", progress=False)
-    files = [data.files[i] for i in table.kept]
-    truth = pd.Series([str(data.labels[i]) for i in table.kept], index=files)
     classes = sorted(set(truth))
     rng = random.Random(seed)
     answer = class_answer(classes)
@@ -97,7 +103,7 @@ def audio_set(folder: Path, answers_per_clip: int, seed: int) -> dict[str, float
     target = mv.labels_.reindex(truth.index).to_numpy()
     learner = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    probas = cross_val_predict(learner, np.asarray(table.X), target, cv=folds, method="predict_proba")
+    probas = cross_val_predict(learner, X, target, cv=folds, method="predict_proba")
     model = pd.DataFrame(probas, index=truth.index, columns=sorted(set(target)))
     for c in classes:  # a class no majority named gets probability 0
         if c not in model.columns:
@@ -119,6 +125,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--answers", type=int, default=3, help="answers per clip on the audio sets")
     parser.add_argument("--seeds", type=int, default=3, help="crowd draws per audio set")
+    parser.add_argument("--clips", type=int, default=600, help="FSDD clips (a random sample; 0: all)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     out: dict[str, object] = {}
@@ -126,7 +133,8 @@ def main() -> None:
         out[name] = real_crowd(args.shared / "crowd" / name)
         print(name, out[name], flush=True)
     for name in ("fsdd", "dcase2016-office"):
-        runs = [audio_set(args.shared / name, args.answers, s) for s in range(args.seeds)]
+        X, truth = audio_features(args.shared / name, (args.clips or None) if name == "fsdd" else None)
+        runs = [audio_set(X, truth, args.answers, s) for s in range(args.seeds)]
         mean = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in runs[0]}
         out[name] = {"mean": mean, "runs": runs}
         print(name, mean, flush=True)
