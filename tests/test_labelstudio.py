@@ -285,3 +285,37 @@ def test_labelstudio_import_rejections(client: TestClient) -> None:
     assert r.status_code == 403
     clips = client.get(f"/api/v1/projects/{pid}/clips", headers=oh).json()
     assert clips["total"] == 5
+
+
+def test_plan_reads_tags_refs_and_people() -> None:
+    from listenloop.engine.labelstudio_import import audio_refs, identity, plan_import
+    from listenloop.store.models import Project
+
+    def task(audio: str, *choices: list[str], **extra: object) -> dict:
+        anns = [
+            {"completed_by": k + 1, "result": [
+                {"type": "choices", "from_name": "tags", "to_name": "audio", "value": {"choices": c}}]}
+            for k, c in enumerate(choices)
+        ]  # fmt: skip
+        return {"data": {"audio": audio}, "annotations": anns, **extra}
+
+    tags = Project(id=1, task_type="multilabel", classes=["cough", "door", "speech"])
+    tasks = parse_tasks(json.dumps([task("/data/upload/2/0a1b2c3d-x.wav", ["speech", "cough"], [])]))
+    plan = plan_import(tags, tasks)
+    assert [a.value for a in plan.tasks[0].answers] == ["cough|speech", ""] and plan.rejected == []
+    single = Project(id=2, task_type="classification", classes=["a", "b"])
+    plan = plan_import(single, parse_tasks(json.dumps([task("x.wav", ["a", "b"], ["b"])])))
+    assert [a.value for a in plan.tasks[0].answers] == ["b"]
+    assert plan.rejected == [{"task": 0, "annotation": 0, "reason": "2 choices in a single-label project"}]
+
+    refs = audio_refs(
+        parse_tasks(json.dumps([task("/data/upload/2/0a1b2c3d-x.wav", file_upload="0a1b2c3d-x.wav")]))[0]
+    )
+    assert refs == ["data/upload/2/0a1b2c3d-x.wav", "0a1b2c3d-x.wav", "x.wav"]
+    local = audio_refs(parse_tasks(json.dumps([task("/data/local-files/?d=sub/dir/y%20z.wav")]))[0])
+    assert local[0] == "sub/dir/y z.wav"
+    s3 = audio_refs(parse_tasks(json.dumps([task("s3://bucket/clips/q.flac")]))[0])
+    assert s3 == ["clips/q.flac", "q.flac"]
+    (ann,) = parse_tasks(json.dumps([{"data": {"audio": "a"}, "annotations": [
+        {"result": [], "completed_by": {"id": 4, "email": "kim@example.org"}}]}]))[0].annotations  # fmt: skip
+    assert identity(ann) == "kim@example.org"
