@@ -245,7 +245,7 @@ def simulate(
         ),
         "splits": ", ".join(result.splits),
     }
-    write_outputs(out, summary, result, command, details)
+    write_outputs(out, summary, result, command, details, clip_names=ds.files)
     print_summary(summary)
 
 
@@ -256,8 +256,16 @@ def own_feature_set(name: str) -> str | None:
     return getattr(STRATEGIES.get(name), "feature_set", None)
 
 
-def write_outputs(out: Path, summary: dict, result: ExperimentResult, command: str, details: dict) -> None:
-    """summary.json (atomically), runs.csv, learning_curve.png and report.md in `out`."""
+def write_outputs(
+    out: Path,
+    summary: dict,
+    result: ExperimentResult,
+    command: str,
+    details: dict,
+    clip_names: list[str] | None = None,
+) -> None:
+    """summary.json (atomically), runs.csv, learning_curve.png and report.md in `out`; sources.csv (the
+    strategy that supplied each clip) when a strategy logs it (auto)."""
     from listenloop.sim.plots import plot_learning_curves
     from listenloop.sim.report import write_report
 
@@ -272,6 +280,22 @@ def write_outputs(out: Path, summary: dict, result: ExperimentResult, command: s
         for r in result.runs:
             for step, (n, sc) in enumerate(zip(r.curve.labels, r.curve.scores, strict=True)):
                 writer.writerow([r.strategy, r.split, r.run, step, n, *(f"{sc[m]:.6f}" for m in metrics)])
+    sourced = [r for r in result.runs if any("auto_clip_sources" in note for note in r.curve.notes)]
+    if sourced:  # which strategy supplied each clip (auto); the shares per iteration are in summary.json
+        with open(out / "sources.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["strategy", "split", "run", "step", "clip", "source"])
+            for r in sourced:
+                asked = r.curve.queried[r.curve.labels[0] :]
+                at = 0
+                for step, note in enumerate(r.curve.notes):
+                    names = note.get("auto_clip_sources")
+                    size = r.curve.labels[step + 1] - r.curve.labels[step]
+                    for i in range(size):
+                        src = names[i] if names is not None and i < len(names) else "warmup"
+                        clip = clip_names[asked[at]] if clip_names is not None else asked[at]
+                        writer.writerow([r.strategy, r.split, r.run, step, clip, src])
+                        at += 1
     plot_learning_curves(summary, out / "learning_curve.png")
     write_report(summary, out / "report.md", command=command, details=details)
 

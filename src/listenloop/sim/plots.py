@@ -15,8 +15,18 @@ METRIC_NAMES = {"uar": "UAR", "cc": "Pearson CC"}
 
 
 def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
-    """Write the learning curves of `summary` (summary.json's dict) to a PNG at `path`."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    """Write the learning curves of `summary` (summary.json's dict) to a PNG at `path`; beside
+    them, for a strategy that logs its sources (`auto`), the share of each source per iteration."""
+    mixed = {name: st["sources"] for name, st in summary["strategies"].items() if st.get("sources")}
+    if not mixed:
+        fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    else:
+        fig, axes = plt.subplots(
+            1, 1 + len(mixed), figsize=(7.5 + 5 * len(mixed), 4.8), dpi=120, squeeze=False
+        )
+        ax = axes[0, 0]
+        for side, (name, sources) in zip(axes[0, 1:], mixed.items(), strict=True):
+            plot_shares(side, sources, name)
     for name, st in summary["strategies"].items():
         labels, mean, std = (np.asarray(st[k], float) for k in ("labels", "mean", "std"))
         style = {"color": "0.3", "linestyle": "--"} if name == "random" else {}
@@ -33,6 +43,18 @@ def plot_learning_curves(summary: dict[str, Any], path: str | Path, title: str |
     n_runs = len(next(iter(summary["strategies"].values()))["final"])
     ax.set_title(title or f"{Path(summary['dataset']).name}: {metric}, mean ± std over {n_runs} runs")
     return _finish(fig, ax, path)
+
+
+def plot_shares(ax: Any, sources: dict[str, Any], name: str) -> None:
+    """Stacked shares of each source of a strategy's batches (summary.json's `sources`) per iteration."""
+    labels = np.asarray(sources["labels"], float)
+    names = list(sources["shares"])
+    ax.stackplot(labels, *(np.asarray(sources["shares"][k], float) for k in names), labels=names, alpha=0.85)
+    ax.set_xlabel("labelled clips (after the iteration)")
+    ax.set_ylabel("share of the batch")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{name}: where each batch came from (mean over runs)")
+    ax.legend(fontsize=7, loc="upper right")
 
 
 def plot_policies(policies: dict[str, Any], path: str | Path, title: str = "") -> Path:

@@ -150,6 +150,9 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
             "runs": [{"split": r.split, "run": r.run} for r in runs],
             "stopped": dict(Counter(r.curve.stopped for r in runs)),
         }
+        shares = source_shares(runs)
+        if shares is not None:
+            stats[name]["sources"] = shares
         for other in ("f1", "accuracy", "rmse"):
             if other in runs[0].curve.scores[0]:
                 _, osc = _aligned([(np.array(r.curve.labels), r.curve.metric(other)) for r in runs])
@@ -183,6 +186,46 @@ def summarise(result: ExperimentResult, dataset: str) -> dict[str, Any]:
             "labels": int(random["labels"][int(np.argmax(random["mean"]))]),
         }
     return out
+
+
+def source_shares(runs: list) -> dict[str, Any] | None:
+    """Which source supplied each iteration's clips (`auto`: its arms and the random share), as
+    shares of the iteration's batch averaged over runs; None for a strategy that logs no sources.
+
+    An iteration without a log (the shared random warm-up) counts as `warmup`. `labels` is the
+    mean labelled-set size after each iteration.
+    """
+    if not any("auto_sources" in note for r in runs for note in r.curve.notes):
+        return None
+    steps = max(len(r.curve.notes) for r in runs)
+    names: list[str] = []
+    for r in runs:
+        for note in r.curve.notes:
+            names.extend(k for k in note.get("auto_sources", {}) if k not in names)
+    names.append("warmup")
+    table = np.zeros((steps, len(names)))
+    seen = np.zeros(steps)
+    labels = np.zeros(steps)
+    for r in runs:
+        for i, note in enumerate(r.curve.notes):
+            counts = note.get("auto_sources")
+            row = np.zeros(len(names))
+            if counts is None:
+                row[-1] = 1.0
+            else:
+                for k, v in counts.items():
+                    row[names.index(k)] = v
+            total = row.sum()
+            if total > 0:
+                table[i] += row / total
+                seen[i] += 1
+                labels[i] += r.curve.labels[i + 1] if i + 1 < len(r.curve.labels) else r.curve.labels[-1]
+    keep = seen > 0
+    table, labels = table[keep] / seen[keep, None], labels[keep] / seen[keep]
+    return {
+        "labels": np.rint(labels).astype(int).tolist(),
+        "shares": {k: table[:, j].round(4).tolist() for j, k in enumerate(names) if table[:, j].any()},
+    }
 
 
 def split_ratio(result: ExperimentResult) -> float:

@@ -7,6 +7,9 @@ from typing import Any
 
 from listenloop.errors import ListenloopError
 from listenloop.strategies.alternating import AlternatingConfidence
+from listenloop.strategies.auto import AutoStrategy
+from listenloop.strategies.badge import Badge
+from listenloop.strategies.cluster_margin import ClusterMargin
 from listenloop.strategies.dal import DAL
 from listenloop.strategies.diverse import DiverseUncertainty
 from listenloop.strategies.medoids import MAL, MedoidActiveLearning
@@ -21,7 +24,12 @@ STRATEGIES: dict[str, Callable[..., Any]] = {
     "least_confidence": lambda **p: UncertaintySampling("least_confidence", **p),
     "margin": lambda **p: UncertaintySampling("margin", **p),
     "entropy": lambda **p: UncertaintySampling("entropy", **p),
-    "margin_diverse": DiverseUncertainty,
+    "margin_diverse": lambda **p: DiverseUncertainty("margin", **p),
+    "least_confidence_diverse": lambda **p: DiverseUncertainty("least_confidence", **p),
+    "entropy_diverse": lambda **p: DiverseUncertainty("entropy", **p),
+    "cluster_margin": ClusterMargin,
+    "badge": Badge,
+    "auto": AutoStrategy,
     "medium_certainty": MediumCertainty,
     "least_confidence_tuned": ThresholdLeastConfidence,
     "alternating_confidence": AlternatingConfidence,

@@ -203,6 +203,46 @@ def score_pool(
     return out if out is not None else np.empty(0, dtype=np.float64)
 
 
+def score_pool_many(
+    model: Any,
+    X: Any,
+    measures: tuple[str, ...],
+    *,
+    chunk_rows: int | None = None,
+    subset: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """`score_pool` for several measures in one pass over the pool: one GEMM (linear softmax
+    models) or one `predict_proba` per chunk serves them all (`auto` asks several rules at once)."""
+    for measure in measures:
+        _check_measure(measure)
+    X = _as_rows(X)
+    sub = _check_subset(subset, X.shape[0])
+    n = X.shape[0] if sub is None else len(sub)
+    head = _fused_head(model)
+    fused = head is not None and isinstance(X, np.ndarray | LazyRows)
+    out: dict[str, np.ndarray] = {}
+    for start, stop, rows in _chunks(X, chunk_rows, sub):
+        if fused:
+            prep, W, b = head  # type: ignore[misc]
+            vals = prep.transform(rows) if prep is not None else rows
+            if hasattr(vals, "toarray"):
+                vals = vals.toarray()
+            zt = np.ascontiguousarray((np.asarray(vals, dtype=np.float32) @ W.T).T)
+            zt += b[:, None]
+            parts = {
+                m: _scores_from_logits(zt.copy() if i < len(measures) - 1 else zt, m)
+                for i, m in enumerate(measures)
+            }
+        else:
+            proba = model.predict_proba(rows)
+            parts = {m: np.asarray(_PROBA_MEASURES[m](proba), dtype=np.float64) for m in measures}
+        for m, part in parts.items():
+            if m not in out:
+                out[m] = np.empty(n, dtype=part.dtype)
+            out[m][start:stop] = part
+    return {m: out.get(m, np.empty(0, dtype=np.float64)) for m in measures}
+
+
 def exact_scores(model: Any, X: Any, measure: str, rows: np.ndarray) -> np.ndarray:
     """Float64 scores of `rows` of X from the model's own `predict_proba` (no fused shortcut)."""
     _check_measure(measure)
