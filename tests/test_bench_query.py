@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from listenloop.bench.query import STRATEGIES, make_pool, run_query_bench
+from listenloop.bench.query import OWN_STRATEGIES, STRATEGIES, make_pool, run_query_bench
 from listenloop.cli import app
 from listenloop.errors import ListenloopError
 from listenloop.strategies.registry import torch_missing
@@ -25,11 +25,11 @@ def test_bench_query_writes_rows(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
     dal = [] if torch_missing() else ["dal"]  # DAL's row needs the deep extra
-    assert [r["strategy"] for r in rows] == [*STRATEGIES, *dal]
+    assert [r["strategy"] for r in rows] == [*STRATEGIES, *OWN_STRATEGIES, *dal]
     for r in rows:
         assert set(r) == KEYS
         assert r["pool"] == 2000 and r["listenloop_s"] >= 0 and r["peak_mb"] >= 0
-        if r["strategy"] in ("random", "dal"):
+        if r["strategy"] in ("random", "dal", *OWN_STRATEGIES):
             assert r["modal_s"] is None and r["same_batch"] is None and r["ratio"] is None
         else:
             assert r["modal_s"] > 0 and r["modal_peak_mb"] >= 0 and r["ratio"] > 0

@@ -27,6 +27,9 @@ from listenloop.strategies.scoring import query_top
 from listenloop.strategies.selection import random_k
 
 STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy", "random")
+# Batch rules with no modAL peer, timed over the same pool: a diverse batch, and auto (its arms'
+# three uncertainty measures in one pass, k-means over the top 5n, the bandit's draw).
+OWN_STRATEGIES: tuple[str, ...] = ("margin_diverse", "auto")
 N_LABELLED = 700
 _SEPARATION = 0.35
 """Scale of the class centres: with 88 dims this gives a model near 90 % accurate, so the pool
@@ -129,6 +132,16 @@ def dal_query(model: Any, X: np.ndarray, batch: int) -> np.ndarray:
     return DAL(t0=0).select(ctx, batch)
 
 
+def own_query(name: str, model: Any, X: np.ndarray, batch: int, seed: int) -> np.ndarray:
+    """One batch of registry strategy `name` over the whole pool (a fresh strategy: no state)."""
+    from listenloop.strategies.base import QueryContext
+    from listenloop.strategies.registry import make_strategy
+
+    rows = np.arange(len(X))
+    ctx = QueryContext(model, X, rows, rows[:0], rows[:0], 0, np.random.default_rng(seed))
+    return make_strategy(name).select(ctx, batch)
+
+
 def bench_pool(
     model: Any,
     X: np.ndarray,
@@ -138,8 +151,8 @@ def bench_pool(
     seed: int = 0,
     dal_model: Any = None,
 ) -> list[dict[str, Any]]:
-    """Rows of the benchmark for one pool (float32 X), one per strategy in `STRATEGIES`, and a
-    `dal` row (no peer: modAL has no MC-dropout vote entropy) when `dal_model` is given."""
+    """Rows of the benchmark for one pool (float32 X), one per strategy in `STRATEGIES` and in
+    `OWN_STRATEGIES` (no peer), and a `dal` row (no peer: modAL has no MC-dropout vote entropy) when `dal_model` is given."""
     n = X.shape[0]
     X64 = X.astype(np.float64)  # modAL's input, made before any timing
     peers = _modal_peers()
@@ -172,6 +185,20 @@ def bench_pool(
             row["ratio"] = row["modal_s"] / ll_s if ll_s > 0 else None
         rows.append(row)
     del X64
+    for name in OWN_STRATEGIES:
+        ours = partial(own_query, name, model, X, batch, seed)
+        rows.append(
+            {
+                "pool": n,
+                "strategy": name,
+                "listenloop_s": _median_times([ours], repeats)[0],
+                "modal_s": None,
+                "peak_mb": _peak_mb(ours),
+                "modal_peak_mb": None,
+                "same_batch": None,
+                "ratio": None,
+            }
+        )
     if dal_model is not None:
         ours = partial(dal_query, dal_model, X, batch)
         rows.append(

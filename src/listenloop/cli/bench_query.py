@@ -24,8 +24,8 @@ def bench_query(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic pools and labelled set.")] = 0,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows here (JSON list).")] = None,
 ) -> None:
-    """Time one query batch (least confidence, margin, entropy, random; dal with the deep extra)
-    against modAL, one thread."""
+    """Time one query batch (least confidence, margin, entropy, random against modAL; margin_diverse,
+    auto, and dal with the deep extra, alone), one thread."""
     from listenloop.bench.query import format_table, run_query_bench
 
     sizes = comma_numbers(pool_sizes, "--pool-sizes", cast=int, low=1)

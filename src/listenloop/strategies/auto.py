@@ -57,6 +57,7 @@ RANDOM_SOURCE = "random_share"
 MIN_REWARD_SCALE = 1e-3  # accuracy gains below this are noise
 REWARD_CLIP = 3.0  # rewards, in units of the typical gain so far, are clipped to ±3
 _MEASURES = ("margin", "least_confidence", "entropy")
+DIVERSE_FACTOR = 5  # a diverse arm clusters its measure's 5n best (as margin_diverse does)
 
 
 def _measure_of(arm: str) -> str | None:
@@ -187,18 +188,25 @@ class AutoStrategy:
         measures are scored in one pass over the pool."""
         measures = tuple(sorted({m for a in self.arms if (m := _measure_of(a)) is not None}))
         scores = score_pool_many(ctx.model, ctx.X, measures, subset=ctx.candidates) if measures else {}
-        depth = min(len(ctx.candidates), 4 * n)
+        depth = min(len(ctx.candidates), DIVERSE_FACTOR * n)
+        best: dict[str, np.ndarray] = {}
+
+        def ranked(measure: str) -> np.ndarray:  # one partial sort per measure, shared by its arms
+            if measure not in best:
+                best[measure] = top_k(scores[measure], depth)
+            return best[measure]
+
         out: dict[str, np.ndarray | None] = {}
         for arm in self.arms:
             measure = _measure_of(arm)
             if arm == "random":
                 out[arm] = None
             elif measure is not None and arm.endswith("_diverse"):
-                head = kmeans_diverse(ctx.X, ctx.candidates, scores[measure], n, ctx.rng)
-                rest = top_k(scores[measure], depth)
-                out[arm] = np.concatenate([head, rest[~np.isin(rest, head)]])
+                order = ranked(measure)
+                head = kmeans_diverse(ctx.X, ctx.candidates, scores[measure], n, ctx.rng, ranked=order)
+                out[arm] = np.concatenate([head, order[~np.isin(order, head)]])
             elif measure is not None:
-                out[arm] = top_k(scores[measure], depth)
+                out[arm] = ranked(measure)
             else:  # any other registered strategy: its own batch, in its order
                 from listenloop.strategies.registry import make_strategy
 

@@ -27,11 +27,13 @@ def kmeans_diverse(
     n: int,
     rng: np.random.Generator,
     factor: int = 5,
+    ranked: np.ndarray | None = None,
 ) -> np.ndarray:
     """Positions into `candidates`: the best-scoring member of each of n k-means clusters of the
-    `factor × n` best-scoring candidates, best cluster first."""
+    `factor × n` best-scoring candidates, best cluster first (`ranked`: `top_k(scores, ≥ factor × n)`
+    when the caller has it already)."""
     m = min(len(scores), max(n, factor * n))
-    top = top_k(scores, m)
+    top = ranked[:m] if ranked is not None and len(ranked) >= m else top_k(scores, m)
     if m <= n:
         return top[:n]
     rows = np.asarray(X[candidates[top]], dtype=np.float32)

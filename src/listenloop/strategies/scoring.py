@@ -77,9 +77,24 @@ def _chunks(X: Any, chunk_rows: int | None, subset: np.ndarray | None) -> Iterat
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     n = X.shape[0] if subset is None else len(subset)
+    # a subset that is one run of consecutive rows (the whole pool, a stream's window) is read by
+    # slicing: no fancy-index copy of every chunk
+    offset = None if subset is None or not _is_run(subset) else int(subset[0]) if len(subset) else 0
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
-        yield start, stop, (X[start:stop] if subset is None else X[subset[start:stop]])
+        if subset is None:
+            yield start, stop, X[start:stop]
+        elif offset is not None:
+            yield start, stop, X[offset + start : offset + stop]
+        else:
+            yield start, stop, X[subset[start:stop]]
+
+
+def _is_run(rows: np.ndarray) -> bool:
+    """Whether `rows` are consecutive ascending row numbers (a, a+1, ..., b)."""
+    return len(rows) == 0 or (
+        int(rows[-1]) - int(rows[0]) == len(rows) - 1 and bool((np.diff(rows) == 1).all())
+    )
 
 
 def _fused_head(model: Any) -> tuple[Any | None, np.ndarray, np.ndarray] | None:
@@ -143,6 +158,30 @@ def _scores_from_logits(zt: np.ndarray, measure: str) -> np.ndarray:
     if zt.shape[0] < 2:
         return np.zeros_like(s)
     return np.expm1(z2 - z1) / s
+
+
+def _measures_from_logits(zt: np.ndarray, measures: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Several measures from float32 logits (n_classes, n_rows) with one exp pass (`_scores_from_logits`
+    for each alone); overwrites `zt`."""
+    z1 = zt[0].copy()
+    z2 = np.full_like(z1, -np.inf)
+    for row in zt[1:]:
+        np.maximum(z2, np.minimum(z1, row), out=z2)
+        np.maximum(z1, row, out=z1)
+    zt -= z1
+    e = np.exp(zt)
+    s = e.sum(axis=0)
+    out: dict[str, np.ndarray] = {}
+    for m in measures:
+        if m == "least_confidence":
+            out[m] = (s - 1.0) / s
+        elif m == "confidence":
+            out[m] = 1.0 / s
+        elif m == "margin":
+            out[m] = np.expm1(z2 - z1) / s if zt.shape[0] >= 2 else np.zeros_like(s)
+        else:  # entropy
+            out[m] = np.log(s) - np.einsum("ij,ij->j", e, zt) / s
+    return out
 
 
 def _fused_chunk(rows: Any, head: tuple[Any | None, np.ndarray, np.ndarray], measure: str) -> np.ndarray:
@@ -229,10 +268,7 @@ def score_pool_many(
                 vals = vals.toarray()
             zt = np.ascontiguousarray((np.asarray(vals, dtype=np.float32) @ W.T).T)
             zt += b[:, None]
-            parts = {
-                m: _scores_from_logits(zt.copy() if i < len(measures) - 1 else zt, m)
-                for i, m in enumerate(measures)
-            }
+            parts = _measures_from_logits(zt, measures)
         else:
             proba = model.predict_proba(rows)
             parts = {m: np.asarray(_PROBA_MEASURES[m](proba), dtype=np.float64) for m in measures}
