@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
@@ -657,3 +658,49 @@ def test_a_big_pool_gets_only_its_queues_head_ranked_ahead_of_every_clip(world, 
     assert now[:12] == want.order[:12]  # the strategy's head first
     rest = [c for c in before[10:] if c not in set(want.order[:12])]
     assert now[12:] == rest  # the others keep the order they had
+
+
+def test_an_auto_project_keeps_its_bandit_across_rounds(tmp_path: Path, fsdd_dir: Path) -> None:
+    """Strategy auto live: each round stores the bandit's state (weights, the head it is waiting
+    on, clips by id) and the next round goes on from it; once answers came back for two rounds'
+    heads, the weights have moved off the prior."""
+    from listenloop.strategies.auto import AutoStrategy
+
+    db = Database(f"sqlite:///{tmp_path / 'l.db'}")
+    db.upgrade()
+    data = tmp_path / "data"
+    data.mkdir()
+    pid = new_project(db, fsdd_dir, data, seeds=30, strategy="auto", passive_share=0.0)
+    service = LearningService(db, data, inline=True)
+    prior = AutoStrategy().probabilities()
+    try:
+        for round_no in range(3):
+            assert [o.state for o in service.run_once()] == ["ran"]
+            run = runs(db, pid)[-1]
+            assert run.strategy == "auto" and not run.cold_start
+            state = run.strategy_state
+            assert state["arms"] == list(AutoStrategy().arms)
+            head = queue(db, pid)
+            assert state["pending"]["rows"] == head  # the whole (small) pool, clips by id, in queue order
+            assert len(state["pending"]["q"]) == len(head)
+            if round_no == 2:
+                assert (
+                    len(state["rewards"]) == 1
+                )  # round 3 scored the model that trained on round 1's answers
+                now = AutoStrategy()
+                now.load_state(state)
+                assert not np.allclose(now.probabilities(), prior)
+            # people answer the head of the queue with the true digits
+            with db.read() as s:
+                names = {c.id: c.file_name for c in s.scalars(select(Clip).where(Clip.id.in_(head[:12])))}
+            with db.write() as s:
+                for cid, name in names.items():
+                    s.execute(
+                        update(Clip).where(Clip.id == cid).values(status="done", label=name.split("_")[0])
+                    )
+                s.execute(
+                    update(Project).where(Project.id == pid).values(labels_count=Project.labels_count + 12)
+                )
+    finally:
+        service.stop()
+        db.dispose()

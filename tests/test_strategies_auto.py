@@ -69,7 +69,7 @@ def test_every_uncertainty_rule_has_a_diverse_variant_that_spreads_the_batch():
     near = np.vstack([np.full((6, 2), [1.0, 1.0]), np.full((30, 2), [-1.0, 1.0])]) + rng.normal(
         0, 0.01, (36, 2)
     )
-    far = rng.normal(0, 0.01, (100, 2)) + [0.0, 20.0]
+    far = rng.normal(0, 0.01, (100, 2)) + np.array([0.0, 20.0])
     X = np.vstack([near, far]).astype(np.float32)
     p_top = np.r_[np.full(6, 0.5), np.full(30, 0.51), np.full(100, 0.99)]  # group 1 is the most uncertain
 

@@ -152,7 +152,8 @@ def bench_pool(
     dal_model: Any = None,
 ) -> list[dict[str, Any]]:
     """Rows of the benchmark for one pool (float32 X), one per strategy in `STRATEGIES` and in
-    `OWN_STRATEGIES` (no peer), and a `dal` row (no peer: modAL has no MC-dropout vote entropy) when `dal_model` is given."""
+    `OWN_STRATEGIES` (no peer), and a `dal` row (no peer: modAL has no MC-dropout vote entropy)
+    when `dal_model` is given."""
     n = X.shape[0]
     X64 = X.astype(np.float64)  # modAL's input, made before any timing
     peers = _modal_peers()

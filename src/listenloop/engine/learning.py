@@ -29,6 +29,7 @@ from listenloop.engine.retrain import (
 )
 from listenloop.errors import ListenloopError
 from listenloop.rows import Standardised
+from listenloop.strategies.auto import remap_state
 
 #: Folder of the projects' consolidated feature matrices, under the feature cache.
 MATRIX_FOLDER = "matrices"
@@ -58,6 +59,8 @@ class RoundResult:
     admitted: list[int] = field(default_factory=list)  # stream mode: window clips sent to people
     passed: list[int] = field(default_factory=list)  # stream mode: window clips the model let pass
     passive: list[int] = field(default_factory=list)  # clips newly drawn into the passive arm
+    # auto's bandit after the round (weights, the batch waiting for its answers, clips by id)
+    strategy_state: dict[str, Any] | None = None
     # The model against passive learning, both scored on the same held-out random clips (the
     # passive arm's labelled clips, each left out of both fits: `retrain.heldout_comparison`):
     passive_score: float | None = None  # the learner on the randomly chosen labels alone
@@ -93,6 +96,7 @@ def learning_round(
     matrix: str = "pool",
     queue: str = "redundancy",
     answers: Sequence[tuple[int, str, str]] | None = None,
+    strategy_state: dict[str, Any] | None = None,
 ) -> RoundResult:
     """Fit on the labelled clips and order the pool clips for the queue.
 
@@ -121,6 +125,9 @@ def learning_round(
     `queue` "relabel_or_new" (classification and binary projects, pool mode, once a model is
     fitted): the queued clips, heard or new, in ActiveLab order instead of the strategy's
     (`engine.relabel`), from `answers`, the regular answers so far as (clip id, annotator, answer).
+
+    `strategy_state`: what a strategy that learns across rounds (auto's bandit) kept from the
+    last round, clips named by id; the new state comes back in the result, the same way.
     """
     if task_type not in LEARNING_TASK:
         raise ListenloopError(
@@ -181,6 +188,7 @@ def learning_round(
             learner=learner,
             task=task,
             iteration=iteration,
+            strategy_state=remap_state(strategy_state, ids[kept], np.arange(len(kept))),
         )
     if (
         queue == "relabel_or_new"
@@ -260,6 +268,9 @@ def learning_round(
         heldout_score=heldout_score,
         heldout_size=heldout_size,
         pseudo_labelled=ids[kept[np.asarray(result.pseudo_rows, dtype=np.int64)]].tolist(),
+        strategy_state=remap_state(
+            getattr(result, "strategy_state", strategy_state), np.arange(len(kept)), ids[kept]
+        ),
     )
 
 

@@ -579,6 +579,13 @@ class LearningService:
                 .order_by(C.c.id)
             )
             iteration = conn.execute(select(func.count()).where(R.c.project_id == project_id)).scalar_one()
+            # a strategy that learns across rounds (auto) goes on from the newest run's state
+            state = conn.execute(
+                select(R.c.strategy_state)
+                .where(R.c.project_id == project_id)
+                .order_by(R.c.id.desc())
+                .limit(1)
+            ).scalar()
             names = ("ids", "paths", "digests", "labels", "pool", "waiting", "arm", "random", "gold")
             columns: dict[str, list[Any]] = {k: [] for k in names}
             # streamed in batches: a million-clip project never holds a million row objects at once
@@ -627,6 +634,7 @@ class LearningService:
             "feature_set": project.feature_set,
             "learner": project.learner,
             "strategy": project.strategy,
+            "strategy_state": state if project.strategy == "auto" else None,
             "iteration": int(iteration),
             "cache_dir": self.data_dir / "features",
             "matrix": f"project-{project_id}",
@@ -726,6 +734,7 @@ class LearningService:
                 heldout_score=result.get("heldout_score"),
                 heldout_size=result.get("heldout_size"),
                 pseudo_labels=len(result.get("pseudo_labelled") or []),
+                strategy_state=result.get("strategy_state"),
             )
             session.add(run)
             session.flush()

@@ -51,6 +51,9 @@ class RankResult:
     # pool rows the model also trained on with a pseudo-label (self_training; never a label)
     pseudo_rows: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     pseudo_labels: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=str))
+    # a strategy that learns across rounds (auto's bandit): its state after this round, rows as row
+    # numbers of X (None: the strategy keeps none)
+    strategy_state: dict[str, Any] | None = None
 
 
 def diverse_order(
@@ -124,6 +127,7 @@ def retrain_and_rank(
     seed: int = 0,
     queue_size: int = QUEUE_SIZE,
     score: bool = True,
+    strategy_state: dict[str, Any] | None = None,
 ) -> RankResult:
     """Fit on `X[labelled]`, `y` and order `pool` (row indices into X) for the queue.
 
@@ -133,6 +137,7 @@ def retrain_and_rank(
     no label yet, the pool gets the diverse cold-start order and no model is fitted.
     Features are standardised on the labelled and pool rows together. `X` is an array or a
     lazy matrix (`listenloop.rows`: a memory-mapped pool read a chunk of rows at a time).
+    `strategy_state`: what a strategy that learns across rounds (auto) left after the last one.
     """
     if task not in ("classification", "regression"):
         raise ListenloopError(f"task must be classification or regression, not {task!r}")
@@ -142,7 +147,7 @@ def retrain_and_rank(
     if len(labelled) != len(y):
         raise ListenloopError(f"{len(labelled)} labelled rows but {len(y)} labels")
     if len(pool) == 0:
-        return RankResult(pool, None, None, cold_start=False)
+        return RankResult(pool, None, None, cold_start=False, strategy_state=strategy_state)
     Z, mean, std = standardise(X, np.concatenate([labelled, pool]))
     return _rank(
         Z,
@@ -160,6 +165,7 @@ def retrain_and_rank(
         iteration=iteration,
         seed=seed,
         queue_size=queue_size,
+        strategy_state=strategy_state,
     )
 
 
@@ -188,14 +194,19 @@ def _rank(
     iteration: int,
     seed: int,
     queue_size: int,
+    strategy_state: dict[str, Any] | None = None,
 ) -> RankResult:
     """`retrain_and_rank` on features already standardised (`Z`, with the `mean` and `std` it used)."""
     rng = np.random.default_rng([seed, iteration])
     needs = set(classes or []) - {str(v) for v in y}
     if task == "classification" and (needs or len(set(y.tolist())) < 2):
-        return RankResult(diverse_order(Z, pool, rng), None, None, True, mean, std)
+        return RankResult(
+            diverse_order(Z, pool, rng), None, None, True, mean, std, strategy_state=strategy_state
+        )
     if task == "regression" and len(y) < 2:
-        return RankResult(diverse_order(Z, pool, rng), None, None, True, mean, std)
+        return RankResult(
+            diverse_order(Z, pool, rng), None, None, True, mean, std, strategy_state=strategy_state
+        )
     params = learner_params or {}
     target = y.astype(str) if task == "classification" else y.astype(float)
     strat = make_strategy(
@@ -204,6 +215,8 @@ def _rank(
         len(classes) if task == "classification" and classes else None,
         **LIVE_STRATEGY_PARAMS.get(strategy, {}),
     )
+    if hasattr(strat, "load_state"):  # auto: the bandit goes on from the last round's weights
+        strat.load_state(strategy_state)
     # the simulation's rule: the labels, and a self-training strategy's pseudo-labels over the pool
     fitted = fit_round(
         lambda: make_learner(learner, task, **params),
@@ -231,7 +244,8 @@ def _rank(
     rest = rng.permutation(np.setdiff1d(pool, head, assume_unique=True))
     cv = cv_score(learner, params, Z[labelled], target, task, seed) if score else None
     order = np.concatenate([head, rest])
-    return RankResult(order, model, cv, False, mean, std, fitted.pseudo_rows, fitted.pseudo_labels)
+    state = strat.dump_state() if hasattr(strat, "dump_state") else None
+    return RankResult(order, model, cv, False, mean, std, fitted.pseudo_rows, fitted.pseudo_labels, state)
 
 
 def tags_cv_score(

@@ -383,6 +383,9 @@ class ModelRun(Base):
     heldout_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # self_training: clips the model also trained on with its own confident prediction (not labels)
     pseudo_labels: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # auto's bandit after the round (strategies/auto.py: arm weights, the batch waiting for answers,
+    # clips by id): the next round goes on from it. NULL for strategies that keep no state.
+    strategy_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Event(Base):

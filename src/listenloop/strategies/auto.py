@@ -76,6 +76,22 @@ def _positions(within: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.where(within[order][at] == rows, order[at], -1)
 
 
+def remap_state(state: dict[str, Any] | None, old: np.ndarray, new: np.ndarray) -> dict[str, Any] | None:
+    """The state with its waiting batch's rows renamed from `old[i]` to `new[i]` (row numbers of
+    one round to clip ids and back, in the live loop); rows not in `old` are dropped with their
+    probabilities and predictions."""
+    if not state or not state.get("pending"):
+        return state
+    pending = dict(state["pending"])
+    where = _positions(np.asarray(old, dtype=np.int64), np.asarray(pending["rows"], dtype=np.int64))
+    keep = where >= 0
+    pending["rows"] = np.asarray(new, dtype=np.int64)[where[keep]].tolist()
+    for key in ("q", "pred", "prev_pred"):
+        if pending.get(key) is not None:
+            pending[key] = [v for v, k in zip(pending[key], keep, strict=True) if k]
+    return {**state, "pending": pending}
+
+
 @dataclass
 class AutoStrategy:
     """Active Learning by Learning over `arms`: an EXP4 bandit whose reward is an importance-weighted
