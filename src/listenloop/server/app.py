@@ -41,6 +41,7 @@ from listenloop.errors import ListenloopError
 from listenloop.lifetime import die_with_parent
 from listenloop.server.config_body import problems_response
 from listenloop.server.deps import IdleCache, TokenCache
+from listenloop.server.fast_lane import AnnotatorFastLane
 from listenloop.server.limits import BodyLimitMiddleware
 from listenloop.server.login_guard import HashGate, LoginThrottle
 from listenloop.server.routers import (
@@ -56,6 +57,7 @@ from listenloop.server.routers import (
 from listenloop.server.routers.docs import mount_docs
 from listenloop.server.routers.pages import mount_pages
 from listenloop.server.security_headers import SecurityHeadersMiddleware
+from listenloop.server.warm_up import warm_up
 from listenloop.settings import Settings
 from listenloop.store.database import DEFAULT_URL, Database
 
@@ -104,10 +106,13 @@ async def _integrity(request: Request, exc: Exception) -> JSONResponse:
 
 
 class _App(FastAPI):
-    """FastAPI with the security headers outside everything, so that even a 500 carries them."""
+    """FastAPI with the security headers outside everything, so that even a 500 carries them, and
+    the annotators' fast lane (`server/fast_lane.py`) in front of FastAPI's own stack."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeadersMiddleware(super().build_middleware_stack())
+        limit = self.state.settings.json_body_limit
+        lane = AnnotatorFastLane(super().build_middleware_stack(), self.state, limit)
+        return SecurityHeadersMiddleware(lane)
 
 
 def create_app(
@@ -154,8 +159,9 @@ def create_app(
         )
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         stop_checkpoints = db.start_checkpointer()
+        await warm_up(started)
         gc.freeze()  # start-up objects never need collecting: shorter GC pauses on the hot paths
         if service is not None:
             service.start()

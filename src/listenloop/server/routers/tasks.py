@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 
 from listenloop.crowd.redundancy import CANT_TELL
+from listenloop.engine.accounts import Principal
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.tasks import next_task, submit_answer, task_media, undo_answer
 from listenloop.engine.views import ProjectView, load_view
@@ -68,30 +69,38 @@ async def next_(
 ) -> Any:
     """Lease the caller's next clip (a few minutes); 204 when there is nothing to do. It changes
     state, so the session cookie alone needs `X-Requested-With: listenloop` (bearer tokens don't)."""
-    idle: IdleCache = request.app.state.idle
-    if not ahead and idle.idle(project_id, who.id):
+    body = lease_next(request.app.state, project_id, who, ahead)
+    if body is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    db: Database = request.app.state.db  # not a dependency: one less to solve on the hot path
+    # A ready response skips FastAPI's second validation of the model: this is the hot path.
+    return JSONResponse(body)
+
+
+def lease_next(state: Any, project_id: int, who: Principal, ahead: bool) -> dict[str, Any] | None:
+    """`next` as JSON, or None for a 204 (nothing to do now). Shared by the route and the fast
+    lane (`server/fast_lane.py`), so that both answer alike. `state`: the app's state."""
+    idle: IdleCache = state.idle
+    if not ahead and idle.idle(project_id, who.id):
+        return None
+    db: Database = state.db  # not a dependency: one less to solve on the hot path
     with db.direct() as conn:
         project = load_view(conn, project_id)
         assignment = next_task(conn, project, who, ahead=ahead)
         if assignment is None:
             if not ahead:
                 idle.mark(project_id, who.id)
-            return Response(status_code=status.HTTP_204_NO_CONTENT)
+            return None
         question = question_body(project)
     task = assignment.task_id
-    # A ready response skips FastAPI's second validation of the model: this is the hot path.
     # No clip id: audio and spectrogram are addressed by the task, so that a repeated or control
     # clip comes under an id never seen before, like any other.
-    body = {
+    return {
         "task_id": task,
         "audio_url": f"/api/v1/tasks/{task}/audio",
         "spectrogram_url": f"/api/v1/tasks/{task}/spectrogram.png",
         "question": question,
         "leased_until": assignment.leased_until.isoformat() + "Z",
     }
-    return JSONResponse(body)
 
 
 @router.get("/tasks/{task_id}/audio", response_class=FileResponse)
@@ -114,10 +123,14 @@ async def task_spectrogram(task_id: TaskId, who: User, db: DB, data_dir: DataDir
 @router.post("/tasks/{task_id}/answer", status_code=status.HTTP_201_CREATED, response_model=AnswerOut)
 async def answer(task_id: TaskId, body: AnswerIn, who: User, request: Request) -> Any:
     """Answer a task: 201 with the points earned; 403 someone else's task; 409 answered or expired."""
-    db: Database = request.app.state.db
+    return JSONResponse(record_answer(request.app.state, task_id, who, body.answer), status_code=201)
+
+
+def record_answer(state: Any, task_id: int, who: Principal, answer: Any) -> dict[str, Any]:
+    """`answer` (201) as JSON; shared by the route and the fast lane. `state`: the app's state."""
+    db: Database = state.db
     with db.direct() as conn:
-        result = submit_answer(conn, task_id, who, body.answer)
-    return JSONResponse(result, status_code=status.HTTP_201_CREATED)
+        return submit_answer(conn, task_id, who, answer)
 
 
 @router.delete(

@@ -27,6 +27,7 @@ from listenloop.engine.accounts import (
     issue_token,
     password_hash_for_id,
     password_hash_of,
+    principal_for_token,
     principal_for_username,
     revoke_token,
     set_password,
@@ -87,6 +88,9 @@ async def _issue(request: Request, db: DB, username: str, password: str) -> tupl
     lifetime = request.app.state.settings.token_lifetime
     with db.write() as session:
         token = issue_token(session, username, now, lifetime)
+        who = principal_for_token(session, token, now)
+    # Known at once: the first `next` of a new session takes the fast lane (server/fast_lane.py).
+    request.app.state.token_cache.put(token, who)
     return token, now + lifetime
 
 
