@@ -165,7 +165,7 @@ def test_stream_mode(fsdd_dir: Path, tmp_path: Path) -> None:
         "--features",
         "egemaps",
         "--strategies",
-        "random,margin",
+        "random,margin,auto",
         "--stream",
         "--buffer",
         "20",
@@ -184,6 +184,12 @@ def test_stream_mode(fsdd_dir: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["strategies"]["margin"]["labels"] == [10, 20, 30]
+    # auto in the stream: half of each buffer, a random share, the source of every clip logged
+    assert summary["strategies"]["auto"]["labels"] == [10, 20, 30]
+    assert summary["strategies"]["auto"]["sources"]["shares"]["random_share"][1] == 0.1
+    rows = (tmp_path / "s" / "sources.csv").read_text().splitlines()
+    assert rows[0] == "strategy,split,run,step,clip,source" and len(rows) == 1 + 20
+    assert {r.split(",")[0] for r in rows[1:]} == {"auto"} and "warmup" in rows[1]
 
 
 def test_simulate_refuses_a_binary_strategy_on_many_classes(fsdd_dir: Path, tmp_path: Path) -> None:

@@ -297,3 +297,39 @@ def test_medoid_strategies_run_in_the_experiment_on_their_own_features(blobs) ->
     pann = [r for r in result.runs if r.strategy == "mal_pann"]
     assert all(r.curve.notes[-1]["pseudo_labels"] > 0 for r in pann)  # labels spread to clusters
     assert summary["strategies"]["mal_pann"]["ci80_low"][0] <= summary["strategies"]["mal_pann"]["mean"][0]
+
+
+def test_auto_logs_where_each_batch_came_from_and_the_summary_plots_it(blobs, tmp_path) -> None:
+    from listenloop.sim.plots import plot_learning_curves
+
+    X, y, g = blobs
+    splits = make_splits(y, g, "classification", folds=2)
+    cfg = ExperimentConfig(
+        strategies=["random", "auto"],
+        learner="logreg",
+        learner_params={"C": 1.0},
+        runs=2,
+        loop=LoopConfig(initial=10, batch=10, iterations=4, warmup=1),
+    )
+    result = run_experiment(X, y, splits, cfg, progress=False)
+    summary = summarise(result, "blobs")
+    assert "sources" not in summary["strategies"]["random"]
+    sources = summary["strategies"]["auto"]["sources"]
+    assert sources["labels"] == [20, 30, 40, 50]
+    shares = sources["shares"]
+    assert shares["warmup"] == [1.0, 0.0, 0.0, 0.0]  # the shared random warm-up batch
+    assert shares["random_share"][1:] == [0.1, 0.1, 0.1]  # one clip of ten, every bandit batch
+    totals = np.sum([v for v in shares.values()], axis=0)
+    np.testing.assert_allclose(totals, 1.0, atol=1e-3)
+    for r in result.runs:
+        if r.strategy == "auto":
+            assert [len(n.get("auto_clip_sources", [])) for n in r.curve.notes] == [0, 10, 10, 10]
+    plain = plot_learning_curves(
+        {**summary, "strategies": {"random": summary["strategies"]["random"]}}, tmp_path / "a.png"
+    )
+    both = plot_learning_curves(summary, tmp_path / "b.png")
+
+    def width(png):  # the IHDR chunk's width field
+        return int.from_bytes(png.read_bytes()[16:20], "big")
+
+    assert width(both) > width(plain)  # the shares panel beside the curves
