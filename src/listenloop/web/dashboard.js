@@ -483,16 +483,17 @@ function annotatorTable(rows, threshold, onChange) {
   );
 }
 
-function exportLinks(pid) {
+function exportLinks(pid, taskType) {
   const link = (href, text) => h("li", {}, h("a", { class: "dash-button", href, download: "" }, text));
+  const classes = taskType !== "continuous"; // Label Studio's choices and agreement need classes
   return h("ul", { class: "exports" },
     link(`/api/v1/projects/${pid}/export?format=csv`, "Labels (CSV)"),
     link(`/api/v1/projects/${pid}/export?format=jsonl`, "Labels and annotators (JSONL)"),
     link(`/api/v1/projects/${pid}/export?format=csv&table=annotators`, "Annotators (CSV)"),
     link(`/api/v1/projects/${pid}/answers?format=csv`, "Every answer (CSV)"),
     link(`/api/v1/projects/${pid}/export?format=crowdkit`, "Answers for crowd-kit (task, worker, label CSV)"),
-    link(`/api/v1/projects/${pid}/export?format=labelstudio`, "Label Studio tasks (JSON)"),
-    link(`/api/v1/projects/${pid}/agreement`, "Agreement statistics (JSON)"),
+    classes ? link(`/api/v1/projects/${pid}/export?format=labelstudio`, "Label Studio tasks (JSON)") : null,
+    classes ? link(`/api/v1/projects/${pid}/agreement`, "Agreement statistics (JSON)") : null,
   );
 }
 
@@ -639,7 +640,7 @@ export async function renderDashboard(root, projectId) {
         card("dash-agreement", "Agreement", slots.agreement),
         empty ? null : uploads,
         card("dash-settings", "Settings", settings.element),
-        card("dash-export", "Export", h("p", {}, "Download labels with their confidence and soft distribution, annotators' trust, or every answer."), exportLinks(pid)),
+        card("dash-export", "Export", h("p", {}, "Download labels with their confidence and soft distribution, annotators' trust, or every answer."), exportLinks(pid, summary.task_type)),
       ),
     ),
   );
