@@ -17,6 +17,7 @@ export const FIELD_HELP = {
   learner: "The model; default: a linear SVM (SVR for ratings).",
   strategy: "Which clips to ask about next; margin is recommended, random is passive learning.",
   mode: "pool ranks every uploaded clip; stream judges arrivals 2 × retrain cadence at a time and lets the less informative half pass unheard.",
+  queue: "redundancy: new clips in the strategy's order, each asked until it closes; relabel_or_new (classes, pool mode): one more answer on a clip already heard or a first on a new one, whichever the model and the answers so far say is worth more (ActiveLab).",
   retrain_every: "Retrain and re-rank the queue after this many new labels (at least 1).",
   passive_share: "Share of the queue drawn at random (0 to 0.5): the dashboard's passive-learning curve, i.e. what random labels alone reach. 0 turns it off.",
   "redundancy.min": "Fewest answers before a clip can close (1 to 100).",
@@ -33,7 +34,7 @@ export const FIELD_HELP = {
 
 export const LABELS = {
   name: "Project name", task_type: "Task type", classes: "Classes", range: "Rating range",
-  feature_set: "Feature set", learner: "Learner", strategy: "Query strategy", mode: "Mode",
+  feature_set: "Feature set", learner: "Learner", strategy: "Query strategy", mode: "Mode", queue: "Queue",
   retrain_every: "Retrain every (labels)", passive_share: "Passive arm (share drawn at random)",
   "redundancy.min": "Minimum answers per clip",
   "redundancy.max": "Maximum answers per clip", "redundancy.tau": "Confidence to close a clip (τ)",

@@ -30,6 +30,7 @@ function valuesOf(p) {
     learner: p.learner,
     strategy: p.strategy,
     mode: p.mode,
+    queue: p.queue || "redundancy",
     retrain_every: String(p.retrain_every),
     passive_share: String(p.passive_share),
     "redundancy.min": String(p.redundancy.min),
@@ -54,7 +55,7 @@ function changes(before, v) {
   const body = {};
   const same = (k) => String(before[k]) === String(v[k]);
   if (v.name.trim() !== before.name) body.name = v.name.trim();
-  for (const k of ["feature_set", "learner", "strategy", "mode"]) if (!same(k)) body[k] = v[k];
+  for (const k of ["feature_set", "learner", "strategy", "mode", "queue"]) if (!same(k)) body[k] = v[k];
   for (const k of ["retrain_every", "passive_share", "control_rate", "consistency_rate", "trust_threshold"]) {
     if (Number(v[k]) !== Number(before[k])) body[k] = Number(v[k]);
   }
@@ -91,6 +92,7 @@ export function settingsPanel(project, onSaved) {
   c.learner = select("learner", [project.learner], project.learner);
   c.strategy = select("strategy", [project.strategy], project.strategy);
   c.mode = select("mode", ["pool", "stream"], project.mode);
+  c.queue = select("queue", ["redundancy", "relabel_or_new"], project.queue || "redundancy");
   for (const [key, attrs] of Object.entries(NUMBERS)) c[key] = input(key, { type: "number", ...attrs });
   c.budget = input("budget", { type: "number", min: "1", step: "1", placeholder: "no limit" });
   c.rating_tolerance = input("rating_tolerance", { type: "number", min: "0", step: "any", placeholder: "range / 8 / √max" });
@@ -111,7 +113,7 @@ export function settingsPanel(project, onSaved) {
     formError,
     h("fieldset", {}, h("legend", {}, "What to ask"), field("name", c.name), labels),
     h("fieldset", {}, h("legend", {}, "How to learn"), field("feature_set", c.feature_set), field("learner", c.learner), field("strategy", c.strategy), modeField, field("retrain_every", c.retrain_every), field("passive_share", c.passive_share)),
-    h("fieldset", {}, h("legend", {}, "How many answers per clip"), field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"]), regression ? field("rating_tolerance", c.rating_tolerance) : null),
+    h("fieldset", {}, h("legend", {}, "How many answers per clip"), ["classification", "binary"].includes(project.task_type) ? field("queue", c.queue) : null, field("redundancy.min", c["redundancy.min"]), field("redundancy.max", c["redundancy.max"]), field("redundancy.tau", c["redundancy.tau"]), regression ? field("rating_tolerance", c.rating_tolerance) : null),
     h("fieldset", {}, h("legend", {}, "Quality control and access"), field("control_rate", c.control_rate), field("consistency_rate", c.consistency_rate), field("trust_threshold", c.trust_threshold), field("budget", c.budget), field("invite_only", c.invite_only), field("auto_block_spammers", c.auto_block_spammers)),
     h("div", { class: "actions" }, submit),
     saved,
