@@ -132,3 +132,28 @@ def test_simulated_answers_and_scores() -> None:
     ]  # fmt: skip
     s = score("continuous", rows, {"x": "1.0", "y": "0.0", "z": "0"}, [])
     assert (s["mae"], s["answers_per_clip"], s["low_agreement"], s["crowd_clips"]) == (1.25, 5.0, 1, 2)
+
+
+def test_inline_campaign_spends_its_budget_and_scores_the_model_per_answer(fsdd_dir: Path) -> None:
+    """`--inline`: the engine in this process, a learning round whenever due, the model scored
+    against the truth after each round; the budget stops the crowd."""
+    from listenloop.bench.inline_campaign import run_inline_campaign
+
+    result = run_inline_campaign(
+        fsdd_dir,
+        skills=(0.95, 0.9, 0.8),
+        seeds=2,
+        gold=1,
+        limit=50,
+        feature_set="mfcc",
+        retrain_every=5,
+        queue="relabel_or_new",
+        budget=60,
+    )
+    assert result.queue == "relabel_or_new" and result.budget == 60
+    assert result.answers_total == 60  # every answer of every kind counts, and it stops there
+    answers = [p["answers"] for p in result.curve]
+    assert len(answers) >= 2 and answers == sorted(answers) and answers[-1] == 60
+    assert all(p["uar"] is not None and 0.0 <= p["uar"] <= 1.0 for p in result.curve)
+    assert result.model_uar == result.curve[-1]["uar"] and result.model_uar_clips == 20
+    assert result.correct is not None and result.answers_per_correct is not None

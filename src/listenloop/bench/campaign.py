@@ -65,6 +65,9 @@ class CampaignResult:
     model_uar: float | None = None  # UAR of the newest round's predictions against the truth, over
     # every clip neither seed nor control (heard or not)
     model_uar_clips: int | None = None  # clips that UAR is over
+    # after each learning round (`--inline` only): answers spent so far (every kind, regular), the
+    # round's labels and its model's UAR against the truth
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_truth(folder: Path) -> dict[str, str]:
@@ -385,9 +388,13 @@ def _uar(truth: Sequence[str], predicted: Sequence[str]) -> float | None:
     """Unweighted average recall (balanced accuracy) of `predicted` against `truth`; None if empty."""
     if not truth:
         return None
+    import warnings
+
     from sklearn.metrics import balanced_accuracy_score
 
-    return round(float(balanced_accuracy_score(list(truth), list(predicted))), 4)
+    with warnings.catch_warnings():  # a few clips need not hold every class the model predicts
+        warnings.simplefilter("ignore", UserWarning)
+        return round(float(balanced_accuracy_score(list(truth), list(predicted))), 4)
 
 
 def _truth_by_audio(folder: Path, truth: dict[str, str]) -> dict[str, str]:

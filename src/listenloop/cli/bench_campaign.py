@@ -68,6 +68,14 @@ def bench_campaign(
     budget: Annotated[
         int | None, typer.Option(min=1, help="The project's budget: answers of every kind (default: none).")
     ] = None,
+    inline: Annotated[
+        bool,
+        typer.Option(
+            "--inline",
+            help="Run the campaign in this process through the engine (deterministic; learning rounds "
+            "inline whenever due) instead of over HTTP (bench/inline_campaign.py).",
+        ),
+    ] = False,
     rating_tolerance: Annotated[
         float | None, typer.Option(help="continuous: the project's rating_tolerance (default: its own).")
     ] = None,
@@ -94,6 +102,28 @@ def bench_campaign(
         classes = [c.strip() for c in positive.split(",") if c.strip()]
         if not classes:
             raise ListenloopError("--positive: name at least one class (e.g. --positive 0 or --positive 3,8)")
+    if inline:
+        from listenloop.bench.inline_campaign import run_inline_campaign
+
+        result = run_inline_campaign(
+            folder,
+            skills=skill_values,
+            positive=classes,
+            redundancy=_redundancy(redundancy),
+            seeds=seeds,
+            gold=gold,
+            limit=limit,
+            feature_set=feature_set,
+            retrain_every=retrain_every,
+            seed=seed,
+            queue=queue,
+            budget=budget,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        print(format_result(result))
+        if json_out is not None:
+            json_out.write_text(result_as_json(result) + "\n")
+        return
     result = run_campaign(
         folder,
         skills=skill_values,
