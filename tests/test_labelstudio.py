@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
@@ -103,6 +104,16 @@ def test_labelstudio_export_multilabel_has_several_choices(client: TestClient) -
     choices = [a["result"][0]["value"]["choices"] for a in task["annotations"]]
     assert choices == [["cough", "speech"], ["cough", "speech"]]
     assert task["predictions"][0]["result"][0]["value"]["choices"] == ["cough", "speech"]
+    # the labelling config these tasks fit
+    r = client.get(f"/api/v1/projects/{pid}/labelstudio-config", headers=oh)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
+    config = ElementTree.fromstring(r.text)
+    audio, choices_tag = config.find("Audio"), config.find("Choices")
+    assert audio.get("name") == "audio" and audio.get("value") == "$audio"
+    assert (choices_tag.get("name"), choices_tag.get("toName"), choices_tag.get("choice")) == (
+        "label", "audio", "multiple"
+    )  # fmt: skip
+    assert [c.get("value") for c in choices_tag.findall("Choice")] == ["cough", "door", "speech"]
 
 
 def test_labelstudio_export_refusals(client: TestClient) -> None:
@@ -122,6 +133,10 @@ def test_labelstudio_export_refusals(client: TestClient) -> None:
         f"/api/v1/projects/{rid.json()['id']}/export", params={"format": "labelstudio"}, headers=oh
     )
     assert r.status_code == 422 and "continuous" in r.text
+    r = client.get(f"/api/v1/projects/{rid.json()['id']}/labelstudio-config", headers=oh)
+    assert r.status_code == 422
+    single = ElementTree.fromstring(client.get(f"/api/v1/projects/{pid}/labelstudio-config", headers=oh).text)
+    assert single.find("Choices").get("choice") is None and len(single.findall("Choices/Choice")) == 10
 
 
 def test_format_model_refuses_what_is_not_labelstudio() -> None:

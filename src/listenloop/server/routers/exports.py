@@ -22,7 +22,7 @@ from listenloop.engine.accounts import Principal
 from listenloop.engine.aggregate import strong_soft_labels
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.exports import iter_export_answers, iter_export_crowdkit, iter_export_project
-from listenloop.engine.labelstudio import iter_labelstudio, require_choices
+from listenloop.engine.labelstudio import iter_labelstudio, labelling_config, require_choices
 from listenloop.sed import maestro
 from listenloop.server.deps import DB, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute
@@ -94,6 +94,21 @@ def export(
     pieces = _pieces(db, project_id, lambda s, p: iter_export_project(s, p, format, table))
     name = f"project-{project_id}-{table if format == 'csv' else 'labels'}.{format}"
     return _attachment(pieces, format, name)
+
+
+@router.get(
+    "/projects/{project_id}/labelstudio-config",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/xml": {}}}},
+)
+def labelstudio_config(project_id: ProjectId, who: User, db: DB) -> Response:
+    """The Label Studio labelling config (XML) that `export?format=labelstudio` fits (owner): an
+    Audio tag and the project's classes as Choices (multiple for multi-label projects)."""
+    with db.read_only() as session:
+        project = ops.load_project(session, project_id)
+        ops.require_owner(project, who)
+        require_choices(project)
+        return Response(labelling_config(project), media_type="application/xml")
 
 
 @router.get("/projects/{project_id}/answers", response_class=StreamingResponse, responses={200: TEXT})
