@@ -29,7 +29,8 @@ from listenloop.engine.dashboard import _has_map
 from listenloop.engine.errors import ConflictError, InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP, normalize_label
 from listenloop.engine.learning_service import training_label
-from listenloop.engine.projects import require_owner
+from listenloop.engine.lifecycle import require_writable
+from listenloop.engine.projects import require_reviewer
 from listenloop.store.models import (
     CLIP_STATUSES,
     Clip,
@@ -42,6 +43,7 @@ from listenloop.store.models import (
     utcnow,
 )
 
+DISCARDED = "discarded"
 CONTROL = "control"  # the browser's status of a control question (its queue status means nothing)
 STATUS_FILTERS = (*CLIP_STATUSES, CONTROL)
 SOURCES = ("gold", "expert", "seed", "crowd")
@@ -208,7 +210,7 @@ def browse_clips(
     kind); `source`: gold, expert, seed or crowd; `sort`: id, file, confidence, answers or
     updated, `-` first for descending. InvalidError (422) for a bad filter.
     """
-    require_owner(project, who)
+    require_reviewer(session, project, who)
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidError(f"limit must be from 1 to {MAX_PAGE}, not {limit}")
     if offset < 0:
@@ -290,7 +292,7 @@ def clip_detail(session: Session, project: Project, who: Principal, clip_id: int
     label the exports carry (`soft`), the seed, known and expert labels, every answer (newest
     `MAX_ANSWERS`: `{task_id, annotator, answer, kind, answered_at, trust}`), the model's
     prediction from the newest round's map, and the audio and spectrogram URLs."""
-    require_owner(project, who)
+    require_reviewer(session, project, who)
     clip = _project_clip(session, project, clip_id)
     answered = and_(Task.clip_id == clip.id, Task.answered_at.is_not(None))
     total = session.scalar(select(func.count()).select_from(Task).where(answered)) or 0
@@ -363,16 +365,20 @@ def correct_label(
     clip_id: int,
     value: Any,
     now: datetime | None = None,
+    control: bool = False,
 ) -> dict[str, Any]:
-    """The owner's expert label for a clip: stored as their answer (kind `expert`; a second
-    correction replaces the first, the event log keeps both) and as the clip's `expert_label`;
-    the clip becomes done with that label. Returns `clip_detail`.
+    """The owner's (or a reviewer's) expert label for a clip: stored as their answer (kind
+    `expert`; a second correction replaces the first, the event log keeps both) and as the clip's
+    `expert_label`; the clip becomes done with that label (a discarded clip comes back so). With
+    `control` it also becomes a control question with that known answer (classes only).
+    Returns `clip_detail`.
 
     InvalidError: not a label of this project ("can't tell" is no correction); ConflictError: a
-    control question (its known answer comes from the control-question upload); NotFoundError:
-    no such clip in the project.
+    control question (its known answer comes from the control-question upload), or an archived
+    project; NotFoundError: no such clip in the project.
     """
-    require_owner(project, who)
+    require_reviewer(session, project, who)
+    require_writable(project)
     now = now or utcnow()
     clip = _project_clip(session, project, clip_id)
     if clip.is_gold:
@@ -380,6 +386,8 @@ def correct_label(
             f"clip {clip_id} is a control question: change its known answer by uploading control questions"
         )
     label = normalize_label(project, value)
+    if control and project.task_type == "continuous":
+        raise InvalidError("a rating project's control questions come from the control-question upload")
     before_source, before_label, _ = _source(clip)
     had_label = (
         training_label(
@@ -406,6 +414,9 @@ def correct_label(
     clip.expert_label = label
     clip.status = "done"
     clip.updated_at = now
+    if control:
+        clip.is_gold = True
+        clip.gold_label = label
     if not had_label:  # the learning service's running count of training labels
         project.labels_count = Project.labels_count + 1
     session.add(
@@ -418,9 +429,46 @@ def correct_label(
                 "label": label,
                 "previous": before_label,
                 "previous_source": before_source,
+                **({"control": True} if control else {}),
             },
             created_at=now,
         )
+    )
+    session.flush()
+    return clip_detail(session, project, who, clip.id)
+
+
+def discard_clip(
+    session: Session, project: Project, who: Principal, clip_id: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """Take a clip out of the dataset (owner or reviewer): status `discarded`, so it is served to
+    nobody, trains nothing and has no label in exports; its answers stay, and the owner's
+    earlier correction is dropped (the event log keeps it). A later correction brings it back.
+    Returns `clip_detail`.
+
+    ConflictError: a control question or a seed clip (their labels come from the owner's uploads),
+    or an archived project; NotFoundError: no such clip.
+    """
+    require_reviewer(session, project, who)
+    require_writable(project)
+    now = now or utcnow()
+    clip = _project_clip(session, project, clip_id)
+    if clip.is_gold or clip.seed_label is not None:
+        what = "a control question" if clip.is_gold else "a seed clip"
+        raise ConflictError(f"clip {clip_id} is {what}: its label comes from your upload; it stays")
+    if clip.status == DISCARDED:
+        return clip_detail(session, project, who, clip.id)
+    had_label = (
+        training_label(clip.seed_label, clip.status, False, None, clip.label, clip.expert_label) is not None
+    )
+    before = {"previous": clip.status, "expert_label": clip.expert_label}
+    clip.status = DISCARDED
+    clip.expert_label = None
+    clip.updated_at = now
+    if had_label:
+        project.labels_count = Project.labels_count - 1
+    session.add(
+        Event(project_id=project.id, user_id=who.id, kind="clip_discarded", data={"clip": clip.id, **before})
     )
     session.flush()
     return clip_detail(session, project, who, clip.id)

@@ -48,8 +48,8 @@ from sqlalchemy import false, func, or_, select, update
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import agreement as crowd_agreement
+from listenloop.engine import lifecycle, spammers
 from listenloop.engine import skills as crowd_skills
-from listenloop.engine import spammers
 from listenloop.engine.config import DEFAULT_QUEUE, queue_of
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, ModelRun, Project, Task, utcnow
@@ -195,7 +195,10 @@ def training_label(
     """The label a clip trains the model with, or None: the owner's correction (`expert`, unless
     the clip is a control question), a seed label, a known answer (control clip) or the aggregated
     label of a done (confident) clip; low-agreement clips have none.
-    (The request path counts the same clips in `projects.labels_count`.)"""
+    (The request path counts the same clips in `projects.labels_count`.) A clip discarded in
+    the review queue has none."""
+    if status == "discarded":
+        return None
     if expert is not None and not (is_gold and gold is not None):
         return expert
     if seed is not None:
@@ -326,6 +329,7 @@ class LearningService:
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
         self._retry: dict[int, tuple[int, float]] = {}  # project -> (failures, monotonic retry time)
+        self._next_retention = 0.0  # monotonic time of the next retention sweep
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -368,7 +372,9 @@ class LearningService:
     # -- polling ---------------------------------------------------------------------------
 
     def run_once(self) -> list[Outcome]:
-        """One poll: run the round of every project that is due (what the thread does)."""
+        """One poll: run the round of every project that is due (what the thread does), and the
+        retention sweep of raw answers when it is due (every `lifecycle.RETENTION_EVERY`)."""
+        self.sweep_retention()
         outcomes = []
         for project_id in self.due_projects():
             if self._stop.is_set():
@@ -385,12 +391,25 @@ class LearningService:
                 log.exception("learning service: agreement refresh failed")
         return outcomes
 
+    def sweep_retention(self, force: bool = False) -> dict[int, int]:
+        """Delete the raw answers past their projects' retention (`lifecycle.apply_retention`), at
+        most once per `RETENTION_EVERY` unless `force`: `{project_id: answers deleted}`."""
+        tick = time.monotonic()
+        if not force and tick < self._next_retention:
+            return {}
+        self._next_retention = tick + lifecycle.RETENTION_EVERY.total_seconds()
+        with self.db.write() as session:
+            deleted = lifecycle.apply_retention(session)
+        for project_id, count in deleted.items():
+            log.info("retention: deleted %d raw answers of project %s", count, project_id)
+        return deleted
+
     def skills_due_projects(self) -> list[int]:
         """Projects with classes whose crowd skills (and spammer detection) are due a refresh and
         whose lease is free."""
         now = utcnow()
         query = select(P.c.id, P.c.answers_used, P.c.skills_answers, P.c.learning_lease_until).where(
-            P.c.task_type.in_(REFRESH_TASKS)
+            P.c.task_type.in_(REFRESH_TASKS), P.c.state != "archived"
         )
         with self.db.read() as session:
             rows = session.connection().execute(query).all()
@@ -480,6 +499,7 @@ class LearningService:
             )
             .outerjoin(newest, newest.c.project_id == P.c.id)
             .outerjoin(R, R.c.id == newest.c.run_id)
+            .where(P.c.state != "archived")  # read-only: no rounds
             .order_by(P.c.id)
         )
         with self.db.read() as session:

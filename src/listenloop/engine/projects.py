@@ -16,11 +16,11 @@ from listenloop.engine.config import (
     Redundancy,
     queue_of,
 )
-from listenloop.engine.errors import ForbiddenError, NotFoundError
+from listenloop.engine.errors import ForbiddenError, InvalidError, NotFoundError
 from listenloop.engine.views import ProjectView
 from listenloop.store.clip_tallies import tallies
 from listenloop.store.events import newest_event
-from listenloop.store.models import Event, ModelRun, Project, ProjectMember, Task, User, utcnow
+from listenloop.store.models import MEMBER_ROLES, Event, ModelRun, Project, ProjectMember, Task, User, utcnow
 
 
 def create_project(session: Session, owner: Principal, config: ProjectConfig) -> Project:
@@ -119,14 +119,18 @@ def describe_project(project: Project, who: Principal | None = None) -> dict[str
     need to take part, and nothing about how answers are checked.
     """
     config = project_config(project).model_dump(mode="json")
+    state = project.state or "active"
     if who is not None and not is_owner(project, who):
         public = ("name", "task_type", "classes", "range", "invite_only")
-        return {"id": project.id, **{k: config[k] for k in public}}
+        return {"id": project.id, **{k: config[k] for k in public}, "state": state}
     return {
         "id": project.id,
         **config,
         "answers_used": project.answers_used,
         "locked": locked_settings(project),
+        "state": state,
+        "retention_days": project.retention_days,
+        "examples_as_controls": bool(project.examples_as_controls),
     }
 
 
@@ -179,6 +183,21 @@ def require_owner(project: Project, who: Principal) -> None:
     """ForbiddenError unless `who` owns the project (or is an admin)."""
     if not is_owner(project, who):
         raise ForbiddenError(f"only the owner of project {project.id} may do this")
+
+
+def may_review(session: Session, project: Project, who: Principal) -> bool:
+    """The owner (or an admin), or an active member with the `reviewer` role: who may use the
+    review queue and the clip browser, label and discard clips (never change settings or delete)."""
+    if is_owner(project, who):
+        return True
+    member = _membership(session, project, who)
+    return member is not None and member.active and member.role == "reviewer"
+
+
+def require_reviewer(session: Session, project: Project, who: Principal) -> None:
+    """ForbiddenError unless `who` may review the project's clips (`may_review`)."""
+    if not may_review(session, project, who):
+        raise ForbiddenError(f"only the owner of project {project.id} and its reviewers may do this")
 
 
 def draft_reason(project: Project | ProjectView) -> str:
@@ -289,10 +308,18 @@ def visible_projects(session: Session, who: Principal) -> list[Project]:
 
 
 def set_member(
-    session: Session, project: Project, who: Principal, username: str, active: bool
+    session: Session,
+    project: Project,
+    who: Principal,
+    username: str,
+    active: bool,
+    role: str | None = None,
 ) -> dict[str, Any]:
-    """Invite (`active`) or remove a user; a removed user gets no more tasks from the project."""
+    """Invite (`active`) or remove a user; a removed user gets no more tasks from the project.
+    `role` (annotator or reviewer; None: keep theirs) delegates review of the clips."""
     require_owner(project, who)
+    if role is not None and role not in MEMBER_ROLES:
+        raise InvalidError(f"role {role!r} is not one of {', '.join(MEMBER_ROLES)}")
     user_id = session.scalar(select(User.id).where(User.username == username))
     if user_id is None:
         raise NotFoundError(f"user {username!r} does not exist")
@@ -301,11 +328,16 @@ def set_member(
         member = ProjectMember(project_id=project.id, user_id=user_id, active=active)
         session.add(member)
     member.active = active
+    if role is not None:
+        member.role = role
     if not active:
         end_leases(session, project.id, user_id)
     kind = "member_added" if active else "member_removed"
-    session.add(Event(project_id=project.id, user_id=who.id, kind=kind, data={"username": username}))
-    return {"project_id": project.id, "username": username, "active": active}
+    data = {"username": username, **({"role": role} if role is not None else {})}
+    session.add(Event(project_id=project.id, user_id=who.id, kind=kind, data=data))
+    session.flush()
+    role_now = member.role or "annotator"
+    return {"project_id": project.id, "username": username, "active": active, "role": role_now}
 
 
 def end_leases(session: Session, project_id: int, user_id: int) -> None:
@@ -325,14 +357,14 @@ def end_leases(session: Session, project_id: int, user_id: int) -> None:
 
 
 def list_members(session: Session, project: Project) -> list[dict[str, Any]]:
-    """`{username, active}` of every member row."""
+    """`{username, active, role}` of every member row."""
     rows = session.execute(
-        select(User.username, ProjectMember.active)
+        select(User.username, ProjectMember.active, ProjectMember.role)
         .join(ProjectMember, ProjectMember.user_id == User.id)
         .where(ProjectMember.project_id == project.id)
         .order_by(User.username)
     )
-    return [{"username": r.username, "active": r.active} for r in rows]
+    return [{"username": r.username, "active": r.active, "role": r.role or "annotator"} for r in rows]
 
 
 def project_status(session: Session, project: Project) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from listenloop.engine.aggregate import PRIOR_ANSWERS, aggregate_clip, early_cla
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
 from listenloop.engine.gamification import level_of, points_for
 from listenloop.engine.labels import normalize_label
+from listenloop.engine.lifecycle import state_refusal
 from listenloop.engine.projects import blocked_reason, refusal
 from listenloop.engine.views import ProjectView, load_view
 from listenloop.settings import Settings
@@ -129,7 +130,8 @@ def next_task(
 
     A repeated call while a lease is open returns the same task. Joins the annotator to an
     open project on their first task (ForbiddenError, with the reason, for an invite-only
-    project they were not invited to, or one they are blocked from).
+    project they were not invited to, or one they are blocked from). ConflictError (409, with
+    the reason) while the project is paused or archived.
 
     `ahead`: the task after the open one, so that a page can load the next clip while the
     current one plays: a second lease (at most two are open), or the second open one again.
@@ -139,6 +141,9 @@ def next_task(
     conn = connection_of(session)
     view = load_view(conn, project) if isinstance(project, int) else project
     _ensure_member(conn, view, who, now)
+    paused = state_refusal(view.id, view.state)
+    if paused is not None:
+        raise ConflictError(paused)
     keys = {"project": view.id, "user": who.id, "now": now}
     unanswered = q.UNANSWERED.all(conn, keys)
     open_tasks = sorted((t for t in unanswered if t.leased_until > now), key=lambda t: t.id)[:2]

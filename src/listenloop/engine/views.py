@@ -39,6 +39,7 @@ class ProjectView:
     answers_used: int
     class_prior: list[float] | None  # set by the background Dawid-Skene fit (engine/skills.py)
     cant_tell_count: int  # can't-tell answers of every kind (the crowd's can't-tell rate)
+    state: str  # active, paused or archived (engine/lifecycle.py): only an active project serves tasks
 
 
 _P = Project.__table__

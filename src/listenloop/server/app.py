@@ -51,6 +51,7 @@ from listenloop.server.routers import (
     labelstudio,
     leaderboard,
     projects,
+    review,
     tasks,
     users,
 )
@@ -206,7 +207,7 @@ def create_app(
     app.add_exception_handler(OperationalError, _busy)
     app.add_exception_handler(IntegrityError, _integrity)
     # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
-    for module in (tasks, users, projects, clips, exports, leaderboard, dashboard):
+    for module in (tasks, users, projects, clips, exports, leaderboard, dashboard, review):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(clips.uploads, prefix="/api/v1")
     app.include_router(labelstudio.uploads, prefix="/api/v1")

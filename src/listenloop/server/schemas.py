@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
@@ -60,6 +60,9 @@ class MemberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(min_length=1, max_length=64)
+    role: Literal["annotator", "reviewer"] | None = Field(
+        None, description="reviewer: may also review and label clips (null: keep the member's role)."
+    )
 
 
 class MemberOut(BaseModel):
@@ -68,6 +71,7 @@ class MemberOut(BaseModel):
     project_id: int
     username: str
     active: bool
+    role: str = "annotator"
 
 
 class Rejected(BaseModel):

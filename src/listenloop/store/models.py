@@ -36,7 +36,15 @@ TASK_TYPES = ("classification", "binary", "continuous", "multilabel", "events")
 # pool: arrived in a stream-mode project, not yet judged by a learning round; queued: waits
 # for answers; done / low_agreement: the redundancy policy's verdicts; passed: a stream-mode
 # round judged it not worth people's time.
-CLIP_STATUSES = ("pool", "queued", "done", "low_agreement", "passed")
+# discarded: the owner (or a reviewer) took it out of the dataset in the review queue: no task, no
+# training label, no label in exports; its answers stay.
+CLIP_STATUSES = ("pool", "queued", "done", "low_agreement", "passed", "discarded")
+# A project's lifecycle: active; paused (no new tasks, answers to open leases still count);
+# archived (read-only: no tasks, no answers, no uploads, no learning rounds).
+PROJECT_STATES = ("active", "paused", "archived")
+# A member's role in one project: annotator, or reviewer (may also review and label clips in the
+# clip browser's review queue; never change settings or delete).
+MEMBER_ROLES = ("annotator", "reviewer")
 # expert: the project owner's correction of a clip's label in the clip browser (answered at once;
 # it overrides the crowd's aggregate, and neither trust nor skills read it).
 TASK_KINDS = ("regular", "control", "consistency", "expert")
@@ -143,6 +151,13 @@ class Project(Base):
     stored_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # can't-tell answers of every kind (a running count: the crowd's can't-tell rate)
     cant_tell_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Lifecycle (PROJECT_STATES), the annotation guidelines (Markdown, rendered sanitised), how many
+    # days raw answers of a final clip are kept (None: for ever), and whether example clips serve
+    # as control questions.
+    state: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    guidelines: Mapped[str | None] = mapped_column(Text, nullable=True)
+    retention_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    examples_as_controls: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     owner: Mapped[User] = relationship()
 
@@ -162,6 +177,7 @@ class ProjectMember(Base):
     flag_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     flag_auto: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     flag_reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    role: Mapped[str] = mapped_column(String(16), default="annotator", server_default="annotator")
 
 
 class Clip(Base):
@@ -216,6 +232,10 @@ class Clip(Base):
     # segment's onset in it, seconds; None for clips of other projects.
     recording: Mapped[str | None] = mapped_column(String(512), nullable=True)
     onset: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The class this clip is an example of in the project's guidelines (None: no example), and
+    # whether it became a control question for that reason (examples_as_controls).
+    example_label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    example_control: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -17,6 +17,7 @@ from listenloop.engine import clips as browser
 from listenloop.engine import projects as ops
 from listenloop.engine.errors import ForbiddenError, InvalidError, NotFoundError
 from listenloop.engine.labels import read_label_csv
+from listenloop.engine.lifecycle import require_writable
 from listenloop.engine.media import render_spectrogram, spectrogram_path
 from listenloop.engine.storage import TMP_DIR, room_left
 from listenloop.engine.uploads import (
@@ -46,6 +47,7 @@ def _owned_project(db: Database, project_id: int, who: Any, limits: UploadLimits
     with db.read() as session:
         project = ops.load_project(session, project_id)
         ops.require_owner(project, who)
+        require_writable(project)
         return room_left(project, limits.project_quota_bytes)
 
 
@@ -184,9 +186,10 @@ def _owned_clip(db: Database, clip_id: int, who: Any) -> tuple[str, str]:
         ops.require_member(  # first why a non-member may not (blocked, not invited, ...)
             session, project, who, f"clip {clip_id} belongs to a project you are not a member of"
         )
-        if not ops.is_owner(project, who):
+        if not ops.may_review(session, project, who):
             raise ForbiddenError(
-                f"clip {clip_id} is for the owner of its project: annotators hear clips through their tasks"
+                f"clip {clip_id} is for the owner of its project and its reviewers: annotators hear "
+                "clips through their tasks"
             )
         return clip.path, clip.sha256
 
@@ -345,6 +348,9 @@ class CorrectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     label: str | int | float | list[str]
+    control: bool = Field(
+        False, description="Also make the clip a control question with this label as its known answer."
+    )
 
 
 @router.get("/projects/{project_id}/clips", response_model=ClipPage)
@@ -410,8 +416,9 @@ def clip_detail(project_id: ProjectId, clip_id: ClipId, who: User, db: DB) -> di
 async def correct_label(
     project_id: ProjectId, clip_id: ClipId, body: CorrectionIn, who: User, db: DB
 ) -> dict[str, Any]:
-    """Correct a clip's label (owner): stored as the owner's expert answer; the clip becomes done
-    with this label, and exports mark it `source` expert. 409 for a control question."""
+    """Correct a clip's label (owner and reviewers): stored as an expert answer; the clip becomes
+    done with this label, and exports mark it `source` expert. `control`: it also becomes a control
+    question with this known answer. 409 for a control question."""
     with db.write() as session:
         project = ops.load_project(session, project_id)
-        return browser.correct_label(session, project, who, clip_id, body.label)
+        return browser.correct_label(session, project, who, clip_id, body.label, control=body.control)

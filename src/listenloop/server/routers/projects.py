@@ -113,7 +113,8 @@ async def list_members(project_id: ProjectId, who: User, db: DB) -> list[dict[st
 async def add_member(project_id: ProjectId, body: MemberIn, who: User, db: DB) -> dict[str, Any]:
     """Invite a user (its owner); needed for invite-only projects."""
     with db.write() as session:
-        return ops.set_member(session, ops.load_project(session, project_id), who, body.username, True)
+        project = ops.load_project(session, project_id)
+        return ops.set_member(session, project, who, body.username, True, body.role)
 
 
 @router.delete("/projects/{project_id}/members", response_model=MemberOut)
