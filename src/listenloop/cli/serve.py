@@ -19,23 +19,34 @@ from listenloop.settings import Settings, as_environment
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
-    db: Annotated[str, typer.Option("--db", help="sqlite:///FILE or postgresql+psycopg://...")] = (
-        "sqlite:///./listenloop.db"
-    ),
-    data: Annotated[Path, typer.Option("--data", help="Folder for audio and caches.")] = Path(
-        "listenloop-data"
-    ),
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="sqlite:///FILE or postgresql+psycopg://... [default: LISTENLOOP_DB or sqlite:///./listenloop.db]",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Folder for audio and caches. [default: LISTENLOOP_DATA or listenloop-data]"
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option("--workers", help="Server processes (they share the database).")
     ] = 1,
     scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Dask scheduler ADDRESS for background work.")
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler ADDRESS for background work. [default: LISTENLOOP_SCHEDULER]"
+        ),
     ] = None,
     import_root: Annotated[
         Path | None,
         typer.Option(
             "--import-root",
-            help="Folder that manifest uploads' paths are relative to (off without it).",
+            help="Folder that manifest uploads' paths are relative to (off without it). "
+            "[default: LISTENLOOP_IMPORT_ROOT]",
         ),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "warning",
@@ -76,6 +87,12 @@ def serve(
     from listenloop.store.database import Database, display_url
 
     env = Settings.from_env()
+    # where the state lives: the option, else its LISTENLOOP_* variable (compose.yaml sets those)
+    db = db or env.db
+    data = data if data is not None else Path(env.data)
+    scheduler = scheduler or env.scheduler
+    if import_root is None and env.import_root:
+        import_root = Path(env.import_root)
     if workers < 1:
         raise ListenloopError(f"--workers must be at least 1, not {workers}")
     read_timeout = env.read_timeout if read_timeout is None else read_timeout
