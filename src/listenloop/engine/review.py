@@ -178,9 +178,7 @@ def review_queue(
                 "duration": round(float(r.duration), 3),
             }
         )
-    items.sort(
-        key=lambda c: (-c["score"], "disagreement" not in c["reasons"], -c["n_answers"], c["clip_id"])
-    )
+    items.sort(key=lambda c: (-c["score"], "disagreement" not in c["reasons"], -c["n_answers"], c["clip_id"]))
     return {
         "kind": kind,
         "total": len(items),
