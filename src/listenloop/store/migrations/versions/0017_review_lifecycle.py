@@ -12,8 +12,8 @@ examples-as-controls option; a member's role (reviewer); a clip's example label 
 
 Plain ADD COLUMNs: a SQLite batch copy of `clips` would drop its tally triggers (migration 0013).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-06
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
