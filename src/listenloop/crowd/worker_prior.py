@@ -118,13 +118,17 @@ def class_prior(
         return np.full(max(k, 1), 1.0 / max(k, 1))
     _, item = np.unique(np.asarray(items)[named], return_inverse=True)
     q = np.clip(np.asarray(accuracy, dtype=float)[named], least_informative(k) + 1e-3, 0.99)
-    rows = np.log(unknown_confusion(q, k))[np.arange(len(q)), codes[named]]  # (answers, k true)
-    loglik = np.zeros((int(item.max()) + 1, k))
-    np.add.at(loglik, item, rows)
+    # each answer's row of `unknown_confusion` (answers, k true), without building the (k, k) ones
+    hit = np.arange(k)[None, :] == codes[named][:, None]
+    rows = np.where(hit, np.log(q)[:, None], np.log((1 - q) * error_share(k))[:, None])
+    clips = int(item.max()) + 1
+    loglik = np.stack([np.bincount(item, weights=rows[:, t], minlength=clips) for t in range(k)], axis=1)
+    # Each clip's likelihoods scaled by their largest (no underflow), exponentiated once: an
+    # iteration is then a product and two sums (the request path runs this EM; see engine/tasks).
+    lik = np.exp(loglik - loglik.max(axis=1, keepdims=True))
     prior = np.full(k, 1.0 / k)
     for _ in range(CLASS_PRIOR_ITERATIONS):
-        log_post = loglik + np.log(prior)
-        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        post = lik * prior
         post /= post.sum(axis=1, keepdims=True)
         prior = (post.sum(axis=0) + strength) / (len(post) + strength * k)
     return prior
