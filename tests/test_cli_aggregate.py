@@ -181,3 +181,52 @@ def test_trust_without_checks_warns(tmp_path: Path) -> None:
 def test_no_arguments_shows_help(tmp_path: Path) -> None:
     proc = run_cli(cwd=tmp_path)
     assert proc.returncode == 0 and "aggregate" in proc.stdout and "error" not in proc.stderr
+
+
+def test_crowdlab_counts_the_model_as_an_annotator(tmp_path: Path) -> None:
+    """19 items answered alike by all three workers, the 20th split 2 to 1 for "0"; a classifier
+    that matched the crowd on the 19 and is sure of "1" on the 20th tips it (majority vote: "0")."""
+    rows = [(i, w, str(i % 2)) for i in range(1, 20) for w in "abc"] + [
+        (20, "a", "0"),
+        (20, "b", "0"),
+        (20, "c", "1"),
+    ]
+    (tmp_path / "a.csv").write_text("item,worker,label\n" + "".join(f"{i},{w},{v}\n" for i, w, v in rows))
+    model = [(i, 0.05, 0.95) if i % 2 else (i, 0.95, 0.05) for i in range(1, 20)] + [(20, 0.02, 0.98)]
+    (tmp_path / "m.csv").write_text("item,p_0,p_1\n" + "".join(f"{i},{a},{b}\n" for i, a, b in model))
+    proc = run_cli(
+        "aggregate",
+        "a.csv",
+        "--method",
+        "crowdlab",
+        "--model-probas",
+        "m.csv",
+        "--out",
+        "o.csv",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    labels = pd.read_csv(tmp_path / "o.csv", dtype={"item": str, "label": str}).set_index("item")["label"]
+    assert labels["20"] == "1" and all(labels[str(i)] == str(i % 2) for i in range(1, 20))
+    mv = run_cli("aggregate", "a.csv", "--method", "mv", "--out", "v.csv", cwd=tmp_path)
+    assert mv.returncode == 0
+    assert (
+        pd.read_csv(tmp_path / "v.csv", dtype={"item": str, "label": str}).set_index("item")["label"]["20"]
+        == "0"
+    )
+    missing = run_cli("aggregate", "a.csv", "--method", "crowdlab", "--out", "x.csv", cwd=tmp_path)
+    assert missing.returncode != 0 and missing.stderr.strip().count("\n") == 0
+    assert "--model-probas" in missing.stderr
+    (tmp_path / "short.csv").write_text("item,p_0,p_1\n" + "".join(f"{i},0.5,0.5\n" for i in range(1, 19)))
+    short = run_cli(
+        "aggregate",
+        "a.csv",
+        "--method",
+        "crowdlab",
+        "--model-probas",
+        "short.csv",
+        "--out",
+        "y.csv",
+        cwd=tmp_path,
+    )
+    assert short.returncode != 0 and "no model probabilities for 2 item" in short.stderr

@@ -68,6 +68,8 @@ class CampaignResult:
     # after each learning round (`--inline` only): answers spent so far (every kind, regular), the
     # round's labels and its model's UAR against the truth
     curve: list[dict[str, Any]] = field(default_factory=list)
+    heldout_uar: float | None = None  # `--inline --heldout N`: the final labels' model on N clips outside
+    heldout_clips: int | None = None
 
 
 def read_truth(folder: Path) -> dict[str, str]:
@@ -425,6 +427,7 @@ def format_result(r: CampaignResult) -> str:
         f"queue {r.queue}, budget {r.budget}: {r.correct} crowd clips right, "
         f"{r.answers_per_correct} regular answers per right clip; model UAR against the truth "
         f"{r.model_uar} over {r.model_uar_clips} clips"
+        + (f"; on {r.heldout_clips} held-out clips {r.heldout_uar}" if r.heldout_clips else "")
     )
 
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from listenloop.bench.campaign import (
     DEFAULT_SKILLS,
     EARLY_CLIPS,
@@ -54,8 +56,11 @@ def run_inline_campaign(
     queue: str | None = None,
     budget: int | None = None,
     progress: Callable[[str], None] | None = None,
+    heldout: int = 0,
 ) -> CampaignResult:
-    """One campaign through the engine in this process (see the module docstring)."""
+    """One campaign through the engine in this process (see the module docstring). `heldout` > 0:
+    also score the final labels' model on that many clips of `folder` outside the campaign
+    (`heldout_score`)."""
     from sqlalchemy import select
 
     from listenloop.engine.accounts import Principal, create_user
@@ -67,7 +72,7 @@ def run_inline_campaign(
     from listenloop.engine.tasks import next_task, submit_answer
     from listenloop.engine.uploads import mark_gold, store_clips, unpack_archive
     from listenloop.store.database import Database
-    from listenloop.store.models import Clip, Project, Task
+    from listenloop.store.models import Clip, ModelRun, Project, Task
 
     say = progress or (lambda _line: None)
     rng = random.Random(seed)
@@ -127,12 +132,26 @@ def run_inline_campaign(
                 service.run_once()
             with db.read() as s:
                 info, guesses = newest_predictions(s, s.get(Project, pid))
+                run = s.get(ModelRun, info["run_id"]) if info else None
+                trained = (
+                    {int(p[0]) for p in (run.map or {}).get("points", []) if p[4] is not None}
+                    if run
+                    else set()
+                )
             if info is None or info["run_id"] == last_run[0]:
                 return  # no new learning round (perhaps a skills refresh)
             last_run[0] = info["run_id"]
-            scored = [c for c in unseeded if c in guesses]
+            scored = [c for c in unseeded if c in guesses and c not in trained]
             uar = _uar([clip_truth[c] for c in scored], [guesses[c] for c in scored])
-            curve.append({"answers": spent, "regular": regular, "labels": info["labels"], "uar": uar})
+            curve.append(
+                {
+                    "answers": spent,
+                    "regular": regular,
+                    "labels": info["labels"],
+                    "uar": uar,
+                    "clips": len(scored),
+                }
+            )
             say(f"{spent} answers ({regular} regular): model on {info['labels']} labels, UAR {uar}")
 
         learn()
@@ -165,7 +184,56 @@ def run_inline_campaign(
             status = project_status(s, project)
         service.stop()
         db.dispose()
-    return _result(rows, answers, status, truth, curve, queue, budget, time.monotonic() - t0)
+    result = _result(rows, answers, status, truth, curve, queue, budget, time.monotonic() - t0)
+    if heldout:
+        result.heldout_uar, result.heldout_clips = heldout_score(
+            folder, rows, set(truth), feature_set, heldout, seed, positive
+        )
+        say(f"the final labels' model on {result.heldout_clips} held-out clips: UAR {result.heldout_uar}")
+    return result
+
+
+def heldout_score(
+    folder: Path,
+    rows: list[dict[str, Any]],
+    used: set[str],
+    feature_set: str,
+    n: int,
+    seed: int,
+    positive: Sequence[str] | None,
+) -> tuple[float | None, int]:
+    """UAR, on `n` clips of `folder` outside the campaign (a random draw fixed by `seed`, the same
+    for every queue), of the project's learner fitted on the campaign's final training labels
+    (seed, control and confidently done crowd clips, as `learning_service.training_label`)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from listenloop.features.extraction import extract_features, files_dataset
+    from listenloop.learners.registry import make_learner
+
+    data = files_dataset(folder)
+    names = [Path(f).name for f in data.files]
+    truth = dict(zip(names, (str(v) for v in data.labels), strict=True))
+    if positive:
+        truth = binary_truth(truth, positive)
+    train = {
+        r["file"]: r["label"] for r in rows if r["final"] and r["status"] != "low_agreement" and r["label"]
+    }
+    others = sorted(set(names) - used)
+    held = sorted(random.Random(f"heldout-{seed}").sample(others, min(n, len(others))))
+    if not held or len(set(train.values())) < 2:
+        return None, len(held)
+    index = {name: i for i, name in enumerate(names)}
+    wanted = sorted(set(train) | set(held), key=index.__getitem__)
+    table = extract_features(data.subset(np.asarray([index[w] for w in wanted])), feature_set, progress=False)
+    rows_of = {wanted[k]: r for r, k in enumerate(table.kept)}
+    X = np.asarray(table.X)
+    fit_names = [w for w in train if w in rows_of]
+    test_names = [w for w in held if w in rows_of]
+    model = make_pipeline(StandardScaler(), make_learner(None, "classification"))
+    model.fit(X[[rows_of[w] for w in fit_names]], [train[w] for w in fit_names])
+    predicted = model.predict(X[[rows_of[w] for w in test_names]])
+    return _uar([truth[w] for w in test_names], list(predicted)), len(test_names)
 
 
 def _result(

@@ -44,11 +44,33 @@ def _read_gold(path: Path, answers: pd.DataFrame) -> dict[str, str]:
     return dict(zip(gold["item"], gold["label"], strict=True))
 
 
+def _read_model_probas(path: Path) -> pd.DataFrame:
+    """`--model-probas`: item,<class>... (or p_<class>) as a DataFrame indexed by item, with clear errors."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise ListenloopError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path, dtype={"item": str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ListenloopError(f"{path}: not a readable CSV ({exc})") from None
+    if "item" not in table.columns or len(table.columns) < 3:
+        raise ListenloopError(f"{path}: needs an item column and one column per class")
+    table = table.set_index("item")
+    table.columns = [c[2:] if str(c).startswith("p_") else str(c) for c in table.columns]
+    bad = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if bad:
+        raise ListenloopError(f"{path}: column {bad[0]!r} holds something other than numbers")
+    return table
+
+
 @app.command()
 def aggregate(
     answers_csv: Annotated[Path, typer.Argument(help="Answers: item,worker,label[,kind].")],
     out: Annotated[Path, typer.Option("--out", help="Labels CSV to write.")],
-    method: Annotated[str, typer.Option(help="mv, trust, ds, mace, glad; mean, median, trust_mean.")] = "ds",
+    method: Annotated[
+        str, typer.Option(help="mv, trust, ds, mace, glad, crowdlab; mean, median, trust_mean.")
+    ] = "ds",
     gold: Annotated[
         Path | None,
         typer.Option(help="item,label of control items: trust, and clamped in ds, mace and glad."),
@@ -60,6 +82,13 @@ def aggregate(
             help="Cells are sets of tags (a|b); implied when a cell has '|'. Soft labels per tag.",
         ),
     ] = False,
+    model_probas: Annotated[
+        Path | None,
+        typer.Option(
+            help="crowdlab: a classifier's out-of-fold class probabilities, CSV item,<class>,... "
+            "(or p_<class>, as this command writes them), one row per answered item."
+        ),
+    ] = None,
     workers_out: Annotated[Path | None, typer.Option(help="Write worker,skill,answers here.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")] = False,
 ) -> None:
@@ -76,7 +105,10 @@ def aggregate(
 
     check_outputs({"--out": out, "--workers-out": workers_out}, force)
     registry.check_method(method)
+    if (method == "crowdlab") != (model_probas is not None):
+        raise ListenloopError("--model-probas goes with --method crowdlab, and crowdlab needs it")
     answers = read_answers(answers_csv)
+    probas = _read_model_probas(model_probas) if model_probas is not None else None
     gold_labels = _read_gold(gold, answers) if gold is not None else {}
     trust = None
     if method in ("trust", "trust_mean"):
@@ -114,10 +146,12 @@ def aggregate(
             values = {"mean": continuous.mean_ratings, "median": continuous.median_ratings}[method](regular)
         values = values.reindex(items)  # items answered only "can't tell": no value
         table = pd.DataFrame({"item": items.astype(str), "value": values.to_numpy()})
+    elif multi and method == "crowdlab":
+        raise ListenloopError("crowdlab aggregates classes, not sets of tags")
     elif multi:
         table, skills = tag_table(named, regular, items, method, trust, gold_labels)
     else:
-        table, skills = class_table(named, regular, items, method, trust, gold_labels)
+        table, skills = class_table(named, regular, items, method, trust, gold_labels, probas)
     unlabelled = int(table[table.columns[1]].isna().sum())
     table.to_csv(out, index=False)
     if workers_out is not None:

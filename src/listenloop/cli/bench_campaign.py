@@ -76,6 +76,13 @@ def bench_campaign(
             "inline whenever due) instead of over HTTP (bench/inline_campaign.py).",
         ),
     ] = False,
+    heldout: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="--inline: score the final labels' model on this many clips of FOLDER outside the campaign.",
+        ),
+    ] = 0,
     rating_tolerance: Annotated[
         float | None, typer.Option(help="continuous: the project's rating_tolerance (default: its own).")
     ] = None,
@@ -119,6 +126,7 @@ def bench_campaign(
             queue=queue,
             budget=budget,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
+            heldout=heldout,
         )
         print(format_result(result))
         if json_out is not None:

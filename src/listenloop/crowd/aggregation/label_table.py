@@ -44,13 +44,15 @@ def class_table(
     method: str,
     trust: pd.Series | None,
     gold: dict[str, str],
+    model_probas: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.Series | None]:
     """One class per item: `item, label, confidence, p_<class>…` (empty where no class was named).
 
     `named`: the answers that name a class (can't tell left out); `regular`: those of items not
-    in `gold`; `items`: the table's items in order; `trust` feeds the trust-weighted vote.
+    in `gold`; `items`: the table's items in order; `trust` feeds the trust-weighted vote,
+    `model_probas` (items x classes) CROWDLAB.
     """
-    agg = registry.make_aggregator(method, trust=trust)
+    agg = registry.make_aggregator(method, trust=trust, model_probas=model_probas)
     if gold and method in CLAMPING:
         agg.fit(named, gold=gold)  # control answers clamp their items; the output leaves them out
     elif not regular.empty:

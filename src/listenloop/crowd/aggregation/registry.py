@@ -6,7 +6,7 @@ from typing import Any
 
 from listenloop.errors import ListenloopError
 
-CATEGORICAL = ("mv", "trust", "ds", "mace", "glad")
+CATEGORICAL = ("mv", "trust", "ds", "mace", "glad", "crowdlab")
 CONTINUOUS = ("mean", "median", "trust_mean")
 
 
@@ -17,8 +17,9 @@ def check_method(method: str) -> str:
     return method
 
 
-def make_aggregator(method: str, trust: Any = None) -> Any:
-    """A fresh categorical aggregator for `method` (`trust` feeds the trust-weighted vote)."""
+def make_aggregator(method: str, trust: Any = None, model_probas: Any = None) -> Any:
+    """A fresh categorical aggregator for `method` (`trust` feeds the trust-weighted vote,
+    `model_probas` CROWDLAB: a classifier's out-of-fold probabilities, items x classes)."""
     if method == "mv":
         from listenloop.crowd.aggregation.majority_vote import MajorityVote
 
@@ -39,5 +40,13 @@ def make_aggregator(method: str, trust: Any = None) -> Any:
         from listenloop.crowd.aggregation.glad import GLAD
 
         return GLAD()
+    if method == "crowdlab":
+        if model_probas is None:
+            raise ListenloopError(
+                "crowdlab counts a classifier as one more annotator: give its probabilities"
+            )
+        from listenloop.crowd.aggregation.crowdlab import CrowdLab
+
+        return CrowdLab(model_probas)
     check_method(method)
     raise ListenloopError(f"'{method}' is a method for continuous answers, not an aggregator of classes")
