@@ -17,6 +17,7 @@ from sqlalchemy import select
 from api_support import annotator, login
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import dashboard as dash
+from listenloop.engine import spammers
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.config import ProjectConfig
@@ -213,12 +214,18 @@ def test_a_detected_spammer_cannot_close_a_clip(db: Database, tmp_path: Path) ->
     assert clips
 
 
-def test_flagging_reaggregates_the_clips_spammers_answered(db: Database, tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [50, 1])
+def test_flagging_reaggregates_the_clips_spammers_answered(
+    db: Database, tmp_path: Path, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A queued clip kept open by a random spammer's disagreeing answers is done once the
-    spammer is flagged (their answers stop counting), without another answer.
+    spammer is flagged (their answers stop counting), without another answer; also when the
+    clips are re-aggregated one per transaction (`batch` 1: every batch is written).
 
     rand's checks went well (trust 0.9), so their one disagreeing answer holds two honest ones
     at the prior trust 0.75 below tau (0.89); flagged, rand counts at chance and those are 0.988."""
+    monkeypatch.setattr(spammers, "REAGGREGATE_BATCH", batch)
+    monkeypatch.setattr(spammers, "REAGGREGATE_PAUSE", 0.0)
     camp = Campaign(db)
     camp.run(60)
     with db.write() as s:

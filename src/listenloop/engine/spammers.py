@@ -22,6 +22,7 @@ flag them again. Detection never lifts a flag (the owner does).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -103,6 +104,12 @@ def chance_workers(inputs: SpamInputs, found: pd.DataFrame) -> set[str]:
     return inputs.flagged | set(found["worker"])
 
 
+REAGGREGATE_BATCH = 50  # clips re-aggregated per write transaction after a flag (~1 ms each)
+# Seconds between two such transactions: longer than the longest sleep of SQLite's busy handler
+# (100 ms), so a request waiting for the write lock finds it free at its next try.
+REAGGREGATE_PAUSE = 0.12
+
+
 def write_flags(db: Database, inputs: SpamInputs, found: pd.DataFrame) -> list[dict[str, Any]]:
     """Flag the found spammers (block them where the project says so), log `annotator_flagged`,
     and re-aggregate the queued clips they answered; returns the events' data."""
@@ -156,7 +163,7 @@ def write_flags(db: Database, inputs: SpamInputs, found: pd.DataFrame) -> list[d
             out.append(data)
         session.flush()
         spammers = [int(w) for w in found["worker"] if int(w) in names]
-        clips = session.scalars(
+        clips: list[int] = session.scalars(
             select(Task.clip_id)
             .join(Clip, Clip.id == Task.clip_id)
             .where(
@@ -168,5 +175,12 @@ def write_flags(db: Database, inputs: SpamInputs, found: pd.DataFrame) -> list[d
             )
             .distinct()
         ).all()
-        reaggregate_clips(session, project.id, list(clips), now)
+    # In short transactions with pauses between: a crowd of random answerers can have answered
+    # every open clip, and one transaction over all of them held the write lock that every
+    # `next` and `answer` waits for (a clip left for later is re-aggregated by its next answer too).
+    for start in range(0, len(clips), REAGGREGATE_BATCH):
+        if start:
+            time.sleep(REAGGREGATE_PAUSE)
+        with db.write() as session:
+            reaggregate_clips(session, inputs.project_id, list(clips[start : start + REAGGREGATE_BATCH]), now)
     return out
