@@ -74,12 +74,13 @@ class Campaign:
                 clip.rank = float(clip.file_name[-6:-4]) + (0.5 if clip.file_name.startswith("high") else 0.0)
 
     def token(self, user: str, password: str) -> dict[str, str]:
-        r = httpx.post(f"{self.base}/api/v1/token", data={"username": user, "password": password})
+        r = httpx.post(f"{self.base}/api/v1/token", data={"username": user, "password": password}, timeout=60)
         return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
     def annotator(self, name: str) -> dict[str, str]:
         """A new annotator who already passed some checks (trust 0.8): two agreeing answers close a clip."""
-        r = httpx.post(f"{self.base}/api/v1/users", json={"username": name, "password": f"{name}-password"})
+        body = {"username": name, "password": f"{name}-password"}
+        r = httpx.post(f"{self.base}/api/v1/users", json=body, timeout=60)
         with self.app.state.db.write() as s:
             s.add(WorkerTrust(project_id=self.pid, user_id=r.json()["id"], trust=0.8, n_checked=5, n_right=4))
         return self.token(name, f"{name}-password")
@@ -251,3 +252,57 @@ def test_annotators_get_no_clip_browser(campaign: Campaign) -> None:
     ann = campaign.token("ann", "ann-password")
     r = httpx.get(f"{campaign.base}/api/v1/projects/{campaign.pid}/clips", headers=ann)
     assert r.status_code == 403
+
+
+def test_owner_finds_similar_clips_and_labels_them(campaign: Campaign) -> None:
+    """Search by example: the open clip's nearest clips (itself first), one labelled from the list."""
+    k = campaign
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        watched = Watched(browser, k.base, {"width": 1280, "height": 900})
+        page = watched.page
+        try:
+            page.goto(k.base + "/")
+            page.wait_for_selector("html[data-app=ready]")
+            page.fill("#signin-username", "owner")
+            page.fill("#signin-password", "owner-pass-1")
+            page.press("#signin-password", "Enter")
+            page.wait_for_selector("#nav:not([hidden])")
+            page.goto(f"{k.base}/#/projects/{k.pid}/clips")
+            page.wait_for_selector(".dashboard-root[data-ready=true] table.clips-table")
+            assert page.locator("form.similar-upload").count() == 1  # search by an audio file
+            page.click("table.clips-table tbody tr:has-text('high_05.wav')")
+            page.wait_for_selector("#clip-detail h2:has-text('high_05.wav')")
+            page.click("#clip-detail button.find-similar")
+            page.wait_for_selector("#clip-detail table.similar tbody tr")
+            rows = page.locator("#clip-detail table.similar tbody tr")
+            assert rows.count() == 10
+            assert "high_05.wav" in rows.nth(0).locator("th").inner_text()  # itself, at distance 0
+            assert rows.nth(0).locator("td").nth(0).inner_text() == "0.00"
+            # a tone's nearest are tones of its kind: the high ones come before any low one
+            files = [rows.nth(i).locator("th").inner_text() for i in range(10)]
+            highs = [f.startswith("high") for f in files]
+            assert highs[:4] == [True] * 4, files
+            target = next(
+                f
+                for f in files[1:]
+                if f.startswith("high")
+                and f not in ("high_00.wav", "high_01.wav", "high_02.wav", "high_03.wav")
+            )
+            row = page.locator(f"#clip-detail table.similar tbody tr:has-text('{target}')")
+            row.locator("select").select_option("high")
+            row.locator("button:has-text('Set')").click()
+            page.wait_for_function(
+                "(f) => [...document.querySelectorAll('#clip-detail table.similar tbody tr')].some((tr) =>"
+                " tr.textContent.includes(f) && tr.querySelector('.sim-label').textContent.includes('expert')"
+                ")",
+                arg=target,
+            )
+            page.screenshot(path=str(ARTIFACTS / "clip-browser-similar.png"), full_page=True)
+        finally:
+            watched.context.close()
+            browser.close()
+    watched.check()
+    text = httpx.get(f"{k.base}/api/v1/projects/{k.pid}/export?format=csv", headers=k.owner).text
+    rows = {r["file"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert (rows[target]["label"], rows[target]["source"]) == ("high", "expert")

@@ -65,6 +65,9 @@ class Settings(BaseModel):
     data: str = Field("listenloop-data", description="Folder for audio and caches.")
     scheduler: str | None = Field(None, description="Dask scheduler address for learning rounds.")
     import_root: str | None = Field(None, description="Folder that manifest uploads are relative to.")
+    import_protocols: str | None = Field(
+        None, description="fsspec protocols besides local files that bulk imports may fetch (e.g. s3,gs)."
+    )
     learning: bool = Field(True, description="Run the background learning service (0/false/off: not).")
     # the annotators' loop
     task_lease_seconds: float = Field(

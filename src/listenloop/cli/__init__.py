@@ -11,9 +11,12 @@ from listenloop.cli import aggregate as _aggregate  # noqa: F401
 from listenloop.cli import bench_aggregate as _bench_aggregate  # noqa: F401
 from listenloop.cli import bench_campaign as _bench_campaign  # noqa: F401
 from listenloop.cli import bench_features as _bench_features  # noqa: F401
+from listenloop.cli import bench_import as _bench_import  # noqa: F401
 from listenloop.cli import bench_query as _bench_query  # noqa: F401
 from listenloop.cli import bench_round as _bench_round  # noqa: F401
 from listenloop.cli import bench_serve as _bench_serve  # noqa: F401
+from listenloop.cli import bench_similar as _bench_similar  # noqa: F401
+from listenloop.cli import bulk_import as _bulk_import  # noqa: F401
 
 # Importing a command module registers its commands on `app` / `bench_app`.
 from listenloop.cli import demo as _demo  # noqa: F401

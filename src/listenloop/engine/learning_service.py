@@ -330,6 +330,7 @@ class LearningService:
         self._client: Client | None = None
         self._retry: dict[int, tuple[int, float]] = {}  # project -> (failures, monotonic retry time)
         self._next_retention = 0.0  # monotonic time of the next retention sweep
+        self._search: dict[int, Any] = {}  # project -> the Dask future rebuilding its search index
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -539,9 +540,33 @@ class LearningService:
             start = time.perf_counter()
             inputs = self._read(project_id)
             result = self._compute(held, _round_task, (inputs, None), fan_out=True)
-            return self._write(project_id, inputs, result, held.token, time.perf_counter() - start)
+            run_id = self._write(project_id, inputs, result, held.token, time.perf_counter() - start)
+            self._refresh_search(project_id, inputs)
+            return run_id
 
         return self._under_lease(project_id, work, key=project_id, failure="learning_failed")
+
+    def _refresh_search(self, project_id: int, inputs: dict[str, Any]) -> None:
+        """Rebuild the project's search-by-example index next to its feature matrix when the round
+        changed the matrix (`features.search_index`): inline, or as a Dask task not waited for (the
+        lease is already released; a build still running for the project is left to finish)."""
+        from listenloop.engine.learning import MATRIX_FOLDER
+        from listenloop.features.matrix import stored_name
+        from listenloop.features.registry import get_extractor
+
+        root = Path(inputs["cache_dir"]) / MATRIX_FOLDER
+        name = stored_name(inputs["matrix"], get_extractor(inputs["feature_set"]).cache_token())
+        if self.inline:
+            try:
+                refresh_index(root, name)
+            except Exception:
+                log.exception("learning service: the search index of project %s failed", project_id)
+            return
+        pending = self._search.get(project_id)
+        if pending is not None and not pending.done():
+            return
+        client, _ = self._dask()
+        self._search[project_id] = client.submit(refresh_index, root, name, pure=False)
 
     def _under_lease(
         self, project_id: int, work: Callable[[Held], int | None], *, key: int, failure: str
@@ -839,6 +864,13 @@ class LearningService:
                 thing.close()
             except Exception:  # closing at shutdown: nothing else to do
                 log.debug("learning service: closing Dask failed", exc_info=True)
+
+
+def refresh_index(root: Path, name: str) -> bool:
+    """`features.search_index.refresh_index` (imported where it runs: a Dask worker)."""
+    from listenloop.features.search_index import refresh_index as refresh
+
+    return refresh(root, name)
 
 
 def _quiet_dask() -> None:

@@ -227,9 +227,9 @@ def _fill_sizes(db: Database, data_dir: Path, cleaned: Cleaned) -> None:
             session.execute(update(Clip), sizes)  # one UPDATE by primary key, many rows
     cleaned.sizes_filled = len(missing)
     with db.write() as session:
-        totals = (
+        totals = (  # audio in the store only: a bulk import's files referenced in place take no quota
             select(func.coalesce(func.sum(Clip.size_bytes), 0))
-            .where(Clip.project_id == Project.id)
+            .where(Clip.project_id == Project.id, Clip.path.like("audio/%"))
             .scalar_subquery()
         )
         session.execute(update(Project).values(stored_bytes=totals))

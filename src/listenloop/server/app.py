@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.types import ASGIApp
 
 from listenloop import __version__
+from listenloop.engine.bulk_import import ImportRunner
 from listenloop.engine.errors import (
     ConflictError,
     EngineError,
@@ -48,10 +49,12 @@ from listenloop.server.routers import (
     clips,
     dashboard,
     exports,
+    imports,
     labelstudio,
     leaderboard,
     projects,
     review,
+    similar,
     tasks,
     users,
 )
@@ -159,6 +162,14 @@ def create_app(
             else LearningProcess(db.url, data, scheduler, poll_seconds=poll)
         )
 
+    upload_limits = limits or UploadLimits(
+        max_upload_bytes=settings.max_upload, project_quota_bytes=settings.project_quota
+    )
+    # bulk imports (`POST …/imports`) run in a thread of each process; a job's lease keeps it to one
+    runner = ImportRunner(
+        db, data, quota=upload_limits.project_quota_bytes, max_bytes=upload_limits.max_entry_bytes
+    )
+
     @asynccontextmanager
     async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         stop_checkpoints = db.start_checkpointer()
@@ -166,9 +177,11 @@ def create_app(
         gc.freeze()  # start-up objects never need collecting: shorter GC pauses on the hot paths
         if service is not None:
             service.start()
+        runner.start()
         try:
             yield
         finally:
+            runner.stop()
             if service is not None:
                 service.stop()
             stop_checkpoints()
@@ -185,9 +198,8 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.data_dir = data
-    app.state.limits = limits or UploadLimits(
-        max_upload_bytes=settings.max_upload, project_quota_bytes=settings.project_quota
-    )
+    app.state.limits = upload_limits
+    app.state.imports = runner
     app.state.scheduler = scheduler
     app.state.import_root = Path(import_root).expanduser().resolve() if import_root else None
     app.state.learning = service
@@ -207,10 +219,12 @@ def create_app(
     app.add_exception_handler(OperationalError, _busy)
     app.add_exception_handler(IntegrityError, _integrity)
     # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
-    for module in (tasks, users, projects, clips, exports, leaderboard, dashboard, review):
+    for module in (tasks, users, projects, clips, similar, imports, exports, leaderboard, dashboard, review):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(clips.uploads, prefix="/api/v1")
     app.include_router(labelstudio.uploads, prefix="/api/v1")
+    app.include_router(imports.uploads, prefix="/api/v1")
+    app.include_router(similar.uploads, prefix="/api/v1")
     mount_docs(app)
     mount_pages(app)  # after the docs: /static/swagger-ui must match before /static
     return app

@@ -96,6 +96,16 @@ async def require_project_owner(request: Request) -> None:
         ops.require_owner(ops.load_project(session, int(raw)), who)
 
 
+async def require_project_reviewer(request: Request) -> None:
+    """401/403/404 unless the caller owns or reviews the project in the path (no body is read)."""
+    who = await current_user(request, await oauth2(request))
+    raw = request.path_params.get("project_id", "")
+    if not (isinstance(raw, str) and raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID):
+        raise InvalidError(f"project_id must be a whole number from 1 to {MAX_ID}")
+    with request.app.state.db.read() as session:
+        ops.require_reviewer(session, ops.load_project(session, int(raw)), who)
+
+
 class UploadRoute(StrictJSONRoute):
     """A route whose body may reach the upload limit, read only after its caller proved to own
     the project."""
@@ -109,3 +119,18 @@ class UploadRoute(StrictJSONRoute):
             return await handler(request)
 
         return owner_first
+
+
+class ReviewUploadRoute(StrictJSONRoute):
+    """An upload route for the project's owner and its reviewers (search by an example clip),
+    the caller checked before the body is read."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def reviewer_first(request: Request) -> Response:
+            await require_project_reviewer(request)
+            request.scope[LIMIT_KEY] = request.app.state.limits.max_upload_bytes
+            return await handler(request)
+
+        return reviewer_first

@@ -236,6 +236,8 @@ class Clip(Base):
     # whether it became a control question for that reason (examples_as_controls).
     example_label: Mapped[str | None] = mapped_column(Text, nullable=True)
     example_control: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A manifest import's other columns of the clip's row (`group` among them); None for uploads.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -425,3 +427,44 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+IMPORT_STATUSES = ("queued", "running", "done", "failed")
+
+
+class ImportJob(Base):
+    """A manifest import running in the background (`engine/bulk_import.py`).
+
+    `offset` (the manifest's byte offset after the last row processed) and the counts are
+    committed with each chunk's clips, and `report_bytes` is the length of the rejection report
+    they account for: a restart truncates the report there and reads on from `offset`.
+    `lease_until` is held by the one process that runs the job (it expires if that one dies).
+    """
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (
+        Index("ix_import_jobs_project_id", "project_id", "id"),
+        Index("ix_import_jobs_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    source: Mapped[str] = mapped_column(String(512))  # the manifest's name as the owner gave it
+    manifest: Mapped[str] = mapped_column(String(1024))  # where it is read from (absolute path)
+    format: Mapped[str] = mapped_column(String(8))  # csv or jsonl
+    # where its uris may point: {"root": dir | None, "base": dir | None, "protocols": [...]}
+    sources: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)  # duplicates included
+    report_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

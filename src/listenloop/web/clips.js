@@ -427,7 +427,106 @@ export async function renderClips(root, projectId, queryText) {
   function drawDetailEmpty() {
     replace(detail,
       h("h2", { id: "clip-detail-title" }, "No clip open"),
-      h("p", { class: "empty" }, "Open a clip in the table to hear it, see who answered what, its soft label and the model's prediction, and to correct its label."));
+      h("p", { class: "empty" }, "Open a clip in the table to hear it, see who answered what, its soft label and the model's prediction, and to correct its label."),
+      exampleSearch());
+  }
+
+  /** The pool's clips nearest to an example, each with a label control (the owner's expert answer). */
+  function similarTable(result, caption) {
+    if (!result.neighbours.length) return h("p", { class: "empty" }, "No clip of the pool has features yet.");
+    const labelled = project.task_type === "classification" || project.task_type === "binary";
+    const rows = result.neighbours.map((n) => {
+      const labelCell = h("td", { class: "sim-label" }, n.label === null ? "–" : [shown(n.label), " ", sourceTag(n.source, n.status)]);
+      let action = h("td", {}, h("button", { type: "button", class: "dash-button small", onclick: () => openClip(n.clip_id, true) }, "Open to label"));
+      if (labelled) {
+        const id = `sim-${n.clip_id}-class`;
+        const select = h("select", { id, "aria-label": `Class of ${n.file}` }, [h("option", { value: "" }, "Class…"), ...classes.map((c) => h("option", { value: c, selected: c === n.label && n.source === "expert" }, c))]);
+        const set = h("button", { type: "button", class: "dash-button small" }, "Set");
+        set.addEventListener("click", async () => {
+          if (!select.value) {
+            select.focus();
+            return;
+          }
+          set.disabled = true;
+          try {
+            const fixed = await api("POST", `/projects/${pid}/clips/${n.clip_id}/label`, { label: select.value });
+            replace(labelCell, shown(fixed.label), " ", sourceTag(fixed.source, fixed.status));
+            announce(`Label of ${fixed.file} set to ${shown(fixed.label)}.`);
+          } catch (e) {
+            announce(e instanceof ApiError ? e.message : "The server could not be reached; try again.");
+          } finally {
+            set.disabled = false;
+          }
+        });
+        action = h("td", { class: "sim-set" }, select, set);
+      }
+      return h("tr", { "data-clip": String(n.clip_id) },
+        h("th", { scope: "row" }, h("button", { type: "button", class: "link-button", onclick: () => openClip(n.clip_id, true) }, n.file)),
+        h("td", { class: "num" }, n.distance.toFixed(2)),
+        labelCell,
+        h("td", {}, badge(n.status)),
+        action);
+    });
+    const note = result.index.kind === "ivf" ? " (approximate index)" : "";
+    return [
+      result.index.stale ? h("p", { class: "hint" }, "The index predates the newest features: clips added since are not searched yet.") : null,
+      h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": caption },
+        h("table", { class: "data similar" },
+          h("caption", {}, `${caption}${note}, nearest first`),
+          h("thead", {}, h("tr", {}, ["Clip", "Distance", "Label", "Status", labelled ? "Set label" : ""].map((x) => h("th", { scope: "col" }, x)))),
+          h("tbody", {}, rows))),
+    ];
+  }
+
+  /** "Find similar clips" for an open clip. */
+  function similarPanel(clip) {
+    const out = h("div", { class: "similar-result", "aria-live": "polite" });
+    const button = h("button", { type: "button", class: "dash-button small find-similar" }, "Find similar clips");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      replace(out, h("p", { class: "hint" }, "Searching…"));
+      try {
+        const result = await api("GET", `/projects/${pid}/clips/${clip.clip_id}/similar?k=10`);
+        replace(out, similarTable(result, `The ${result.neighbours.length} clips nearest to ${clip.file}`));
+      } catch (e) {
+        replace(out, h("p", { class: "field-error" }, e instanceof ApiError ? e.message : "The server could not be reached; try again."));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return h("section", { class: "similar-search" },
+      h("h3", {}, "Similar clips"),
+      h("p", { class: "hint" }, "The pool's nearest clips in the project's feature space: label them to seed a rare class."),
+      button, out);
+  }
+
+  /** Search by an audio file of the owner's (nothing is stored). */
+  function exampleSearch() {
+    const out = h("div", { class: "similar-result", "aria-live": "polite" });
+    const file = h("input", { type: "file", id: "sim-file", accept: "audio/*,.wav,.flac,.ogg,.mp3" });
+    const form = h("form", { class: "similar-upload" },
+      h("h3", {}, "Search by example"),
+      h("label", { for: "sim-file" }, "An audio file like the clips you look for"), " ", file, " ",
+      h("button", { type: "submit", class: "dash-button small" }, "Find similar clips"),
+      out);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!file.files.length) {
+        replace(out, h("p", { class: "field-error" }, "Choose an audio file."));
+        file.focus();
+        return;
+      }
+      const data = new FormData();
+      data.append("audio", file.files[0]);
+      replace(out, h("p", { class: "hint" }, "Searching…"));
+      try {
+        const result = await api("POST", `/projects/${pid}/similar?k=10`, data);
+        replace(out, similarTable(result, `The ${result.neighbours.length} clips nearest to ${file.files[0].name}`));
+      } catch (e) {
+        replace(out, h("p", { class: "field-error" }, e instanceof ApiError ? e.message : "The server could not be reached; try again."));
+      }
+    });
+    return form;
   }
 
   function neighbour(step) {
@@ -530,6 +629,7 @@ export async function renderClips(root, projectId, queryText) {
       softBars(clip.soft, clip.classes),
       h("h3", {}, "Model"),
       h("p", { class: "prediction" }, predictionText(clip)),
+      similarPanel(clip),
       h("h3", {}, "Answers"),
       answersTable(clip));
   }
