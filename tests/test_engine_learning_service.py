@@ -141,7 +141,7 @@ def test_round_reranks_the_queue_and_records_a_run(world) -> None:
         shas = [s.get(Clip, cid).sha256 for cid in want.order]
     assert all((data / spectrogram_path(sha)).is_file() for sha in shas)
     (run,) = runs(db, pid)
-    assert run.labels == 30 and run.clips == 100 and run.metric == "uar" and run.strategy == "margin"
+    assert run.labels == 30 and run.clips == 100 and run.metric == "uar" and run.strategy == "auto"
     assert not run.cold_start and run.skipped == 0 and run.score is not None and 0.0 <= run.score <= 1.0
     # the dashboard's map: every clip of the round (100 < MAP_POINTS), predicted labels from the model
     assert run.map["method"] == "pca" and len(run.map["explained"]) == 2

@@ -88,7 +88,7 @@ def test_project_with_minimal_config_gets_defaults(client: TestClient) -> None:
     oh = login(client, "owner", "owner-pass-1")
     pid = new_project(client, oh)
     project = client.get(f"/api/v1/projects/{pid}", headers=oh).json()
-    assert project["classes"] == DIGITS and project["strategy"] == "margin" and project["learner"] == "svm"
+    assert project["classes"] == DIGITS and project["strategy"] == "auto" and project["learner"] == "svm"
     assert project["redundancy"] == {"min": 2, "max": 7, "tau": 0.95} and project["budget"] is None
     r = client.post(
         "/api/v1/projects", headers=oh, json={"name": "loud", "task_type": "continuous", "range": [0, 10]}

@@ -57,7 +57,7 @@ def simulate(
         str | None, typer.Option(help="Learner parameters, e.g. 'C=0.1,kernel=rbf'.")
     ] = None,
     strategies: Annotated[str, typer.Option(help="Comma-separated strategies; random is the baseline.")] = (
-        "random,margin"
+        "random,auto"
     ),
     initial: Annotated[int, typer.Option(help="Random labels to start from.")] = 30,
     batch: Annotated[int, typer.Option(help="Clips asked per iteration.")] = 30,

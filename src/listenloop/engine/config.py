@@ -170,7 +170,10 @@ class ProjectConfig(_EveryProblem):
     range: tuple[float, float] | None = Field(None, description="[low, high] of a continuous rating.")
     feature_set: str = "compare"
     learner: str | None = Field(None, description="Default: svm (classes) or svr (continuous).")
-    strategy: str = Field("margin", description="Any query strategy of the learning core.")
+    strategy: str = Field(
+        "auto",
+        description="Any query strategy of the learning core (auto: a bandit over the uncertainty rules).",
+    )
     mode: Literal["pool", "stream"] = "pool"
     queue: Literal["redundancy", "relabel_or_new"] = Field(
         "redundancy",
@@ -241,7 +244,7 @@ class ProjectConfig(_EveryProblem):
             self.segment_seconds = self.segment_seconds or DEFAULT_SEGMENT_S
             self.hop_seconds = self.hop_seconds or DEFAULT_HOP_S
         if self.task_type == "continuous":
-            if self.strategy == "margin":
+            if self.strategy in ("margin", "auto"):  # the classification defaults: ratings' own rule
                 self.strategy = "regression_binary_confidence"
         else:
             self.classes = [str(c).strip() for c in self.classes or []]

@@ -110,7 +110,7 @@ class Project(Base):
     range_max: Mapped[float | None] = mapped_column(Float, nullable=True)
     feature_set: Mapped[str] = mapped_column(String(64), default="compare")
     learner: Mapped[str] = mapped_column(String(64), default="svm")
-    strategy: Mapped[str] = mapped_column(String(64), default="margin")
+    strategy: Mapped[str] = mapped_column(String(64), default="auto")
     mode: Mapped[str] = mapped_column(String(16), default="pool")
     retrain_every: Mapped[int] = mapped_column(Integer, default=20)
     passive_share: Mapped[float] = mapped_column(Float, default=0.1)  # the queue's random (passive) arm

@@ -15,7 +15,7 @@ export const FIELD_HELP = {
   range: "The lowest and the highest rating; low must be below high.",
   feature_set: "Audio features the model learns from; ComParE 2016 measured best on speech and office sounds.",
   learner: "The model; default: a linear SVM (SVR for ratings).",
-  strategy: "Which clips to ask about next; margin is recommended, random is passive learning.",
+  strategy: "Which clips to ask about next; auto (the default) learns which rule pays on your data, random is passive learning.",
   mode: "pool ranks every uploaded clip; stream judges arrivals 2 × retrain cadence at a time and lets the less informative half pass unheard.",
   queue: "redundancy: new clips in the strategy's order, each asked until it closes; relabel_or_new (classes, pool mode): one more answer on a clip already heard or a first on a new one, whichever the model and the answers so far say is worth more (ActiveLab).",
   retrain_every: "Retrain and re-rank the queue after this many new labels (at least 1).",

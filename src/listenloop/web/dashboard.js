@@ -38,9 +38,9 @@ const FALLBACK_OPTIONS = {
   feature_sets: ["compare", "egemaps", "logmel", "mfcc"],
   learners: { classification: ["svm", "logreg", "rf"], regression: ["svr", "rf", "ridge"] },
   strategies: {
-    classification: ["margin", "random", "least_confidence", "entropy", "margin_diverse", "medium_certainty",
+    classification: ["auto", "margin", "random", "least_confidence", "entropy", "margin_diverse", "medium_certainty",
       "alternating_confidence", "self_training"],
-    binary: ["margin", "random", "least_confidence", "entropy", "margin_diverse", "medium_certainty",
+    binary: ["auto", "margin", "random", "least_confidence", "entropy", "margin_diverse", "medium_certainty",
       "least_confidence_tuned", "alternating_confidence", "self_training"],
     regression: ["regression_binary_confidence", "random"],
   },
@@ -48,7 +48,7 @@ const FALLBACK_OPTIONS = {
 };
 
 const DEFAULTS = {
-  feature_set: "compare", strategy: "margin", mode: "pool", retrain_every: 20, passive_share: 0.1,
+  feature_set: "compare", strategy: "auto", mode: "pool", retrain_every: 20, passive_share: 0.1,
   "redundancy.min": 2, "redundancy.max": 7, "redundancy.tau": 0.95,
   control_rate: 0.1, consistency_rate: 0.05, trust_threshold: 0.5, budget: "", invite_only: false,
   rating_tolerance: "",
