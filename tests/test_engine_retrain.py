@@ -7,9 +7,10 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from listenloop.engine.retrain import diverse_order, rank_by_tags, retrain_and_rank, tags_cv_score
+from listenloop.engine.retrain import rank_by_tags, retrain_and_rank, tags_cv_score
 from listenloop.errors import ListenloopError
 from listenloop.rows import LazyRows
+from listenloop.strategies.al_round import diverse_order
 
 
 def blobs(n_per: int = 60, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

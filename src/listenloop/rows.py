@@ -110,3 +110,11 @@ def column_stats(X: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if count == 0:
         return mean, np.ones(dim)
     return mean, np.sqrt(m2 / count)
+
+
+def standardise(X: Any, rows: np.ndarray) -> Standardised:
+    """X standardised on the mean and std of `X[rows]` (a constant column divided by 1), as a lazy
+    view: the one standardisation of an active-learning round, live or simulated."""
+    mean, std = column_stats(X, rows)
+    std[std == 0] = 1.0
+    return Standardised(X, mean, std)

@@ -29,6 +29,7 @@ from listenloop.engine.retrain import (
 )
 from listenloop.errors import ListenloopError
 from listenloop.rows import Standardised
+from listenloop.strategies.al_round import interleave_passive
 from listenloop.strategies.auto import remap_state
 
 #: Folder of the projects' consolidated feature matrices, under the feature cache.
@@ -208,7 +209,7 @@ def learning_round(
     if passive_share > 0 and window == 0 and in_arm is not None:
         arm_rows = np.array([bool(in_arm[i]) for i in kept], dtype=bool)
         order, drawn_rows = interleave_passive(
-            order, arm_rows, passive_share, np.random.default_rng([7, iteration])
+            order, arm_rows, passive_share, np.random.default_rng([7, iteration]), QUEUE_SIZE
         )
     ordered = ids[kept[order]].tolist()
     passive_score = passive_labels = heldout_score = heldout_size = None
@@ -315,40 +316,6 @@ def tag_matrix(labels: Sequence[str | None], tags: Sequence[str]) -> np.ndarray:
     """Multi-label training labels ("a|c", "" for none) as a clips x tags matrix of presence."""
     sets = [set(label.split(TAG_SEP)) if label else set() for label in labels]
     return np.array([[tag in s for tag in tags] for s in sets], dtype=bool).reshape(len(sets), len(tags))
-
-
-def interleave_passive(
-    order: np.ndarray, in_arm: np.ndarray, share: float, rng: np.random.Generator, head: int = QUEUE_SIZE
-) -> tuple[np.ndarray, np.ndarray]:
-    """The queue with every (1/share)-th place of its head given to a uniformly random pool clip.
-
-    `order`: rows in the strategy's order; `in_arm[row]`: drawn at random by an earlier round
-    (those keep their arm). Returns the new order and the rows drawn now.
-    """
-    order = np.asarray(order, dtype=np.int64)
-    if len(order) == 0 or share <= 0:
-        return order, np.zeros(0, dtype=np.int64)
-    mine = in_arm[order]
-    arm = order[mine]
-    rest = order[~mine]
-    want = int(np.ceil(share * min(head, len(order))))
-    new = np.zeros(0, dtype=np.int64)
-    if want > len(arm) and len(rest):
-        new = rng.choice(rest, size=min(want - len(arm), len(rest)), replace=False)
-        rest = rest[~np.isin(rest, new)]
-        arm = np.concatenate([arm, new])
-    arm = rng.permutation(arm)
-    every = max(1, round(1 / share))
-    out: list[int] = []
-    a = r = 0
-    while a < len(arm) or r < len(rest):
-        if a < len(arm) and (len(out) % every == every - 1 or r >= len(rest)):
-            out.append(int(arm[a]))
-            a += 1
-        else:
-            out.append(int(rest[r]))
-            r += 1
-    return np.asarray(out, dtype=np.int64), np.sort(new)
 
 
 def _judge_window(

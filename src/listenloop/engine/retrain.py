@@ -3,11 +3,11 @@
 Pure numpy/scikit-learn over row indices, no storage and no HTTP, so the engine can run it
 in a Dask task (in-process cluster or `--scheduler`) and write the ranks back itself.
 
-- Cold start (000_, Table 1 step 1): until every class has a label, the pool is ordered
-  for diversity: k-means over the pool, then round-robin over the clusters, so the first
-  clips people hear cover the feature space instead of repeating one corner.
-- Afterwards the project's strategy orders the pool: the first `queue_size` clips in the
-  strategy's order, then the rest in random order (scored again at the next retrain).
+- The round itself is `strategies.al_round`, the one `listenloop simulate` runs too: cold start
+  (000_, Table 1 step 1: until every class has a label, the pool in round-robin order over
+  k-means clusters, so the first clips people hear cover the feature space), the fit, and the
+  project's strategy ordering the first `queue_size` clips, the rest in random order (scored
+  again at the next retrain).
 - The score is the cross-validated UAR (balanced accuracy) on the labelled set, or the
   Pearson correlation for continuous labels: the model score history of the status page.
 - Multi-label projects (tags) by binary relevance: one yes/no model per tag, the pool in
@@ -24,8 +24,9 @@ import numpy as np
 
 from listenloop.errors import ListenloopError
 from listenloop.learners.registry import make_learner
-from listenloop.rows import Standardised, column_stats, rows_per_chunk
-from listenloop.strategies.base import QueryContext
+from listenloop.rows import Standardised
+from listenloop.rows import standardise as rows_standardise
+from listenloop.strategies.al_round import al_round
 from listenloop.strategies.registry import make_strategy
 from listenloop.strategies.training_set import fit_round, fit_rows
 
@@ -34,7 +35,7 @@ QUEUE_SIZE = 1000  # clips ordered by the strategy per retrain; the rest wait fo
 # platform (the crowd keeps answering), so its live rounds order the queue from the first one.
 LIVE_STRATEGY_PARAMS: dict[str, dict[str, Any]] = {"dal": {"t0": 0}}
 MIN_PER_CLASS_FOR_CV = 2
-KMEANS_SAMPLE = 20000  # cold start: pool rows the clusters are fitted on (all rows are assigned)
+COLD_START = "kmeans"  # the live loop's cold start (`strategies.al_round`): cover the feature space
 
 
 @dataclass
@@ -54,37 +55,6 @@ class RankResult:
     # a strategy that learns across rounds (auto's bandit): its state after this round, rows as row
     # numbers of X (None: the strategy keeps none)
     strategy_state: dict[str, Any] | None = None
-
-
-def diverse_order(
-    X: Any, rows: np.ndarray, rng: np.random.Generator, clusters: int = 20, sample: int = KMEANS_SAMPLE
-) -> np.ndarray:
-    """`rows` ordered round-robin over k-means clusters of their features (random order inside each).
-
-    Above `sample` rows the clusters are fitted on a random sample of them and every row is
-    assigned to its nearest centre a chunk at a time, so the pool is never loaded whole.
-    """
-    from sklearn.cluster import MiniBatchKMeans
-
-    rows = np.asarray(rows)
-    k = min(clusters, len(rows))
-    if k <= 1:
-        return rng.permutation(rows)
-    seed = int(rng.integers(2**31 - 1))
-    km = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=max(1024, k * 20))
-    if len(rows) <= sample:
-        labels = km.fit_predict(np.asarray(X[rows], dtype=np.float64))
-    else:
-        fit_rows = np.sort(rng.choice(rows, size=sample, replace=False))
-        km.fit(np.asarray(X[fit_rows], dtype=np.float64))
-        step = rows_per_chunk(X.shape[1])
-        parts = (np.asarray(X[rows[s : s + step]], dtype=np.float64) for s in range(0, len(rows), step))
-        labels = np.concatenate([km.predict(part) for part in parts])  # one chunk in memory at a time
-    members = [rng.permutation(rows[labels == c]) for c in range(k)]
-    out: list[int] = []
-    for depth in range(max(len(m) for m in members)):
-        out.extend(int(m[depth]) for m in members if depth < len(m))
-    return np.asarray(out, dtype=np.int64)
 
 
 def cv_score(
@@ -172,9 +142,8 @@ def retrain_and_rank(
 def standardise(X: Any, rows: np.ndarray) -> tuple[Standardised, np.ndarray, np.ndarray]:
     """X standardised on `X[rows]`'s mean and std, as a lazy view (rows are standardised when read,
     so a memory-mapped million-clip pool is never copied); also the mean and std it used."""
-    mean, std = column_stats(X, rows)
-    std[std == 0] = 1.0
-    return Standardised(X, mean, std), mean, std
+    Z = rows_standardise(X, rows)
+    return Z, Z.mean, Z.std
 
 
 def _rank(
@@ -197,16 +166,6 @@ def _rank(
     strategy_state: dict[str, Any] | None = None,
 ) -> RankResult:
     """`retrain_and_rank` on features already standardised (`Z`, with the `mean` and `std` it used)."""
-    rng = np.random.default_rng([seed, iteration])
-    needs = set(classes or []) - {str(v) for v in y}
-    if task == "classification" and (needs or len(set(y.tolist())) < 2):
-        return RankResult(
-            diverse_order(Z, pool, rng), None, None, True, mean, std, strategy_state=strategy_state
-        )
-    if task == "regression" and len(y) < 2:
-        return RankResult(
-            diverse_order(Z, pool, rng), None, None, True, mean, std, strategy_state=strategy_state
-        )
     params = learner_params or {}
     target = y.astype(str) if task == "classification" else y.astype(float)
     strat = make_strategy(
@@ -217,35 +176,27 @@ def _rank(
     )
     if hasattr(strat, "load_state"):  # auto: the bandit goes on from the last round's weights
         strat.load_state(strategy_state)
-    # the simulation's rule: the labels, and a self-training strategy's pseudo-labels over the pool
-    fitted = fit_round(
-        lambda: make_learner(learner, task, **params),
+    # the simulation's round: the same cold start, fit (`fit_round`), strategy call and queue head
+    queue = al_round(
         Z,
         labelled,
         target,
         pool,
         strat,
+        lambda: make_learner(learner, task, **params),
+        head=queue_size,
+        seed=seed,
         iteration=iteration,
-        rng=rng,
         task=task,
+        classes=classes if task == "classification" else None,
+        cold_start=COLD_START,
     )
-    model = fitted.model
-    ctx = QueryContext(
-        model=model,
-        X=Z,
-        candidates=pool,
-        labelled=labelled,
-        y_labelled=target,
-        iteration=iteration,
-        rng=rng,
-        task=task,
-    )
-    head = np.asarray(strat.select(ctx, min(queue_size, len(pool))), dtype=np.int64)
-    rest = rng.permutation(np.setdiff1d(pool, head, assume_unique=True))
+    if queue.fit is None:  # cold start: the strategy was not asked, its state stays as it was
+        return RankResult(queue.order, None, None, True, mean, std, strategy_state=strategy_state)
     cv = cv_score(learner, params, Z[labelled], target, task, seed) if score else None
-    order = np.concatenate([head, rest])
+    fit = queue.fit
     state = strat.dump_state() if hasattr(strat, "dump_state") else None
-    return RankResult(order, model, cv, False, mean, std, fitted.pseudo_rows, fitted.pseudo_labels, state)
+    return RankResult(queue.order, fit.model, cv, False, mean, std, fit.pseudo_rows, fit.pseudo_labels, state)
 
 
 def tags_cv_score(

@@ -11,14 +11,16 @@ from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
-from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from listenloop.errors import ListenloopError
 from listenloop.learners import make_learner
+from listenloop.rows import rows_per_chunk
+from listenloop.rows import standardise as rows_standardise
 from listenloop.sim.loop import Curve, LoopConfig, predict_rows, run_loop
 from listenloop.sim.metrics import task_scores
 from listenloop.strategies import make_strategy
+from listenloop.strategies.al_round import COLD_STARTS, diverse_order
 
 
 @dataclass
@@ -71,26 +73,23 @@ def initial_labelled(
     return np.sort(rows)
 
 
-def standardise(
-    X: np.ndarray, pool: np.ndarray, chunk_rows: int = 65536, spill_dir: str | None = None
-) -> np.ndarray:
-    """Features scaled by a StandardScaler fitted on the (unlabelled) pool: needs no labels.
+def standardise(X: np.ndarray, pool: np.ndarray, spill_dir: str | None = None) -> np.ndarray:
+    """Features standardised on the (unlabelled) pool's mean and std, the platform's rule
+    (`rows.standardise`: the same values as its lazy view, kept as a dense copy because a
+    simulation reads the pool every iteration). Needs no labels.
 
     A memory-mapped X (a pool bigger than RAM) gives a memory-mapped result, written chunk
     by chunk to a temporary .npy in `spill_dir`; the caller deletes it (`release`).
     """
-    scaler = StandardScaler()
-    for i in range(0, len(pool), chunk_rows):
-        scaler.partial_fit(np.asarray(X[np.sort(pool[i : i + chunk_rows])], dtype=np.float64))
-    mean = scaler.mean_.astype(np.float32)
-    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0).astype(np.float32)
+    Z = rows_standardise(X, pool)
+    step = rows_per_chunk(X.shape[1])
     if not isinstance(X, np.memmap):
-        return (np.asarray(X, dtype=np.float32) - mean) / scale
+        return np.concatenate([Z[i : i + step] for i in range(0, len(X), step)]) if len(X) else Z[0:0]
     fd, name = tempfile.mkstemp(suffix=".npy", prefix="listenloop-scaled-", dir=spill_dir)
     os.close(fd)
     out = np.lib.format.open_memmap(name, mode="w+", dtype=np.float32, shape=X.shape)
-    for i in range(0, len(X), chunk_rows):
-        out[i : i + chunk_rows] = (np.asarray(X[i : i + chunk_rows], dtype=np.float32) - mean) / scale
+    for i in range(0, len(X), step):
+        out[i : i + step] = Z[i : i + step]
     out.flush()
     return np.load(name, mmap_mode="r")
 
@@ -131,7 +130,10 @@ def _run_pair(
     `own_features[name]`: the standardised features of a strategy that brings its own (MAL's
     MFCC functionals) instead of the run's."""
     init_rng = np.random.default_rng(np.random.SeedSequence([config.seed, s, r]))
-    init = initial_labelled(train, y, config.loop.initial, init_rng, config.task)
+    if config.loop.cold_start == "kmeans":  # the platform's: the first clips cover the feature space
+        init = np.sort(diverse_order(Xs, train, init_rng)[: config.loop.initial])
+    else:
+        init = initial_labelled(train, y, config.loop.initial, init_rng, config.task)
     learner_seed = int(init_rng.integers(2**31))
     out = []
     for name in config.strategies:
@@ -158,6 +160,11 @@ def validate_config(config: ExperimentConfig, classes: int | None = None) -> Non
     cannot run on `classes` classes (when known), before any work."""
     if config.loop.initial < 1:
         raise ListenloopError("--initial must be at least 1")
+    if config.loop.cold_start not in COLD_STARTS:
+        known = ", ".join(COLD_STARTS)
+        raise ListenloopError(f"--cold-start must be one of {known}, not {config.loop.cold_start!r}")
+    if not 0.0 <= config.loop.passive_share < 1.0:
+        raise ListenloopError(f"--passive-share must be in [0, 1), got {config.loop.passive_share}")
     for name in config.strategies:
         make_strategy(name, config.task, classes, **config.strategy_params.get(name, {}))
     make_learner(config.learner, config.task, upsample=config.upsample, **config.learner_params)
@@ -170,12 +177,14 @@ def run_experiment(
     config: ExperimentConfig,
     progress: bool = True,
     jobs: int = 1,
+    on_pair: Callable[[int, int], None] | None = None,
 ) -> ExperimentResult:
     """Run every strategy on every (split, run) pair; `jobs` pairs run in parallel processes.
 
     Within a pair, all strategies start from the same initial labelled set and the same
     learner seed, so their curves are paired for the significance tests. Results do not
-    depend on `jobs`.
+    depend on `jobs`. `on_pair(done, total)` is called after each (split, run) pair (a dry run's
+    progress).
     """
     validate_config(config)
     results: list[RunResult] = []
@@ -209,6 +218,8 @@ def run_experiment(
                     results.extend(pair)
                     bar.update(1)
                     bar.set_postfix_str(split_name)
+                    if on_pair is not None:
+                        on_pair(bar.n, len(splits) * config.runs)
             finally:
                 release(Xs)
                 for Xo in own.values():
