@@ -90,6 +90,16 @@ def simulate(
     warmup: Annotated[
         int, typer.Option(help="First iterations asked at random before a strategy takes over (T0).")
     ] = DEFAULT_WARMUP,
+    cold_start: Annotated[
+        str,
+        typer.Option(
+            help="random (a random initial set, then --warmup random iterations) or kmeans (the "
+            "platform's: k-means-diverse clips until every class has a label)."
+        ),
+    ] = "random",
+    passive_share: Annotated[
+        float, typer.Option(help="Share of each batch drawn at random (the platform's passive arm).")
+    ] = 0.0,
     centre: Annotated[
         float | None, typer.Option(help="regression_binary_confidence centre (default median).")
     ] = None,
@@ -110,6 +120,13 @@ def simulate(
     jobs: Annotated[
         int | None, typer.Option(help="Runs in parallel processes (default: one per CPU).")
     ] = None,
+    recommend: Annotated[
+        bool,
+        typer.Option(
+            "--recommend",
+            help="Print which strategy to use, in plain words (the dry run's verdict).",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier result in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
@@ -136,6 +153,8 @@ def simulate(
     names = _csv_list(strategies)
     if not names:
         raise ListenloopError("--strategies names no strategy")
+    if recommend and ("random" not in names or task is not Task.classification):
+        raise ListenloopError("--recommend compares classification strategies with random: add random")
     strategy_params = {
         "regression_binary_confidence": {"centre": centre},
         "self_training": {"threshold": ssl_threshold},
@@ -160,6 +179,8 @@ def simulate(
             stream=stream,
             buffer=buffer,
             warmup=warmup,
+            cold_start=cold_start,
+            passive_share=passive_share,
         ),
         strategy_params={k: v for k, v in strategy_params.items() if k in names},
     )
@@ -219,6 +240,10 @@ def simulate(
         X, ds.labels, splits, config, progress=not quiet, jobs=jobs or os.cpu_count() or 1
     )
     summary = summarise(result, str(dataset))
+    if recommend:
+        from listenloop.sim.verdict import verdict
+
+        summary["verdict"] = verdict(result, len(ds))
     command = "listenloop " + shlex.join(sys.argv[1:])
     learner_text = describe_learner(learner, task.value, config.learner_params)
     summary["config"] = {
@@ -227,6 +252,8 @@ def simulate(
         "own_features": own_sets,
         "learner": learner_text,
         "warmup": warmup,
+        "cold_start": cold_start,
+        "passive_share": passive_share,
         "clips": len(ds),
         "skipped": len(table.skipped),
         "splits": result.splits,
@@ -243,10 +270,18 @@ def simulate(
             if set(names) & {"dal", "mal", "mal_pann"}
             else ")"
         ),
+        "cold start": "k-means-diverse clips until every class has a label (the platform's)"
+        if cold_start == "kmeans"
+        else "a random initial set",
         "splits": ", ".join(result.splits),
     }
+    if passive_share:
+        details["passive arm"] = f"{passive_share:.0%} of each batch drawn at random"
     write_outputs(out, summary, result, command, details, clip_names=ds.files)
     print_summary(summary)
+    if recommend:
+        print(f"recommended: {summary['verdict']['recommended']}")
+        print(summary["verdict"]["text"])
 
 
 def own_feature_set(name: str) -> str | None:

@@ -48,6 +48,7 @@ from sqlalchemy import false, func, or_, select, update
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import agreement as crowd_agreement
+from listenloop.engine import dry_run as dry
 from listenloop.engine import lifecycle, spammers
 from listenloop.engine import skills as crowd_skills
 from listenloop.engine.config import DEFAULT_QUEUE, queue_of
@@ -325,6 +326,7 @@ class LearningService:
         self.inline = inline
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._dry_thread: threading.Thread | None = None
         self._dask_lock = threading.Lock()
         self._cluster: LocalCluster | None = None
         self._client: Client | None = None
@@ -341,13 +343,17 @@ class LearningService:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="listenloop-learning", daemon=True)
         self._thread.start()
+        # dry runs (minutes of simulation) in a thread of their own: rounds do not wait for them
+        self._dry_thread = threading.Thread(target=self._dry_loop, name="listenloop-dry-run", daemon=True)
+        self._dry_thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the thread (a computing round is abandoned and its lease released), close Dask."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in (self._thread, self._dry_thread):
+            if thread is not None:
+                thread.join(timeout)
+        self._thread = self._dry_thread = None
         self._close_dask()
 
     @property
@@ -369,6 +375,43 @@ class LearningService:
                     log.exception("learning service: poll failed")
         finally:
             self._close_dask()
+
+    def _dry_loop(self) -> None:
+        """Poll for queued dry runs until stopped; nothing that goes wrong in a poll ends the thread."""
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.run_dry_runs_once()
+            except Exception:  # e.g. the database stayed busy: try again at the next poll
+                log.exception("learning service: dry-run poll failed")
+
+    def run_dry_runs_once(self) -> list[int]:
+        """Run every queued dry run, one after the other, here (the service's process, never the
+        server's event loop); returns their ids. Progress is written after each simulated
+        (fold, run) pair; a failure is stored with the run; a stop puts the run back in the queue."""
+        ran: list[int] = []
+        while not self._stop.is_set():
+            claimed = dry.claim_dry_run(self.db)
+            if claimed is None:
+                break
+
+            def progress(done: int, total: int, run_id: int = claimed.run_id) -> None:
+                if self._stop.is_set():
+                    raise RoundStoppedError
+                dry.record_progress(self.db, run_id, done, total)
+
+            try:
+                inputs = dry.read_inputs(self.db, claimed, self.data_dir)
+                result = dry.compute_dry_run(inputs, progress)
+            except RoundStoppedError:
+                dry.requeue_dry_run(self.db, claimed.run_id)
+                break
+            except Exception as exc:
+                log.warning("dry run %s of project %s failed: %s", claimed.run_id, claimed.project_id, exc)
+                dry.finish_dry_run(self.db, claimed.run_id, error=f"{type(exc).__name__}: {exc}")
+            else:
+                dry.finish_dry_run(self.db, claimed.run_id, result=result)
+            ran.append(claimed.run_id)
+        return ran
 
     # -- polling ---------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from listenloop.server.login_guard import HashGate, LoginThrottle
 from listenloop.server.routers import (
     clips,
     dashboard,
+    dry_runs,
     exports,
     imports,
     labelstudio,
@@ -220,6 +221,8 @@ def create_app(
     app.add_exception_handler(IntegrityError, _integrity)
     # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
     for module in (tasks, users, projects, clips, similar, imports, exports, leaderboard, dashboard, review):
+        app.include_router(module.router, prefix="/api/v1")
+    for module in (dry_runs,):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(clips.uploads, prefix="/api/v1")
     app.include_router(labelstudio.uploads, prefix="/api/v1")

@@ -410,6 +410,40 @@ class ModelRun(Base):
     strategy_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class DryRun(Base):
+    """A dry run: `listenloop simulate` on the project's labelled clips, queued by its owner and run
+    by the learning service (`engine/dry_run.py`).
+
+    `status` goes queued -> running -> done (or failed, with `error`); `done` of `total`
+    simulated (fold, run) pairs is its progress, `updated_at` its heartbeat (a running one whose
+    process died is taken over after a while). `result` holds the per-strategy figures and the
+    verdict (`sim.dry_run.run_dry_run`).
+    """
+
+    __tablename__ = "dry_runs"
+    __table_args__ = (
+        Index("ix_dry_runs_project_id", "project_id", "id"),
+        Index("ix_dry_runs_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    requested_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    labels: Mapped[int] = mapped_column(Integer)  # labelled clips when it was asked for
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class Event(Base):
     """Append-only log of what happened (uploads, tasks, answers, decisions)."""
 

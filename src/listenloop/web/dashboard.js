@@ -1,6 +1,7 @@
 // The owner's pages: a new project (the form; it is created as a draft) and a project's live
 // dashboard (draft notice, learning curve, labels, answers per clip, savings, pool map,
-// annotators with flag and block, the crowd's agreement, uploads (upload.js), settings (settings.js), exports).
+// annotators with flag and block, the crowd's agreement, uploads (upload.js), settings (settings.js),
+// the dry run (dry_run.js), exports).
 // app.js imports this module lazily and calls
 // renderNewProject(root) for #/new and renderDashboard(root, projectId) for
 // #/projects/{id}/dashboard. No inline styles: the stylesheets /static/dashboard.css and manage.css are
@@ -11,6 +12,7 @@ import { announce, h, replace } from "./dom.js";
 import { barChart, colour, dataTable, lineChart, marker, NO_CATEGORY, scatterPlot } from "./charts.js";
 import { fillSelect, formKit, serverErrors, validateConfig } from "./config_form.js";
 import { draftNotice } from "./draft.js";
+import { dryRunPanel } from "./dry_run.js";
 import { settingsPanel } from "./settings.js";
 import { uploadForms } from "./upload.js";
 
@@ -613,6 +615,7 @@ export async function renderDashboard(root, projectId) {
     title.textContent = `${p.name}: dashboard`;
   };
   const settings = settingsPanel(project, renamed);
+  const dryRun = dryRunPanel(pid);
   const uploads = card("dash-upload", "Add clips", ...uploadForms(pid, settings.relock));
   const empty = summary.status.clips === 0;
   replace(
@@ -633,6 +636,7 @@ export async function renderDashboard(root, projectId) {
         card("dash-labels", "Labels", slots.labels),
         card("dash-answers", "Answers per clip", slots.answers),
         card("dash-savings", "Savings", slots.savings),
+        card("dash-dry-run", "Dry run: which strategy pays on your data", dryRun.element),
         card("dash-map", "Map of the pool",
           h("div", { class: "field" }, h("label", { for: "dash-run" }, "Model version"), runSelect, h("p", { class: "hint", id: "dash-run-hint" }, "Pick a learning round to see how its predictions spread over the pool.")),
           slots.map),
@@ -645,7 +649,7 @@ export async function renderDashboard(root, projectId) {
     ),
   );
   draw();
-  await loadMap(true);
+  await Promise.all([loadMap(true), dryRun.refresh().catch(() => {})]);
 
   async function tick() {
     state.timer = null;
@@ -664,7 +668,7 @@ export async function renderDashboard(root, projectId) {
       Object.assign(state, { summary: s, annotators: a, runs: r });
       state.polls += 1;
       draw();
-      await loadMap(false);
+      await Promise.all([loadMap(false), dryRun.refresh()]);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) {
         updated.textContent = "Your session ended: sign in again to see new numbers.";
