@@ -192,6 +192,7 @@ def run_experiment(
     bar = tqdm(
         total=len(splits) * config.runs, desc="simulate", unit="run", disable=not progress, leave=False
     )
+    finished = 0
     with Parallel(n_jobs=jobs, return_as="generator") as parallel:
         for s, (train, test, split_name) in enumerate(splits):
             if len(train) <= config.loop.initial:
@@ -218,8 +219,9 @@ def run_experiment(
                     results.extend(pair)
                     bar.update(1)
                     bar.set_postfix_str(split_name)
+                    finished += 1  # (a disabled tqdm bar counts nothing)
                     if on_pair is not None:
-                        on_pair(bar.n, len(splits) * config.runs)
+                        on_pair(finished, len(splits) * config.runs)
             finally:
                 release(Xs)
                 for Xo in own.values():
