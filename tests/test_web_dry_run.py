@@ -34,11 +34,13 @@ def live(tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
 
 def test_owner_starts_a_dry_run_and_reads_its_verdict(live: tuple[str, Any, Path]) -> None:
     base, app, data = live
-    token = httpx.post(f"{base}/api/v1/token", data={"username": "owner", "password": "owner-pass-1"})
+    token = httpx.post(
+        f"{base}/api/v1/token", data={"username": "owner", "password": "owner-pass-1"}, timeout=60
+    )
     headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
     body = {"name": "Tones", "task_type": "classification", "classes": ["low", "high"]}
     body |= {"feature_set": "mfcc", "learner": "logreg", "retrain_every": 4}
-    pid = httpx.post(f"{base}/api/v1/projects", headers=headers, json=body).json()["id"]
+    pid = httpx.post(f"{base}/api/v1/projects", headers=headers, json=body, timeout=60).json()["id"]
     files = {f"low_{i:02d}.wav": tone_wav(200 + 10 * i, i) for i in range(N_PER_CLASS)}
     files |= {f"high_{i:02d}.wav": tone_wav(2000 + 100 * i, 100 + i) for i in range(N_PER_CLASS)}
     labels = "file,label\n" + "".join(f"{name},{name.split('_')[0]}\n" for name in files)
@@ -71,7 +73,7 @@ def test_owner_starts_a_dry_run_and_reads_its_verdict(live: tuple[str, Any, Path
             assert page.is_disabled("#dry-run-start")
             assert LearningService(app.state.db, data, inline=True).run_dry_runs_once()
             page.wait_for_selector("#dry-run-verdict", timeout=30000)  # the dashboard's next poll
-            got = httpx.get(f"{base}/api/v1/projects/{pid}/dry-run", headers=headers).json()
+            got = httpx.get(f"{base}/api/v1/projects/{pid}/dry-run", headers=headers, timeout=60).json()
             assert got["status"] == "done", got
             text = page.inner_text("#dry-run-verdict")
             assert text == got["result"]["verdict"]["text"] and text.startswith("On your data, ")

@@ -222,8 +222,7 @@ def create_app(
     # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
     for module in (tasks, users, projects, clips, similar, imports, exports, leaderboard, dashboard, review):
         app.include_router(module.router, prefix="/api/v1")
-    for module in (dry_runs,):
-        app.include_router(module.router, prefix="/api/v1")
+    app.include_router(dry_runs.router, prefix="/api/v1")
     app.include_router(clips.uploads, prefix="/api/v1")
     app.include_router(labelstudio.uploads, prefix="/api/v1")
     app.include_router(imports.uploads, prefix="/api/v1")
