@@ -194,6 +194,16 @@ def may_review(session: Session, project: Project, who: Principal) -> bool:
     return member is not None and member.active and member.role == "reviewer"
 
 
+def reviewed_projects(session: Session, who: Principal) -> set[int]:
+    """Ids of the projects where `who` is an active member with the reviewer role."""
+    rows = session.scalars(
+        select(ProjectMember.project_id).where(
+            ProjectMember.user_id == who.id, ProjectMember.active.is_(True), ProjectMember.role == "reviewer"
+        )
+    )
+    return set(rows)
+
+
 def require_reviewer(session: Session, project: Project, who: Principal) -> None:
     """ForbiddenError unless `who` may review the project's clips (`may_review`)."""
     if not may_review(session, project, who):

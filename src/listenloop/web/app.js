@@ -197,6 +197,7 @@ function projectCard(p) {
     { class: "card project" },
     h("h2", { id: titleId }, p.name),
     p.open === false ? h("p", { class: "draft-label" }, h("strong", {}, "Draft"), ": only you see it; open it to annotators from its dashboard.") : null,
+    p.state && p.state !== "active" ? h("p", { class: "draft-label" }, h("strong", {}, p.state === "paused" ? "Paused" : "Archived"), p.state === "paused" ? ": no new clips until its owner resumes it." : ": read-only, it takes no more answers.") : null,
     h("p", { class: "muted" }, describeTask(p)),
     progress,
     h(
@@ -204,6 +205,7 @@ function projectCard(p) {
       { class: "actions" },
       h("a", { class: "button primary", href: `#/projects/${p.id}/label`, "aria-describedby": titleId }, "Start labelling"),
       owned ? h("a", { class: "button", href: `#/projects/${p.id}/dashboard`, "aria-describedby": titleId }, "Dashboard") : null,
+      p.reviewer ? h("a", { class: "button", href: `#/projects/${p.id}/clips?review=all`, "aria-describedby": titleId }, "Review clips") : null,
     ),
   );
   api("GET", `/projects/${p.id}/status`)

@@ -6,6 +6,11 @@
 // change, so a reload or a shared link shows the same view. The server does the filtering and
 // paging (GET /projects/{id}/clips); this module only draws. No inline styles (the page's CSP):
 // the bars are SVG attributes, the rest /static/clips.css.
+//
+// The review queue (?review=all|low_agreement|disagreement|cant_tell; GET /projects/{id}/review)
+// lists the clips where a correction changes most, highest score first (the server computes
+// the score); there the panel also offers "Discard" and "also a control question". Reviewers
+// (members with the reviewer role) use the same page.
 
 import { api, ApiError } from "./api.js";
 import { announce, h, replace } from "./dom.js";
@@ -13,7 +18,14 @@ import { colour } from "./charts.js";
 
 const CANT_TELL = "can't tell";
 const PAGE_SIZES = [25, 50, 100, 200];
-const FILTER_KEYS = ["status", "label", "min_confidence", "max_confidence", "annotator", "source", "sort", "offset", "limit"];
+const FILTER_KEYS = ["status", "label", "min_confidence", "max_confidence", "annotator", "source", "sort", "offset", "limit", "review"];
+const REVIEW_KINDS = [
+  ["all", "Everything to review"],
+  ["low_agreement", "Low agreement"],
+  ["disagreement", "The model disagrees with the crowd"],
+  ["cant_tell", "Mostly \"can't tell\""],
+];
+const REASON_NAMES = { low_agreement: "low agreement", disagreement: "model disagrees", cant_tell: "mostly can't tell" };
 const STATUS_NAMES = {
   queued: "queued",
   done: "done",
@@ -21,6 +33,7 @@ const STATUS_NAMES = {
   control: "control question",
   pool: "waiting (stream)",
   passed: "passed (stream)",
+  discarded: "discarded",
 };
 const SOURCE_NAMES = { crowd: "crowd", expert: "expert (owner)", seed: "seed", gold: "known answer" };
 const SORTS = [
@@ -109,8 +122,9 @@ function softBars(soft, classes) {
   return list;
 }
 
-/** The correction control for the project's task: a class, tags, or a number. */
-function correctionForm(clip, onSave) {
+/** The correction control for the project's task: a class, tags, or a number; in the review
+ *  queue also "use as a control question" (classes only) and "Discard". */
+function correctionForm(clip, onSave, onDiscard) {
   const id = `fix-${clip.clip_id}`;
   const error = h("p", { class: "field-error", id: `${id}-error`, role: "alert" });
   let control;
@@ -128,7 +142,21 @@ function correctionForm(clip, onSave) {
     control = h("select", { id, "aria-describedby": `${id}-error` }, options);
     value = () => control.value;
   }
-  const save = h("button", { type: "submit", class: "dash-button primary" }, clip.expert ? "Replace my label" : "Set label");
+  const save = h("button", { type: "submit", class: "dash-button primary" }, clip.expert ? "Replace the expert label" : "Set label");
+  const asControl = onDiscard && clip.task_type !== "continuous"
+    ? h("input", { type: "checkbox", id: `${id}-control`, name: "control" })
+    : null;
+  const discard = onDiscard && clip.status !== "discarded" && clip.seed_label === null
+    ? h("button", { type: "button", class: "dash-button danger", id: `${id}-discard`, onclick: async () => {
+      discard.disabled = true;
+      try {
+        await onDiscard();
+      } catch (e) {
+        error.textContent = e instanceof ApiError ? e.message : "The server could not be reached; try again.";
+        discard.disabled = false;
+      }
+    } }, "Discard clip")
+    : null;
   const form = h(
     "form",
     { class: "correction", "aria-labelledby": `${id}-title` },
@@ -136,6 +164,8 @@ function correctionForm(clip, onSave) {
     clip.task_type === "multilabel"
       ? [control, h("div", { class: "actions" }, save)]
       : h("div", { class: "correction-row" }, h("label", { for: id }, clip.task_type === "continuous" ? "Rating" : "Class"), control, save),
+    asControl ? h("p", { class: "control-choice" }, h("label", { for: `${id}-control` }, asControl, " Also use it as a control question")) : null,
+    discard ? h("p", { class: "discard-row" }, discard, h("span", { class: "hint" }, " Out of the dataset: no label, no training, served to nobody.")) : null,
     error,
     h("p", { class: "hint" }, "Stored as your expert answer: it overrides the crowd's label, the clip counts as done, and exports mark it source expert."),
   );
@@ -150,7 +180,7 @@ function correctionForm(clip, onSave) {
     error.textContent = "";
     save.disabled = true;
     try {
-      await onSave(v);
+      await onSave(v, asControl ? asControl.checked : false);
     } catch (e) {
       error.textContent = e instanceof ApiError ? e.message : "The server could not be reached; try again.";
       save.disabled = false;
@@ -193,7 +223,8 @@ function predictionText(clip) {
 export async function renderClips(root, projectId, queryText) {
   ensureStylesheets();
   const pid = Number(projectId);
-  const [project, annotators] = await Promise.all([api("GET", `/projects/${pid}`), api("GET", `/projects/${pid}/annotators`)]);
+  // reviewers may not list the annotators (an owner's page): the filter then offers nobody
+  const [project, annotators] = await Promise.all([api("GET", `/projects/${pid}`), api("GET", `/projects/${pid}/annotators`).catch(() => [])]);
   const classes = project.classes || [];
   const continuous = project.task_type === "continuous";
   const initial = readQuery(queryText);
@@ -207,7 +238,7 @@ export async function renderClips(root, projectId, queryText) {
     el.value = options.some(([v]) => v === (value ?? "")) ? value ?? "" : "";
     return el;
   };
-  const statusOptions = [["", "Any status"], ["queued", "Queued"], ["done", "Done"], ["low_agreement", "Low agreement"], ["control", "Control questions"], ["done,low_agreement", "Finished"]];
+  const statusOptions = [["", "Any status"], ["queued", "Queued"], ["done", "Done"], ["low_agreement", "Low agreement"], ["control", "Control questions"], ["done,low_agreement", "Finished"], ["discarded", "Discarded"]];
   if (project.mode === "stream") statusOptions.push(["pool", "Waiting (stream)"], ["passed", "Passed (stream)"]);
   f.status = sel("cf-status", statusOptions, state.filters.status);
   f.label = sel("cf-label", [["", "Any class"], ...classes.map((c) => [c, c]), [CANT_TELL, CANT_TELL]], state.filters.label);
@@ -234,6 +265,17 @@ export async function renderClips(root, projectId, queryText) {
       h("button", { type: "submit", class: "dash-button primary" }, "Apply"),
       h("button", { type: "button", class: "dash-button", id: "cf-reset", onclick: () => reset() }, "Reset")),
     filterError,
+  );
+  f.review = sel("review-kind", REVIEW_KINDS, state.filters.review || "all");
+  f.review.addEventListener("change", () => {
+    state.filters = { review: f.review.value, offset: 0, limit: state.filters.limit };
+    load();
+  });
+  const reviewForm = h(
+    "div",
+    { class: "dash-card review-filters", role: "search", "aria-label": "The review queue" },
+    h("div", { class: "field" }, h("label", { for: "review-kind" }, "Review"), f.review),
+    h("p", { class: "hint", id: "review-score" }, "Highest score first: the chance that your label changes the crowd's (1 minus its soft-label share), plus 1 when the clip has no training label yet."),
   );
   f.min.setAttribute("aria-label", "Lowest confidence");
   f.max.setAttribute("aria-label", "Highest confidence");
@@ -292,6 +334,15 @@ export async function renderClips(root, projectId, queryText) {
   });
   for (const el of [f.status, f.label, f.annotator, f.source, f.sort]) el.addEventListener("change", apply);
 
+  const modeLink = h("a", { class: "dash-button", id: "review-link", onclick: (ev) => {
+    ev.preventDefault();
+    state.filters = state.filters.review ? { sort: "id", offset: 0, limit: state.filters.limit } : { review: "all", offset: 0, limit: state.filters.limit };
+    state.openId = null;
+    drawMode();
+    drawDetailEmpty();
+    load();
+  } }, "Review queue");
+
   // ---- results and detail ----
   const heading = h("h2", { id: "clips-results-title" }, "Clips");
   const summary = h("p", { class: "results-summary", role: "status" });
@@ -309,13 +360,26 @@ export async function renderClips(root, projectId, queryText) {
         h("h1", {}, `${project.name}: clips`),
         h("p", { class: "lead" }, `Project ${pid} · ${project.task_type}${classes.length ? ` · ${classes.length} ${project.task_type === "multilabel" ? "tags" : "classes"}` : ""} · filter, listen, and correct labels.`),
         h("nav", { "aria-label": "Project pages" },
-          h("a", { href: `#/projects/${pid}/dashboard`, class: "dash-button" }, "Dashboard"), " ",
+          "answers_used" in project ? [h("a", { href: `#/projects/${pid}/dashboard`, class: "dash-button" }, "Dashboard"), " "] : null,
+          modeLink, " ",
           h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ",
           h("a", { href: "#/projects", class: "dash-button" }, "All projects"))),
       form,
+      reviewForm,
       layout),
   );
   drawDetailEmpty();
+  drawMode();
+
+  function drawMode() {
+    const review = Boolean(state.filters.review);
+    form.hidden = review;
+    reviewForm.hidden = !review;
+    f.sort.parentElement.hidden = review;
+    modeLink.textContent = review ? "All clips" : "Review queue";
+    modeLink.setAttribute("href", review ? `#/projects/${pid}/clips` : `#/projects/${pid}/clips?review=all`);
+    if (review) f.review.value = state.filters.review;
+  }
 
   function syncAddress() {
     const q = queryString(state.filters, { clip: state.openId });
@@ -328,8 +392,14 @@ export async function renderClips(root, projectId, queryText) {
     tableSlot.setAttribute("aria-busy", "true");
     syncAddress();
     let page;
+    const review = state.filters.review;
     try {
-      page = await api("GET", `/projects/${pid}/clips?${queryString(state.filters) || "sort=id"}`);
+      if (review) {
+        const q = new URLSearchParams({ kind: review, offset: String(state.filters.offset || 0), limit: String(state.filters.limit || 50) });
+        page = await api("GET", `/projects/${pid}/review?${q}`);
+      } else {
+        page = await api("GET", `/projects/${pid}/clips?${queryString(state.filters) || "sort=id"}`);
+      }
     } catch (e) {
       if (seq !== state.seq) return;
       tableSlot.removeAttribute("aria-busy");
@@ -351,21 +421,25 @@ export async function renderClips(root, projectId, queryText) {
     drawPager();
     const first = page.total ? page.offset + 1 : 0;
     const last = page.offset + page.clips.length;
-    heading.textContent = `${page.total.toLocaleString("en")} clip${page.total === 1 ? "" : "s"}`;
+    heading.textContent = `${page.total.toLocaleString("en")} clip${page.total === 1 ? "" : "s"}${review ? " to review" : ""}`;
     const run = page.prediction_run;
     const predicted = run ? `; predictions from learning round ${run.round} (${run.labels} labels)` : "; no learning round has predicted yet";
-    summary.textContent = page.total ? `Showing ${first}–${last} of ${page.total.toLocaleString("en")}${predicted}` : "No clip matches these filters.";
+    const none = review ? "Nothing to review: no clip of this kind waits for your ear." : "No clip matches these filters.";
+    summary.textContent = page.total ? `Showing ${first}–${last} of ${page.total.toLocaleString("en")}${predicted}` : none;
     announce(summary.textContent);
   }
 
   function drawTable() {
     const page = state.page;
     if (!page.clips.length) {
-      replace(tableSlot, h("p", { class: "empty" }, page.total ? "This page is past the last clip." : "No clip matches these filters. Try fewer filters, or Reset."));
+      const none = state.filters.review ? "Nothing to review here." : "No clip matches these filters. Try fewer filters, or Reset.";
+      replace(tableSlot, h("p", { class: "empty" }, page.total ? "This page is past the last clip." : none));
       return;
     }
-    const head = ["Clip", "Status", "Label", "Confidence", "Answers", "Predicted"];
+    const review = Boolean(state.filters.review);
+    const head = review ? ["Clip", "Why", "Crowd's label", "Predicted", "Answers", "Score"] : ["Clip", "Status", "Label", "Confidence", "Answers", "Predicted"];
     const rows = page.clips.map((c) => {
+      if (review) return reviewRow(c);
       const open = c.clip_id === state.openId;
       const button = h("button", { type: "button", class: "clip-open", "aria-expanded": open ? "true" : "false", "aria-controls": "clip-detail", dataset: { clip: String(c.clip_id) }, onclick: () => openClip(c.clip_id, true) },
         h("span", { class: "clip-file" }, c.file), h("span", { class: "clip-id" }, `#${c.clip_id} · ${c.duration.toFixed(1)} s`));
@@ -388,6 +462,20 @@ export async function renderClips(root, projectId, queryText) {
         h("caption", { class: "visually-hidden" }, "Clips of the project; open one to hear it, see its answers and correct its label."),
         h("thead", {}, h("tr", {}, head.map((x) => h("th", { scope: "col" }, x)))),
         h("tbody", {}, rows))));
+  }
+
+  function reviewRow(c) {
+    const open = c.clip_id === state.openId;
+    const button = h("button", { type: "button", class: "clip-open", "aria-expanded": open ? "true" : "false", "aria-controls": "clip-detail", dataset: { clip: String(c.clip_id) }, onclick: () => openClip(c.clip_id, true) },
+      h("span", { class: "clip-file" }, c.file), h("span", { class: "clip-id" }, `#${c.clip_id} · ${c.duration.toFixed(1)} s`));
+    const differs = c.predicted !== null && c.label !== null && c.predicted !== c.label;
+    return h("tr", { class: open ? "is-open" : null, "aria-current": open ? "true" : null, dataset: { clip: String(c.clip_id) } },
+      h("th", { scope: "row" }, button),
+      h("td", { class: "reasons" }, c.reasons.map((r) => h("span", { class: `badge reason-${r}` }, REASON_NAMES[r] || r))),
+      h("td", {}, shown(c.label), c.label !== null ? h("span", { class: "muted" }, ` ${pct(c.confidence)}`) : null),
+      h("td", { class: differs ? "differs" : null }, c.predicted === null ? h("span", { class: "muted" }, "–") : shown(c.predicted)),
+      h("td", { class: "num" }, c.cant_tell ? `${c.n_answers} (${c.cant_tell} can't tell)` : String(c.n_answers)),
+      h("td", { class: "num score", title: `chance of a change ${pct(c.p_change)}${c.adds_label ? " + a new training label" : ""}` }, c.score.toFixed(2)));
   }
 
   function confidenceCell(x) {
@@ -582,8 +670,19 @@ export async function renderClips(root, projectId, queryText) {
     }
   }
 
-  async function save(clip, value) {
-    const fixed = await api("POST", `/projects/${pid}/clips/${clip.clip_id}/label`, { label: value });
+  async function discard(clip) {
+    const gone = await api("POST", `/projects/${pid}/clips/${clip.clip_id}/discard`);
+    drawDetail(gone);
+    const msg = `${gone.file} is discarded: out of the dataset.`;
+    const note = detail.querySelector(".saved");
+    if (note) note.textContent = msg;
+    announce(msg);
+    await load();
+  }
+
+  async function save(clip, value, control) {
+    const body = control ? { label: value, control: true } : { label: value };
+    const fixed = await api("POST", `/projects/${pid}/clips/${clip.clip_id}/label`, body);
     drawDetail(fixed);
     const msg = `Label of ${fixed.file} set to ${shown(fixed.label)}; the clip is done.`;
     const note = detail.querySelector(".saved");
@@ -623,7 +722,7 @@ export async function renderClips(root, projectId, queryText) {
       h("figure", { class: "clip-media" }, spectrogram, audio),
       labelLine,
       h("p", { class: "saved ok", role: "status" }),
-      correctionForm(clip, (v) => save(clip, v)),
+      correctionForm(clip, (v, control) => save(clip, v, control), state.filters.review ? () => discard(clip) : null),
       h("dl", { class: "figures" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       h("h3", {}, "Soft label"),
       softBars(clip.soft, clip.classes),

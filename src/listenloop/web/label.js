@@ -11,10 +11,16 @@
 // Undo (Backspace or the Undo button) takes the last answer back (DELETE /tasks/{id}/answer):
 // the server decides whether it still may (its lease, no later answer resting on it) and says
 // why not; after an undo `next` serves that task again, so the page shows that clip again.
+//
+// The project's guidelines and examples (./guide.js) open before the first task when this
+// version of them was not shown on this device yet (the first lease waits for the dialog to
+// close), and on demand with the Guidelines button or G. A paused or archived project answers
+// `next` with 409 and its reason, which the page shows while it polls.
 
 import { ApiError, api } from "./api.js";
 import { announce, h, percent, progressBar, replace } from "./dom.js";
 import { badgeList, boardTable, fetchProgress, levelBar } from "./gamify.js";
+import { guideSeen, hasGuide, loadGuide, showGuide } from "./guide.js";
 
 const CANT_TELL = "can't tell";
 const POLL_MS = 4000;
@@ -49,7 +55,7 @@ function prepare(task) {
 
 /** Draw the labelling page into `root`; resolves to a cleanup function for when the route changes. */
 export async function renderLabel(root, projectId, ctx) {
-  const project = await api("GET", `/projects/${projectId}`);
+  const [project, guide] = await Promise.all([api("GET", `/projects/${projectId}`), loadGuide(projectId)]);
   const s = {
     current: null,
     ahead: null, // {task_id, clip: Promise} the following task, leased and loading while this one plays
@@ -71,6 +77,7 @@ export async function renderLabel(root, projectId, ctx) {
     marks: {},
     undoable: null, // {task_id} of the last answer, while the page may offer to take it back
     undoing: false,
+    guideOpen: false,
   };
 
   // ---- the page ----
@@ -103,6 +110,9 @@ export async function renderLabel(root, projectId, ctx) {
   const badgeBox = h("div", { class: "badge-box" });
   const boardBox = h("div", { class: "board-box" });
   const refreshBoard = h("button", { type: "button", class: "link-button", onclick: () => loadBoard() }, "Refresh the leaderboard");
+  const guideButton = hasGuide(guide)
+    ? h("button", { type: "button", class: "guide-open", id: "guide-open", "aria-keyshortcuts": "G", onclick: () => openGuide() }, h("kbd", {}, "G"), " Guidelines")
+    : null;
 
   const form = h(
     "form",
@@ -114,7 +124,9 @@ export async function renderLabel(root, projectId, ctx) {
     h(
       "p",
       { class: "keys-help", id: "keys-help" },
-      "Keyboard: number keys answer (1–9, 0 for the tenth), C or ? can't tell, R or Space replays." + UNDO_HELP,
+      "Keyboard: number keys answer (1–9, 0 for the tenth), C or ? can't tell, R or Space replays." +
+        UNDO_HELP +
+        (guideButton ? " G opens the guidelines." : ""),
     ),
   );
   const player = h(
@@ -131,7 +143,7 @@ export async function renderLabel(root, projectId, ctx) {
       "div",
       { class: "section-head" },
       title,
-      h("p", {}, h("a", { href: "#/projects" }, "All projects")),
+      h("p", { class: "head-links" }, guideButton, guideButton ? " " : null, h("a", { href: "#/projects" }, "All projects")),
     ),
     progressBox,
     h(
@@ -393,6 +405,13 @@ export async function renderLabel(root, projectId, ctx) {
       if (s.destroyed) return;
       if (e instanceof ApiError && e.status === 401) return ctx.onUnauthorized();
       if (e instanceof ApiError && (e.status === 403 || e.status === 404)) return blocked(e.message);
+      if (e instanceof ApiError && e.status === 409) {
+        // paused or archived by its owner: say so, and look again every few seconds
+        setDisabled(true);
+        setState("idle", e.message);
+        s.poll = setTimeout(() => loadNext(null), POLL_MS);
+        return;
+      }
       setState("idle", "The server could not be reached; trying again in a few seconds.");
       s.poll = setTimeout(() => loadNext(null), POLL_MS);
       return;
@@ -646,8 +665,17 @@ export async function renderLabel(root, projectId, ctx) {
 
   // ---- keyboard ----
   let swallowSpace = false;
+  async function openGuide() {
+    if (!hasGuide(guide) || s.guideOpen || s.destroyed) return;
+    s.guideOpen = true;
+    audio.pause();
+    await showGuide(projectId, guide, project.name);
+    s.guideOpen = false;
+    if (!s.destroyed) (guideButton || title).focus();
+  }
+
   function onKey(e) {
-    if (s.destroyed || e.altKey || e.ctrlKey || e.metaKey || e.defaultPrevented) return;
+    if (s.destroyed || s.guideOpen || e.altKey || e.ctrlKey || e.metaKey || e.defaultPrevented) return;
     const t = e.target;
     const tag = t && t.tagName;
     const typing = (tag === "INPUT" && t.type !== "range") || tag === "TEXTAREA" || tag === "SELECT" || (t && t.isContentEditable);
@@ -656,6 +684,11 @@ export async function renderLabel(root, projectId, ctx) {
     const inTask = !t || t === document.body || page.contains(t) || (t.contains && t.contains(page));
     const c = s.controls;
     const key = e.key;
+    if ((key === "g" || key === "G") && guideButton) {
+      e.preventDefault();
+      openGuide();
+      return;
+    }
     if (key === "r" || key === "R") {
       e.preventDefault();
       replay();
@@ -723,11 +756,15 @@ export async function renderLabel(root, projectId, ctx) {
   drawProjectStats(0, 1);
   loadStatus();
   loadProgress();
-  const first = loadNext(null);
+  // the guidelines first (once per version on this device): the first lease waits for them
+  const first = (hasGuide(guide) && !guideSeen(projectId, guide) ? openGuide() : Promise.resolve()).then(() =>
+    s.destroyed ? null : loadNext(null),
+  );
   first.then(loadBoard, loadBoard); // `next` makes the caller a member: the board needs that
 
   return function cleanup() {
     s.destroyed = true;
+    document.getElementById("guide-dialog")?.close();
     dropAhead();
     clearTimeout(s.poll);
     if (s.frame) cancelAnimationFrame(s.frame);

@@ -31,9 +31,14 @@ patch_router = APIRouter(tags=["projects"], route_class=PatchBodyRoute)
 
 @router.get("/projects")
 async def list_projects(who: User, db: DB) -> list[dict[str, Any]]:
-    """The projects the caller may see: `[{id, name, task_type, ...}]`."""
+    """The projects the caller may see: `[{id, name, task_type, ..., reviewer}]` (`reviewer`: the
+    caller may use the project's review queue, as its owner or a member with that role)."""
     with db.read() as session:
-        return [ops.describe_project(p, who) for p in ops.visible_projects(session, who)]
+        reviews = ops.reviewed_projects(session, who)
+        return [
+            {**ops.describe_project(p, who), "reviewer": ops.is_owner(p, who) or p.id in reviews}
+            for p in ops.visible_projects(session, who)
+        ]
 
 
 @config_router.post("/projects", status_code=status.HTTP_201_CREATED)
