@@ -16,9 +16,11 @@ and discarded clips.
 **Score** (the queue's order, highest first): `score = p_change + adds_label`, in [0, 2].
 
 - `p_change`, the chance that a correction changes the clip's label, is estimated from the
-  crowd's own posterior: 1 - s(label), where s is the soft label (004_ eq. 1, the clip browser's,
-  trust-weighted) and `label` the clip's current label; s is the crowd's confidence where the soft
-  label has no entry for it (tag sets, ratings); 1 for a clip with no label (or "can't tell").
+  crowd's own posterior: 1 - s(label), where s is the soft label stored with the clip's aggregate
+  (004_ eq. 1, weighted by the annotators' competences at its last answer; the clip browser shows
+  it recomputed with today's) and `label` the clip's current label; s is the crowd's confidence
+  where the soft label has no entry for it (tag sets, ratings); 1 for a clip with no label (or
+  "can't tell"). Reading the stored soft label keeps the queue one pass over its candidates.
 - `adds_label` is 1 when the clip gives the model no training label now (low agreement, mostly
   "can't tell"): a correction adds one, which changes the training set as much as flipping a label.
 
@@ -36,7 +38,6 @@ from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.accounts import Principal
-from listenloop.engine.aggregate import soft_by_clip
 from listenloop.engine.clips import DEFAULT_PAGE, MAX_PAGE, newest_predictions
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError
@@ -126,7 +127,6 @@ def review_queue(
     ids = sorted(found)
     rows: list[Any] = []
     cant: dict[int, int] = {}
-    soft: dict[int, dict[str, float]] = {}
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         rows.extend(
@@ -139,6 +139,7 @@ def review_queue(
                     Clip.confidence,
                     Clip.n_answers,
                     Clip.duration,
+                    Clip.soft,
                 ).where(Clip.id.in_(batch))
             )
         )
@@ -153,10 +154,9 @@ def review_queue(
             .group_by(Task.clip_id)
         )
         cant.update({int(c): int(n) for c, n in counted})
-        soft.update(soft_by_clip(session, project, batch))
     items = []
     for r in rows:
-        clip_soft = soft.get(int(r.id), {})
+        clip_soft = {str(k): float(v) for k, v in (r.soft or {}).items()} if isinstance(r.soft, dict) else {}
         p_change = change_chance(project, r.label, r.confidence, clip_soft)
         adds = training_label(None, r.status, False, None, r.label, None) is None
         reasons = sorted(found[int(r.id)], key=KINDS.index)
