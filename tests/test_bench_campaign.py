@@ -149,11 +149,17 @@ def test_inline_campaign_spends_its_budget_and_scores_the_model_per_answer(fsdd_
         retrain_every=5,
         queue="relabel_or_new",
         budget=60,
+        heldout=20,
     )
     assert result.queue == "relabel_or_new" and result.budget == 60
     assert result.answers_total == 60  # every answer of every kind counts, and it stops there
     answers = [p["answers"] for p in result.curve]
     assert len(answers) >= 2 and answers == sorted(answers) and answers[-1] == 60
     assert all(p["uar"] is not None and 0.0 <= p["uar"] <= 1.0 for p in result.curve)
-    assert result.model_uar == result.curve[-1]["uar"] and result.model_uar_clips == 20
+    # the curve scores the clips each round did not train on: fewer as labels come in
+    clips = [p["clips"] for p in result.curve]
+    assert clips == sorted(clips, reverse=True) and clips[0] == 20 and clips[-1] < 20
+    assert result.model_uar_clips == 20  # the final export's guesses, trained clips included
+    # the final labels' model on clips outside the campaign
+    assert result.heldout_clips == 20 and 0.0 <= result.heldout_uar <= 1.0
     assert result.correct is not None and result.answers_per_correct is not None
