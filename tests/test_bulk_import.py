@@ -282,3 +282,17 @@ def test_locate_keeps_uris_to_what_the_job_allows(tmp_path: Path) -> None:
     anywhere = bulk.Sources(base=root, protocols=frozenset({"*"}))
     assert bulk.locate("s3://bucket/x.wav", anywhere) == ("s3://bucket/x.wav", True)
     assert bulk.locate("/etc/x.wav", anywhere) == ("/etc/x.wav", False)
+
+
+def test_deleting_the_project_leaves_files_referenced_in_place(setup) -> None:
+    c, h, pid, _, pool = setup
+    a, b = FILES[0].name, FILES[1].name
+    for f in FILES[:2]:
+        shutil.copy(f, pool / f.name)
+    listing = f"uri\n{a}\n{b}\n"
+    r = c.post(f"/api/v1/projects/{pid}/imports", headers=h, files={"manifest": ("m.csv", listing)})
+    assert wait_done(c, h, pid, r.json()["id"])["added"] == 2
+    r = c.request("DELETE", f"/api/v1/projects/{pid}", headers=h, json={"confirm": "d"})
+    assert r.status_code == 200, r.text
+    assert r.json()["files_removed"] == 0
+    assert (pool / a).read_bytes() == FILES[0].read_bytes() and (pool / b).exists()  # the owner's files

@@ -145,7 +145,9 @@ def delete_project(session: Session, project: Project, who: Principal, confirm: 
     audit = Event(project_id=None, user_id=who.id, kind="project_deleted", data=record, created_at=now)
     session.add(audit)
     session.flush()
-    doomed = sorted((rel, sha) for rel, sha in files if sha not in shared)
+    # the store's files only: a bulk import's clips reference the owner's own files in place
+    # (an absolute path), which are not listenloop's to delete
+    doomed = sorted((rel, sha) for rel, sha in files if sha not in shared and not Path(rel).is_absolute())
     return Deletion(dict(record), audit.id, doomed)
 
 
