@@ -217,3 +217,37 @@ def test_reviewer_works_the_review_queue(campaign: Campaign) -> None:
         two = s.scalars(select(Clip).where(Clip.id == k.id[second])).one()
     assert (one.is_gold, one.gold_label, one.expert_label) == (True, first.split("_")[0], first.split("_")[0])
     assert two.status == "discarded"
+
+
+def test_owner_pauses_archives_and_deletes_from_the_dashboard(campaign: Campaign) -> None:
+    """Last in this module: it deletes the campaign's project."""
+    k = campaign
+    api = f"{k.base}/api/v1/projects/{k.pid}"
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        watched = Watched(browser, k.base, {"width": 1280, "height": 900})
+        page = watched.page
+        try:
+            sign_in(page, k.base, "owner", "owner-pass-1")
+            page.goto(f"{k.base}/#/projects/{k.pid}/dashboard")
+            page.wait_for_selector("#dash-state[data-state=active]")
+            page.click("#dash-pause")
+            page.wait_for_selector("#dash-state[data-state=paused]")
+            assert http.get(api, headers=k.owner).json()["state"] == "paused"
+            page.click("#dash-resume")
+            page.wait_for_selector("#dash-state[data-state=active]")
+            page.click("#dash-archive")
+            page.wait_for_selector("#dash-state[data-state=archived]")
+            assert http.get(api, headers=k.owner).json()["state"] == "archived"
+            page.fill("#dash-delete-name", "tones")  # not its name: nothing is sent
+            page.click("#dash-delete")
+            assert "exactly" in page.inner_text("#dash-lifecycle")
+            assert http.get(api, headers=k.owner).status_code == 200
+            page.fill("#dash-delete-name", "Tones")
+            page.click("#dash-delete")
+            page.wait_for_function("() => location.hash === '#/projects'")
+        finally:
+            watched.context.close()
+            browser.close()
+    watched.check()
+    assert http.get(api, headers=k.owner).status_code == 404

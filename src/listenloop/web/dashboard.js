@@ -12,6 +12,7 @@ import { announce, h, replace } from "./dom.js";
 import { barChart, colour, dataTable, lineChart, marker, NO_CATEGORY, scatterPlot } from "./charts.js";
 import { fillSelect, formKit, serverErrors, validateConfig } from "./config_form.js";
 import { draftNotice } from "./draft.js";
+import { lifecyclePanel } from "./lifecycle.js";
 import { dryRunPanel } from "./dry_run.js";
 import { settingsPanel } from "./settings.js";
 import { uploadForms } from "./upload.js";
@@ -627,7 +628,7 @@ export async function renderDashboard(root, projectId) {
         title,
         h("p", { class: "lead" }, `Project ${pid} · ${summary.task_type}${summary.classes.length ? ` · ${summary.classes.length} classes` : ""}`),
         updated,
-        h("nav", { "aria-label": "Project actions" }, h("a", { href: `#/projects/${pid}/clips`, class: "dash-button primary" }, "Browse clips"), " ", h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ", h("a", { href: "#/projects", class: "dash-button" }, "All projects")),
+        h("nav", { "aria-label": "Project actions" }, h("a", { href: `#/projects/${pid}/clips`, class: "dash-button primary" }, "Browse clips"), " ", h("a", { href: `#/projects/${pid}/clips?review=all`, class: "dash-button" }, "Review queue"), " ", h("a", { href: `#/projects/${pid}/label`, class: "dash-button" }, "Label clips yourself"), " ", h("a", { href: "#/projects", class: "dash-button" }, "All projects")),
         draftNotice(project, summary.status.clips, renamed)),
       h("div", { class: "dash-grid" },
         empty ? uploads : null,
@@ -644,6 +645,7 @@ export async function renderDashboard(root, projectId) {
         card("dash-agreement", "Agreement", slots.agreement),
         empty ? null : uploads,
         card("dash-settings", "Settings", settings.element),
+        card("dash-lifecycle", "Pause, archive or delete", lifecyclePanel(project)),
         card("dash-export", "Export", h("p", {}, "Download labels with their confidence and soft distribution, annotators' trust, or every answer."), exportLinks(pid, summary.task_type)),
       ),
     ),
