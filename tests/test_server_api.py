@@ -201,7 +201,8 @@ def test_export_labels_and_annotators(client: TestClient) -> None:
     assert next(iter(csv.DictReader(io.StringIO(people)))).keys() >= {"annotator", "trust", "answers"}
     lines = client.get(f"/api/v1/projects/{pid}/export?format=jsonl", headers=oh).text.splitlines()
     records = [json.loads(x) for x in lines]
-    assert [r["record"] for r in records] == ["clip", "clip", "annotator", "annotator"]
+    assert [r["record"] for r in records] == ["clip", "clip", "annotator", "annotator", "agreement"]
+    assert records[-1]["answers_used"] == 4  # the crowd's agreement statistics close the export
     assert client.get(f"/api/v1/projects/{pid}/export?format=xml", headers=oh).status_code == 422
     status = client.get(f"/api/v1/projects/{pid}/status", headers=heads[0]).json()
     assert status["labels_done"] == 2 and status["answers_used"] == 4 and status["progress"] == 1.0
