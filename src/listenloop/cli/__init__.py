@@ -23,6 +23,7 @@ from listenloop.cli import demo as _demo  # noqa: F401
 from listenloop.cli import features as _features  # noqa: F401
 from listenloop.cli import interop as _interop  # noqa: F401
 from listenloop.cli import mix as _mix  # noqa: F401
+from listenloop.cli import model as _model  # noqa: F401
 from listenloop.cli import sed as _sed  # noqa: F401
 from listenloop.cli import serve as _serve  # noqa: F401
 from listenloop.cli import simulate as _simulate  # noqa: F401

@@ -9,6 +9,9 @@ the content-hash cache under the data folder, so a round only computes new clips
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +29,20 @@ from listenloop.engine.retrain import (
     heldout_comparison,
     rank_by_tags,
     retrain_and_rank,
+    score_of,
 )
 from listenloop.errors import ListenloopError
+from listenloop.features.registry import get_extractor
+from listenloop.learners.registry import DEFAULT_LEARNER
 from listenloop.rows import Standardised
 from listenloop.strategies.al_round import interleave_passive
 from listenloop.strategies.auto import remap_state
 
 #: Folder of the projects' consolidated feature matrices, under the feature cache.
 MATRIX_FOLDER = "matrices"
+#: A model version's training labels (clip id, audio sha256, label), beside its model files.
+TRAINING_LABELS = "labels.csv"
+STANDARDISATION = "features minus the mean, over the std, of the round's labelled and pool clips"
 
 # The learning core's task per project task type; multi-label projects are ranked tag by tag
 # (`retrain.rank_by_tags`, binary relevance) with classification models.
@@ -70,6 +79,16 @@ class RoundResult:
     heldout_size: int | None = None  # how many held-out clips both were scored on
     pseudo_labelled: list[int] = field(default_factory=list)  # self_training: clips trained on with
     # the model's own confident prediction (a pseudo-label: never stored or exported as a label)
+    # The model version (`model_dir` given and a model fitted): its folder (`learners.model_files`,
+    # relative to `root` when under it), the configuration it was trained with, and the snapshot id
+    # of its training labels (sha256 over the sorted `audio sha256, label` pairs it trained on).
+    model_files: str | None = None
+    config: dict[str, Any] | None = None
+    labels_snapshot: str | None = None
+    # The model itself on the project's test clips (labelled, held out of every fit and of the
+    # queue): the score an exported copy of this version reproduces on the same clips.
+    test_score: float | None = None
+    test_size: int | None = None
 
 
 def learning_round(
@@ -98,6 +117,8 @@ def learning_round(
     queue: str = "redundancy",
     answers: Sequence[tuple[int, str, str]] | None = None,
     strategy_state: dict[str, Any] | None = None,
+    held_out: Sequence[bool] | None = None,
+    model_dir: Path | None = None,
 ) -> RoundResult:
     """Fit on the labelled clips and order the pool clips for the queue.
 
@@ -129,6 +150,10 @@ def learning_round(
 
     `strategy_state`: what a strategy that learns across rounds (auto's bandit) kept from the
     last round, clips named by id; the new state comes back in the result, the same way.
+
+    The test set: `held_out[i]` marks the project's test clips. They never train and are never
+    queued by the round; those with a label score the round's model itself (`test_score`).
+    With `model_dir`, a fitted model is written to a new folder under it (`model_files`).
     """
     if task_type not in LEARNING_TASK:
         raise ListenloopError(
@@ -156,8 +181,12 @@ def learning_round(
         scheduler=scheduler,
     )
     kept = np.asarray(table.kept, dtype=np.int64)
+    testing = np.array([bool(held_out[i]) for i in kept] if held_out is not None else [], dtype=bool)
+    testing = testing if len(testing) == len(kept) else np.zeros(len(kept), dtype=bool)
     has_label = np.array([labels[i] is not None for i in kept], dtype=bool)
-    pool_mask = np.array([bool(in_pool[i]) for i in kept], dtype=bool) & ~has_label
+    test_rows = np.flatnonzero(has_label & testing)
+    has_label &= ~testing
+    pool_mask = np.array([bool(in_pool[i]) for i in kept], dtype=bool) & ~has_label & ~testing
     labelled_rows = np.flatnonzero(has_label)
     waits = np.zeros(len(kept), dtype=bool)
     if window > 0 and waiting is not None:
@@ -250,6 +279,38 @@ def learning_round(
             rng=np.random.default_rng(iteration),
             pseudo=result.pseudo_rows,
         )
+    version: dict[str, Any] = {}
+    if result.model is not None and result.mean is not None and result.std is not None:
+        truth = [labels[i] for i in kept[test_rows]]
+        if len(test_rows):
+            Z = Standardised(table.X, result.mean, result.std)
+            pred = np.asarray(result.model.predict(Z[test_rows]))
+            want = np.asarray(truth, dtype=str if task == "classification" else float)
+            version["test_score"] = score_of(task, want, pred.astype(want.dtype))
+            version["test_size"] = len(test_rows)
+        if model_dir is not None:
+            version |= _store_version(
+                Path(root),
+                Path(model_dir),
+                result,
+                [
+                    (digests[i] if digests is not None else None) or f"clip-{ids[i]}"
+                    for i in kept[labelled_rows]
+                ],
+                ids[kept[labelled_rows]].tolist(),
+                y,
+                {
+                    "task_type": task_type,
+                    "task": task,
+                    "classes": classes,
+                    "feature_set": feature_set,
+                    "features": json.loads(get_extractor(feature_set).cache_token()),
+                    "learner": learner or DEFAULT_LEARNER[task],
+                    "strategy": strategy,
+                    "iteration": iteration,
+                    "standardisation": STANDARDISATION,
+                },
+            )
     unread = np.setdiff1d(np.arange(len(ids)), kept)
     missing = [int(ids[i]) for i in unread if in_pool[i] and labels[i] is None]
     unread_waiting = [int(ids[i]) for i in unread if waiting is not None and waiting[i] and labels[i] is None]
@@ -272,6 +333,7 @@ def learning_round(
         strategy_state=remap_state(
             getattr(result, "strategy_state", strategy_state), np.arange(len(kept)), ids[kept]
         ),
+        **version,
     )
 
 
@@ -310,6 +372,41 @@ def _relabel_order(
         classes,
         seed=iteration,
     )
+
+
+def labels_snapshot(digests: Sequence[str], labels: Sequence[Any]) -> str:
+    """The snapshot id of a training set: sha256 over its sorted (audio sha256, label) pairs, so the
+    same labelled audio gives the same id whatever the clips' ids or order."""
+    lines = sorted(f"{d}\t{label}" for d, label in zip(digests, labels, strict=True))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _store_version(
+    root: Path,
+    model_dir: Path,
+    result: Any,
+    digests: list[str],
+    clip_ids: list[int],
+    y: list[Any],
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the round's model to a new folder under `model_dir`; what RoundResult records of it."""
+    import csv
+
+    from listenloop.learners.model_files import save_model
+
+    snapshot = labels_snapshot(digests, y)
+    folder = model_dir / f"{int(config['iteration']):05d}-{uuid.uuid4().hex[:12]}"
+    save_model(folder, result.model, result.mean, result.std, {**config, "labels_snapshot": snapshot})
+    with open(folder / TRAINING_LABELS, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["clip_id", "sha256", "label"])
+        out.writerows(zip(clip_ids, digests, y, strict=True))
+    try:
+        where = str(folder.relative_to(root))
+    except ValueError:
+        where = str(folder)
+    return {"model_files": where, "config": config, "labels_snapshot": snapshot}
 
 
 def tag_matrix(labels: Sequence[str | None], tags: Sequence[str]) -> np.ndarray:

@@ -118,6 +118,13 @@ READ_BATCH = 20000  # clip rows fetched at a time when a round reads its project
 # Stream mode: a round's verdict on a waiting clip (admitted to the queue, or let pass).
 _JUDGE = update(C).where(C.c.id == bp("cid"), C.c.status == "pool").values(status=bp("v_status"))
 PASSIVE_ARM = "passive"
+# The project's test clips (`engine.model_versions.set_test_clips`): never trained on nor queued by
+# a round; each model version is scored on those with a label (`model_runs.test_score`).
+TEST_ARM = "test"
+MODELS_FOLDER = "models"  # model versions' files, under the data folder: models/project-ID/...
+# Model versions whose files are kept per project; older versions keep their row (configuration,
+# labels snapshot, scores) but not their files. Each linear-SVM version holds its training rows.
+MODEL_FILES_KEPT = 10
 _ARM = update(C).where(C.c.id == bp("cid"), C.c.arm.is_(None)).values(arm=PASSIVE_ARM)
 _HAS = select(C.c.id).where(
     C.c.project_id == bp("project"), C.c.status == bp("v_status"), C.c.is_gold == false()
@@ -583,7 +590,11 @@ class LearningService:
             start = time.perf_counter()
             inputs = self._read(project_id)
             result = self._compute(held, _round_task, (inputs, None), fan_out=True)
-            run_id = self._write(project_id, inputs, result, held.token, time.perf_counter() - start)
+            try:
+                run_id = self._write(project_id, inputs, result, held.token, time.perf_counter() - start)
+            except BaseException:
+                self._drop_files([result.get("model_files")])  # no row refers to them
+                raise
             self._refresh_search(project_id, inputs)
             return run_id
 
@@ -674,7 +685,7 @@ class LearningService:
                 .order_by(R.c.id.desc())
                 .limit(1)
             ).scalar()
-            names = ("ids", "paths", "digests", "labels", "pool", "waiting", "arm", "random", "gold")
+            names = ("ids", "paths", "digests", "labels", "pool", "waiting", "arm", "random", "gold", "test")
             columns: dict[str, list[Any]] = {k: [] for k in names}
             # streamed in batches: a million-clip project never holds a million row objects at once
             for batch in conn.execution_options(yield_per=READ_BATCH).execute(query).partitions():
@@ -692,6 +703,7 @@ class LearningService:
                     # chosen at random, not by the strategy: seed and control clips, the passive arm
                     columns["random"].append(r.seed_label is not None or r.is_gold or r.arm == PASSIVE_ARM)
                     columns["gold"].append(bool(r.is_gold))
+                    columns["test"].append(r.arm == TEST_ARM)
             answers = None
             if queue != DEFAULT_QUEUE:  # the relabel-or-new queue weighs every regular answer so far
                 answers = [
@@ -728,6 +740,8 @@ class LearningService:
             "matrix": f"project-{project_id}",
             "queue": queue,
             "answers": answers,
+            "held_out": columns["test"],
+            "model_dir": self.data_dir / MODELS_FOLDER / f"project-{project_id}",
             # the service's own: control clips, whose spectrograms are drawn ahead with the queue's head
             "gold": columns["gold"],
         }
@@ -823,7 +837,16 @@ class LearningService:
                 heldout_size=result.get("heldout_size"),
                 pseudo_labels=len(result.get("pseudo_labelled") or []),
                 strategy_state=result.get("strategy_state"),
+                config=result.get("config"),
+                labels_snapshot=result.get("labels_snapshot"),
+                test_score=result.get("test_score"),
+                test_size=result.get("test_size"),
             )
+            retired: list[str | None] = []
+            if result.get("model_files"):
+                run.model_files = result["model_files"]
+                run.version = (self._newest_version(conn, project_id) or 0) + 1
+                retired = self._retire_files(conn, project_id)
             session.add(run)
             session.flush()
             session.add(
@@ -840,10 +863,42 @@ class LearningService:
                         "skipped": result["skipped"],
                         "pseudo_labels": run.pseudo_labels,
                         "seconds": run.seconds,
+                        "version": run.version,
                     },
                 )
             )
+        self._drop_files(retired)
         return run.id
+
+    @staticmethod
+    def _newest_version(conn: Any, project_id: int) -> int | None:
+        """The project's newest model version number (None: none yet)."""
+        return conn.execute(select(func.max(R.c.version)).where(R.c.project_id == project_id)).scalar()
+
+    @staticmethod
+    def _retire_files(conn: Any, project_id: int) -> list[str | None]:
+        """Forget the files of the versions beyond the newest MODEL_FILES_KEPT - 1 (the new one
+        makes it MODEL_FILES_KEPT); their folders, to delete once the transaction commits."""
+        old = conn.execute(
+            select(R.c.id, R.c.model_files)
+            .where(R.c.project_id == project_id, R.c.model_files.is_not(None))
+            .order_by(R.c.version.desc())
+            .offset(MODEL_FILES_KEPT - 1)
+        ).all()
+        if old:
+            conn.execute(update(R).where(R.c.id.in_([r.id for r in old])).values(model_files=None))
+        return [r.model_files for r in old]
+
+    def _drop_files(self, folders: list[str | None]) -> None:
+        """Delete model folders (relative to the data folder) that no row refers to any more."""
+        import shutil
+
+        for rel in folders:
+            if not rel:
+                continue
+            path = (self.data_dir / rel).resolve()
+            if self.data_dir / MODELS_FOLDER in path.parents:  # never anything outside models/
+                shutil.rmtree(path, ignore_errors=True)
 
     def _lowest_rank(self, project_id: int) -> float:
         """The lowest rank of the project's waiting clips, at most 0 (one index seek per status)."""

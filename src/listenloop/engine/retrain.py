@@ -305,7 +305,7 @@ def _fit_predict(
     return np.asarray(fit(train, y).predict(Z[test]))
 
 
-def _score(task: str, truth: np.ndarray, pred: np.ndarray | None) -> float | None:
+def score_of(task: str, truth: np.ndarray, pred: np.ndarray | None) -> float | None:
     """UAR (classes) or Pearson CC (ratings) on the held-out clips; None when it cannot be told."""
     from sklearn.metrics import balanced_accuracy_score
 
@@ -404,7 +404,7 @@ def heldout_comparison(
     def arm_score(pred: np.ndarray, arm: str) -> float | None:
         if missing[arm]:
             return None
-        scores = [_score(task, truth[j], pred[:, j].astype(truth[j].dtype)) for j in range(len(columns))]
+        scores = [score_of(task, truth[j], pred[:, j].astype(truth[j].dtype)) for j in range(len(columns))]
         known = [s for s in scores if s is not None]
         return float(np.mean(known)) if known else None
 

@@ -53,6 +53,7 @@ from listenloop.server.routers import (
     imports,
     labelstudio,
     leaderboard,
+    models,
     projects,
     review,
     similar,
@@ -220,7 +221,19 @@ def create_app(
     app.add_exception_handler(OperationalError, _busy)
     app.add_exception_handler(IntegrityError, _integrity)
     # The annotators' loop (tasks) first: routes are matched in order, and it is the hot path.
-    for module in (tasks, users, projects, clips, similar, imports, exports, leaderboard, dashboard, review):
+    for module in (
+        tasks,
+        users,
+        projects,
+        clips,
+        similar,
+        imports,
+        exports,
+        leaderboard,
+        dashboard,
+        review,
+        models,
+    ):
         app.include_router(module.router, prefix="/api/v1")
     app.include_router(dry_runs.router, prefix="/api/v1")
     app.include_router(clips.uploads, prefix="/api/v1")

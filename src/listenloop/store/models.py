@@ -379,7 +379,10 @@ class ModelRun(Base):
     """
 
     __tablename__ = "model_runs"
-    __table_args__ = (Index("ix_model_runs_project_id", "project_id", "id"),)
+    __table_args__ = (
+        Index("ix_model_runs_project_id", "project_id", "id"),
+        Index("ux_model_runs_project_version", "project_id", "version", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -408,6 +411,17 @@ class ModelRun(Base):
     # auto's bandit after the round (strategies/auto.py: arm weights, the batch waiting for answers,
     # clips by id): the next round goes on from it. NULL for strategies that keep no state.
     strategy_state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The model version this round trained (None: no model, at cold start or for multi-label
+    # projects): its number within the project (1, 2, ...), its folder under the data folder
+    # (`learners.model_files`; None once retired, keeping only this row), the configuration it
+    # was trained with, and the snapshot id of its training labels (`learning.labels_snapshot`).
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    model_files: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    labels_snapshot: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The model itself on the project's labelled test clips (held out of every fit), and how many.
+    test_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    test_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class DryRun(Base):
