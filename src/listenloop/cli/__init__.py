@@ -12,6 +12,7 @@ from listenloop.cli import bench_aggregate as _bench_aggregate  # noqa: F401
 from listenloop.cli import bench_campaign as _bench_campaign  # noqa: F401
 from listenloop.cli import bench_features as _bench_features  # noqa: F401
 from listenloop.cli import bench_import as _bench_import  # noqa: F401
+from listenloop.cli import bench_model as _bench_model  # noqa: F401
 from listenloop.cli import bench_query as _bench_query  # noqa: F401
 from listenloop.cli import bench_round as _bench_round  # noqa: F401
 from listenloop.cli import bench_serve as _bench_serve  # noqa: F401
