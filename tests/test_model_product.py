@@ -127,7 +127,8 @@ def test_export_and_predict_reproduce_the_in_process_model(
     monkeypatch.setattr(matrix_module, "pool_features", keep_features)
     assert service.run_project(pid).state == "ran"
     (run,) = versions(db, pid)
-    assert run.version == 1 and run.labels == 60 and run.model_files
+    assert run.version == 1 and run.labels == 60 and run.model_files  # the round saw 60 labels ...
+    assert run.config["training_labels"] == 40 and run.config["test_clips"] == 20  # ... 20 held out
     assert run.config["feature_set"] == "mfcc" and run.config["learner"] == "logreg"
     assert run.config["classes"] == DIGITS and run.config["features"]["name"] == "mfcc"
     assert len(run.labels_snapshot) == 64 and run.test_size == 20 and run.test_score is not None
@@ -347,6 +348,8 @@ def test_api_lists_and_downloads_versions(client, fsdd_dir: Path, tmp_path: Path
     assert v["version"] == 1 and v["labels"] == 30 and v["downloadable"] and v["created"].endswith("Z")
     assert v["config"]["learner"] == "logreg" and len(v["labels_snapshot"]) == 64
     assert v["scores"]["metric"] == "uar" and v["scores"]["test"] is None  # unlabelled test clips
+    scores = client.get(f"/api/v1/projects/{pid}/status", headers=owner).json()["model_scores"]
+    assert scores[-1]["version"] == 1 and scores[-1]["labels"] == 30
     r = client.get(f"/api/v1/projects/{pid}/models/1/download", headers=owner)
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     folder = tmp_path / "unzipped"

@@ -68,9 +68,14 @@ def run_model_export_bench(
     retrain_every: int = 20,
     max_seconds: float = 300.0,
     seed: int = 0,
+    own_cluster: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the protocol above on `folder` (labels.csv: file,label); returns its figures."""
+    """Run the protocol above on `folder` (labels.csv: file,label); returns its figures.
+
+    `own_cluster`: the server's learning rounds run on a Dask cluster the bench starts (one
+    worker at normal priority, `serve --scheduler`): the server's own local cluster runs at the
+    lowest priority (SCHED_IDLE), which on a machine busy with other work gets no CPU at all."""
     import httpx
 
     say = progress or (lambda _line: None)
@@ -90,7 +95,9 @@ def run_model_export_bench(
         data.mkdir()
         url = f"sqlite:///{data / 'listenloop.db'}"
         create_owner(url)
-        server = Server(url, data, 1, Path(tmp) / "server.log")
+        cluster = _cluster() if own_cluster else None
+        extra = ("--scheduler", cluster.scheduler_address) if cluster is not None else ()
+        server = Server(url, data, 1, Path(tmp) / "server.log", extra=extra)
         t0 = time.monotonic()
         try:
             server.wait()
@@ -141,6 +148,8 @@ def run_model_export_bench(
                 versions = _settled_versions(c, oh, pid, say)
         finally:
             server.stop()
+            if cluster is not None:
+                cluster.close()
         kept = [v for v in versions if v["downloadable"] and v["scores"]["test"] is not None]
         if not kept:
             raise ListenloopError("the campaign trained no model version with a test score")
@@ -188,6 +197,17 @@ def run_model_export_bench(
     }
 
 
+def _cluster() -> Any:
+    """A local Dask cluster of one worker process (two threads: a round's task secedes while its
+    feature extraction runs), for the server's rounds."""
+    from distributed import LocalCluster
+
+    from listenloop.engine.learning_service import _quiet_dask
+
+    _quiet_dask()
+    return LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None)
+
+
 def _files(folder: Path) -> list[str]:
     with open(Path(folder) / "labels.csv", newline="") as f:
         return [r["file"] for r in csv.DictReader(f)]
@@ -210,17 +230,20 @@ def _clip_ids(c: Any, headers: dict[str, str], pid: int, names: set[str]) -> lis
 
 
 def _settled_versions(
-    c: Any, headers: dict[str, str], pid: int, say: Callable[[str], None], wait: float = 240.0
+    c: Any, headers: dict[str, str], pid: int, say: Callable[[str], None], wait: float = 900.0
 ) -> list[dict[str, Any]]:
-    """The project's versions once the learning service is quiet (no new round for QUIET seconds
-    after the crowd stopped), or after `wait` seconds."""
+    """The project's versions once the learning service is quiet (a version exists and no new
+    round came for QUIET seconds), or after `wait` seconds. A learning failure is an error."""
     end = time.monotonic() + wait
     rounds, since = -1, time.monotonic()
     while time.monotonic() < end:
-        now = len(c.get(f"/api/v1/projects/{pid}/status", headers=headers).json()["model_scores"])
+        status = c.get(f"/api/v1/projects/{pid}/status", headers=headers).json()
+        if status.get("learning_error"):
+            raise ListenloopError(f"the learning service failed: {status['learning_error']}")
+        now = sum(s.get("version") is not None for s in status["model_scores"])
         if now != rounds:
             rounds, since = now, time.monotonic()
-        elif time.monotonic() - since >= QUIET:
+        elif now and time.monotonic() - since >= QUIET:
             break
         time.sleep(5)
     else:

@@ -28,6 +28,14 @@ def bench_model_export(
     retrain_every: Annotated[int, typer.Option(min=1, help="Retrain after this many new labels.")] = 20,
     max_seconds: Annotated[float, typer.Option(min=10, help="Stop the annotators after this long.")] = 300,
     seed: Annotated[int, typer.Option(help="Seed of the samples and the annotators.")] = 0,
+    own_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--own-cluster/--server-cluster",
+            help="Rounds on a Dask worker the bench starts at normal priority (serve --scheduler), "
+            "or on the server's own lowest-priority local cluster.",
+        ),
+    ] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here (JSON).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier --json file.")] = False,
 ) -> None:
@@ -46,6 +54,7 @@ def bench_model_export(
         retrain_every=retrain_every,
         max_seconds=max_seconds,
         seed=seed,
+        own_cluster=own_cluster,
         progress=lambda line: print(line, file=sys.stderr),
     )
     print(json.dumps(result, indent=1))

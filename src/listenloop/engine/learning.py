@@ -308,6 +308,8 @@ def learning_round(
                     "learner": learner or DEFAULT_LEARNER[task],
                     "strategy": strategy,
                     "iteration": iteration,
+                    "training_labels": len(labelled_rows),
+                    "test_clips": len(test_rows),
                     "standardisation": STANDARDISATION,
                 },
             )

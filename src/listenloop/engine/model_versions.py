@@ -42,7 +42,8 @@ def describe_version(run: ModelRun) -> dict[str, Any]:
         "run": run.id,
         "created": run.created_at.isoformat(timespec="seconds") + "Z",
         "config": run.config,
-        "labels": run.labels,
+        # the labels it trained on (the round's count also held the test clips' labels)
+        "labels": (run.config or {}).get("training_labels", run.labels),
         "labels_snapshot": run.labels_snapshot,
         "scores": {
             "metric": run.metric,
@@ -108,7 +109,7 @@ def export_version(
         "project": {"id": project.id, "name": project.name, "task_type": project.task_type},
         "version": run.version,
         "created": described["created"],
-        "labels": run.labels,
+        "labels": described["labels"],
         "scores": described["scores"],
         "exported_by": f"listenloop {__version__}",
     }

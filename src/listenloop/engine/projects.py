@@ -426,7 +426,8 @@ def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
     (`score` None while too few labels to cross-validate; `passive_*`: the same learner on the
     randomly chosen labels only; it and `heldout_score`, the round's model, are scored on the
     same `heldout_size` held-out random clips; `pseudo_labels`: clips self-training trained on
-    with the model's own prediction)."""
+    with the model's own prediction; `version`: the model version the round kept (None: none),
+    scored `test_score` on `test_size` labelled test clips)."""
     rows = session.execute(
         select(
             ModelRun.labels,
@@ -439,6 +440,9 @@ def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
             ModelRun.heldout_score,
             ModelRun.heldout_size,
             ModelRun.pseudo_labels,
+            ModelRun.version,
+            ModelRun.test_score,
+            ModelRun.test_size,
         )
         .where(ModelRun.project_id == project_id)
         .order_by(ModelRun.id)
@@ -455,6 +459,9 @@ def model_scores(session: Session, project_id: int) -> list[dict[str, Any]]:
             "heldout_score": r.heldout_score,
             "heldout_size": r.heldout_size,
             "pseudo_labels": r.pseudo_labels,
+            "version": r.version,
+            "test_score": r.test_score,
+            "test_size": r.test_size,
         }
         for r in rows
     ]
