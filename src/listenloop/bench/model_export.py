@@ -198,14 +198,11 @@ def run_model_export_bench(
 
 
 def _cluster() -> Any:
-    """A local Dask cluster of one worker process (two threads: a round's task secedes while its
-    feature extraction runs), for the server's rounds."""
-    from distributed import LocalCluster
+    """A local Dask cluster of one single-threaded worker process (openSMILE is not thread-safe;
+    a round's task secedes while its feature extraction runs), for the server's rounds."""
+    from listenloop.features.extraction import ONE_THREAD_ENV, local_cluster
 
-    from listenloop.engine.learning_service import _quiet_dask
-
-    _quiet_dask()
-    return LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None)
+    return local_cluster(1, ONE_THREAD_ENV)
 
 
 def _files(folder: Path) -> list[str]:
