@@ -214,6 +214,16 @@ def test_every_round_keeps_a_version_and_old_files_retire(
     assert (tmp_path / "full" / "x").read_text() == "keep me"
 
 
+def test_a_round_with_every_clip_labelled_still_keeps_a_version(
+    world: tuple[Database, Path, LearningService], fsdd_dir: Path
+) -> None:
+    db, data, service = world
+    pid = new_project(db, fsdd_dir, data, seeds_per_digit=10, test_per_digit=0)  # no pool left
+    assert service.run_project(pid).state == "ran"
+    (run,) = versions(db, pid)
+    assert run.labels == 100 and run.score is not None and run.config["training_labels"] == 100
+
+
 def test_a_round_without_every_class_keeps_no_version(
     world: tuple[Database, Path, LearningService], fsdd_dir: Path, tmp_path: Path
 ) -> None:

@@ -227,6 +227,7 @@ def learning_round(
         and result.model is not None
         and result.mean is not None
         and classes
+        and len(pool_rows)
     ):
         result.order = _relabel_order(
             table.X, result, labelled_rows, target, pool_rows, kept, ids, answers, classes, learner, iteration

@@ -116,8 +116,9 @@ def retrain_and_rank(
     y = np.asarray(y)
     if len(labelled) != len(y):
         raise ListenloopError(f"{len(labelled)} labelled rows but {len(y)} labels")
-    if len(pool) == 0:
+    if len(pool) == 0 and len(labelled) == 0:
         return RankResult(pool, None, None, cold_start=False, strategy_state=strategy_state)
+    # an empty pool (every clip labelled) still fits and scores the model: the campaign's last one
     Z, mean, std = standardise(X, np.concatenate([labelled, pool]))
     return _rank(
         Z,
