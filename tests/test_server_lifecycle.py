@@ -112,6 +112,9 @@ def test_delete_needs_its_name_and_removes_rows_and_files(client: TestClient, tm
     for clip_id, _, _ in clips:  # render the spectrograms, which go too
         assert client.get(f"/api/v1/clips/{clip_id}/spectrogram.png", headers=oh).status_code == 200
     assert all((data / rel).is_file() for _, rel, _ in clips)
+    models = data / "models" / f"project-{pid}" / "v1"  # a model version's files go too
+    models.mkdir(parents=True)
+    (models / "model.json").write_text("{}")
     base = f"/api/v1/projects/{pid}"
     # no confirmation, or the wrong one: 422 and nothing deleted
     assert client.request("DELETE", base, headers=oh).status_code == 422
@@ -138,7 +141,7 @@ def test_delete_needs_its_name_and_removes_rows_and_files(client: TestClient, tm
     assert audit.data["files_removed"] == 3 and audit.user_id is not None
     gone = [rel for _, rel, _ in clips if rel != kept_path]
     assert len(gone) == 3 and not any((data / rel).exists() for rel in gone)
-    assert (data / kept_path).is_file()
+    assert (data / kept_path).is_file() and not models.parent.exists()
     pictures = {p.name for p in (data / "spectrograms").rglob("*.png")}
     assert len(pictures) == 1 and not any(
         f"{sha}.png" in pictures for _, rel, sha in clips if rel != kept_path

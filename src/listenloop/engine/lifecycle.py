@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -164,6 +165,14 @@ def remove_files(data_dir: Path, files: list[tuple[str, str]]) -> dict[str, int]
             except OSError:
                 kept += audio
     return {"files_removed": removed, "files_kept": kept}
+
+
+def remove_models(data_dir: Path, project_id: int) -> None:
+    """Remove the project's model versions' files (`DATA/models/project-ID`, the learning
+    service's folder for them); their rows went with the project."""
+    from listenloop.engine.learning_service import MODELS_FOLDER  # the service's own layout
+
+    shutil.rmtree(data_dir / MODELS_FOLDER / f"project-{int(project_id)}", ignore_errors=True)
 
 
 def record_files(session: Session, deletion: Deletion, counts: dict[str, int]) -> dict[str, Any]:

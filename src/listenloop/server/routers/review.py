@@ -239,12 +239,14 @@ for _action in lifecycle.ACTIONS:
 @router.delete("/projects/{project_id}", response_model=DeletedOut)
 async def delete_project(project_id: ProjectId, body: DeleteIn, who: User, db: DB, data_dir: DataDir) -> Any:
     """Delete the project for good (owner), confirmed by its name in the body (`{"confirm": NAME}`;
-    422 otherwise, and nothing is deleted): its clips, answers, runs and members, and its audio and
-    spectrogram files no other project uses. An audit event (`project_deleted`) outlives it."""
+    422 otherwise, and nothing is deleted): its clips, answers, runs and members, its model versions'
+    files, and its audio and spectrogram files no other project uses. An audit event
+    (`project_deleted`) outlives it."""
     with db.write() as session:
         project = ops.load_project(session, project_id)
         deletion = lifecycle.delete_project(session, project, who, body.confirm)
     counts = await run_in_threadpool(lifecycle.remove_files, data_dir, deletion.files)
+    await run_in_threadpool(lifecycle.remove_models, data_dir, project_id)
     with db.write() as session:
         return lifecycle.record_files(session, deletion, counts)
 
