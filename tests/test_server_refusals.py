@@ -89,4 +89,7 @@ def test_an_open_project_before_joining(client: TestClient) -> None:
     assert detail == f"the leaderboard of project {pid} is for its members"
     assert client.get(f"/api/v1/projects/{pid}/next", headers=ah).status_code == 200  # joins
     detail = _refused(client, ah, "GET", f"/api/v1/clips/{clip}/audio")  # a member hears clips by task
-    assert detail == f"clip {clip} is for the owner of its project: annotators hear clips through their tasks"
+    assert detail == (
+        f"clip {clip} is for the owner of its project and its reviewers: "
+        "annotators hear clips through their tasks"
+    )
