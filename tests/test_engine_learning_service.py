@@ -303,7 +303,7 @@ def test_the_app_runs_the_service_in_its_own_process_on_a_local_cluster(
         workers = [p for p in child.children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) == 1 and workers[0].nice() >= 10  # one niced Dask worker process
         assert os.sched_getscheduler(workers[0].pid) == os.SCHED_IDLE  # it yields to the server at once
-        assert child.nice() == 0  # the service itself is not niced: it holds the database's write lock
+        assert child.nice() == os.nice(0)  # not niced past the server: it holds the write lock
         assert client.get("/api/v1/projects/1/status").status_code == 401
     assert not service.running
     done = runs(app.state.db, pid)
