@@ -23,42 +23,9 @@ ANNOTATORS = 16
 
 async def _call(app: Any, method: str, path: str, token: str, body: bytes = b"") -> tuple[int, bytes]:
     """One request straight into the ASGI app: (status, body)."""
-    headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
-    if body:
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    sent = False
-    out: dict[str, Any] = {"body": b""}
+    from listenloop.server.warm_up import asgi_call
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)  # the client never disconnects
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            out["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            out["body"] += message.get("body", b"")
-
-    await app(scope, receive, send)
-    return int(out["status"]), bytes(out["body"])
+    return await asgi_call(app, method, path, [(b"authorization", f"Bearer {token}".encode())], body)
 
 
 def _run(pairs: int, folder: Path, profile: Path | None) -> dict[str, float]:

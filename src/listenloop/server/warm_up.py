@@ -25,14 +25,20 @@ _REQUESTS: tuple[tuple[str, str, bytes], ...] = (
 
 async def warm_up(app: ASGIApp) -> list[int]:
     """Send the warm-up requests through `app`; their status codes (404, 401, 401)."""
-    return [await _call(app, method, path, auth) for method, path, auth in _REQUESTS]
+    statuses = []
+    for method, path, auth in _REQUESTS:
+        headers = [(b"authorization", auth)] if auth else []
+        body = b'{"answer": "warm-up"}' if method == "POST" else b""
+        statuses.append((await asgi_call(app, method, path, headers, body))[0])
+    return statuses
 
 
-async def _call(app: ASGIApp, method: str, path: str, auth: bytes) -> int:
-    headers = [(b"host", b"warm-up")]
-    if auth:
-        headers.append((b"authorization", auth))
-    body = b'{"answer": "warm-up"}' if method == "POST" else b""
+async def asgi_call(
+    app: ASGIApp, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> tuple[int, bytes]:
+    """One request straight into the ASGI app, no socket: (status, body). A body is sent as
+    JSON; the client never disconnects."""
+    headers = [(b"host", b"in-process"), *headers]
     if body:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     scope: dict[str, Any] = {
@@ -46,23 +52,27 @@ async def _call(app: ASGIApp, method: str, path: str, auth: bytes) -> int:
         "query_string": b"",
         "root_path": "",
         "headers": headers,
-        "client": ("127.0.0.1", 0),
-        "server": ("127.0.0.1", 0),
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
     }
-    status: list[int] = []
     received = False
+    status = 0
+    out = bytearray()
 
     async def receive() -> dict[str, Any]:
         nonlocal received
         if not received:
             received = True
             return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(0)
+        await asyncio.sleep(3600)  # the client never disconnects
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
+        nonlocal status
         if message["type"] == "http.response.start":
-            status.append(int(message["status"]))
+            status = int(message["status"])
+        elif message["type"] == "http.response.body":
+            out.extend(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status[0] if status else 0
+    return status, bytes(out)
