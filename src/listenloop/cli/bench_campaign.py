@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -109,48 +109,33 @@ def bench_campaign(
         classes = [c.strip() for c in positive.split(",") if c.strip()]
         if not classes:
             raise ListenloopError("--positive: name at least one class (e.g. --positive 0 or --positive 3,8)")
+    common: dict[str, Any] = {
+        "skills": skill_values,
+        "positive": classes,
+        "redundancy": _redundancy(redundancy),
+        "seeds": seeds,
+        "gold": gold,
+        "limit": limit,
+        "feature_set": feature_set,
+        "retrain_every": retrain_every,
+        "seed": seed,
+        "queue": queue,
+        "budget": budget,
+        "progress": lambda line: print(line, file=sys.stderr, flush=True),
+    }
     if inline:
         from listenloop.bench.inline_campaign import run_inline_campaign
 
-        result = run_inline_campaign(
+        result = run_inline_campaign(folder, heldout=heldout, **common)
+    else:
+        result = run_campaign(
             folder,
-            skills=skill_values,
-            positive=classes,
-            redundancy=_redundancy(redundancy),
-            seeds=seeds,
-            gold=gold,
-            limit=limit,
-            feature_set=feature_set,
-            retrain_every=retrain_every,
-            seed=seed,
-            queue=queue,
-            budget=budget,
-            progress=lambda line: print(line, file=sys.stderr, flush=True),
-            heldout=heldout,
+            max_seconds=max_seconds,
+            think=think,
+            screenshots=screenshots,
+            screenshot_after=screenshot_after,
+            **common,
         )
-        print(format_result(result))
-        if json_out is not None:
-            json_out.write_text(result_as_json(result) + "\n")
-        return
-    result = run_campaign(
-        folder,
-        skills=skill_values,
-        positive=classes,
-        redundancy=_redundancy(redundancy),
-        seeds=seeds,
-        gold=gold,
-        limit=limit,
-        feature_set=feature_set,
-        retrain_every=retrain_every,
-        max_seconds=max_seconds,
-        think=think,
-        seed=seed,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
-        screenshots=screenshots,
-        screenshot_after=screenshot_after,
-        queue=queue,
-        budget=budget,
-    )
     print(format_result(result))
     if json_out is not None:
         json_out.write_text(result_as_json(result) + "\n")
