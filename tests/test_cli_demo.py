@@ -26,7 +26,8 @@ def start_demo(cwd: Path, port: int, *extra: str) -> tuple[subprocess.Popen, dic
         [sys.executable, "-m", "listenloop", "demo", "--host", "127.0.0.1", "--port", str(port), *extra],
         cwd=cwd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        # to a file, not a pipe nobody reads: a full pipe would block the demo's logging
+        stderr=(cwd / f"demo-{time.monotonic_ns()}.log").open("w"),
         text=True,
         start_new_session=True,
     )
@@ -86,6 +87,11 @@ def test_demo_logins_work_and_survive_a_restart(tmp_path: Path) -> None:
         stop(proc)
 
 
+def demo_log(cwd: Path, tail: int = 3000) -> str:
+    """The end of the demos' stderr in `cwd`, for a failure's message."""
+    return "\n".join(p.read_text()[-tail:] for p in sorted(cwd.glob("demo-*.log")))
+
+
 def crowd_rows(base: str, owner: dict[str, str]) -> dict[str, int]:
     """The demo crowd's members in the owner's annotator table: username -> answers."""
     table = httpx.get(f"{base}/api/v1/projects/1/annotators", headers=owner).json()
@@ -116,8 +122,13 @@ def test_demo_crowd_works_stops_with_ctrl_c_and_keeps_its_accounts(tmp_path: Pat
     proc, logins = start_demo(tmp_path, port, "--crowd", "3", "--crowd-speed", "20")
     try:
         owner = token(base, *logins["owner"])
-        first = wait_for(lambda: (rows := crowd_rows(base, owner)) and sum(rows.values()) >= 6 and rows, 120)
-        assert set(first) == {"demo-crowd-1", "demo-crowd-2", "demo-crowd-3"}, first
+        everyone = {"demo-crowd-1", "demo-crowd-2", "demo-crowd-3"}
+        # every member answers (the table lists only those with answers), six answers in all
+        first = wait_for(
+            lambda: (rows := crowd_rows(base, owner)) and set(rows) == everyone and sum(rows.values()) >= 6,
+            120,
+        ) and crowd_rows(base, owner)
+        assert first and set(first) == everyone, (first, demo_log(tmp_path))
     finally:
         os.kill(
             proc.pid, signal.SIGINT

@@ -34,6 +34,7 @@ import httpx
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from listenloop.crowd.simulated import SimulatedCrowd
 from listenloop.demo import DEMO_DIR
@@ -208,8 +209,10 @@ class DemoCrowd:
                         if headers is None:
                             headers = {"Authorization": f"Bearer {self.token_for(member.username)}"}
                         headers = self._one(client, k, headers, rng)
-                    except httpx.HTTPError:
-                        wait(RETRY_SECONDS)  # the server is starting, stopping or busy
+                    except (httpx.HTTPError, OperationalError):
+                        # the server is starting, stopping or busy, or the demo's SQLite file is
+                        # locked past its busy timeout (a token or a truth lookup): try again
+                        wait(RETRY_SECONDS)
         except Exception:  # a member who fails must not take the demo down; say why once
             log.exception("demo crowd member %s stopped", member.username)
 
