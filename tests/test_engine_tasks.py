@@ -522,14 +522,14 @@ def test_a_consistency_pass_counts_less_than_a_control_and_undoes_exactly(world)
 
 
 def test_the_early_class_prior_is_reestimated_as_answers_grow(world, monkeypatch) -> None:
-    """Its EM costs more than an answered pair: cached until 5 % more answers came in."""
+    """Its EM costs half an answered pair: cached until EARLY_PRIOR_STEP or 5 % more answers came in."""
     import listenloop.engine.tasks as tasks_module
 
     db, pid, (a, b, c) = world
     calls: list[int] = []
     real = tasks_module.early_class_prior
     monkeypatch.setattr(tasks_module, "early_class_prior", lambda p, r: calls.append(len(r)) or real(p, r))
-    monkeypatch.setattr(tasks_module, "EARLY_PRIOR_CACHED", 2)
+    monkeypatch.setattr(tasks_module, "EARLY_PRIOR_STEP", 2)
     monkeypatch.setattr(tasks_module, "EARLY_PRIOR_REFRESH", 0.5)
     monkeypatch.setattr(tasks_module, "_EARLY_PRIORS", {})
     for who in (a, b, c, a, b, c):
@@ -538,6 +538,6 @@ def test_the_early_class_prior_is_reestimated_as_answers_grow(world, monkeypatch
             if task is None:
                 break
             submit_answer(s, task.task_id, who, "1")
-    # estimated on every answer while it rests on fewer than 2 (the answer just given counts), then
-    # once the answers since reach half of those it rests on: the 4th and the 6th answer reuse it
-    assert calls == [1, 2, 3, 5], calls
+    # estimated on the first answer (the answer just given counts), then once the answers since
+    # reach the step (2) or half of those it rests on: the 2nd, 4th and 6th answer reuse it
+    assert calls == [1, 3, 5], calls

@@ -227,14 +227,16 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _lower_priority() -> None:
-    """Nice every thread of this process to WORKER_NICE and, where the OS has it, SCHED_IDLE (on
-    Linux both are per thread; threads started later inherit them from the thread that starts them)."""
+def _lower_priority(tids: list[int] | None = None) -> None:
+    """Nice threads `tids` (default: every thread of this process) to WORKER_NICE and, where the
+    OS has it, SCHED_IDLE (on Linux both are per thread; threads and processes started later
+    inherit them from the thread that starts them; tid 0 is the calling thread)."""
     idle = getattr(os, "SCHED_IDLE", None)
-    try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        tids = [0]
+    if tids is None:
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            tids = [0]
     for tid in tids:
         try:
             if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICE:
@@ -978,7 +980,31 @@ def _quiet_dask() -> None:
 
 
 def _local_cluster(workers: int) -> LocalCluster:
-    """Extraction's local cluster (single-threaded workers, quiet), niced by the preload above."""
-    from listenloop.features.extraction import ONE_THREAD_ENV, local_cluster
+    """Extraction's local cluster (single-threaded workers, quiet), started at a low priority.
 
-    return local_cluster(workers, ONE_THREAD_ENV, preload=[__name__])
+    It is built in a thread of its own that first lowers itself (`_lower_priority([0])`): the
+    cluster's event-loop thread and the worker processes it spawns inherit nice 19 and
+    SCHED_IDLE from birth. Niced only by their preload, the workers spent their first second or
+    two (spawning, importing listenloop, scipy, distributed) at the server's priority, and a
+    project's first round, which starts the cluster, fell on the start of a load: the first
+    second's p99 of `next` doubled (BENCHMARKS.md, issue 17). The preload still nices them, for
+    a worker the nanny restarts.
+    """
+    built: list[LocalCluster] = []
+    failed: list[BaseException] = []
+
+    def build() -> None:
+        _lower_priority([0])
+        try:
+            from listenloop.features.extraction import ONE_THREAD_ENV, local_cluster
+
+            built.append(local_cluster(workers, ONE_THREAD_ENV, preload=[__name__]))
+        except BaseException as e:  # handed to the caller's thread below
+            failed.append(e)
+
+    thread = threading.Thread(target=build, name="listenloop-dask-start", daemon=True)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return built[0]

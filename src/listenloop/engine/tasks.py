@@ -243,11 +243,13 @@ def _check(
 
 # The class prior before the first fit, per project and process: (the project's answers_used
 # when it was estimated, answers it was estimated from, prior). Its EM over up to PRIOR_ANSWERS
-# answers costs about 10 ms, five times a whole answered pair, so once it rests on
-# EARLY_PRIOR_CACHED answers it is re-estimated only after 5 % more have come in (every 50 at most).
+# answers cost about 1 ms at 1,000 answers, half a whole answered pair, so it is re-estimated
+# only after EARLY_PRIOR_STEP more answers, or 5 % more once it rests on more (every 50 at most).
+# Re-estimated on every answer of a project's first hundred, it was a quarter of the server's
+# work while a crowd's first answers arrive together (issue 17, the first second of a load).
 _EARLY_PRIORS: dict[int, tuple[int, int, list[float] | None]] = {}
 _EARLY_PRIORS_LOCK = threading.Lock()
-EARLY_PRIOR_CACHED = 100
+EARLY_PRIOR_STEP = 8
 EARLY_PRIOR_REFRESH = 0.05
 
 
@@ -256,7 +258,7 @@ def _early_prior(conn: Connection, project: ProjectView) -> list[float] | None:
     with _EARLY_PRIORS_LOCK:
         at, used, prior = _EARLY_PRIORS.get(project.id, (-1, 0, None))
     grown = project.answers_used - at
-    if used >= EARLY_PRIOR_CACHED and 0 <= grown < EARLY_PRIOR_REFRESH * used:
+    if at >= 0 and 0 <= grown < max(EARLY_PRIOR_STEP, EARLY_PRIOR_REFRESH * used):
         return prior
     recent = q.RECENT_ANSWERS.all(conn, {"project": project.id, "n": PRIOR_ANSWERS})
     prior = early_class_prior(project, [(r[0], r[1], float(r[2])) for r in recent])
