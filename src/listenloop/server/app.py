@@ -66,6 +66,7 @@ from listenloop.server.security_headers import SecurityHeadersMiddleware
 from listenloop.server.warm_up import warm_up
 from listenloop.settings import Settings
 from listenloop.store.database import DEFAULT_URL, Database
+from listenloop.store.prepared import compile_all
 
 DEFAULT_DATA = "listenloop-data"
 STATUS: list[tuple[type[EngineError], int]] = [
@@ -176,6 +177,7 @@ def create_app(
     async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         stop_checkpoints = db.start_checkpointer()
         await warm_up(started)
+        compile_all(db.engine.dialect)
         gc.freeze()  # start-up objects never need collecting: shorter GC pauses on the hot paths
         if service is not None:
             service.start()
