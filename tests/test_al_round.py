@@ -1,5 +1,5 @@
 """One active-learning round for both loops: `listenloop simulate`'s loop (`sim.loop.run_loop`, on
-the experiment's standardisation) and the live round (`engine.retrain.retrain_and_rank`, on its
+the experiment's standardisation) and the live round (`engine.learning.retrain.retrain_and_rank`, on its
 lazy standardised view) ask the same first clips from the same labels, strategy and seed."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from listenloop.engine.retrain import retrain_and_rank
+from listenloop.engine.learning.retrain import retrain_and_rank
 from listenloop.learners import make_learner
 from listenloop.sim.experiment import standardise
 from listenloop.sim.loop import LoopConfig, run_loop

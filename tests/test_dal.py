@@ -143,7 +143,7 @@ def test_dal_bad_parameters_and_regression_are_refused() -> None:
 def test_a_live_round_with_strategy_dal_uses_the_dal_model() -> None:
     """The platform's round: DAL's network is the project's model, its entropy order heads the queue."""
     from listenloop.engine.config import strategy_problems
-    from listenloop.engine.retrain import retrain_and_rank
+    from listenloop.engine.learning.retrain import retrain_and_rank
 
     X, y = blobs(scale=1.5)
     labelled = np.concatenate([np.arange(0, 180, 60) + i for i in range(4)])
@@ -168,7 +168,7 @@ def test_a_platform_project_with_strategy_dal_runs_its_live_round(tmp_path) -> N
     from api_support import tone_wav, zip_of
     from listenloop.engine.accounts import Principal, create_user
     from listenloop.engine.config import ProjectConfig
-    from listenloop.engine.learning_service import LearningService
+    from listenloop.engine.learning.service import LearningService
     from listenloop.engine.projects import create_project
     from listenloop.engine.uploads import store_clips, unpack_archive
     from listenloop.store.database import Database

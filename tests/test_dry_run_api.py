@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from api_support import annotator, login, zip_of
 from listenloop.engine import dry_run as dry
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning.service import LearningService
 from listenloop.store.models import Clip
 
 FSDD = Path(__file__).parent / "fixtures" / "fsdd"

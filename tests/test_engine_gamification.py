@@ -30,8 +30,8 @@ from listenloop.engine.gamification import (
     streaks,
     user_progress,
 )
+from listenloop.engine.live.tasks import next_task, submit_answer
 from listenloop.engine.projects import create_project, set_member
-from listenloop.engine.tasks import next_task, submit_answer
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, ProjectMember, WorkerTrust
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from listenloop.engine.learning import learning_round
+from listenloop.engine.learning.round import learning_round
 from listenloop.errors import ListenloopError
 
 

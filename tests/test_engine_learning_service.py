@@ -23,15 +23,15 @@ from sqlalchemy import select, update
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.dashboard import dashboard_summary
-from listenloop.engine.learning import LEARNING_TASK, learning_round
-from listenloop.engine.learning_service import (
+from listenloop.engine.learning.round import LEARNING_TASK, learning_round
+from listenloop.engine.learning.service import (
     METRIC,
     LearningService,
     release_lease,
     take_lease,
     training_label,
 )
-from listenloop.engine.media import spectrogram_path
+from listenloop.engine.live.media import spectrogram_path
 from listenloop.engine.projects import create_project, project_status
 from listenloop.engine.uploads import store_clips, unpack_archive
 from listenloop.store.database import Database
@@ -284,7 +284,7 @@ def test_the_app_runs_the_service_in_its_own_process_on_a_local_cluster(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from listenloop.engine.learning_process import LearningProcess
+    from listenloop.engine.learning.process import LearningProcess
     from listenloop.server import create_app
 
     data = tmp_path / "data"
@@ -320,7 +320,7 @@ def test_the_app_runs_the_service_in_its_own_process_on_a_local_cluster(
 def test_the_learning_process_ends_with_its_parent_even_on_kill_9(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
-        "from listenloop.engine.learning_process import LearningProcess\n"
+        "from listenloop.engine.learning.process import LearningProcess\n"
         "from listenloop.store.database import Database\n"
         "if __name__ == '__main__':\n"
         f"    Database('sqlite:///{tmp_path / 'k.db'}').upgrade()\n"
@@ -343,7 +343,7 @@ def test_stop_returns_when_a_group_sigterm_killed_the_child_first(tmp_path: Path
     import signal
     import threading
 
-    from listenloop.engine.learning_process import LearningProcess
+    from listenloop.engine.learning.process import LearningProcess
 
     url = f"sqlite:///{tmp_path / 'g.db'}"
     Database(url).upgrade()
@@ -370,7 +370,7 @@ def statuses(db: Database, pid: int) -> dict[int, str]:
 def test_stream_mode_judges_arrivals_in_windows(tmp_path: Path, fsdd_dir: Path) -> None:
     """001_'s stream-based AL live: a round judges the next 2 × retrain_every arrivals, queues the
     more informative half, lets the rest pass; people only ever get queued clips."""
-    from listenloop.engine.tasks import next_task
+    from listenloop.engine.live.tasks import next_task
 
     db = Database(f"sqlite:///{tmp_path / 'l.db'}")
     db.upgrade()
@@ -412,7 +412,7 @@ def test_stream_mode_judges_arrivals_in_windows(tmp_path: Path, fsdd_dir: Path) 
 def test_interleave_passive_gives_every_kth_place_to_a_random_clip() -> None:
     import numpy as np
 
-    from listenloop.engine.learning import interleave_passive
+    from listenloop.engine.learning.round import interleave_passive
 
     order = np.arange(40)
     in_arm = np.zeros(40, dtype=bool)
@@ -521,7 +521,7 @@ def test_ranks_are_written_in_short_transactions(world, monkeypatch) -> None:
     them), and the queue comes out in the round's order all the same."""
     from sqlalchemy import event
 
-    from listenloop.engine import learning_service
+    from listenloop.engine.learning import service as learning_service
 
     db, _, pid, service = world
     monkeypatch.setattr(learning_service, "RANK_BATCH", 16)
@@ -544,7 +544,7 @@ def test_ranks_are_written_in_short_transactions(world, monkeypatch) -> None:
 
 def test_a_round_whose_lease_is_taken_mid_write_stops_writing(world, monkeypatch) -> None:
     """Each rank transaction checks the lease: once another process holds it, the round fails."""
-    from listenloop.engine import learning_service
+    from listenloop.engine.learning import service as learning_service
 
     db, _, pid, service = world
     monkeypatch.setattr(learning_service, "RANK_BATCH", 16)
@@ -609,7 +609,7 @@ def test_a_postgresql_projects_round_runs_on_an_existing_dask_cluster(
             assert outcome.state == "ran", outcome.error
             assert queue(db, pid) == want.order
             # the round ran in the worker's process (this test never imports the round's module there)
-            ran_there = client.run(lambda: "listenloop.engine.learning" in sys.modules)
+            ran_there = client.run(lambda: "listenloop.engine.learning.round" in sys.modules)
             assert list(ran_there.values()) == [True]
             (run,) = runs(db, pid)
             assert run.score is not None and not run.cold_start
@@ -629,7 +629,7 @@ def test_a_big_pool_gets_only_its_queues_head_ranked_ahead_of_every_clip(world, 
     """Above RANK_ALL ordered clips a round writes the head's ranks only, below all others."""
     from sqlalchemy import event
 
-    from listenloop.engine import learning_service
+    from listenloop.engine.learning import service as learning_service
 
     db, _, pid, service = world
     service.run_once()  # every rank written

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from listenloop.engine.retrain import rank_by_tags, retrain_and_rank, tags_cv_score
+from listenloop.engine.learning.retrain import rank_by_tags, retrain_and_rank, tags_cv_score
 from listenloop.errors import ListenloopError
 from listenloop.rows import LazyRows
 from listenloop.strategies.al_round import diverse_order
@@ -183,7 +183,7 @@ class _Spy:
 def test_the_model_and_the_passive_arm_are_scored_on_the_same_held_out_clips(monkeypatch) -> None:
     """Both arms predict every held-out clip, each from a fit that did not see it; the passive
     arm's fits hold random labels only, the model's every label."""
-    import listenloop.engine.retrain as retrain
+    import listenloop.engine.learning.retrain as retrain
 
     monkeypatch.setattr(retrain, "make_learner", lambda *a, **k: _Spy())
     _Spy.calls = []
@@ -216,7 +216,7 @@ def test_the_model_and_the_passive_arm_are_scored_on_the_same_held_out_clips(mon
 def test_held_out_scores_do_not_see_the_held_out_labels() -> None:
     """With labels that are pure noise, a memorising learner scores at chance on held-out clips
     (it would score near 1 on clips it was fitted on)."""
-    from listenloop.engine.retrain import heldout_comparison
+    from listenloop.engine.learning.retrain import heldout_comparison
 
     rng = np.random.default_rng(0)
     Z = rng.normal(size=(200, 5)).astype(np.float32)

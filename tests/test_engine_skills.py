@@ -16,11 +16,9 @@ from listenloop.crowd.aggregation.continuous import fit_rating_noise, rating_noi
 from listenloop.crowd.worker_model import fit_project_skills, stored_evidence
 from listenloop.crowd.worker_prior import PRIOR_TRUST, unknown_confusion
 from listenloop.engine.accounts import Principal, create_user
-from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.config import ProjectConfig
-from listenloop.engine.learning_service import LearningService
-from listenloop.engine.projects import create_project
-from listenloop.engine.skills import (
+from listenloop.engine.learning.service import LearningService
+from listenloop.engine.learning.skills import (
     MIN_ANSWERS,
     REFRESH_ANSWERS,
     SkillInputs,
@@ -29,8 +27,10 @@ from listenloop.engine.skills import (
     read_skill_inputs,
     skills_due,
 )
-from listenloop.engine.tasks import next_task, submit_answer
-from listenloop.engine.views import load_view
+from listenloop.engine.live.aggregate import aggregate_clip
+from listenloop.engine.live.tasks import next_task, submit_answer
+from listenloop.engine.live.views import load_view
+from listenloop.engine.projects import create_project
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, WorkerTrust
 

@@ -17,15 +17,15 @@ from sqlalchemy import select
 from api_support import annotator, login
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import dashboard as dash
-from listenloop.engine import spammers
 from listenloop.engine.accounts import Principal, create_user
-from listenloop.engine.aggregate import aggregate_clip
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import ForbiddenError
-from listenloop.engine.learning_service import Held, LearningService, take_lease
+from listenloop.engine.learning import spammers
+from listenloop.engine.learning.service import Held, LearningService, take_lease
+from listenloop.engine.live.aggregate import aggregate_clip
+from listenloop.engine.live.tasks import next_task, submit_answer
+from listenloop.engine.live.views import load_view
 from listenloop.engine.projects import create_project
-from listenloop.engine.tasks import next_task, submit_answer
-from listenloop.engine.views import load_view
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, User, WorkerTrust
 

@@ -17,8 +17,7 @@ from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from listenloop.engine.gamification import CANT_TELL_POINTS, POINTS_PER_ANSWER
-from listenloop.engine.projects import create_project
-from listenloop.engine.tasks import (
+from listenloop.engine.live.tasks import (
     CONSISTENCY_DELAY,
     LEASE,
     Assignment,
@@ -26,6 +25,7 @@ from listenloop.engine.tasks import (
     submit_answer,
     undo_answer,
 )
+from listenloop.engine.projects import create_project
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Project, Task, WorkerTrust, utcnow
 
@@ -523,7 +523,7 @@ def test_a_consistency_pass_counts_less_than_a_control_and_undoes_exactly(world)
 
 def test_the_early_class_prior_is_reestimated_as_answers_grow(world, monkeypatch) -> None:
     """Its EM costs half an answered pair: cached until EARLY_PRIOR_STEP or 5 % more answers came in."""
-    import listenloop.engine.tasks as tasks_module
+    import listenloop.engine.live.tasks as tasks_module
 
     db, pid, (a, b, c) = world
     calls: list[int] = []

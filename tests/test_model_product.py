@@ -22,12 +22,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import balanced_accuracy_score
 from sqlalchemy import select
 
-from listenloop.engine import learning as learning_module
-from listenloop.engine import learning_service
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import InvalidError, NotFoundError
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning import round as learning_module
+from listenloop.engine.learning import service as learning_service
+from listenloop.engine.learning.service import LearningService
 from listenloop.engine.model_versions import export_version, set_test_clips
 from listenloop.engine.predictions import predict_files
 from listenloop.engine.projects import create_project

@@ -1,6 +1,6 @@
 """Dynamic redundancy for multi-label items (the tag set's posterior from per-tag posteriors) and
 ratings (standard error of the mean weighted by each annotator's noise on control answers), and
-the live re-aggregation that applies it (`engine.aggregate`)."""
+the live re-aggregation that applies it (`engine.live.aggregate`)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from listenloop.crowd.redundancy import (
     tag_posteriors,
 )
 from listenloop.crowd.soft_labels import soft_labels
-from listenloop.engine.aggregate import aggregate_clip
-from listenloop.engine.views import ProjectView
+from listenloop.engine.live.aggregate import aggregate_clip
+from listenloop.engine.live.views import ProjectView
 from listenloop.errors import ListenloopError
 
 POLICY = DynamicPolicy(min_answers=2, max_answers=5, tau=0.95)
@@ -310,7 +310,7 @@ def test_a_dynamic_policy_text_takes_a_rating_tolerance() -> None:
 
 
 def test_rating_noise_of_control_answers_weights_the_live_mean() -> None:
-    from listenloop.engine.aggregate import rating_noise_of
+    from listenloop.engine.live.aggregate import rating_noise_of
 
     controls = [(1, "5.5", "5"), (1, "4.5", "5"), (2, "15", "5"), (2, "-3", "5"), (3, "2", None)]
     sd = rating_noise_of(RATING, controls)
@@ -331,8 +331,8 @@ def test_the_live_loop_weights_ratings_by_control_errors(tmp_path) -> None:  # t
 
     from listenloop.engine.accounts import Principal, create_user
     from listenloop.engine.config import ProjectConfig
+    from listenloop.engine.live.tasks import next_task, submit_answer
     from listenloop.engine.projects import create_project
-    from listenloop.engine.tasks import next_task, submit_answer
     from listenloop.store.database import Database
     from listenloop.store.models import Clip, Project, Task
 

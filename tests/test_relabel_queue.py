@@ -14,10 +14,10 @@ from sqlalchemy import select, update
 
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig, ProjectPatch
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning.service import LearningService
+from listenloop.engine.live.tasks import next_task
 from listenloop.engine.project_settings import update_project
 from listenloop.engine.projects import project_config
-from listenloop.engine.tasks import next_task
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Project, Task, utcnow
 from test_engine_learning_service import expected, new_project, queue

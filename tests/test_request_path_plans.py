@@ -25,8 +25,8 @@ from listenloop.engine import gamification as game
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import ConflictError
+from listenloop.engine.live.tasks import LEASE, RECLAIM_AFTER, next_task, submit_answer, undo_answer
 from listenloop.engine.projects import create_project, project_status
-from listenloop.engine.tasks import LEASE, RECLAIM_AFTER, next_task, submit_answer, undo_answer
 from listenloop.store import prepared
 from listenloop.store.answer_tallies import answer_tallies
 from listenloop.store.clip_tallies import tallies

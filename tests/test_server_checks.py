@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from api_support import annotator, login, wavs
 from listenloop.crowd.redundancy import CANT_TELL
-from listenloop.engine import tasks as engine_tasks
 from listenloop.engine.gamification import CANT_TELL_POINTS, POINTS_PER_ANSWER
+from listenloop.engine.live import tasks as engine_tasks
 from listenloop.store.models import Task
 from test_server_api import answers_csv, new_project, upload
 

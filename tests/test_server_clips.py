@@ -18,7 +18,7 @@ from api_support import RECORDINGS, annotator, login, zip_of
 from listenloop.crowd.worker_prior import PRIOR_TRUST
 from listenloop.engine import clips as browser
 from listenloop.engine.accounts import Principal, create_user
-from listenloop.engine.learning_service import training_label
+from listenloop.engine.learning.service import training_label
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, ModelRun, Project, Task, utcnow
 

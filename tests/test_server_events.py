@@ -18,7 +18,7 @@ from sqlalchemy import select
 from api_support import annotator, login, zip_of
 from listenloop.crowd.redundancy import MIN_WEIGHT
 from listenloop.crowd.soft_labels import soft_labels, weak_to_strong
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning.service import LearningService
 from listenloop.engine.uploads import segment_name, segment_onsets
 from listenloop.sed.labels import mace_competence
 from listenloop.store.models import Clip, Task, User, WorkerTrust

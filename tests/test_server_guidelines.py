@@ -12,7 +12,7 @@ from sqlalchemy import select
 from api_support import annotator, login, zip_of
 from listenloop.engine.accounts import Principal
 from listenloop.engine.guidelines import render_guidelines
-from listenloop.engine.tasks import next_task
+from listenloop.engine.live.tasks import next_task
 from listenloop.store.models import Clip, Task, User, WorkerTrust
 from test_server_clips import DIGITS, one_per_digit
 

@@ -517,7 +517,7 @@ def test_stop_ends_a_learning_child_that_does_not_answer_within_seconds(tmp_path
     SIGTERMed and waited for 5 more; a stopped child even outlived the stop."""
     import psutil
 
-    from listenloop.engine.learning_process import STOP_SECONDS, LearningProcess
+    from listenloop.engine.learning.process import STOP_SECONDS, LearningProcess
     from listenloop.store.database import Database
 
     url = f"sqlite:///{tmp_path / 'g.db'}"
@@ -543,7 +543,7 @@ def test_ctrl_c_to_the_group_stops_the_learning_child_at_once(tmp_path: Path) ->
     the parent's own shutdown (it ignored SIGINT and waited for the parent's word)."""
     import psutil
 
-    from listenloop.engine.learning_process import LearningProcess
+    from listenloop.engine.learning.process import LearningProcess
     from listenloop.store.database import Database
 
     url = f"sqlite:///{tmp_path / 'g.db'}"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api_support import annotator, login, wavs, zip_of
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning.service import LearningService
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, Task, utcnow
 

@@ -194,7 +194,7 @@ def test_rating_tolerance_is_a_continuous_setting(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     assert client.get(f"/api/v1/projects/{pid}", headers=oh).json()["rating_tolerance"] == 0.5
     with client.app.state.db.read() as session:
-        from listenloop.engine.views import load_view
+        from listenloop.engine.live.views import load_view
 
         assert load_view(session, pid).rating_tolerance == 0.5
     assert patch(client, oh, pid, {"rating_tolerance": None}).json()["rating_tolerance"] is None

@@ -154,3 +154,20 @@ with TestClient(app) as c:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert 60 < json.loads(out.stdout.splitlines()[-1]) <= 90  # not the default 300
+
+
+def test_the_live_request_path_never_imports_the_learning_service() -> None:
+    """engine.live runs in the server's process on every request; engine.learning runs beside it."""
+    live = SRC / "engine" / "live"
+    assert sorted(p.stem for p in live.glob("*.py")) == ["__init__", "aggregate", "media", "tasks", "views"]
+    found = []
+    for path in live.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            found += [f"{path.name}: {n}" for n in names if n.startswith("listenloop.engine.learning")]
+    assert not found, found

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from api_support import tone_wav, zip_of
 from listenloop.engine.accounts import create_user, hash_password
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning.service import LearningService
 from listenloop.server import create_app
 from listenloop.store.models import Clip, Task, WorkerTrust
 from web_support import ARTIFACTS, Watched, launch, require_browser, serving

@@ -25,7 +25,7 @@ import pytest
 
 from api_support import tone_wav, zip_of
 from listenloop.engine.accounts import create_user, hash_password
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning.service import LearningService
 from listenloop.server import create_app
 from listenloop.store.models import ModelRun, Project, Task
 from web_support import ARTIFACTS, Watched, launch, require_browser, serving

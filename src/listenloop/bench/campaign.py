@@ -58,7 +58,7 @@ class CampaignResult:
     early_accuracy: float | None = None  # their labels against the truth
     model_scores: list[dict[str, Any]] = field(default_factory=list)
     annotators: list[dict[str, Any]] = field(default_factory=list)
-    queue: str = "redundancy"  # the project's queue (`engine.relabel`)
+    queue: str = "redundancy"  # the project's queue (`engine.learning.relabel`)
     budget: int | None = None  # the project's budget (answers of every kind), None: no limit
     correct: int | None = None  # crowd clips finished with the true label
     answers_per_correct: float | None = None  # regular answers (on every clip) per correct crowd clip

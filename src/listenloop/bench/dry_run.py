@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from listenloop.demo import DEMO_DIR
     from listenloop.demo.setup import DEMO_CLASSES, _as_wav, _wav_name, prepare_demo
-    from listenloop.engine.learning_service import LearningService
+    from listenloop.engine.learning.service import LearningService
     from listenloop.server import create_app
     from listenloop.store.models import Clip
 

@@ -2,7 +2,7 @@
 
 The same project, clips, seed labels, control questions and crowd as `bench.campaign` (same
 `seed`: same sample and picks), but the annotators call the engine's request path
-(`engine.tasks.next_task` / `submit_answer`) in turn, one answer at a time, and the learning
+(`engine.live.tasks.next_task` / `submit_answer`) in turn, one answer at a time, and the learning
 service runs inline (`LearningService(inline=True)`, no Dask) whenever a round is due, checked
 every `CHECK_EVERY` answers. Nothing depends on timing or on how busy the machine is: a
 campaign over HTTP on a loaded machine may see no learning round at all before its budget is
@@ -67,9 +67,9 @@ def run_inline_campaign(
     from listenloop.engine.clips import newest_predictions
     from listenloop.engine.config import ProjectConfig
     from listenloop.engine.exports import answer_rows, clip_rows
-    from listenloop.engine.learning_service import LearningService
+    from listenloop.engine.learning.service import LearningService
+    from listenloop.engine.live.tasks import next_task, submit_answer
     from listenloop.engine.projects import create_project, project_status
-    from listenloop.engine.tasks import next_task, submit_answer
     from listenloop.engine.uploads import mark_gold, store_clips, unpack_archive
     from listenloop.store.database import Database
     from listenloop.store.models import Clip, ModelRun, Project, Task

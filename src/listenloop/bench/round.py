@@ -262,7 +262,7 @@ LEARNING_ENV = "LISTENLOOP_LEARNING"
 def _inline_round(url: str, data: str, pid: int, out: Any) -> None:
     """A child process's one round of project `pid`, at normal priority, in the process itself
     (LearningService inline); sends its peak resident memory (MB) back through `out`."""
-    from listenloop.engine.learning_service import LearningService
+    from listenloop.engine.learning.service import LearningService
     from listenloop.store.database import Database
 
     db = Database(url)

@@ -63,7 +63,9 @@ def bench_campaign(
     ] = "2,7,0.95",
     queue: Annotated[
         str | None,
-        typer.Option(help="The project's queue: redundancy (default) or relabel_or_new (engine/relabel.py)."),
+        typer.Option(
+            help="The project's queue: redundancy (default) or relabel_or_new (engine/learning/relabel.py)."
+        ),
     ] = None,
     budget: Annotated[
         int | None, typer.Option(min=1, help="The project's budget: answers of every kind (default: none).")

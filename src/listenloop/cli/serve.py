@@ -79,7 +79,7 @@ def serve(
     Operational settings come from LISTENLOOP_* variables (README: Settings); options win."""
     import uvicorn
 
-    from listenloop.engine.learning_process import LearningProcess
+    from listenloop.engine.learning.process import LearningProcess
     from listenloop.engine.storage import claim_data_folder
     from listenloop.engine.uploads import UploadLimits, parse_size
     from listenloop.server.app import create_app

@@ -16,8 +16,8 @@ the model cannot place outranks an item with agreeing answers, and the more answ
 has the less one more moves it. Before the weights the model's probabilities are temperature
 scaled (`aggregation.crowdlab.best_temperature`: the temperature that best fits the answers'
 vote shares on items with several answers, as ActiveLab does), so an over- or under-confident
-model is put on the crowd's scale. One implementation serves the platform's learning round (`engine.relabel`),
-`bench campaign` through it and `bench relabel`.
+model is put on the crowd's scale. One implementation serves the platform's learning round
+(`engine.learning.relabel`), `bench campaign` through it and `bench relabel`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ above a threshold.
 (`evidence`: the weight of the checks so far):
 trust' = (trust * (prior_strength + evidence) + w * correct) / (prior_strength + evidence + w);
 `revert_trust` takes the last check back exactly (an answer the annotator undid). The platform
-(`engine.tasks`) and `trust_from_answers` (the CLI) both use them.
+(`engine.live.tasks`) and `trust_from_answers` (the CLI) both use them.
 """
 
 from __future__ import annotations

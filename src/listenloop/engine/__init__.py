@@ -10,7 +10,7 @@ from listenloop.engine.errors import (
     TooLargeError,
     UnauthorizedError,
 )
-from listenloop.engine.tasks import Assignment, next_task, submit_answer
+from listenloop.engine.live.tasks import Assignment, next_task, submit_answer
 
 __all__ = [
     "Assignment",

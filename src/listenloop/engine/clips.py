@@ -23,13 +23,13 @@ from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.accounts import Principal
-from listenloop.engine.aggregate import soft_by_clip
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.dashboard import _has_map
 from listenloop.engine.errors import ConflictError, InvalidError, NotFoundError
 from listenloop.engine.labels import TAG_SEP, normalize_label
-from listenloop.engine.learning_service import training_label
+from listenloop.engine.learning.service import training_label
 from listenloop.engine.lifecycle import require_writable
+from listenloop.engine.live.aggregate import soft_by_clip
 from listenloop.engine.projects import require_reviewer
 from listenloop.store.models import (
     CLIP_STATUSES,
@@ -163,7 +163,7 @@ def _order(sort: str) -> list[Any]:
 def newest_predictions(session: Session, project: Project) -> tuple[dict[str, Any] | None, dict[int, str]]:
     """The newest learning round that stored a pool map: `({run_id, round, labels, at}, {clip_id:
     predicted label})`, or `(None, {})`. The map holds a sample of at most `MAP_POINTS` clips
-    (`engine/pool_map.py`): the model's prediction is known for those only."""
+    (`engine/learning/pool_map.py`): the model's prediction is known for those only."""
     run = session.execute(
         select(ModelRun.id, ModelRun.labels, ModelRun.created_at, ModelRun.map)
         .where(ModelRun.project_id == project.id, _has_map())

@@ -19,7 +19,7 @@ TaskType = Literal["classification", "binary", "continuous", "multilabel", "even
 #: presence question of each segment of a long recording (004_).
 TAG_TASKS = ("multilabel", "events")
 #: Task types whose annotators are weighted by MACE competence fitted on presence marks per
-#: segment and class (004_ sec. 2.1; `engine/skills.py`).
+#: segment and class (004_ sec. 2.1; `engine/learning/skills.py`).
 PRESENCE_TASKS = ("events",)
 #: An events project's default annotation segment and hop, seconds (004_ sec. 2.1).
 DEFAULT_SEGMENT_S, DEFAULT_HOP_S = 10.0, 1.0
@@ -254,7 +254,8 @@ DEFAULT_QUEUE = "redundancy"
 
 
 def queue_of(settings: dict[str, Any] | None) -> str:
-    """A project's queue (`engine.relabel`), kept in its free-form settings; the default when unset."""
+    """A project's queue (`engine.learning.relabel`), kept in its free-form settings; the default
+    when unset."""
     return str((settings or {}).get("queue") or DEFAULT_QUEUE)
 
 

@@ -156,7 +156,7 @@ def savings(session: Session, project: Project) -> dict[str, Any]:
 
 def passive_comparison(scores: list[dict[str, Any]], share: float) -> dict[str, Any]:
     """The model against its passive arm (`model_scores` rows, oldest first), both scored on the
-    same held-out random clips (`engine.retrain.heldout_comparison`).
+    same held-out random clips (`engine.learning.retrain.heldout_comparison`).
 
     `{share, model_labels, model_score, passive_labels, passive_score, passive_labels_needed,
     heldout_size}`: the newest round's model on its held-out clips (score and labels) and the
@@ -296,7 +296,7 @@ def set_member_flags(
 
     A flag or unflag is the owner's decision on the annotator: it replaces a flag that spammer
     detection set (their answers count again as anyone's), and detection judges only the answers
-    given after it (`engine/spammers.py`: the owner's decision wins until new evidence).
+    given after it (`engine/learning/spammers.py`: the owner's decision wins until new evidence).
 
     One event per change (`member_flagged`, `member_unflagged`, `member_blocked`,
     `member_unblocked`). Returns the annotator's `{username, flagged, blocked, active}`.

@@ -20,9 +20,9 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from listenloop.crowd.redundancy import CANT_TELL
-from listenloop.engine.aggregate import soft_by_clip
 from listenloop.engine.agreement import AGREEMENT_TASKS, project_agreement
 from listenloop.engine.clips import newest_predictions
+from listenloop.engine.live.aggregate import soft_by_clip
 from listenloop.store.models import Clip, Project, Task, User, WorkerTrust
 
 # The first eight columns are the original contract; `final` and `model_label` came after, so

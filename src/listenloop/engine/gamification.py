@@ -1,7 +1,7 @@
 """Points, levels, streaks, badges and leaderboards: what keeps annotators coming back (000_).
 
 iHEARu-PLAY pays its players in points instead of money. The points are earned in
-`engine.tasks.submit_answer` by `points_for` (stored per answered task in `tasks.points` and
+`engine.live.tasks.submit_answer` by `points_for` (stored per answered task in `tasks.points` and
 summed per project in `worker_trust.points`); everything else here only reads them.
 
 Nothing here may tell an annotator whether a task was a check question or what their trust

@@ -10,7 +10,7 @@ from listenloop.crowd.aggregation.continuous import parse_rating
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError
-from listenloop.engine.views import ProjectView
+from listenloop.engine.live.views import ProjectView
 from listenloop.store.models import Project
 
 TAG_SEP = "|"

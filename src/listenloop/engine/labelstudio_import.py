@@ -17,7 +17,7 @@ Three steps, so that the slow ones hold no database lock:
    relative path or, failing that, by a file name that only one file has.
 3. `store_import` (one write transaction): adds the clips (`engine.uploads.store_clips`: the
    same checks and quota as an upload), then each answer in the order Label Studio recorded
-   them, through the same engine call as an annotator's answer (`engine.tasks.submit_answer`:
+   them, through the same engine call as an annotator's answer (`engine.live.tasks.submit_answer`:
    trust, counts, re-aggregation and the redundancy policy), at the annotation's `created_at`.
 
 Annotators are matched to accounts named `ls-IDENT` (IDENT: the annotator's username in
@@ -46,9 +46,9 @@ from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.labelstudio_format import DATA_KEY, Annotation, Task, parse_tasks
+from listenloop.engine.live.tasks import submit_answer
 from listenloop.engine.projects import load_project, require_owner
 from listenloop.engine.storage import TMP_DIR, room_left
-from listenloop.engine.tasks import submit_answer
 from listenloop.engine.uploads import Unpacked, UploadLimits, read_manifest, store_clips, unpack_archive
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, User, utcnow

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from listenloop.engine.accounts import Principal
 from listenloop.engine.errors import ConflictError, InvalidError
-from listenloop.engine.media import spectrogram_path
+from listenloop.engine.live.media import spectrogram_path
 from listenloop.engine.projects import require_owner
 from listenloop.store.models import Clip, Event, Project, Task, utcnow
 
@@ -170,7 +170,7 @@ def remove_files(data_dir: Path, files: list[tuple[str, str]]) -> dict[str, int]
 def remove_models(data_dir: Path, project_id: int) -> None:
     """Remove the project's model versions' files (`DATA/models/project-ID`, the learning
     service's folder for them); their rows went with the project."""
-    from listenloop.engine.learning_service import MODELS_FOLDER  # the service's own layout
+    from listenloop.engine.learning.service import MODELS_FOLDER  # the service's own layout
 
     shutil.rmtree(data_dir / MODELS_FOLDER / f"project-{int(project_id)}", ignore_errors=True)
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from listenloop import __version__
 from listenloop.engine.accounts import Principal
 from listenloop.engine.errors import InvalidError, NotFoundError
-from listenloop.engine.learning_service import MODEL_FILES_KEPT, TEST_ARM
+from listenloop.engine.learning.service import MODEL_FILES_KEPT, TEST_ARM
 from listenloop.engine.projects import load_project, require_owner
 from listenloop.store import model_versions as store
 from listenloop.store.models import Event, ModelRun, Project

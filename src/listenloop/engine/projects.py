@@ -17,7 +17,7 @@ from listenloop.engine.config import (
     queue_of,
 )
 from listenloop.engine.errors import ForbiddenError, InvalidError, NotFoundError
-from listenloop.engine.views import ProjectView
+from listenloop.engine.live.views import ProjectView
 from listenloop.store.clip_tallies import tallies
 from listenloop.store.events import newest_event
 from listenloop.store.models import MEMBER_ROLES, Event, ModelRun, Project, ProjectMember, Task, User, utcnow

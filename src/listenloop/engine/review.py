@@ -41,7 +41,7 @@ from listenloop.engine.accounts import Principal
 from listenloop.engine.clips import DEFAULT_PAGE, MAX_PAGE, newest_predictions
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.errors import InvalidError
-from listenloop.engine.learning_service import training_label
+from listenloop.engine.learning.service import training_label
 from listenloop.engine.projects import require_reviewer
 from listenloop.store.models import Clip, Project, Task
 

@@ -25,7 +25,7 @@ from listenloop.features.registry import get_extractor
 from listenloop.features.search_index import EXACT_MAX, SearchIndex, build_index, is_fresh
 from listenloop.store.models import Clip, Project
 
-MATRICES = Path("features") / "matrices"  # under the data folder: engine.learning's MATRIX_FOLDER
+MATRICES = Path("features") / "matrices"  # under the data folder: engine.learning.round's MATRIX_FOLDER
 MAX_K = 100
 DEFAULT_K = 10
 _CACHE: dict[str, tuple[int, SearchIndex]] = {}  # matrix file -> (its rows, the loaded index)

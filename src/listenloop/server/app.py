@@ -4,7 +4,7 @@
 `app_from_env()` is the import-string factory that `listenloop serve --workers N` hands to
 uvicorn, configured by the settings (`listenloop/settings.py`: LISTENLOOP_DB, LISTENLOOP_DATA,
 LISTENLOOP_SCHEDULER, LISTENLOOP_IMPORT_ROOT, LISTENLOOP_LEARNING and the operational ones). The
-app's lifespan runs the background learning service (`engine/learning_service.py`) unless
+app's lifespan runs the background learning service (`engine/learning/service.py`) unless
 `learning=False` (or LISTENLOOP_LEARNING=0).
 """
 
@@ -35,8 +35,8 @@ from listenloop.engine.errors import (
     TooLargeError,
     UnauthorizedError,
 )
-from listenloop.engine.learning_process import LearningProcess
-from listenloop.engine.learning_service import LearningService
+from listenloop.engine.learning.process import LearningProcess
+from listenloop.engine.learning.service import LearningService
 from listenloop.engine.uploads import ArchiveRejectedError, UploadLimits
 from listenloop.errors import ListenloopError
 from listenloop.lifetime import die_with_parent

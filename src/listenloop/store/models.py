@@ -172,7 +172,7 @@ class ProjectMember(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # marked for review (owner or detection)
-    # Spammer detection (engine/spammers.py): the flag was set by detection (their answers then count
+    # Spammer detection (engine/learning/spammers.py): the flag was set by detection (their answers then count
     # at chance level) and why; the owner's last flag decision (detection judges only later answers).
     flag_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     flag_auto: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

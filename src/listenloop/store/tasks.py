@@ -2,7 +2,7 @@
 
 Core statements built once at import with bind parameters, run on the driver's cursor
 (`store/prepared.py`) inside the caller's write transaction; the rules that use them are in
-`engine/tasks.py`. Every one is a seek on an index (tests/test_request_path_plans.py explains
+`engine/live/tasks.py`. Every one is a seek on an index (tests/test_request_path_plans.py explains
 them on SQLite and PostgreSQL): their cost does not grow with the project or its history.
 """
 
@@ -280,7 +280,7 @@ CLIP_STATUS = Prepared(select(C.c.status).where(C.c.id == bp("clip")))
 SILVER = Prepared(C.update().where(C.c.id == bp("clip")).values(silver=True))
 CLIP_STATUS_PG = Prepared(CLIP_STATUS.stmt.with_for_update())
 # Each answer with its annotator's trust, confusion matrix, fitted skill and whether spammer
-# detection flagged them (`flag_auto`: their answers count at chance level, engine/spammers.py).
+# detection flagged them (`flag_auto`: their answers count at chance level, engine/learning/spammers.py).
 ANSWERS = Prepared(
     select(
         T.c.answer,

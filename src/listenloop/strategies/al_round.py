@@ -1,5 +1,5 @@
 """One active-learning round, the one both loops run: `listenloop simulate` (`sim/loop.py`, the
-dataset's labels as the oracle) and the platform's learning rounds (`engine/retrain.py`, the crowd).
+dataset's labels as the oracle) and the platform's learning rounds (`engine/learning/retrain.py`, the crowd).
 
 A round goes from the labels so far to the clips to ask next, with the oracle or the crowd as the
 only difference between the two loops:

@@ -1,6 +1,6 @@
 """What one active-learning round trains on: the labels, plus a semi-supervised strategy's
 pseudo-labels. The one rule of every path: the simulation's loop (`sim/loop.py`) and the
-live loop's rounds (`engine/retrain.py`) both fit through `fit_round`.
+live loop's rounds (`engine/learning/retrain.py`) both fit through `fit_round`.
 
 Semi-supervised AL (002_, SSAL): "the model updates twice per iteration, first with active
 learning, then SSL": it is fitted on the labels, predicts the unlabelled candidates, and the

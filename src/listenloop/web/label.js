@@ -25,7 +25,7 @@ import { guideSeen, hasGuide, loadGuide, showGuide } from "./guide.js";
 const CANT_TELL = "can't tell";
 const POLL_MS = 4000;
 const STREAK_GAP_MS = 120000; // a pause longer than this ends the in-session answer streak
-const SPEC_LEFT = 0.08; // the plot area inside the server's spectrogram picture (engine/media.py)
+const SPEC_LEFT = 0.08; // the plot area inside the server's spectrogram picture (engine/live/media.py)
 const SPEC_WIDTH = 0.9;
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
 const UNDO_HELP = " Backspace takes back your last answer.";

@@ -18,7 +18,7 @@ from listenloop.engine import projects as ops
 from listenloop.engine.errors import ForbiddenError, InvalidError, NotFoundError
 from listenloop.engine.labels import read_label_csv
 from listenloop.engine.lifecycle import require_writable
-from listenloop.engine.media import render_spectrogram, spectrogram_path
+from listenloop.engine.live.media import render_spectrogram, spectrogram_path
 from listenloop.engine.storage import TMP_DIR, room_left
 from listenloop.engine.uploads import (
     Unpacked,

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from listenloop.engine import projects as ops
 from listenloop.engine.accounts import Principal
-from listenloop.engine.aggregate import strong_soft_labels
 from listenloop.engine.errors import InvalidError, NotFoundError
 from listenloop.engine.exports import iter_export_answers, iter_export_crowdkit, iter_export_project
 from listenloop.engine.labelstudio import iter_labelstudio, labelling_config, require_choices
+from listenloop.engine.live.aggregate import strong_soft_labels
 from listenloop.sed import maestro
 from listenloop.server.deps import DB, ProjectId, User
 from listenloop.server.json_body import StrictJSONRoute

@@ -12,8 +12,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine.accounts import Principal
 from listenloop.engine.config import TAG_TASKS
-from listenloop.engine.tasks import next_task, submit_answer, task_media, undo_answer
-from listenloop.engine.views import ProjectView, load_view
+from listenloop.engine.live.tasks import next_task, submit_answer, task_media, undo_answer
+from listenloop.engine.live.views import ProjectView, load_view
 from listenloop.server.deps import DB, Actor, DataDir, IdleCache, ProjectId, TaskId, User
 from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.routers.clips import audio_response, spectrogram_response

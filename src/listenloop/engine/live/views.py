@@ -37,7 +37,7 @@ class ProjectView:
     invite_only: bool
     is_open: bool  # False: a draft, for its owner only
     answers_used: int
-    class_prior: list[float] | None  # set by the background Dawid-Skene fit (engine/skills.py)
+    class_prior: list[float] | None  # set by the background Dawid-Skene fit (engine/learning/skills.py)
     cant_tell_count: int  # can't-tell answers of every kind (the crowd's can't-tell rate)
     state: str  # active, paused or archived (engine/lifecycle.py): only an active project serves tasks
 

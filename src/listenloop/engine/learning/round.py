@@ -21,9 +21,9 @@ import numpy as np
 
 from listenloop.engine.config import TAG_TASKS
 from listenloop.engine.labels import TAG_SEP
-from listenloop.engine.pool_map import pool_map
-from listenloop.engine.relabel import QUEUE_TASKS, relabel_or_new_order
-from listenloop.engine.retrain import (
+from listenloop.engine.learning.pool_map import pool_map
+from listenloop.engine.learning.relabel import QUEUE_TASKS, relabel_or_new_order
+from listenloop.engine.learning.retrain import (
     MIN_HELDOUT,
     QUEUE_SIZE,
     heldout_comparison,
@@ -58,7 +58,7 @@ LEARNING_TASK = {
 @dataclass
 class RoundResult:
     """Clip ids in queue order (best first), the model's score (None before one can be fitted),
-    and the dashboard's map of the pool (`engine.pool_map`)."""
+    and the dashboard's map of the pool (`engine.learning.pool_map`)."""
 
     order: list[int]
     score: float | None
@@ -146,7 +146,7 @@ def learning_round(
 
     `queue` "relabel_or_new" (classification and binary projects, pool mode, once a model is
     fitted): the queued clips, heard or new, in ActiveLab order instead of the strategy's
-    (`engine.relabel`), from `answers`, the regular answers so far as (clip id, annotator, answer).
+    (`engine.learning.relabel`), from `answers`, the regular answers so far as (clip id, annotator, answer).
 
     `strategy_state`: what a strategy that learns across rounds (auto's bandit) kept from the
     last round, clips named by id; the new state comes back in the result, the same way.
@@ -353,7 +353,8 @@ def _relabel_order(
     learner: str | None,
     iteration: int,
 ) -> np.ndarray:
-    """The pool rows in the relabel-or-new order (`engine.relabel`), on the round's standardisation."""
+    """The pool rows in the relabel-or-new order (`engine.learning.relabel`), on the round's
+    standardisation."""
     import pandas as pd
 
     from listenloop.learners.registry import make_learner

@@ -1,12 +1,12 @@
 """Whole-project crowd skills, refreshed in the background (000_ Table 1; issue 4's live loop).
 
 The request path re-aggregates only the clip just answered, with each annotator's current
-confusion matrix (`engine/aggregate.py`). This module refreshes those matrices and the class
+confusion matrix (`engine/live/aggregate.py`). This module refreshes those matrices and the class
 prior from every regular answer of a project with Dawid-Skene (`crowd.worker_model.
 fit_project_skills`), plus the control answers on gold clips with those clips clamped at
 their gold label (crowd-kit's `true_labels`): reading and writing rows here, the fit itself
 anywhere (the learning service runs it in its own process, so the server's event loop never
-holds the GIL for it). The same refresh runs spammer detection first (`engine/spammers.py`,
+holds the GIL for it). The same refresh runs spammer detection first (`engine/learning/spammers.py`,
 `refresh`): the answers of detected spammers are left out of the fit.
 
 A rating project has no classes either: its refresh fits each annotator's noise sd from all
@@ -34,7 +34,7 @@ from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.soft_labels import answer_tags, presence_competence
 from listenloop.crowd.worker_model import ProjectSkills, fit_project_skills
 from listenloop.engine.config import PRESENCE_TASKS
-from listenloop.engine.spammers import SpamInputs, chance_workers, find_spammers
+from listenloop.engine.learning.spammers import SpamInputs, chance_workers, find_spammers
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, Task, WorkerTrust
 

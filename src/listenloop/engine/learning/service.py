@@ -9,7 +9,7 @@ PostgreSQL, runs a project's round at a time; the lease expires, so a killed pro
 block a project), reads the clips, runs `engine.learning.learning_round` on Dask, writes the
 new ranks in one executemany UPDATE and records a `ModelRun` (the status page's score
 history). Each poll also refreshes the crowd skills of classification projects that got enough
-new answers (`engine/skills.py`: spammer detection, then whole-project Dawid-Skene, under the
+new answers (`engine/learning/skills.py`: spammer detection, then whole-project Dawid-Skene, under the
 same lease, in the service's thread; multi-label projects get the spammer detection), also
 while a round computes, so that neither waits for a long round. A failed
 round is an event in the project's log; the lease is released, the project is tried again
@@ -49,9 +49,10 @@ from sqlalchemy import false, func, or_, select, update
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.engine import agreement as crowd_agreement
 from listenloop.engine import dry_run as dry
-from listenloop.engine import lifecycle, spammers
-from listenloop.engine import skills as crowd_skills
+from listenloop.engine import lifecycle
 from listenloop.engine.config import DEFAULT_QUEUE, queue_of
+from listenloop.engine.learning import skills as crowd_skills
+from listenloop.engine.learning import spammers
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, ModelRun, Project, Task, utcnow
 
@@ -252,7 +253,7 @@ def run_round(kwargs: dict[str, Any], scheduler: str | None = None) -> dict[str,
     server process unpickles it without importing scikit-learn (seconds holding the GIL)."""
     from dataclasses import asdict
 
-    from listenloop.engine.learning import learning_round
+    from listenloop.engine.learning.round import learning_round
 
     kwargs = dict(kwargs)
     gold = kwargs.pop("gold", None)  # the service's own input: which clips are control questions
@@ -274,7 +275,7 @@ def prerender_spectrograms(root: Path, order: list[int], media: dict[int, tuple[
     """Draw the spectrograms of the clips people hear next (the queue's head and the control
     clips) ahead of time, here on the niced worker: otherwise the first annotator to get a clip
     waits for matplotlib on the request path. Returns how many were drawn."""
-    from listenloop.engine.media import render_spectrogram, spectrogram_path
+    from listenloop.engine.live.media import render_spectrogram, spectrogram_path
 
     wanted = order[:PRERENDER] + [cid for cid, (_, _, gold) in media.items() if gold]
     drawn = 0
@@ -606,7 +607,7 @@ class LearningService:
         """Rebuild the project's search-by-example index next to its feature matrix when the round
         changed the matrix (`features.search_index`): inline, or as a Dask task not waited for (the
         lease is already released; a build still running for the project is left to finish)."""
-        from listenloop.engine.learning import MATRIX_FOLDER
+        from listenloop.engine.learning.round import MATRIX_FOLDER
         from listenloop.features.matrix import stored_name
         from listenloop.features.registry import get_extractor
 

@@ -22,7 +22,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from listenloop.engine.learning_service import POLL_SECONDS, LearningService
+from listenloop.engine.learning.service import POLL_SECONDS, LearningService
 from listenloop.lifetime import die_with_parent
 from listenloop.store.database import Database
 

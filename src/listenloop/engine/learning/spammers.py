@@ -1,6 +1,6 @@
 """Spammer detection in the live platform: judge, flag, weight down and (if the owner says so) block.
 
-The background skills refresh (`engine/skills.py`, run by the learning service) reads a
+The background skills refresh (`engine/learning/skills.py`, run by the learning service) reads a
 project's regular answers, can't-tell included, with `read_spam_inputs`; `find_spammers`
 (pure) applies `crowd.trust.detect_spammers` to them; and `write_flags` stores what it found.
 A found spammer:
@@ -8,7 +8,7 @@ A found spammer:
 - is flagged with the detection's reason (`project_members.flag_reason`) and `flag_auto` set,
   and an `annotator_flagged` event is logged;
 - counts at chance level from then on: their answers carry no evidence in the live
-  re-aggregation (`engine/aggregate.py`, `chance`) and are left out of the Dawid-Skene refresh,
+  re-aggregation (`engine/live/aggregate.py`, `chance`) and are left out of the Dawid-Skene refresh,
   so they can never close a clip; the queued clips they answered are re-aggregated at once;
 - is blocked when the project's `auto_block_spammers` is on (off by default: blocking is the
   owner's decision), the way the owner's block works (`engine/dashboard.block_member`).
@@ -32,7 +32,7 @@ from sqlalchemy import and_, select
 
 from listenloop.crowd.trust import SPAMMER_COLUMNS, detect_spammers
 from listenloop.engine.dashboard import block_member
-from listenloop.engine.tasks import reaggregate_clips
+from listenloop.engine.live.tasks import reaggregate_clips
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, User, utcnow
 

@@ -43,13 +43,13 @@ from listenloop.crowd.checks import (
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.trust import PRIOR_TRUST, check_weight, revert_trust, update_trust
 from listenloop.engine.accounts import Principal
-from listenloop.engine.aggregate import PRIOR_ANSWERS, aggregate_clip, early_class_prior, rating_noise_of
 from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundError
 from listenloop.engine.gamification import level_of, points_for
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.lifecycle import state_refusal
+from listenloop.engine.live.aggregate import PRIOR_ANSWERS, aggregate_clip, early_class_prior, rating_noise_of
+from listenloop.engine.live.views import ProjectView, load_view
 from listenloop.engine.projects import blocked_reason, refusal
-from listenloop.engine.views import ProjectView, load_view
 from listenloop.settings import Settings
 from listenloop.store import tasks as q
 from listenloop.store.database import AnyConnection, connection_of

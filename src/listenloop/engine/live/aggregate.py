@@ -6,7 +6,7 @@ type: classes by the clip's posterior, multi-label clips by their tag set's post
 by the standard error of their mean (each annotator weighted by the inverse of their noise
 variance: the background fit's over all their answers, else their control answers').
 Whole-project aggregation (Dawid-Skene, and the ratings' noise fit) is background work
-(`engine/skills.py`): once it has run, each answer counts with its annotator's confusion
+(`engine/learning/skills.py`): once it has run, each answer counts with its annotator's confusion
 matrix and the project's class prior (the E-step of Dawid-Skene for this one clip); before,
 with a one-coin model at their trust. The soft label is 004_ eq. 1 (`crowd.soft_labels`)
 with each annotator's competence (`competence`).
@@ -29,7 +29,7 @@ from listenloop.crowd.worker_model import stored_evidence
 from listenloop.crowd.worker_prior import PRIOR_TRUST, class_prior
 from listenloop.engine.config import PRESENCE_TASKS, TAG_TASKS
 from listenloop.engine.labels import TAG_SEP
-from listenloop.engine.views import ProjectView
+from listenloop.engine.live.views import ProjectView
 from listenloop.store.models import Clip, Project, ProjectMember, Task, WorkerTrust
 
 PRIOR_ANSWERS = 1000
@@ -95,7 +95,7 @@ def aggregate_clip(
     (None where not fitted), which replaces trust as their competence; `confusions`: their
     stored confusion matrices (None where not fitted), used with the project's `class_prior`
     once the background fit has set it. `chance`: answers that count at chance level (a
-    detected spammer's, `engine/spammers.py`): they count toward the answers a clip used but
+    detected spammer's, `engine/learning/spammers.py`): they count toward the answers a clip used but
     carry no evidence (competence at the floor, so never trusted, and a confusion matrix whose
     rows are uniform) and never close a clip. `noise`: ratings only, each answer's annotator's
     noise sd (`rating_noise_of`; None: the prior's for everyone), the weights of the mean.
