@@ -204,7 +204,7 @@ def heldout_score(
 ) -> tuple[float | None, int]:
     """UAR, on `n` clips of `folder` outside the campaign (a random draw fixed by `seed`, the same
     for every queue), of the project's learner fitted on the campaign's final training labels
-    (seed, control and confidently done crowd clips, as `learning_service.training_label`)."""
+    (seed, control and confidently done crowd clips, as `engine.learning.service.training_label`)."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 

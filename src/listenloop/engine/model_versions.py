@@ -1,6 +1,6 @@
 """The model as a product: a project's model versions, their export with a model card, the test set.
 
-Every learning round that fits a model keeps it as a version (`learning_service`: its folder
+Every learning round that fits a model keeps it as a version (`engine.learning.service`: its folder
 under the data folder, configuration, training labels' snapshot id and scores on `model_runs`).
 `export_version` writes one as a self-contained folder that `listenloop predict` reads:
 the model files (`learners.model_files`), `model.json` (configuration, classes, scores),

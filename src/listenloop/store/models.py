@@ -414,7 +414,7 @@ class ModelRun(Base):
     # The model version this round trained (None: no model, at cold start or for multi-label
     # projects): its number within the project (1, 2, ...), its folder under the data folder
     # (`learners.model_files`; None once retired, keeping only this row), the configuration it
-    # was trained with, and the snapshot id of its training labels (`learning.labels_snapshot`).
+    # was trained with, and the snapshot id of its training labels (`engine.learning.round.labels_snapshot`).
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     model_files: Mapped[str | None] = mapped_column(String(512), nullable=True)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

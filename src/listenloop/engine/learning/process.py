@@ -1,4 +1,4 @@
-"""The learning service (`learning_service.py`) in a process of its own, beside the server.
+"""The learning service (`engine/learning/service.py`) in a process of its own, beside the server.
 
 Why a process: the service's own Python work (reading a project's inputs, handing them to
 Dask, writing ranks, runs and maps) holds the GIL for milliseconds at a time. In the server's

@@ -2,7 +2,7 @@
 
 No storage here: `learning_round` gets the clips' audio paths and what is known of them,
 and returns the new queue order and the model's score; the learning service (`engine/
-learning_service.py`) reads them from the store and writes the results back. Features come
+learning/service.py`) reads them from the store and writes the results back. Features come
 from `features.extraction` (on Dask: the local cluster, or the `--scheduler` address), with
 the content-hash cache under the data folder, so a round only computes new clips.
 """

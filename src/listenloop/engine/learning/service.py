@@ -6,7 +6,7 @@ round, or clips uploaded since (from the projects' running clip and label counts
 never scans a pool). For each it takes the project's learning lease (one
 conditional UPDATE, so that one process of several, or one machine of several on one
 PostgreSQL, runs a project's round at a time; the lease expires, so a killed process does not
-block a project), reads the clips, runs `engine.learning.learning_round` on Dask, writes the
+block a project), reads the clips, runs `engine.learning.round.learning_round` on Dask, writes the
 new ranks in one executemany UPDATE and records a `ModelRun` (the status page's score
 history). Each poll also refreshes the crowd skills of classification projects that got enough
 new answers (`engine/learning/skills.py`: spammer detection, then whole-project Dawid-Skene, under the
@@ -15,7 +15,7 @@ while a round computes, so that neither waits for a long round. A failed
 round is an event in the project's log; the lease is released, the project is tried again
 after a back-off and the thread goes on.
 
-The server runs the service in a process of its own (`learning_process.py`), so that none of
+The server runs the service in a process of its own (`engine/learning/process.py`), so that none of
 its Python work holds the GIL of the process that serves requests.
 
 Dask: a `LocalCluster` of worker processes, started on the first round (1 worker by default,
@@ -77,7 +77,7 @@ LOCAL_WORKERS = 1
 PRERENDER = 200  # spectrograms drawn ahead per round: the head of the new queue
 WAIT_STEP = 1.0  # how often a thread waiting for a Dask result checks stop and renews its lease
 
-# Score metric per task type that `learning.learning_round` supports (its LEARNING_TASK; kept
+# Score metric per task type that `round.learning_round` supports (its LEARNING_TASK; kept
 # here so that polling never imports scikit-learn into the server process).
 # Multi-label: the mean UAR of the tags' yes/no models.
 METRIC = {"classification": "uar", "binary": "uar", "continuous": "cc", "multilabel": "uar", "events": "uar"}
