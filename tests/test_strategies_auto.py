@@ -217,7 +217,17 @@ def test_auto_state_restarts_when_the_arms_change():
     np.testing.assert_allclose(a.probabilities(), [0.5, 0.5])
 
 
-@pytest.mark.parametrize("bad", [{"random_share": 0}, {"p_min": 0.5}, {"arms": ()}, {"prior": "flat"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"random_share": 0},
+        {"p_min": 0.5},
+        {"arms": ()},
+        {"prior": "flat"},
+        {"pseudo_threshold": 1.0},
+        {"pseudo_cap": -1},
+    ],
+)
 def test_auto_rejects_bad_settings(bad):
     with pytest.raises(ValueError):
         AutoStrategy(**bad)
@@ -228,3 +238,47 @@ def test_auto_accepts_any_registered_strategy_as_an_arm():
     strategy = AutoStrategy(arms=("random", "cluster_margin", "badge"), prior="uniform")
     notes = run_auto(strategy, X, y, rounds=2, batch=10)
     assert set(notes[-1]["auto_sources"]) == {RANDOM_SOURCE, "random", "cluster_margin", "badge"}
+
+
+def test_auto_trains_on_balanced_capped_pseudo_labels_and_can_do_without():
+    """002_'s semi-supervised AL inside auto: confident predictions join a second fit (through
+    `fit_round`, as in simulate and the live round), balanced, at most pseudo_cap per label."""
+    from listenloop.strategies.training_set import fit_round
+
+    X, y = blobs()
+    labelled = np.concatenate([np.arange(0, 600, 200) + i for i in range(5)])  # 5 labels per class
+    pool = np.setdiff1d(np.arange(len(X)), labelled)
+
+    def make_model():
+        return LogisticRegression(max_iter=500)
+
+    fit = fit_round(
+        make_model, X, labelled, y[labelled], pool, AutoStrategy(), iteration=1, rng=np.random.default_rng(0)
+    )
+    n = len(fit.pseudo_rows)
+    assert 0 < n <= 4 * len(labelled) and set(fit.pseudo_rows.tolist()) <= set(pool.tolist())
+    counts = np.unique(fit.pseudo_labels, return_counts=True)[1]
+    assert len(counts) == 3 and counts.min() == counts.max()  # balanced across the classes
+    assert (fit.pseudo_labels == y[fit.pseudo_rows]).mean() > 0.8
+    capped = fit_round(
+        make_model,
+        X,
+        labelled,
+        y[labelled],
+        pool,
+        AutoStrategy(pseudo_cap=1.0),
+        iteration=1,
+        rng=np.random.default_rng(0),
+    )
+    assert 0 < len(capped.pseudo_rows) <= len(labelled) < n
+    off = fit_round(
+        make_model,
+        X,
+        labelled,
+        y[labelled],
+        pool,
+        AutoStrategy(pseudo_threshold=None),
+        iteration=1,
+        rng=np.random.default_rng(0),
+    )
+    assert len(off.pseudo_rows) == 0

@@ -11,13 +11,18 @@ from listenloop.strategies.scoring import query_top
 
 
 def balanced_pseudo_labels(
-    proba: np.ndarray, classes: np.ndarray, threshold: float, exclude: np.ndarray | None = None
+    proba: np.ndarray,
+    classes: np.ndarray,
+    threshold: float,
+    exclude: np.ndarray | None = None,
+    max_total: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clips predicted above `threshold`, balanced across the predicted classes.
 
     Each class that has candidates contributes as many as the scarcest such class, its
     most confident ones first (the model leans to its majority class; 002_ balanced
-    positives and negatives for that reason). Returns (positions, labels).
+    positives and negatives for that reason), and at most `max_total` in all (a pool of a
+    million would otherwise hand the fit hundreds of thousands). Returns (positions, labels).
     """
     conf = proba.max(axis=1)
     pred = np.argmax(proba, axis=1)
@@ -29,6 +34,8 @@ def balanced_pseudo_labels(
     if len(present) < min(2, proba.shape[1]):
         return np.empty(0, dtype=np.int64), classes[:0]
     cap = min(len(rows) for rows in present)
+    if max_total is not None:
+        cap = min(cap, max_total // len(present))
     picked = [rows[np.argsort(-conf[rows], kind="stable")[:cap]] for rows in present]
     idx = np.concatenate(picked).astype(np.int64)
     return idx, classes[pred[idx]]
