@@ -27,8 +27,8 @@ Semi-supervised (002_): after each round's fit on the labels, the clips the mode
 with a probability above `pseudo_threshold` (0.75), balanced across classes and at most
 `pseudo_cap` times the labels, join a second fit as pseudo-labels (`self_training`'s rule,
 `balanced_pseudo_labels`; `strategies/training_set.fit_round` does the fitting). They train the
-model only: no clip gets a label from them. On FSDD leave one speaker out this took the labels
-to random's best from 60 % to about 40 % of random's (BENCHMARKS.md, issue 18); None turns it off.
+model only: no clip gets a label from them. On FSDD leave one speaker out this took `auto`'s
+labels to random's best from 60 % to 45 % of random's (BENCHMARKS.md, issue 18); None turns it off.
 
 Which arm supplied each clip is logged in `ctx.extra` (`auto_sources`: slots per source,
 `auto_p`: the arm probabilities of the batch), and `simulate` plots the shares.
