@@ -282,3 +282,33 @@ def test_auto_trains_on_balanced_capped_pseudo_labels_and_can_do_without():
         rng=np.random.default_rng(0),
     )
     assert len(off.pseudo_rows) == 0
+
+
+def test_auto_scores_a_sample_of_a_huge_pool_for_pseudo_labels(monkeypatch):
+    """A million-clip pool must not cost one more pass over its features for a few pseudo-labels."""
+    import listenloop.strategies.auto as auto_module
+    from listenloop.strategies.training_set import fit_round
+
+    X, y = blobs()
+    labelled = np.concatenate([np.arange(0, 600, 200) + i for i in range(5)])
+    pool = np.setdiff1d(np.arange(len(X)), labelled)
+    scored: list[int] = []
+    real = auto_module.predict_proba_chunked
+    monkeypatch.setattr(auto_module, "PSEUDO_SAMPLE", 120)
+    monkeypatch.setattr(
+        auto_module, "predict_proba_chunked", lambda m, X, rows: scored.append(len(rows)) or real(m, X, rows)
+    )
+    fit = fit_round(
+        lambda: LogisticRegression(max_iter=500),
+        X,
+        labelled,
+        y[labelled],
+        pool,
+        AutoStrategy(),
+        iteration=1,
+        rng=np.random.default_rng(0),
+    )
+    assert scored == [120]
+    assert 0 < len(fit.pseudo_rows) <= 4 * len(labelled) and set(fit.pseudo_rows.tolist()) <= set(
+        pool.tolist()
+    )

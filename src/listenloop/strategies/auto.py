@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from listenloop.strategies.base import QueryContext
+from listenloop.strategies.base import QueryContext, predict_proba_chunked
 from listenloop.strategies.diverse import kmeans_diverse
 from listenloop.strategies.scoring import score_pool_many
 from listenloop.strategies.selection import top_k
@@ -68,6 +68,9 @@ _MEASURES = ("margin", "least_confidence", "entropy")
 DIVERSE_FACTOR = 5  # a diverse arm clusters its measure's 5n best (as margin_diverse does)
 PSEUDO_THRESHOLD = 0.75  # predictions above it train the model as pseudo-labels (None: off)
 PSEUDO_CAP = 4.0  # at most this many pseudo-labels per label
+# Candidates scored for pseudo-labels at most (a random sample above): on a million-clip pool
+# the whole pool would cost one more pass over the feature matrix for a few thousand labels.
+PSEUDO_SAMPLE = 50_000
 
 
 def _measure_of(arm: str) -> str | None:
@@ -138,16 +141,18 @@ class AutoStrategy:
     # -- semi-supervised -------------------------------------------------------------------------
 
     def pseudo_labels(self, ctx: QueryContext, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Balanced confident predictions over the candidates (rows, labels), except rows `exclude`;
-        none when `pseudo_threshold` is None or the task is not classification."""
+        """Balanced confident predictions over the candidates (rows, labels), except rows `exclude`
+        (over a random PSEUDO_SAMPLE of them in a larger pool); none when `pseudo_threshold` is
+        None or the task is not classification."""
         if self.pseudo_threshold is None or ctx.task != "classification":
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
-        skip = np.flatnonzero(np.isin(ctx.candidates, exclude))
+        rows = ctx.candidates[~np.isin(ctx.candidates, exclude)]
+        if len(rows) > PSEUDO_SAMPLE:  # a huge pool: a sample is plenty for 4 per label
+            rows = np.sort(ctx.rng.choice(rows, PSEUDO_SAMPLE, replace=False))
         most = int(self.pseudo_cap * len(ctx.labelled))
-        pos, labels = balanced_pseudo_labels(
-            ctx.proba(), ctx.model.classes_, self.pseudo_threshold, skip, max_total=most
-        )
-        return ctx.candidates[pos], labels
+        proba = predict_proba_chunked(ctx.model, ctx.X, rows)
+        pos, labels = balanced_pseudo_labels(proba, ctx.model.classes_, self.pseudo_threshold, max_total=most)
+        return rows[pos], labels
 
     # -- state -----------------------------------------------------------------------------------
 
