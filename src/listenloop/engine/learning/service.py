@@ -991,21 +991,13 @@ def _local_cluster(workers: int) -> LocalCluster:
     second's p99 of `next` doubled (BENCHMARKS.md, issue 17). The preload still nices them, for
     a worker the nanny restarts.
     """
-    built: list[LocalCluster] = []
-    failed: list[BaseException] = []
+    from concurrent.futures import ThreadPoolExecutor
 
-    def build() -> None:
+    def build() -> LocalCluster:
         _lower_priority([0])
-        try:
-            from listenloop.features.extraction import ONE_THREAD_ENV, local_cluster
+        from listenloop.features.extraction import ONE_THREAD_ENV, local_cluster
 
-            built.append(local_cluster(workers, ONE_THREAD_ENV, preload=[__name__]))
-        except BaseException as e:  # handed to the caller's thread below
-            failed.append(e)
+        return local_cluster(workers, ONE_THREAD_ENV, preload=[__name__])
 
-    thread = threading.Thread(target=build, name="listenloop-dask-start", daemon=True)
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return built[0]
+    with ThreadPoolExecutor(1, thread_name_prefix="listenloop-dask-start") as starter:
+        return starter.submit(build).result()
