@@ -4,7 +4,9 @@ Hand-written because FastAPI's routing, dependency solving, validation and respo
 cost about as much CPU as the engine's own work for these two requests (BENCHMARKS.md, "Issue
 17: the annotator fast lane"), and at a campaign's start every annotator asks at once: each
 request's cost is every later request's wait. The lane takes a request only when it is
-plainly valid: a bearer token this process already knows (`TokenCache`), a well-formed id, and
+plainly valid: a bearer token that is valid (this process's `TokenCache`, else one read of the
+tokens table, as `deps.current_user` does: with several workers an annotator's first request
+often reaches a worker that did not log them in), a well-formed id, and
 for an answer a JSON body of exactly `{"answer": ...}` of an accepted type. It then calls the
 same functions as the routes (`routers/tasks.py`: `lease_next`, `record_answer`). Anything
 else, and any request whose engine call raises (the transaction is rolled back first), goes to
@@ -20,6 +22,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from listenloop.engine.accounts import principal_for_token
 from listenloop.server.deps import MAX_ID, TokenCache
 from listenloop.server.json_body import loads_strict
 from listenloop.server.routers.tasks import lease_next, record_answer
@@ -86,8 +89,18 @@ class AnnotatorFastLane:
 
     def _who(self, scope: Scope) -> Any:
         token = _bearer(scope)
+        if not token:
+            return None
         cache: TokenCache = self.state.token_cache
-        return cache.get(token) if token else None
+        who = cache.get(token)
+        if who is None:
+            try:
+                with self.state.db.read() as session:
+                    who = principal_for_token(session, token)
+            except Exception:  # unknown, expired, or no database: the full application answers it
+                return None
+            cache.put(token, who)
+        return who
 
     async def _next(self, scope: Scope, send: Send, project_id: int) -> bool:
         """True when served here."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from listenloop.errors import ListenloopError
 from listenloop.settings import Settings
+from listenloop.store.write_gate import WriteGate
 
 DEFAULT_URL = "sqlite:///./listenloop.db"
 AUTOCHECKPOINT_PAGES = 20_000
@@ -172,7 +173,10 @@ class Database:
         self._writer = self.engine.execution_options(listenloop_write=True)
         # the owner's long reads (`read_only`)
         self._read_only_engine: Engine | None = None
+        self._gate: WriteGate | None = None
         if self.sqlite and self.engine.url.database not in (None, "", ":memory:"):
+            path = Path(str(self.engine.url.database)).expanduser().resolve()
+            self._gate = WriteGate(path, self.settings.busy_timeout_ms)
             self._read_only_engine = make_engine(self.url, self.settings.busy_timeout_ms, read_only=True)
             reader: Engine = self._read_only_engine
         elif self.sqlite:  # an in-memory database exists in its own engine only
@@ -207,8 +211,13 @@ class Database:
     def transaction(self) -> Iterator[Connection]:
         """A Core connection in one write transaction, without an ORM session (the request path,
         whose statements are all Core): committed at the end, rolled back on an exception."""
-        with self._writer.begin() as connection:
+        with self._gated(), self._writer.begin() as connection:
             yield connection
+
+    def _gated(self) -> AbstractContextManager[None]:
+        """SQLite file: the writers' queue (`store/write_gate.py`), held around the whole
+        transaction; elsewhere nothing."""
+        return self._gate.held() if self._gate is not None else nullcontext()
 
     @contextmanager
     def direct(self) -> Iterator[DirectConnection]:
@@ -218,6 +227,10 @@ class Database:
         the end, rolled back on an exception; `BEGIN IMMEDIATE` on SQLite, as `transaction()`.
         The driver's errors come out as SQLAlchemy's (OperationalError, IntegrityError), which
         the server answers with 503 and 409, as it does for `transaction()`."""
+        with self._gated():
+            yield from self._direct()
+
+    def _direct(self) -> Iterator[DirectConnection]:
         pooled = self.engine.pool.connect()
         driver = pooled.driver_connection
         dbapi_error = self.engine.dialect.loaded_dbapi.Error

@@ -1,0 +1,146 @@
+"""The SQLite writers' queue (store/write_gate.py): one writer at a time across threads and
+processes, handed over at once, re-entrant, bounded by the busy timeout, and freed when its
+holder dies."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from listenloop.settings import Settings
+from listenloop.store.database import Database
+from listenloop.store.write_gate import WriteGate
+
+
+def _hold_forever(path: str, ready: multiprocessing.synchronize.Event) -> None:
+    gate = WriteGate(Path(path), 1000)
+    with gate.held():
+        ready.set()
+        time.sleep(60)
+
+
+def test_a_waiter_gets_the_gate_as_soon_as_it_is_released(tmp_path: Path) -> None:
+    gate = WriteGate(tmp_path / "l.db", 5000)
+    inside = threading.Event()
+    release = threading.Event()
+    times: dict[str, float] = {}
+
+    def holder() -> None:
+        with gate.held():
+            inside.set()
+            release.wait(5)
+            times["released"] = time.monotonic()
+
+    def waiter() -> None:
+        with gate.held():
+            times["entered"] = time.monotonic()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=waiter)
+    second.start()
+    time.sleep(0.2)
+    assert "entered" not in times, "two threads held the gate at once"
+    release.set()
+    first.join(5)
+    second.join(5)
+    handover = times["entered"] - times["released"]
+    assert 0 <= handover < 0.05, f"the waiter came in {handover * 1000:.1f} ms after the release"
+
+
+def test_the_gate_is_reentrant_within_a_thread_and_free_after(tmp_path: Path) -> None:
+    gate = WriteGate(tmp_path / "l.db", 200)
+    with gate.held(), gate.held():
+        pass
+    other: list[bool] = []
+
+    def take() -> None:
+        with gate.held():
+            other.append(True)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join(5)
+    assert other == [True], "the gate stayed taken after a nested hold ended"
+
+
+def test_a_waiter_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    gate = WriteGate(tmp_path / "l.db", 150)
+    inside, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with gate.held():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert inside.wait(5)
+    start = time.monotonic()
+    with pytest.raises(OperationalError, match="database is locked"), gate.held():
+        pass
+    waited = time.monotonic() - start
+    release.set()
+    thread.join(5)
+    assert 0.14 <= waited < 1.0, waited
+
+
+def test_a_killed_holder_frees_the_gate(tmp_path: Path) -> None:
+    """Another process holds it; once that process is killed (-9), a writer here gets in."""
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    child = ctx.Process(target=_hold_forever, args=(str(tmp_path / "l.db"), ready))
+    child.start()
+    try:
+        assert ready.wait(30)
+        gate = WriteGate(tmp_path / "l.db", 100)
+        with pytest.raises(OperationalError), gate.held():
+            pass
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        child.join(10)
+        with WriteGate(tmp_path / "l.db", 2000).held():
+            pass
+    finally:
+        if child.is_alive():
+            child.kill()
+
+
+def test_write_transactions_of_a_sqlite_file_pass_the_gate(tmp_path: Path) -> None:
+    """While another thread holds the gate, a write transaction waits for it (and, past the busy
+    timeout, fails as SQLite's own lock would: 'database is locked', which the server answers
+    with 503); reads never wait."""
+    settings = Settings(db=f"sqlite:///{tmp_path / 'l.db'}", busy_timeout_ms=150)
+    db = Database(settings.db, settings)
+    db.upgrade()
+    gate = WriteGate(tmp_path / "l.db", 5000)
+    inside, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with gate.held():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert inside.wait(5)
+        with db.read() as session:
+            assert session.execute(text("SELECT count(*) FROM users")).scalar() == 0
+        for writer in (db.transaction, db.direct):
+            with pytest.raises(OperationalError, match="database is locked"), writer():
+                pass
+    finally:
+        release.set()
+        thread.join(5)
+    with db.transaction() as conn:
+        conn.execute(text("SELECT 1"))
+    db.dispose()
