@@ -28,9 +28,9 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         calls["next"] += 1
         return real_next(*args)
 
-    def answer(*args: Any) -> Any:
+    def answer(*args: Any, **kwargs: Any) -> Any:
         calls["answer"] += 1
-        return real_answer(*args)
+        return real_answer(*args, **kwargs)
 
     monkeypatch.setattr(lane, "lease_next", next_)
     monkeypatch.setattr(lane, "record_answer", answer)

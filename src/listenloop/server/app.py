@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -37,6 +37,7 @@ from listenloop.engine.errors import (
 )
 from listenloop.engine.learning.process import LearningProcess
 from listenloop.engine.learning.service import LearningService
+from listenloop.engine.live.settle import settle_all
 from listenloop.engine.uploads import ArchiveRejectedError, UploadLimits
 from listenloop.errors import ListenloopError
 from listenloop.lifetime import die_with_parent
@@ -63,6 +64,7 @@ from listenloop.server.routers import (
 from listenloop.server.routers.docs import mount_docs
 from listenloop.server.routers.pages import mount_pages
 from listenloop.server.security_headers import SecurityHeadersMiddleware
+from listenloop.server.settle_soon import SettleSoon
 from listenloop.server.warm_up import warm_up
 from listenloop.settings import Settings
 from listenloop.store.database import DEFAULT_URL, Database
@@ -178,6 +180,7 @@ def create_app(
         stop_checkpoints = db.start_checkpointer()
         await warm_up(started)
         compile_all(db.engine.dialect)
+        settle_all(db)  # clips a crash left waiting for their aggregate
         gc.freeze()  # start-up objects never need collecting: shorter GC pauses on the hot paths
         if service is not None:
             service.start()
@@ -188,6 +191,8 @@ def create_app(
             runner.stop()
             if service is not None:
                 service.stop()
+            with suppress(Exception):  # what this process deferred (else the next start settles it)
+                settle_all(db)
             stop_checkpoints()
             db.dispose()
 
@@ -209,6 +214,7 @@ def create_app(
     app.state.learning = service
     app.state.token_cache = TokenCache(seconds=settings.token_cache_seconds)
     app.state.idle = IdleCache()
+    app.state.settle_soon = SettleSoon(db)
     app.state.login_throttle = LoginThrottle(
         account_limit=settings.login_account_failures,
         address_limit=settings.login_address_failures,

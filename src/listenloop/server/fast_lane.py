@@ -8,7 +8,9 @@ plainly valid: a bearer token that is valid (this process's `TokenCache`, else o
 tokens table, as `deps.current_user` does: with several workers an annotator's first request
 often reaches a worker that did not log them in), a well-formed id, and
 for an answer a JSON body of exactly `{"answer": ...}` of an accepted type. It then calls the
-same functions as the routes (`routers/tasks.py`: `lease_next`, `record_answer`). Anything
+same functions as the routes (`routers/tasks.py`: `lease_next`, `record_answer`); an answer taken
+while other requests wait leaves its clip's re-aggregation until they are served
+(`engine/live/settle.py`, `server/settle_soon.py`). Anything
 else, and any request whose engine call raises (the transaction is rolled back first), goes to
 the full application unchanged, which answers it, errors included, as it always has.
 """
@@ -18,14 +20,17 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listenloop.engine.accounts import principal_for_token
 from listenloop.server.deps import MAX_ID, TokenCache
+from listenloop.server.http_protocol import REQUESTS
 from listenloop.server.json_body import loads_strict
 from listenloop.server.routers.tasks import lease_next, record_answer
+from listenloop.server.settle_soon import SettleSoon
 
 _NEXT = re.compile(r"/api/v1/projects/([1-9][0-9]{0,18})/next")
 _ANSWER = re.compile(r"/api/v1/tasks/([1-9][0-9]{0,18})/answer")
@@ -104,6 +109,7 @@ class AnnotatorFastLane:
 
     async def _next(self, scope: Scope, send: Send, project_id: int) -> bool:
         """True when served here."""
+        self.state.settle_soon.last_request = time.monotonic()
         ahead = _AHEAD.get(scope["query_string"])
         who = self._who(scope)
         if ahead is None or who is None or project_id > MAX_ID:
@@ -139,11 +145,18 @@ class AnnotatorFastLane:
         answer = _answer_value(body)
         if answer is None:
             return _replaying(body, None, receive)
+        # other requests wait behind this one: its clip's re-aggregation waits until they are served
+        requests = scope.get(REQUESTS, ())
+        settler: SettleSoon = self.state.settle_soon
+        settler.last_request = time.monotonic()
+        queued = len(requests) > 1 and settler.room()
         try:
-            result = record_answer(self.state, task_id, who, answer)
+            result = record_answer(self.state, task_id, who, answer, defer_aggregate=queued)
         except Exception:  # rolled back: the full application answers it, errors and all
             return _replaying(body, None, receive)
         await _respond(send, 201, result)
+        if queued:
+            settler.deferred()
         return None
 
 

@@ -12,6 +12,10 @@ request, or nothing, stays open for good. `GuardedHttpToolsProtocol` adds:
 - a new connection that sends nothing is closed after the keep-alive time, as a connection
   idle between requests is (uvicorn's `timeout_keep_alive`).
 
+It also puts this process's set of request tasks under the scope key `REQUESTS`: its size
+tells the annotators' fast lane whether other requests wait behind the one it serves
+(`server/fast_lane.py` then defers a clip's re-aggregation until they are served).
+
 `listenloop serve` hands it to uvicorn as `http=guarded_protocol(...)` (its bounds are in
 `cli/startup.py`, flags `--max-header-bytes` and `--read-timeout`).
 """
@@ -23,6 +27,8 @@ from functools import partial
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+REQUESTS = "listenloop.requests"  # scope key: the request tasks of this process, this one included
 
 
 def _status(code: int, reason: str, text: str) -> bytes:
@@ -75,6 +81,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[REQUESTS] = self.tasks  # type: ignore[literal-required]
         self._head_since = self.loop.time()
         if self._guard is None:
             self._guard = self.loop.call_later(self.read_timeout, self._check)

@@ -458,6 +458,20 @@ class DryRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class PendingAggregate(Base):
+    """A clip whose aggregate (label, soft label, status) waits for its newest answer: an answer
+    taken while other requests queued leaves it here, and the server re-aggregates it as soon as
+    the queue is empty (engine/live/settle.py). A row left by a crash is settled at start-up."""
+
+    __tablename__ = "pending_aggregates"
+
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # who answered last: the annotator a "clip_done" event names
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Event(Base):
     """Append-only log of what happened (uploads, tasks, answers, decisions)."""
 

@@ -13,16 +13,27 @@ from typing import Any
 
 from sqlalchemy import and_, case, false, func, or_, select, true
 from sqlalchemy import bindparam as bp
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from listenloop.crowd.checks import CONTROL_REUSE_AFTER
 from listenloop.crowd.redundancy import CANT_TELL
 from listenloop.crowd.worker_prior import PRIOR_TRUST
-from listenloop.store.models import Clip, Event, Project, ProjectMember, Task, WorkerTrust
+from listenloop.store.models import (
+    Clip,
+    Event,
+    PendingAggregate,
+    Project,
+    ProjectMember,
+    Task,
+    WorkerTrust,
+)
 from listenloop.store.prepared import Prepared
 
 P, C, T = Project.__table__, Clip.__table__, Task.__table__
 W, M, E = WorkerTrust.__table__, ProjectMember.__table__, Event.__table__
+PA = PendingAggregate.__table__
 
 
 def _mine(user: Any) -> Any:
@@ -339,6 +350,16 @@ CLIP_SET = Prepared(
         updated_at=bp("now"),
     )
 )
+
+# An answer whose clip is aggregated later (engine/live/settle.py): the clip's answer count goes
+# up at once (REGULAR hands a clip out by it), its aggregate waits in pending_aggregates.
+BUMP = Prepared(C.update().where(C.c.id == bp("clip")).values(n_answers=C.c.n_answers + 1))
+_pending = {"clip_id": bp("clip"), "project_id": bp("project"), "user_id": bp("user"), "since": bp("now")}
+PENDING_ADD = Prepared(sqlite_insert(PA).values(_pending).on_conflict_do_nothing(), "sqlite")
+PENDING_ADD_PG = Prepared(pg_insert(PA).values(_pending).on_conflict_do_nothing(), "postgresql")
+PENDING_TAKE = Prepared(select(PA.c.clip_id, PA.c.project_id, PA.c.user_id).limit(bp("n")))
+PENDING_ONE = Prepared(select(PA.c.user_id).where(PA.c.clip_id == bp("clip")))
+PENDING_DROP = Prepared(PA.delete().where(PA.c.clip_id == bp("clip")))
 
 
 MEDIA = Prepared(

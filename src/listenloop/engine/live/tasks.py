@@ -267,7 +267,7 @@ def _early_prior(conn: Connection, project: ProjectView) -> list[float] | None:
     return prior
 
 
-def _reaggregate(
+def reaggregate_clip(
     conn: Connection, project: ProjectView, clip_id: int, user: int | None, now: datetime
 ) -> None:
     """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
@@ -335,13 +335,22 @@ def reaggregate_clips(
     conn = connection_of(session)
     view = load_view(conn, project_id)
     for clip_id in clip_ids:
-        _reaggregate(conn, view, clip_id, None, now)
+        reaggregate_clip(conn, view, clip_id, None, now)
 
 
 def submit_answer(
-    session: AnyConnection, task_id: int, who: Principal, value: Any, now: datetime | None = None
+    session: AnyConnection,
+    task_id: int,
+    who: Principal,
+    value: Any,
+    now: datetime | None = None,
+    defer_aggregate: bool = False,
 ) -> dict[str, Any]:
     """Store `value` as the answer to task `task_id`: `{task_id, clip_id, points, total_points, level}`.
+
+    `defer_aggregate`: a regular clip's re-aggregation waits in `pending_aggregates` (its answer
+    count goes up at once) for `settle.settle_pending`; the server asks for it while other
+    requests queue, so that a crowd's simultaneous answers are not each held up by it.
 
     NotFoundError: no such task; ForbiddenError: another annotator's task, or the annotator was
     blocked (which ended the lease); ConflictError:
@@ -397,6 +406,7 @@ def submit_answer(
         "answer",
         passed,
         now,
+        defer_aggregate,
     )
     return {
         "task_id": task_id,
@@ -419,11 +429,13 @@ def _settle(
     kind: str,
     passed: bool | None,
     now: datetime,
+    defer_aggregate: bool = False,
 ) -> None:
     """What an answer and its undo both write after the task itself: the annotator's trust,
     checks, answers, points, check evidence and can't-tell answers (`worker`, in that order;
     `known`: their row exists), the project's answer counts (`count`), the event `kind`, and a
-    regular clip's aggregate. Only check answers are logged as events."""
+    regular clip's aggregate (or, `defer_aggregate`, its place in `pending_aggregates`). Only
+    check answers are logged as events."""
     trust, checked, right, answers, points, evidence, cant = worker
     values = {
         "v_trust": trust,
@@ -440,8 +452,12 @@ def _settle(
         # task row records every answer (a regular answer's event would only grow the log)
         data = {"task": task_id, "clip": task.clip_id, "kind": task.kind, "check": passed}
         _event(conn, project.id, user_id, kind, data, now)
-    if task.kind == "regular":
-        _reaggregate(conn, project, task.clip_id, user_id, now)
+    if task.kind == "regular" and defer_aggregate:
+        q.BUMP.run(conn, {"clip": task.clip_id})
+        pending = {"clip": task.clip_id, "project": project.id, "user": user_id, "now": now}
+        (q.PENDING_ADD_PG if _pg(conn) else q.PENDING_ADD).run(conn, pending)
+    elif task.kind == "regular":
+        reaggregate_clip(conn, project, task.clip_id, user_id, now)
 
 
 def undo_answer(
@@ -486,6 +502,10 @@ def undo_answer(
     if q.LATER_MINE.scalar(conn, keys) is not None:
         raise ConflictError("only your last answer can be undone: you answered another clip since")
     if task.kind == "regular":
+        pending = q.PENDING_ONE.first(conn, {"clip": task.clip_id})
+        if pending is not None:  # its aggregate first: the rule reads the clip's status
+            reaggregate_clip(conn, load_view(conn, task.project_id), task.clip_id, pending.user_id, now)
+            q.PENDING_DROP.run(conn, {"clip": task.clip_id})
         status = (q.CLIP_STATUS_PG if _pg(conn) else q.CLIP_STATUS).scalar(conn, {"clip": task.clip_id})
         if status != "queued":
             raise ConflictError("this clip's label is already decided: your answer stands")

@@ -126,11 +126,14 @@ async def answer(task_id: TaskId, body: AnswerIn, who: User, request: Request) -
     return JSONResponse(record_answer(request.app.state, task_id, who, body.answer), status_code=201)
 
 
-def record_answer(state: Any, task_id: int, who: Principal, answer: Any) -> dict[str, Any]:
-    """`answer` (201) as JSON; shared by the route and the fast lane. `state`: the app's state."""
+def record_answer(
+    state: Any, task_id: int, who: Principal, answer: Any, defer_aggregate: bool = False
+) -> dict[str, Any]:
+    """`answer` (201) as JSON; shared by the route and the fast lane. `state`: the app's state;
+    `defer_aggregate`: see `engine.live.tasks.submit_answer`."""
     db: Database = state.db
     with db.direct() as conn:
-        return submit_answer(conn, task_id, who, answer)
+        return submit_answer(conn, task_id, who, answer, defer_aggregate=defer_aggregate)
 
 
 @router.delete(
