@@ -25,6 +25,7 @@ from listenloop.engine import gamification as game
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import ConflictError
+from listenloop.engine.live.settle import settle_pending
 from listenloop.engine.live.tasks import LEASE, RECLAIM_AFTER, next_task, submit_answer, undo_answer
 from listenloop.engine.projects import create_project, project_status
 from listenloop.store import prepared
@@ -187,8 +188,11 @@ def test_no_statement_of_the_request_path_scans_tasks_clips_or_events(db: Databa
                 task = next_task(conn, pid, who, now=at, rng=random.Random(i))
                 ahead = next_task(conn, pid, who, now=at, ahead=True, rng=random.Random(i + 1))
             assert task is not None and ahead is not None
-            with db.transaction() as conn:
-                submit_answer(conn, task.task_id, who, str(i % 3), now=at)
+            with db.transaction() as conn:  # every other one deferred, as while requests queue
+                submit_answer(conn, task.task_id, who, str(i % 3), now=at, defer_aggregate=i % 2 == 1)
+            if i % 3 == 2:
+                with db.transaction() as conn:
+                    settle_pending(conn)
             if i % 5 == 4:
                 with db.transaction() as conn:
                     undo_answer(conn, task.task_id, who, now=at)
