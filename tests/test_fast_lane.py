@@ -145,3 +145,23 @@ def test_lane_replays_a_body_it_read_in_parts(client: TestClient) -> None:
 
 def test_warm_up_walks_the_routes(client: TestClient) -> None:
     assert asyncio.run(warm_up(client.app)) == [404, 401, 401]
+
+
+def test_an_unknown_token_is_read_once(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lane reads a token it does not know; a refused one gets the application's 401
+    without the application reading the tokens table again."""
+    import listenloop.server.deps as deps
+
+    _, pid = _project(client)
+    reads: list[str] = []
+    real = lane.principal_for_token
+
+    def counted_read(session: Any, token: str) -> Any:
+        reads.append(token)
+        return real(session, token)
+
+    monkeypatch.setattr(lane, "principal_for_token", counted_read)
+    monkeypatch.setattr(deps, "principal_for_token", counted_read)
+    r = client.get(f"/api/v1/projects/{pid}/next", headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401 and "invalid or expired token" in r.text
+    assert reads == ["not-a-token"]

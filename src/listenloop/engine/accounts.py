@@ -168,12 +168,15 @@ _BY_TOKEN = (
 )
 
 
+TOKEN_REFUSED = "invalid or expired token"
+
+
 def principal_for_token(session: Session, token: str, now: datetime | None = None) -> Principal:
     """The user behind a bearer token; an unknown or expired token is an UnauthorizedError."""
     params = {"digest": token_digest(token), "now": now or utcnow()}
     row = session.connection().execute(_BY_TOKEN, params).first()
     if row is None:
-        raise UnauthorizedError("invalid or expired token")
+        raise UnauthorizedError(TOKEN_REFUSED)
     return Principal(row.id, row.username, row.role)
 
 

@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from fastapi import Path as PathParam
 from fastapi.security import OAuth2PasswordBearer
 
-from listenloop.engine.accounts import Principal, principal_for_token
+from listenloop.engine.accounts import TOKEN_REFUSED, Principal, principal_for_token
 from listenloop.engine.errors import ForbiddenError, UnauthorizedError
 from listenloop.engine.uploads import UploadLimits
 from listenloop.store.database import Database
@@ -28,6 +28,8 @@ SESSION_COOKIE = "listenloop_session"
 CSRF_HEADER = ("x-requested-with", "listenloop")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_CACHE_SECONDS = 30.0
+# scope["state"] key: a bearer token the fast lane found unknown or expired in this request
+REFUSED_TOKEN = "listenloop.refused_token"
 TOKEN_CACHE_SIZE = 10_000
 
 
@@ -124,6 +126,8 @@ async def _caller(request: Request, token: str | None, writes: bool) -> Principa
     cache: TokenCache = request.app.state.token_cache
     who = cache.get(token)
     if who is None:
+        if request.scope.get("state", {}).get(REFUSED_TOKEN) == token:  # the fast lane read it
+            raise UnauthorizedError(TOKEN_REFUSED)
         with request.app.state.db.read() as session:
             who = principal_for_token(session, token)
         cache.put(token, who)

@@ -26,7 +26,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listenloop.engine.accounts import principal_for_token
-from listenloop.server.deps import MAX_ID, TokenCache
+from listenloop.engine.errors import UnauthorizedError
+from listenloop.server.deps import MAX_ID, REFUSED_TOKEN, TokenCache
 from listenloop.server.http_protocol import REQUESTS
 from listenloop.server.json_body import loads_strict
 from listenloop.server.routers.tasks import lease_next, record_answer
@@ -102,7 +103,10 @@ class AnnotatorFastLane:
             try:
                 with self.state.db.read() as session:
                     who = principal_for_token(session, token)
-            except Exception:  # unknown, expired, or no database: the full application answers it
+            except UnauthorizedError:  # the application answers 401 without reading it again
+                scope.setdefault("state", {})[REFUSED_TOKEN] = token
+                return None
+            except Exception:  # no database: the full application answers it
                 return None
             cache.put(token, who)
         return who
