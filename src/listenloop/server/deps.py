@@ -28,9 +28,9 @@ SESSION_COOKIE = "listenloop_session"
 CSRF_HEADER = ("x-requested-with", "listenloop")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_CACHE_SECONDS = 30.0
+TOKEN_CACHE_SIZE = 10_000
 # scope["state"] key: a bearer token the fast lane found unknown or expired in this request
 REFUSED_TOKEN = "listenloop.refused_token"
-TOKEN_CACHE_SIZE = 10_000
 
 
 class TokenCache:

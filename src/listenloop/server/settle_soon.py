@@ -4,10 +4,11 @@ a time, once no annotator's request has come for `IDLE_GAP` seconds, and within
 
 Settling in every short lull measured worse than not deferring at all: a crowd's first second
 has many lulls of a millisecond, and a slice of settling in each delayed the requests that came
-right after (BENCHMARKS.md, "Issue 17: deferred aggregation"). The settling runs on the loop's
-own thread, so it never overlaps a request's write transaction of this process, in slices of
-`SLICE` clips (a few milliseconds). At most `MAX_DEFERRED` clips wait per process: past that,
-answers are aggregated at once again (under a sustained overload deferring would pile up work).
+right after (BENCHMARKS.md, "Issue 17: SQLite's writers in turn, deferred aggregation in the
+first second"). The settling runs on the loop's own thread, so it never overlaps a request's
+write transaction of this process, in slices of `SLICE` clips (a few milliseconds). At most
+`MAX_DEFERRED` clips wait per process: past that, answers are aggregated at once again (under a
+sustained overload deferring would pile up work).
 """
 
 from __future__ import annotations

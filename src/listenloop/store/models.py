@@ -460,8 +460,8 @@ class DryRun(Base):
 
 class PendingAggregate(Base):
     """A clip whose aggregate (label, soft label, status) waits for its newest answer: an answer
-    taken while other requests queued leaves it here, and the server re-aggregates it as soon as
-    the queue is empty (engine/live/settle.py). A row left by a crash is settled at start-up."""
+    taken while other requests queued leaves it here, and the server re-aggregates it in the
+    next lull (engine/live/settle.py). A row left by a crash is settled at start-up."""
 
     __tablename__ = "pending_aggregates"
 

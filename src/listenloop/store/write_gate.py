@@ -4,10 +4,11 @@ and processes, handed over the moment the holder commits.
 SQLite already lets one writer in at a time, but a writer that finds the lock taken sleeps in
 its busy handler (1, 2, 5, 10, ... ms) and usually loses the lock again to the process that
 just released it, so with two server workers on one file most of the waiting is sleeping:
-the cores idle and a few requests starve for most of a second (BENCHMARKS.md, "Issue 17: two
-workers on one SQLite file"). The gate is an exclusive `flock` on a file beside the database,
-taken before `BEGIN IMMEDIATE` and released after `COMMIT`: the kernel wakes a waiter when it is
-released, and frees it when its holder dies (a killed worker never leaves it taken).
+the cores idle and a few requests starve for most of a second (BENCHMARKS.md, "Issue 17:
+SQLite's writers in turn, deferred aggregation in the first second"). The gate is an exclusive
+`flock` on a file beside the database, taken before `BEGIN IMMEDIATE` and released after
+`COMMIT`: a waiter gets it within a poll of its release, and the kernel frees it when its
+holder dies (a killed worker never leaves it taken).
 
 Writers that do not pass the gate (migrations, other tools) are still correct: SQLite's lock
 and busy timeout order them, as before.

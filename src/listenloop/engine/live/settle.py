@@ -3,11 +3,12 @@ label, soft label and status here.
 
 When a crowd starts, every annotator's first `next` and `answer` arrive together and each
 request waits for all those before it; re-aggregating a clip is a third of an answered pair's
-work (BENCHMARKS.md, "Issue 17: deferred aggregation"). So while other requests queue, the
-server stores an answer and leaves its clip here (`submit_answer(defer_aggregate=True)`: the
-clip's answer count goes up at once, so `next` never hands it out beyond its maximum), and
-settles the clips as soon as the queue is empty, within `SETTLE_WITHIN` seconds at the latest.
-A clip settled late can at most get one answer more than its policy needed. Rows left by a
+work (BENCHMARKS.md, "Issue 17: SQLite's writers in turn, deferred aggregation in the first
+second"). So while other requests queue, the server stores an answer and leaves its clip here
+(`submit_answer(defer_aggregate=True)`: the clip's answer count goes up at once, so `next`
+never hands it out beyond its maximum), and settles the clips in the next lull, within
+`SETTLE_WITHIN` seconds at the latest (`server/settle_soon.py`). Meanwhile a clip its policy
+would already call done may get an answer more, never more than its maximum. Rows left by a
 crash are settled when the server starts (`settle_all`).
 """
 

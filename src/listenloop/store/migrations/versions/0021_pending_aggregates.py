@@ -1,5 +1,5 @@
 """Pending aggregates: clips whose label waits for their newest answer (answers taken while
-requests queued are aggregated once the queue is empty; issue 17's first second).
+requests queued are aggregated in the next lull; issue 17's first second).
 
 Revision ID: 0021
 Revises: 0020
