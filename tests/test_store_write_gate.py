@@ -144,3 +144,22 @@ def test_write_transactions_of_a_sqlite_file_pass_the_gate(tmp_path: Path) -> No
     with db.transaction() as conn:
         conn.execute(text("SELECT 1"))
     db.dispose()
+
+
+def test_a_file_system_without_flock_leaves_the_ordering_to_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import listenloop.store.write_gate as wg
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    gate = WriteGate(tmp_path / "l.db", 200)
+    monkeypatch.setattr(wg.fcntl, "flock", no_locks)
+    with gate.held(), gate.held():
+        pass
+    assert gate.open is False
+    with gate.held():  # and no second try
+        pass

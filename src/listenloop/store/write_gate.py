@@ -11,12 +11,14 @@ SQLite's writers in turn, deferred aggregation in the first second"). The gate i
 holder dies (a killed worker never leaves it taken).
 
 Writers that do not pass the gate (migrations, other tools) are still correct: SQLite's lock
-and busy timeout order them, as before.
+and busy timeout order them, as before; so is a database on a file system without `flock`
+(the gate then stands aside).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -31,6 +33,8 @@ from sqlalchemy.exc import OperationalError
 # then at this interval (a poll costs a few microseconds; the wait it adds is at most this).
 POLL_SECONDS = 0.0002
 
+log = logging.getLogger(__name__)
+
 
 class WriteGate:
     """An exclusive lock for `path`'s writers; re-entrant within a thread."""
@@ -39,6 +43,7 @@ class WriteGate:
         self.path = Path(str(database_path) + "-writers")
         self.timeout = timeout_ms / 1000
         self._local = threading.local()
+        self.open = True  # False once the file system refused a lock: SQLite's own lock alone
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
 
@@ -56,10 +61,14 @@ class WriteGate:
     def held(self) -> Iterator[None]:
         """Hold the gate for the block; an OperationalError ("database is locked", as SQLite's
         own) after the busy timeout, which the server answers with 503."""
+        if not self.open:
+            yield
+            return
         fd = self._fd()
         local = self._local
-        if local.depth == 0:
-            self._acquire(fd)
+        if local.depth == 0 and not self._acquire(fd):
+            yield
+            return
         local.depth += 1
         try:
             yield
@@ -68,12 +77,13 @@ class WriteGate:
             if local.depth == 0:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _acquire(self, fd: int) -> None:
+    def _acquire(self, fd: int) -> bool:
+        """Take the lock (True); False where the file system has no `flock`."""
         deadline = None
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
                 now = time.monotonic()
                 if deadline is None:
@@ -83,3 +93,7 @@ class WriteGate:
                         "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
                     ) from None
                 time.sleep(POLL_SECONDS)
+            except OSError as exc:  # e.g. ENOLCK on some network file systems
+                log.warning("no flock on %s (%s): SQLite's own lock orders the writers", self.path, exc)
+                self.open = False
+                return False
