@@ -196,3 +196,14 @@ def test_serve_refuses_bad_options_with_one_line(tmp_path: Path) -> None:
             out = run_cli(command, *db, *port, *args, cwd=tmp_path)
             assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
             assert "Traceback" not in out.stderr and "serving on" not in out.stdout, out.stderr
+
+
+def test_serve_picks_its_workers_by_the_database_and_the_cores(monkeypatch) -> None:
+    """One per usable core: at most 2 on a SQLite file, 4 on PostgreSQL; 1 in memory."""
+    from listenloop.cli.serve import auto_workers
+
+    for cores, sqlite_file, postgres in ((1, 1, 1), (2, 2, 2), (8, 2, 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert auto_workers("sqlite:///./l.db") == sqlite_file
+        assert auto_workers("postgresql+psycopg://u@localhost/d") == postgres
+        assert auto_workers("sqlite://") == auto_workers("sqlite:///:memory:") == 1

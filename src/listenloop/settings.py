@@ -84,6 +84,12 @@ class Settings(BaseModel):
         30_000, ge=0, description="SQLite: how long a writer waits for the lock (503 after)."
     )
     checkpoint_seconds: float = Field(1.0, gt=0, description="SQLite: how often the WAL is checkpointed.")
+    workers: int = Field(
+        0,
+        ge=0,
+        description="serve: server processes; 0: one per usable core, at most 2 on a SQLite file "
+        "(its writers take turns) and 4 on PostgreSQL, and 1 on an in-memory database.",
+    )
     worker_healthcheck_seconds: int = Field(
         60,
         ge=1,

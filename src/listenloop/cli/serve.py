@@ -33,8 +33,13 @@ def serve(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option("--workers", help="Server processes (they share the database).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Server processes (they share the database). [default: LISTENLOOP_WORKERS, else "
+            "one per usable core: at most 2 on a SQLite file, 4 on PostgreSQL]",
+        ),
+    ] = None,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -93,6 +98,8 @@ def serve(
     scheduler = scheduler or env.scheduler
     if import_root is None and env.import_root:
         import_root = Path(env.import_root)
+    if workers is None:
+        workers = env.workers or auto_workers(db)
     if workers < 1:
         raise ListenloopError(f"--workers must be at least 1, not {workers}")
     read_timeout = env.read_timeout if read_timeout is None else read_timeout
@@ -184,6 +191,26 @@ def serve(
     finally:
         if service is not None:
             service.stop()
+
+
+def auto_workers(db: str) -> int:
+    """Server processes by default: one per usable core, at most 2 on a SQLite file, 4 on
+    PostgreSQL, 1 on an in-memory database (each process would have its own). Two workers
+    serve a crowd's simultaneous first requests in parallel where one queues them all
+    (`4-serve-load.sh` beside a test suite: OK in 2 of 3 runs with two, 0 of 3 with one); a third
+    on one SQLite file only waits its turn for the write lock (BENCHMARKS.md, "Issue 17: two
+    workers by default")."""
+    from sqlalchemy.engine import make_url
+
+    from listenloop.store.database import is_sqlite
+
+    if is_sqlite(db) and make_url(db).database in (None, "", ":memory:"):
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 2 if is_sqlite(db) else 4))
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
