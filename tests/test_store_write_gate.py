@@ -9,6 +9,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,26 @@ from sqlalchemy.exc import OperationalError
 from listenloop.settings import Settings
 from listenloop.store.database import Database
 from listenloop.store.write_gate import WriteGate
+
+
+@contextmanager
+def _held_by_another_thread(gate: WriteGate) -> Iterator[None]:
+    """Another thread holds `gate` for the block."""
+    inside, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with gate.held():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert inside.wait(5)
+        yield
+    finally:
+        release.set()
+        thread.join(5)
 
 
 def _hold_forever(path: str, ready: multiprocessing.synchronize.Event) -> None:
@@ -75,22 +97,11 @@ def test_the_gate_is_reentrant_within_a_thread_and_free_after(tmp_path: Path) ->
 
 def test_a_waiter_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
     gate = WriteGate(tmp_path / "l.db", 150)
-    inside, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with gate.held():
-            inside.set()
-            release.wait(5)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert inside.wait(5)
-    start = time.monotonic()
-    with pytest.raises(OperationalError, match="database is locked"), gate.held():
-        pass
-    waited = time.monotonic() - start
-    release.set()
-    thread.join(5)
+    with _held_by_another_thread(gate):
+        start = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"), gate.held():
+            pass
+        waited = time.monotonic() - start
     assert 0.14 <= waited < 1.0, waited
 
 
@@ -121,26 +132,12 @@ def test_write_transactions_of_a_sqlite_file_pass_the_gate(tmp_path: Path) -> No
     settings = Settings(db=f"sqlite:///{tmp_path / 'l.db'}", busy_timeout_ms=150)
     db = Database(settings.db, settings)
     db.upgrade()
-    gate = WriteGate(tmp_path / "l.db", 5000)
-    inside, release = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with gate.held():
-            inside.set()
-            release.wait(5)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    try:
-        assert inside.wait(5)
+    with _held_by_another_thread(WriteGate(tmp_path / "l.db", 5000)):
         with db.read() as session:
             assert session.execute(text("SELECT count(*) FROM users")).scalar() == 0
         for writer in (db.transaction, db.direct):
             with pytest.raises(OperationalError, match="database is locked"), writer():
                 pass
-    finally:
-        release.set()
-        thread.join(5)
     with db.transaction() as conn:
         conn.execute(text("SELECT 1"))
     db.dispose()

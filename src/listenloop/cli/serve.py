@@ -197,20 +197,15 @@ def auto_workers(db: str) -> int:
     """Server processes by default: one per usable core, at most 2 on a SQLite file, 4 on
     PostgreSQL, 1 on an in-memory database (each process would have its own). Two workers
     serve a crowd's simultaneous first requests in parallel where one queues them all
-    (`4-serve-load.sh` beside a test suite: OK in 2 of 3 runs with two, 0 of 3 with one); a third
-    on one SQLite file only waits its turn for the write lock (BENCHMARKS.md, "Issue 17: two
-    workers by default")."""
-    from sqlalchemy.engine import make_url
+    (`4-serve-load.sh` over this stop's batches: OK in 7 runs of 18 with two, 4 of 18 with one);
+    a third on one SQLite file only waits its turn for the write lock (BENCHMARKS.md, "Issue 17:
+    two workers by default")."""
+    from listenloop.features.extraction import default_workers
+    from listenloop.store.database import is_sqlite, is_sqlite_memory
 
-    from listenloop.store.database import is_sqlite
-
-    if is_sqlite(db) and make_url(db).database in (None, "", ":memory:"):
+    if is_sqlite_memory(db):
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 2 if is_sqlite(db) else 4))
+    return max(1, min(default_workers(), 2 if is_sqlite(db) else 4))
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:

@@ -159,11 +159,10 @@ def create_app(
     if learning:
         # A process of its own, so its work never holds this process's GIL; an in-memory
         # database exists in this process only, so its service runs in a thread here.
-        in_memory = db.sqlite and db.engine.url.database in (None, "", ":memory:")
         poll = settings.learning_poll_seconds
         service = (
             LearningService(db, data, scheduler, poll_seconds=poll, lease=settings.learning_lease)
-            if in_memory
+            if db.in_memory
             else LearningProcess(db.url, data, scheduler, poll_seconds=poll)
         )
 

@@ -34,6 +34,11 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def is_sqlite_memory(url: str) -> bool:
+    """True for an in-memory SQLite URL (its database exists in one engine of one process)."""
+    return is_sqlite(url) and make_url(url).database in (None, "", ":memory:")
+
+
 def normalize_url(url: str) -> str:
     """`postgresql://` and `postgres://` mean psycopg 3 (the driver we ship), not psycopg2."""
     for prefix in ("postgresql://", "postgres://"):
@@ -169,12 +174,13 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url, self.settings.busy_timeout_ms)
         self.sqlite = is_sqlite(self.url)
+        self.in_memory = is_sqlite_memory(self.url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = self.engine.execution_options(listenloop_write=True)
         # the owner's long reads (`read_only`)
         self._read_only_engine: Engine | None = None
         self._gate: WriteGate | None = None
-        if self.sqlite and self.engine.url.database not in (None, "", ":memory:"):
+        if self.sqlite and not self.in_memory:
             path = Path(str(self.engine.url.database)).expanduser().resolve()
             self._gate = WriteGate(path, self.settings.busy_timeout_ms)
             self._read_only_engine = make_engine(self.url, self.settings.busy_timeout_ms, read_only=True)
