@@ -18,6 +18,7 @@ from sqlalchemy import inspect, text
 
 from api_support import wait_http
 from listenloop.bench.serve import free_port
+from listenloop.server.listeners import balanced
 from listenloop.store.database import MIGRATIONS, Database
 
 
@@ -158,6 +159,23 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
         assert len(learning) == 1, f"{len(learning)} learning services, not one"
         for worker in serving:  # the workers run none of their own
             assert not psutil.Process(worker).children(), "a worker started a learning service"
+        # a crowd connecting at once is spread over the workers (server/listeners.py)
+        crowd = [socket.create_connection(("127.0.0.1", port)) for _ in range(32)]
+        try:
+            time.sleep(1)
+            held = {
+                w: sum(
+                    c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                    for c in psutil.Process(w).net_connections("tcp")
+                )
+                for w in serving
+            }
+        finally:
+            for conn in crowd:
+                conn.close()
+        assert sum(held.values()) == 32, f"connections per worker: {held}"
+        if balanced():
+            assert min(held.values()) > 0, f"one worker took every connection: {held}"
         time.sleep(3)  # and they stay (uvicorn restarts workers slow to answer its health checks)
         assert _serving_and_learning(proc.pid, port) == (serving, learning)
         workers = serving | learning

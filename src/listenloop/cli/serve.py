@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -187,10 +187,31 @@ def serve(
     # were restarted over and over before one served)
     options["timeout_worker_healthcheck"] = settings.worker_healthcheck_seconds
     try:
-        uvicorn.run("listenloop.server.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        _run_workers(host, port, workers, options)
     finally:
         if service is not None:
             service.stop()
+
+
+def _run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> None:
+    """uvicorn's supervisor over `workers` processes, each with a listening socket of its own
+    where the system spreads connections over such sockets (`server/listeners.py`)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from listenloop.server.listeners import PerWorkerSocket, balanced, reserve
+
+    config = uvicorn.Config("listenloop.server.app:app_from_env", factory=True, workers=workers, **options)
+    if not balanced():
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    try:
+        reserved, bound = reserve(host, port)
+    except OSError as exc:
+        raise ListenloopError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    with reserved:  # held while the workers serve: the port stays ours between restarts
+        sockets: list[Any] = [PerWorkerSocket(host, bound, config.backlog)]
+        Multiprocess(config, sockets=sockets).run()
 
 
 def auto_workers(db: str) -> int:
