@@ -159,7 +159,14 @@ with TestClient(app) as c:
 def test_the_live_request_path_never_imports_the_learning_service() -> None:
     """engine.live runs in the server's process on every request; engine.learning runs beside it."""
     live = SRC / "engine" / "live"
-    assert sorted(p.stem for p in live.glob("*.py")) == ["__init__", "aggregate", "media", "settle", "tasks", "views"]
+    assert sorted(p.stem for p in live.glob("*.py")) == [
+        "__init__",
+        "aggregate",
+        "media",
+        "settle",
+        "tasks",
+        "views",
+    ]
     found = []
     for path in live.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

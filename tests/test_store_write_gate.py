@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from listenloop.settings import Settings
 from listenloop.store.database import Database
@@ -135,6 +135,11 @@ def test_write_transactions_of_a_sqlite_file_pass_the_gate(tmp_path: Path) -> No
     with _held_by_another_thread(WriteGate(tmp_path / "l.db", 5000)):
         with db.read() as session:
             assert session.execute(text("SELECT count(*) FROM users")).scalar() == 0
+        with db.direct_read() as conn:  # the request path's reads (a new token's lookup)
+            cursor = conn.connection.driver_connection.execute("SELECT count(*) FROM users")
+            assert cursor.fetchone()[0] == 0
+        with pytest.raises(DBAPIError, match="no such table"), db.direct_read() as conn:
+            conn.connection.driver_connection.execute("SELECT * FROM nowhere")  # as SQLAlchemy's
         for writer in (db.transaction, db.direct):
             with pytest.raises(OperationalError, match="database is locked"), writer():
                 pass

@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from listenloop.engine.errors import ConflictError, InvalidError, UnauthorizedError
 from listenloop.settings import Settings
+from listenloop.store.database import AnyConnection, connection_of
 from listenloop.store.models import ROLES, ApiToken, Event, User, utcnow
+from listenloop.store.prepared import Prepared
 
 MIN_PASSWORD = 8
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -161,7 +163,7 @@ def revoke_token(session: Session, token: str) -> None:
 
 
 _U, _T = User.__table__, ApiToken.__table__
-_BY_TOKEN = (
+_BY_TOKEN = Prepared(
     select(_U.c.id, _U.c.username, _U.c.role)
     .select_from(_U.join(_T, _T.c.user_id == _U.c.id))
     .where(_T.c.token_hash == bindparam("digest"), _T.c.expires_at > bindparam("now"))
@@ -171,10 +173,11 @@ _BY_TOKEN = (
 TOKEN_REFUSED = "invalid or expired token"
 
 
-def principal_for_token(session: Session, token: str, now: datetime | None = None) -> Principal:
-    """The user behind a bearer token; an unknown or expired token is an UnauthorizedError."""
+def principal_for_token(session: AnyConnection, token: str, now: datetime | None = None) -> Principal:
+    """The user behind a bearer token; an unknown or expired token is an UnauthorizedError.
+    A prepared statement (`store/prepared.py`): a crowd's first requests each look one up."""
     params = {"digest": token_digest(token), "now": now or utcnow()}
-    row = session.connection().execute(_BY_TOKEN, params).first()
+    row = _BY_TOKEN.first(connection_of(session), params)
     if row is None:
         raise UnauthorizedError(TOKEN_REFUSED)
     return Principal(row.id, row.username, row.role)

@@ -128,8 +128,8 @@ async def _caller(request: Request, token: str | None, writes: bool) -> Principa
     if who is None:
         if request.scope.get("state", {}).get(REFUSED_TOKEN) == token:  # the fast lane read it
             raise UnauthorizedError(TOKEN_REFUSED)
-        with request.app.state.db.read() as session:
-            who = principal_for_token(session, token)
+        with request.app.state.db.direct_read() as conn:
+            who = principal_for_token(conn, token)
         cache.put(token, who)
     return who
 

@@ -101,8 +101,8 @@ class AnnotatorFastLane:
         who = cache.get(token)
         if who is None:
             try:
-                with self.state.db.read() as session:
-                    who = principal_for_token(session, token)
+                with self.state.db.direct_read() as conn:
+                    who = principal_for_token(conn, token)
             except UnauthorizedError:  # the application answers 401 without reading it again
                 scope.setdefault("state", {})[REFUSED_TOKEN] = token
                 return None

@@ -261,6 +261,24 @@ class Database:
             pooled.close()
 
     @contextmanager
+    def direct_read(self) -> Iterator[DirectConnection]:
+        """Reads on a pooled driver connection, outside any write transaction and without an
+        ORM session (which costs about 0.2 ms): for the prepared statements of the request
+        path that only read, such as a new bearer token's lookup. Rolled back at the end."""
+        pooled = self.engine.pool.connect()
+        driver = pooled.driver_connection
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            yield DirectConnection(self.engine.dialect, pooled)
+        except dbapi_error as exc:
+            raise DBAPIError.instance(None, None, exc, dbapi_error) from exc
+        finally:
+            with suppress(Exception):
+                if not self.sqlite or driver.in_transaction:  # type: ignore[union-attr]
+                    driver.rollback()  # type: ignore[union-attr]
+            pooled.close()
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A session in one write transaction: committed at the end, rolled back on an exception.
 
