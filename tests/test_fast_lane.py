@@ -5,6 +5,7 @@ included, to the full application."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -22,18 +23,18 @@ DIGITS = [str(i) for i in range(10)]
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How many requests the lane itself served, by kind."""
     calls = {"next": 0, "answer": 0}
-    real_next, real_answer = lane.lease_next, lane.record_answer
+    real_next, real_answer = lane.lease_next_in, lane.submit_answer
 
-    def next_(*args: Any) -> Any:
+    def next_(*args: Any, **kwargs: Any) -> Any:
         calls["next"] += 1
-        return real_next(*args)
+        return real_next(*args, **kwargs)
 
     def answer(*args: Any, **kwargs: Any) -> Any:
         calls["answer"] += 1
         return real_answer(*args, **kwargs)
 
-    monkeypatch.setattr(lane, "lease_next", next_)
-    monkeypatch.setattr(lane, "record_answer", answer)
+    monkeypatch.setattr(lane, "lease_next_in", next_)
+    monkeypatch.setattr(lane, "submit_answer", answer)
     return calls
 
 
@@ -165,3 +166,82 @@ def test_an_unknown_token_is_read_once(client: TestClient, monkeypatch: pytest.M
     r = client.get(f"/api/v1/projects/{pid}/next", headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401 and "invalid or expired token" in r.text
     assert reads == ["not-a-token"]
+
+
+def _scope(
+    client: TestClient, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> dict[str, Any]:
+    raw = [(b"authorization", headers["Authorization"].encode())]
+    if body:
+        raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": b"",
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "app": client.app,
+    }
+
+
+def test_requests_that_arrive_together_share_one_transaction(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crowd's simultaneous `next`s, then answers, each commit as one group (server/group_commit.py),
+    and every one is served as it would be alone."""
+    _, pid = _project(client)
+    crowd = [annotator(client, f"ann{i}") for i in range(6)]
+    app = client.app.build_middleware_stack()
+    db = client.app.state.db
+    opened: list[int] = []
+    real = db.direct
+
+    def counted() -> Any:
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(db, "direct", counted)
+
+    async def call(scope: dict[str, Any], body: bytes = b"") -> tuple[int, Any]:
+        out: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            out.append(message)
+
+        await app(scope, receive, send)
+        raw = b"".join(m.get("body", b"") for m in out[1:])
+        return int(out[0]["status"]), json.loads(raw) if raw else None
+
+    async def crowd_asks() -> list[tuple[int, Any]]:
+        path = f"/api/v1/projects/{pid}/next"
+        return await asyncio.gather(*(call(_scope(client, "GET", path, h)) for h in crowd))
+
+    nexts = asyncio.run(crowd_asks())
+    assert [status for status, _ in nexts] == [200] * 6
+    tasks = [body["task_id"] for _, body in nexts]
+    assert len(set(tasks)) == 6 and len(opened) == 1
+
+    async def crowd_answers() -> list[tuple[int, Any]]:
+        body = b'{"answer": "3"}'
+        return await asyncio.gather(
+            *(
+                call(_scope(client, "POST", f"/api/v1/tasks/{t}/answer", h, body), body)
+                for t, h in zip(tasks, crowd, strict=True)
+            )
+        )
+
+    answers = asyncio.run(crowd_answers())
+    assert [status for status, _ in answers] == [201] * 6 and len(opened) == 2
+    oh = login(client, "owner", "owner-pass-1")
+    stored = client.get(f"/api/v1/projects/{pid}/answers?format=csv", headers=oh).text
+    assert all(str(t) in stored for t in tasks)

@@ -44,6 +44,7 @@ from listenloop.lifetime import die_with_parent
 from listenloop.server.config_body import problems_response
 from listenloop.server.deps import IdleCache, TokenCache
 from listenloop.server.fast_lane import AnnotatorFastLane
+from listenloop.server.group_commit import GroupCommit
 from listenloop.server.limits import BodyLimitMiddleware
 from listenloop.server.login_guard import HashGate, LoginThrottle
 from listenloop.server.routers import (
@@ -214,6 +215,7 @@ def create_app(
     app.state.token_cache = TokenCache(seconds=settings.token_cache_seconds)
     app.state.idle = IdleCache()
     app.state.settle_soon = SettleSoon(db)
+    app.state.group_commit = GroupCommit(db)
     app.state.login_throttle = LoginThrottle(
         account_limit=settings.login_account_failures,
         address_limit=settings.login_address_failures,

@@ -7,8 +7,9 @@ request's cost is every later request's wait. The lane takes a request only when
 plainly valid: a bearer token that is valid (this process's `TokenCache`, else one read of the
 tokens table, as `deps.current_user` does: with several workers an annotator's first request
 often reaches a worker that did not log them in), a well-formed id, and
-for an answer a JSON body of exactly `{"answer": ...}` of an accepted type. It then calls the
-same functions as the routes (`routers/tasks.py`: `lease_next`, `record_answer`); an answer taken
+for an answer a JSON body of exactly `{"answer": ...}` of an accepted type. It then runs the
+same engine calls as the routes (`routers/tasks.py`: `lease_next_in`; `submit_answer`), in one
+transaction with the requests of the same loop turn (`server/group_commit.py`); an answer taken
 while other requests wait leaves its clip's re-aggregation until they are served
 (`engine/live/settle.py`, `server/settle_soon.py`). Anything
 else, and any request whose engine call raises (the transaction is rolled back first), goes to
@@ -21,16 +22,19 @@ import json
 import math
 import re
 import time
+from functools import partial
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from listenloop.engine.accounts import principal_for_token
 from listenloop.engine.errors import UnauthorizedError
+from listenloop.engine.live.tasks import submit_answer
 from listenloop.server.deps import MAX_ID, REFUSED_TOKEN, TokenCache
+from listenloop.server.group_commit import GroupCommit
 from listenloop.server.http_protocol import REQUESTS
 from listenloop.server.json_body import loads_strict
-from listenloop.server.routers.tasks import lease_next, record_answer
+from listenloop.server.routers.tasks import lease_next_in
 from listenloop.server.settle_soon import SettleSoon
 
 _NEXT = re.compile(r"/api/v1/projects/([1-9][0-9]{0,18})/next")
@@ -118,8 +122,11 @@ class AnnotatorFastLane:
         who = self._who(scope)
         if ahead is None or who is None or project_id > MAX_ID:
             return False
+        group: GroupCommit = self.state.group_commit
         try:
-            body = lease_next(self.state, project_id, who, ahead)
+            body = await group.run(
+                partial(lease_next_in, state=self.state, project_id=project_id, who=who, ahead=ahead)
+            )
         except Exception:  # rolled back: the full application answers it, errors and all
             return False
         if body is None:
@@ -154,8 +161,10 @@ class AnnotatorFastLane:
         settler: SettleSoon = self.state.settle_soon
         settler.last_request = time.monotonic()
         queued = len(requests) > 1 and settler.room()
+        group: GroupCommit = self.state.group_commit
+        work = partial(submit_answer, task_id=task_id, who=who, value=answer, defer_aggregate=queued)
         try:
-            result = record_answer(self.state, task_id, who, answer, defer_aggregate=queued)
+            result = await group.run(work)
         except Exception:  # rolled back: the full application answers it, errors and all
             return _replaying(body, None, receive)
         await _respond(send, 201, result)

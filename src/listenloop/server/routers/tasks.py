@@ -18,7 +18,7 @@ from listenloop.server.deps import DB, Actor, DataDir, IdleCache, ProjectId, Tas
 from listenloop.server.json_body import StrictJSONRoute
 from listenloop.server.routers.clips import audio_response, spectrogram_response
 from listenloop.server.schemas import AnswerIn, AnswerOut, NextOut, Question, UndoOut
-from listenloop.store.database import Database
+from listenloop.store.database import Database, DirectConnection
 from listenloop.store.models import Project
 
 router = APIRouter(tags=["tasks"], route_class=StrictJSONRoute)
@@ -79,18 +79,25 @@ async def next_(
 def lease_next(state: Any, project_id: int, who: Principal, ahead: bool) -> dict[str, Any] | None:
     """`next` as JSON, or None for a 204 (nothing to do now). Shared by the route and the fast
     lane (`server/fast_lane.py`), so that both answer alike. `state`: the app's state."""
+    db: Database = state.db  # not a dependency: one less to solve on the hot path
+    with db.direct() as conn:
+        return lease_next_in(conn, state, project_id, who, ahead)
+
+
+def lease_next_in(
+    conn: DirectConnection, state: Any, project_id: int, who: Principal, ahead: bool
+) -> dict[str, Any] | None:
+    """`lease_next` inside the caller's write transaction (the fast lane's group commit)."""
     idle: IdleCache = state.idle
     if not ahead and idle.idle(project_id, who.id):
         return None
-    db: Database = state.db  # not a dependency: one less to solve on the hot path
-    with db.direct() as conn:
-        project = load_view(conn, project_id)
-        assignment = next_task(conn, project, who, ahead=ahead)
-        if assignment is None:
-            if not ahead:
-                idle.mark(project_id, who.id)
-            return None
-        question = question_body(project)
+    project = load_view(conn, project_id)
+    assignment = next_task(conn, project, who, ahead=ahead)
+    if assignment is None:
+        if not ahead:
+            idle.mark(project_id, who.id)
+        return None
+    question = question_body(project)
     task = assignment.task_id
     # No clip id: audio and spectrogram are addressed by the task, so that a repeated or control
     # clip comes under an id never seen before, like any other.
