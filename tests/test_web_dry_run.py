@@ -64,7 +64,8 @@ def test_owner_starts_a_dry_run_and_reads_its_verdict(live: tuple[str, Any, Path
             page.press("#signin-password", "Enter")
             page.wait_for_selector("#nav:not([hidden])")
             page.goto(f"{base}/#/projects/{pid}/dashboard")
-            page.wait_for_selector("#dry-run-start")
+            page.wait_for_selector("#dry-run-start")  # drawn before the card's first GET returns
+            page.wait_for_selector("#dash-dry-run .empty")
             assert "No dry run yet" in page.inner_text("#dash-dry-run")
             page.click("#dry-run-start")
             page.wait_for_function(
