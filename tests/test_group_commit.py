@@ -132,3 +132,17 @@ def test_groups_are_bounded_and_each_groups_replies_come_before_the_next_group(
     first_reply = log.index("reply 0")
     assert all(f"run {x}" in log[:first_reply] for x in range(gc.MAX_GROUP))
     assert log.index(f"run {gc.MAX_GROUP}") > first_reply
+
+
+def test_a_loop_that_ended_with_work_queued_does_not_block_the_next(db: Database) -> None:
+    group = gc.GroupCommit(db)
+    ended = asyncio.new_event_loop()
+    abandoned = ended.create_future()
+    group._loop, group._queue, group._scheduled = ended, [(_insert(1), abandoned)], True
+    ended.close()  # its flush never runs
+
+    async def main() -> int:
+        return await group.run(_insert(2))
+
+    assert asyncio.run(main()) == 2
+    assert _stored(db) == [2]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -224,6 +225,7 @@ def test_serve_hides_the_db_password_and_keeps_files_to_its_owner(tmp_path: Path
         proc.wait(timeout=30)
     banner = log.read_text()
     assert "listenloop serving on" in banner
+    assert re.search(r"data .+, [1-9][0-9]* workers?$", banner.splitlines()[0]), banner  # how many serve
     if password:
         assert f":{password}@" not in banner and password not in banner and "***" in banner, banner
     assert stat.S_IMODE(data.stat().st_mode) == 0o700

@@ -143,8 +143,10 @@ def serve(
     if (note := cleaned.summary()) is not None:
         print(f"listenloop: {note}", file=sys.stderr, flush=True)
     shown = display_url(db)  # never the password
+    processes = "1 worker" if workers == 1 else f"{workers} workers"
     print(
-        f"listenloop serving on http://{host}:{port} (docs at /docs), database {shown}, data {data}",
+        f"listenloop serving on http://{host}:{port} (docs at /docs), database {shown}, data {data}, "
+        f"{processes}",
         flush=True,
     )
     options = {

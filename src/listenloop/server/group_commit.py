@@ -38,6 +38,7 @@ class GroupCommit:
         self.db = db
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
         self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, work: Work) -> Any:
         """`work(conn)` inside a write transaction shared with the other requests of this loop
@@ -45,6 +46,8 @@ class GroupCommit:
         transaction) raised, after which nothing of it is stored."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        if self._loop is not loop:  # what an ended loop left (a test's) is dropped
+            self._loop, self._queue, self._scheduled = loop, [], False
         self._queue.append((work, future))
         if not self._scheduled:
             self._scheduled = True
