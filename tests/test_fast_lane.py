@@ -245,3 +245,32 @@ def test_requests_that_arrive_together_share_one_transaction(
     oh = login(client, "owner", "owner-pass-1")
     stored = client.get(f"/api/v1/projects/{pid}/answers?format=csv", headers=oh).text
     assert all(str(t) in stored for t in tasks)
+
+
+def test_an_idle_annotators_poll_opens_no_transaction(
+    client: TestClient, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once `next` found nothing, the annotator's polls for the next second are answered from
+    memory: no transaction, no turn at the writers' gate."""
+    _, pid = _project(client)
+    a1 = annotator(client, "ann")
+    url = f"/api/v1/projects/{pid}/next"
+    for _ in range(50):  # every clip once (and any check question that comes with them)
+        r = client.get(url, headers=a1)
+        if r.status_code != 200:
+            break
+        answer = client.post(f"/api/v1/tasks/{r.json()['task_id']}/answer", headers=a1, json={"answer": "1"})
+        assert answer.status_code == 201
+    assert r.status_code == 204
+    db = client.app.state.db
+    opened: list[int] = []
+    real = db.direct
+
+    def counted_direct() -> Any:
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(db, "direct", counted_direct)
+    served = counted["next"]
+    assert client.get(url, headers=a1).status_code == 204
+    assert counted["next"] == served and not opened

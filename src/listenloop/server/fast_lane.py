@@ -6,11 +6,11 @@ cost about as much CPU as the engine's own work for these two requests (BENCHMAR
 request's cost is every later request's wait. The lane takes a request only when it is
 plainly valid: a bearer token that is valid (this process's `TokenCache`, else one read of the
 tokens table, as `deps.current_user` does: with several workers an annotator's first request
-often reaches a worker that did not log them in), a well-formed id, and
-for an answer a JSON body of exactly `{"answer": ...}` of an accepted type. It then runs the
-same engine calls as the routes (`routers/tasks.py`: `lease_next_in`; `submit_answer`), in one
-transaction with the requests of the same loop turn (`server/group_commit.py`); an answer taken
-while other requests wait leaves its clip's re-aggregation until they are served
+often reaches a worker that did not log them in), a well-formed id, and for an answer a JSON
+body of exactly `{"answer": ...}` of an accepted type. It then runs the same engine calls as
+the routes (`routers/tasks.py`: `idle_now`, `lease_next_in`; `submit_answer`), in one
+transaction with the requests of the same loop turn (`server/group_commit.py`); an answer
+taken while other requests wait leaves its clip's re-aggregation until they are served
 (`engine/live/settle.py`, `server/settle_soon.py`). Anything
 else, and any request whose engine call raises (the transaction is rolled back first), goes to
 the full application unchanged, which answers it, errors included, as it always has.
@@ -34,7 +34,7 @@ from listenloop.server.deps import MAX_ID, REFUSED_TOKEN, TokenCache
 from listenloop.server.group_commit import GroupCommit
 from listenloop.server.http_protocol import REQUESTS
 from listenloop.server.json_body import loads_strict
-from listenloop.server.routers.tasks import lease_next_in
+from listenloop.server.routers.tasks import idle_now, lease_next_in
 from listenloop.server.settle_soon import SettleSoon
 
 _NEXT = re.compile(r"/api/v1/projects/([1-9][0-9]{0,18})/next")
@@ -124,9 +124,11 @@ class AnnotatorFastLane:
             return False
         group: GroupCommit = self.state.group_commit
         try:
-            body = await group.run(
-                partial(lease_next_in, state=self.state, project_id=project_id, who=who, ahead=ahead)
-            )
+            if idle_now(self.state, project_id, who, ahead):
+                body = None
+            else:
+                work = partial(lease_next_in, state=self.state, project_id=project_id, who=who, ahead=ahead)
+                body = await group.run(work)
         except Exception:  # rolled back: the full application answers it, errors and all
             return False
         if body is None:

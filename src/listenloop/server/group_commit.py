@@ -10,19 +10,16 @@ worker for every one. Here the requests that arrive together wait for the end of
 turn, then run in one transaction, each in a savepoint of its own: one that fails is rolled
 back alone (its request then goes to the full application, as a failed fast-lane request
 always did) and the others commit. No reply leaves before the COMMIT: an acknowledged answer
-is stored (BENCHMARKS.md, "Issue 17: group commit").
+is stored (BENCHMARKS.md, "Issue 17: a listening socket per worker, group commit").
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from listenloop.store.database import Database, DirectConnection
-
-log = logging.getLogger(__name__)
 
 # Requests in one transaction at most. Their replies all wait for its COMMIT, so a large group
 # turns a queue's spread of waits into one long wait for all of it; eight take most of the saving.

@@ -6,7 +6,7 @@ that connects at once, as the load checks' 64 annotators do, then lands almost e
 one worker (63 of 64 connections in a measured start), and since an annotator keeps their
 connection, the other worker idles for the whole campaign. With a socket of its own per
 worker, bound with SO_REUSEPORT, the kernel spreads new connections over the workers by a hash
-of their addresses (BENCHMARKS.md, "Issue 17: one listening socket per worker").
+of their addresses (BENCHMARKS.md, "Issue 17: a listening socket per worker, group commit").
 
 The parent binds the port first without listening on it: that reserves it, resolves port 0
 to a real port, and reports a port in use at once, in the parent. Each worker's socket is

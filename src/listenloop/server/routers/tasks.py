@@ -77,20 +77,27 @@ async def next_(
 
 
 def lease_next(state: Any, project_id: int, who: Principal, ahead: bool) -> dict[str, Any] | None:
-    """`next` as JSON, or None for a 204 (nothing to do now). Shared by the route and the fast
-    lane (`server/fast_lane.py`), so that both answer alike. `state`: the app's state."""
+    """`next` as JSON, or None for a 204 (nothing to do now). The route's; the fast lane
+    (`server/fast_lane.py`) runs the same two steps, `idle_now` and then `lease_next_in` in its
+    group commit, so that both answer alike. `state`: the app's state."""
+    if idle_now(state, project_id, who, ahead):
+        return None
     db: Database = state.db  # not a dependency: one less to solve on the hot path
     with db.direct() as conn:
         return lease_next_in(conn, state, project_id, who, ahead)
 
 
+def idle_now(state: Any, project_id: int, who: Principal, ahead: bool) -> bool:
+    """Whether `next` found nothing for them a moment ago (a 204 without a transaction)."""
+    idle: IdleCache = state.idle
+    return not ahead and idle.idle(project_id, who.id)
+
+
 def lease_next_in(
     conn: DirectConnection, state: Any, project_id: int, who: Principal, ahead: bool
 ) -> dict[str, Any] | None:
-    """`lease_next` inside the caller's write transaction (the fast lane's group commit)."""
+    """`next` inside the caller's write transaction, after `idle_now`."""
     idle: IdleCache = state.idle
-    if not ahead and idle.idle(project_id, who.id):
-        return None
     project = load_view(conn, project_id)
     assignment = next_task(conn, project, who, ahead=ahead)
     if assignment is None:
