@@ -6,6 +6,7 @@ import io
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -62,3 +63,16 @@ def wait_http(base: str, path: str = "/docs", tries: int = 120) -> None:
         except httpx.HTTPError:
             time.sleep(0.5)
     raise AssertionError(f"the server at {base} did not answer")
+
+
+def count_transactions(db: Any, monkeypatch: Any) -> list[int]:
+    """A list that grows by one for each write transaction `db.direct()` opens from now on."""
+    opened: list[int] = []
+    real = db.direct
+
+    def counted() -> Any:
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(db, "direct", counted)
+    return opened

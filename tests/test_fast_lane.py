@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 import listenloop.server.fast_lane as lane
-from api_support import annotator, login, wavs, zip_of
+from api_support import annotator, count_transactions, login, wavs, zip_of
 from listenloop.server.security_headers import HEADERS
-from listenloop.server.warm_up import warm_up
+from listenloop.server.warm_up import asgi_call, warm_up
 
 DIGITS = [str(i) for i in range(10)]
 
@@ -168,29 +168,6 @@ def test_an_unknown_token_is_read_once(client: TestClient, monkeypatch: pytest.M
     assert reads == ["not-a-token"]
 
 
-def _scope(
-    client: TestClient, method: str, path: str, headers: dict[str, str], body: bytes = b""
-) -> dict[str, Any]:
-    raw = [(b"authorization", headers["Authorization"].encode())]
-    if body:
-        raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": b"",
-        "query_string": b"",
-        "root_path": "",
-        "headers": raw,
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "app": client.app,
-    }
-
-
 def test_requests_that_arrive_together_share_one_transaction(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -199,32 +176,16 @@ def test_requests_that_arrive_together_share_one_transaction(
     _, pid = _project(client)
     crowd = [annotator(client, f"ann{i}") for i in range(6)]
     app = client.app.build_middleware_stack()
-    db = client.app.state.db
-    opened: list[int] = []
-    real = db.direct
+    opened = count_transactions(client.app.state.db, monkeypatch)
 
-    def counted() -> Any:
-        opened.append(1)
-        return real()
-
-    monkeypatch.setattr(db, "direct", counted)
-
-    async def call(scope: dict[str, Any], body: bytes = b"") -> tuple[int, Any]:
-        out: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            out.append(message)
-
-        await app(scope, receive, send)
-        raw = b"".join(m.get("body", b"") for m in out[1:])
-        return int(out[0]["status"]), json.loads(raw) if raw else None
+    async def call(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any]:
+        auth = [(b"authorization", headers["Authorization"].encode())]
+        status, raw = await asgi_call(app, method, path, auth, body)
+        return status, json.loads(raw) if raw else None
 
     async def crowd_asks() -> list[tuple[int, Any]]:
         path = f"/api/v1/projects/{pid}/next"
-        return await asyncio.gather(*(call(_scope(client, "GET", path, h)) for h in crowd))
+        return await asyncio.gather(*(call("GET", path, h) for h in crowd))
 
     nexts = asyncio.run(crowd_asks())
     assert [status for status, _ in nexts] == [200] * 6
@@ -234,10 +195,7 @@ def test_requests_that_arrive_together_share_one_transaction(
     async def crowd_answers() -> list[tuple[int, Any]]:
         body = b'{"answer": "3"}'
         return await asyncio.gather(
-            *(
-                call(_scope(client, "POST", f"/api/v1/tasks/{t}/answer", h, body), body)
-                for t, h in zip(tasks, crowd, strict=True)
-            )
+            *(call("POST", f"/api/v1/tasks/{t}/answer", h, body) for t, h in zip(tasks, crowd, strict=True))
         )
 
     answers = asyncio.run(crowd_answers())
@@ -262,15 +220,7 @@ def test_an_idle_annotators_poll_opens_no_transaction(
         answer = client.post(f"/api/v1/tasks/{r.json()['task_id']}/answer", headers=a1, json={"answer": "1"})
         assert answer.status_code == 201
     assert r.status_code == 204
-    db = client.app.state.db
-    opened: list[int] = []
-    real = db.direct
-
-    def counted_direct() -> Any:
-        opened.append(1)
-        return real()
-
-    monkeypatch.setattr(db, "direct", counted_direct)
+    opened = count_transactions(client.app.state.db, monkeypatch)
     served = counted["next"]
     assert client.get(url, headers=a1).status_code == 204
     assert counted["next"] == served and not opened

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 import listenloop.server.group_commit as gc
+from api_support import count_transactions
 from listenloop.store.database import Database, DirectConnection
 
 
@@ -36,22 +37,10 @@ def _insert(x: int) -> gc.Work:
     return work
 
 
-def _count_transactions(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    opened: list[int] = []
-    real = db.direct
-
-    def counted() -> Any:
-        opened.append(1)
-        return real()
-
-    monkeypatch.setattr(db, "direct", counted)
-    return opened
-
-
 def test_requests_of_one_loop_turn_share_one_transaction(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    opened = _count_transactions(db, monkeypatch)
+    opened = count_transactions(db, monkeypatch)
 
     async def main() -> list[int]:
         group = gc.GroupCommit(db)
@@ -106,7 +95,7 @@ def test_a_failed_transaction_fails_every_request_of_the_group(
 def test_groups_are_bounded_and_each_groups_replies_come_before_the_next_group(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    opened = _count_transactions(db, monkeypatch)
+    opened = count_transactions(db, monkeypatch)
     log: list[str] = []
 
     def work(x: int) -> gc.Work:
