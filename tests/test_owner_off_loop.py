@@ -94,6 +94,8 @@ def test_a_slow_export_does_not_hold_up_next_and_comes_in_pieces(
     pid = _project(client, oh, 10)
     ann = annotator(client, "ann")
     whole = client.get(f"/api/v1/projects/{pid}/export", headers=oh).text
+    db = client.app.state.db  # in the server's thread pool, where the patches below reach it
+    monkeypatch.setattr(db, "settings", db.settings.model_copy(update={"export_process": False}))
     monkeypatch.setattr(exports, "CHUNK", 3)  # 10 clips: the header and 3 rows, 3, 3, then 1
     pieces: list[str] = []
     real = exports.iter_csv

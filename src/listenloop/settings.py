@@ -103,6 +103,13 @@ class Settings(BaseModel):
     learning_lease_seconds: float = Field(
         120.0, gt=0, description="A round's hold on its project (renewed while it runs)."
     )
+    # owner exports
+    export_process: bool = Field(
+        True, description="Produce exports in a child process (0/false/off: in the server's thread pool)."
+    )
+    export_nice: int = Field(
+        10, ge=0, le=19, description="How far below the server's CPU priority the export process runs (nice)."
+    )
     # what clients may send
     json_body_limit: Bytes = Field(1 << 20, description="Largest body of any route but the uploads.")
     max_upload: Bytes = Field(1 << 30, description="Largest upload (zip or manifest) body.")

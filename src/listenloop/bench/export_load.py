@@ -8,7 +8,9 @@ manifest (chunks of 50,000 rows), then two load phases of `--annotators` annotat
 the owner downloads the labels export (CSV) again and again, a second apart. Meanwhile the
 resident memory of the serving process(es) is sampled every 50 ms. Prints one JSON object:
 the import time, each phase's answers/s and p50/p99 of next and answer, the exports' count,
-size and time, and the serving processes' memory before the phases and at their peak.
+size and time, the serving processes' memory before the phases and at their peak, and the
+peak memory of an export process (exports are produced by a child of the server:
+`engine/export_process.py`).
 
 usage: python -m listenloop.bench.export_load --clips 100000 --seconds 30 [--json FILE]
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 from listenloop.bench.load_client import Conn, annotate
 from listenloop.bench.serve import OWNER, OWNER_PASSWORD, Server, create_owner, token_of
+from listenloop.engine.export_process import PROCESS_NAME
 
 CLASSES = [str(d) for d in range(10)]
 MANIFEST_ROWS = 50_000
@@ -81,19 +84,49 @@ def serving_rss(procs: list[Any]) -> int:
     return total
 
 
+def export_children(root_pid: int) -> list[Any]:
+    """The export processes in the server's tree now (`engine/export_process.py`'s children)."""
+    import psutil
+
+    try:
+        procs = psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for proc in procs:
+        try:
+            if proc.name() == PROCESS_NAME:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
 class MemoryWatch:
     """The peak of the serving processes' resident memory, sampled every `every` seconds in a
-    thread until stopped (the processes are found once: sampling costs the client little CPU)."""
+    thread until stopped (the processes are found once: sampling costs the client little CPU),
+    and the peak of any export process's, whose set is looked up every `EXPORTS_EVERY` samples."""
+
+    EXPORTS_EVERY = 4
 
     def __init__(self, root_pid: int, port: int, every: float = 0.05) -> None:
         self.peak = 0
+        self.export_peak = 0
+        self._root = root_pid
         self._procs = serving_processes(root_pid, port)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
 
     def _run(self, every: float) -> None:
+        exporters: list[Any] = []
+        sample = 0
         while not self._stop.wait(every):
             self.peak = max(self.peak, serving_rss(self._procs))
+            if sample % self.EXPORTS_EVERY == 0:
+                exporters = export_children(self._root)
+            sample += 1
+            for proc in exporters:
+                self.export_peak = max(self.export_peak, serving_rss([proc]))
 
     def __enter__(self) -> MemoryWatch:
         self._thread.start()
@@ -174,6 +207,7 @@ def run(
                     "exports": len(exports),
                     "export_s_max": round(max(exports), 2) if exports else None,
                     "serving_rss_peak_mb": round(watch.peak / 2**20, 1),
+                    "export_process_rss_peak_mb": round(watch.export_peak / 2**20, 1),
                 }
         finally:
             server.stop()

@@ -1,9 +1,11 @@
 """Exports for owners: labels per clip and trust per annotator, and every stored answer.
 
 The routes are plain functions (FastAPI runs them in its thread pool) and the files stream:
-the owner's check runs first, then the text is read and sent in pieces from a read-only session
-(`Database.read_only`: one snapshot), each piece produced in the thread pool, so that neither
-the event loop (the annotators' `next` and `answer`) nor the memory waits on the whole file.
+the owner's check runs first, then the text is read in pieces from a read-only session
+(`Database.read_only`: one snapshot) by a child process at a lower CPU priority
+(`engine/export_process.py`) and relayed as it comes, so that neither the event loop (the
+annotators' `next` and `answer`, which would wait for the GIL) nor the memory waits on the
+whole file.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from sqlalchemy.orm import Session
 
 from listenloop.engine import projects as ops
 from listenloop.engine.accounts import Principal
 from listenloop.engine.errors import InvalidError, NotFoundError
-from listenloop.engine.exports import iter_export_answers, iter_export_crowdkit, iter_export_project
-from listenloop.engine.labelstudio import iter_labelstudio, labelling_config, require_choices
+from listenloop.engine.export_process import ExportOrder, export_bytes
+from listenloop.engine.labelstudio import labelling_config, require_choices
 from listenloop.engine.live.aggregate import strong_soft_labels
 from listenloop.sed import maestro
 from listenloop.server.deps import DB, ProjectId, User
@@ -46,15 +47,7 @@ def _owned(
             check(project)
 
 
-def _pieces(
-    db: Database, project_id: int, export: Callable[[Session, Project], Iterator[str]]
-) -> Iterator[str]:
-    """The export's pieces, read in one read-only session that lives as long as the response."""
-    with db.read_only() as session:
-        yield from export(session, ops.load_project(session, project_id))
-
-
-def _attachment(pieces: Iterator[str], fmt: str, name: str) -> StreamingResponse:
+def _attachment(pieces: Iterator[bytes], fmt: str, name: str) -> StreamingResponse:
     return StreamingResponse(
         pieces, media_type=MEDIA[fmt], headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
@@ -85,13 +78,13 @@ def export(
     if format == "labelstudio":
         _owned(db, project_id, who, require_choices)
         url = str(request.base_url).rstrip("/") + "/api/v1/clips/{clip_id}/audio"
-        pieces = _pieces(db, project_id, lambda s, p: iter_labelstudio(s, p, url))
+        pieces = export_bytes(db, ExportOrder(project_id, "labelstudio", "json", audio_url=url))
         return _attachment(pieces, "json", f"project-{project_id}-labelstudio.json")
     _owned(db, project_id, who)
     if format == "crowdkit":
-        pieces = _pieces(db, project_id, iter_export_crowdkit)
+        pieces = export_bytes(db, ExportOrder(project_id, "crowdkit"))
         return _attachment(pieces, "csv", f"project-{project_id}-crowdkit.csv")
-    pieces = _pieces(db, project_id, lambda s, p: iter_export_project(s, p, format, table))
+    pieces = export_bytes(db, ExportOrder(project_id, "labels", format, table))
     name = f"project-{project_id}-{table if format == 'csv' else 'labels'}.{format}"
     return _attachment(pieces, format, name)
 
@@ -120,7 +113,7 @@ def answers(
 ) -> StreamingResponse:
     """Every stored answer: `task_id,clip_id,annotator,answer,kind,answered_at` (owner)."""
     _owned(db, project_id, who)
-    pieces = _pieces(db, project_id, lambda s, p: iter_export_answers(s, p, format))
+    pieces = export_bytes(db, ExportOrder(project_id, "answers", format))
     return _attachment(pieces, format, f"project-{project_id}-answers.{format}")
 
 

@@ -1,0 +1,140 @@
+"""Owner exports produced in a child process at a lower CPU priority, streamed back through a pipe.
+
+Why a process: an export of a 100,000-clip project is seconds of Python work (rows, CSV or
+JSON text). In the server's thread pool it held the GIL in slices that the event loop waited
+for after each of its own database calls, so the annotators' p99 rose from about 30 ms to
+69-84 ms while an owner exported (BENCHMARKS.md, "an export during the load"). In a child the
+server only relays bytes, the child's memory holds a chunk of clips at a time, and its nice
+value (`Settings.export_nice`) lets the request path have the cores first.
+
+The children are forked from a fork server that imported this module once (`multiprocessing`'s
+forkserver: a fresh Python would take about 2 s of imports before each download; a fork of the
+server itself is unsafe with its threads). The order (database URL, settings, which export)
+travels pickled over the fork server's socket, not on a command line, where a PostgreSQL
+password would show in `ps`. A child sends the export's bytes through a pipe and exits 0; a
+failure exits non-zero with its traceback on stderr (the server's log), and the relay raises,
+so that a truncated file never looks complete. When the server goes away, the child's next
+send fails (a broken pipe) and it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from listenloop.engine import projects as ops
+from listenloop.engine.exports import iter_export_answers, iter_export_crowdkit, iter_export_project
+from listenloop.engine.labelstudio import iter_labelstudio
+from listenloop.errors import ListenloopError
+from listenloop.settings import Settings
+from listenloop.store.database import Database
+from listenloop.store.models import Project
+
+PROCESS_NAME = "ll-export"  # at most 15 characters
+PIPE_CHUNK = 1 << 16  # bytes per relayed piece: a pipe's buffer on Linux
+CONTEXT = multiprocessing.get_context("forkserver")
+CONTEXT.set_forkserver_preload([__name__])
+
+
+@dataclass(frozen=True)
+class ExportOrder:
+    """Which export of which project: `what` labels (csv or jsonl, `table` clips or annotators),
+    answers (csv or jsonl), crowdkit (csv) or labelstudio (json, clips' audio at `audio_url`)."""
+
+    project_id: int
+    what: Literal["labels", "answers", "crowdkit", "labelstudio"]
+    format: str = "csv"
+    table: str = "clips"
+    audio_url: str = "/api/v1/clips/{clip_id}/audio"
+
+
+def export_pieces(session: Session, project: Project, order: ExportOrder) -> Iterator[str]:
+    """The text of `order`'s export in pieces (the one dispatch both ways of producing it use)."""
+    if order.what == "answers":
+        return iter_export_answers(session, project, order.format)
+    if order.what == "crowdkit":
+        return iter_export_crowdkit(session, project)
+    if order.what == "labelstudio":
+        return iter_labelstudio(session, project, order.audio_url)
+    return iter_export_project(session, project, order.format, order.table)
+
+
+def in_thread(db: Database, order: ExportOrder) -> Iterator[bytes]:
+    """The export read in this process, from one read-only session that lives as long as the
+    iteration (an in-memory database, which no other process can open, or `export_process` off)."""
+    with db.read_only() as session:
+        for piece in export_pieces(session, ops.load_project(session, order.project_id), order):
+            yield piece.encode()
+
+
+def start_child(db: Database, order: ExportOrder) -> tuple[BaseProcess, Connection]:
+    """A child producing `order`'s export from `db`, and the end of the pipe it writes to."""
+    reader, writer = CONTEXT.Pipe(duplex=False)
+    args = (writer, db.url, db.settings.model_dump(), asdict(order))
+    child = CONTEXT.Process(target=_produce, args=args, daemon=True)
+    child.start()
+    writer.close()  # the child's end: at its exit the reader sees the end of the file
+    return child, reader
+
+
+def in_child(db: Database, order: ExportOrder) -> Iterator[bytes]:
+    """The export produced by a child process (`start_child`), relayed as it comes. The child
+    starts at the first piece asked for and is killed when the iteration stops early (the
+    client went away)."""
+    child, reader = start_child(db, order)
+    try:
+        while True:
+            try:
+                chunk = reader.recv_bytes()
+            except EOFError:
+                break
+            yield chunk
+        child.join()
+        if child.exitcode != 0:
+            raise ListenloopError(f"the export of project {order.project_id} failed (exit {child.exitcode})")
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        reader.close()
+
+
+def export_bytes(db: Database, order: ExportOrder) -> Iterator[bytes]:
+    """`order`'s export as bytes in pieces: from a child process where the database can be opened
+    from one and the settings allow it, else from this process."""
+    if db.in_memory or not db.settings.export_process:
+        return in_thread(db, order)
+    return in_child(db, order)
+
+
+def _produce(out: Connection, url: str, settings: dict[str, Any], order: dict[str, Any]) -> None:
+    """The child: `order`'s export from the database at `url`, sent through `out` in pieces of
+    about PIPE_CHUNK bytes, at a CPU priority `export_nice` below the server's."""
+    with contextlib.suppress(OSError):  # Linux: `ps` and `top` name it (a fork server's child
+        Path("/proc/self/comm").write_text(PROCESS_NAME)  # would show as the fork server)
+    config = Settings.model_validate(settings)
+    os.nice(config.export_nice)
+    db = Database(url, config)
+    buffer = bytearray()
+    try:
+        for piece in in_thread(db, ExportOrder(**order)):
+            buffer += piece
+            if len(buffer) >= PIPE_CHUNK:
+                out.send_bytes(buffer)
+                buffer.clear()
+        if buffer:
+            out.send_bytes(buffer)
+    except BrokenPipeError:  # the server went away: nobody reads the rest
+        os._exit(1)
+    finally:
+        out.close()
+        db.dispose()

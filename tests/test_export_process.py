@@ -1,0 +1,136 @@
+"""Owner exports come from a child process at a lower CPU priority (issue 17: an export during
+the load must not raise the annotators' p99), byte for byte the file the server's own thread
+would have written; a failing child breaks the download instead of ending it early, and a
+download the client leaves ends its child."""
+
+from __future__ import annotations
+
+import os
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import psutil
+import pytest
+from fastapi.testclient import TestClient
+
+from api_support import annotator, login, wavs, zip_of
+from listenloop.engine import export_process
+from listenloop.engine.accounts import Principal, create_user, hash_password
+from listenloop.engine.config import ProjectConfig
+from listenloop.engine.export_process import ExportOrder, in_child, in_thread
+from listenloop.engine.projects import create_project
+from listenloop.errors import ListenloopError
+from listenloop.store.database import Database
+from listenloop.store.models import Clip
+
+KINDS = [
+    ("export?format=csv", ExportOrder(0, "labels", "csv")),
+    ("export?format=csv&table=annotators", ExportOrder(0, "labels", "csv", "annotators")),
+    ("export?format=jsonl", ExportOrder(0, "labels", "jsonl")),
+    ("export?format=crowdkit", ExportOrder(0, "crowdkit")),
+    ("answers?format=csv", ExportOrder(0, "answers", "csv")),
+    ("answers?format=jsonl", ExportOrder(0, "answers", "jsonl")),
+]
+
+
+class Spawned:
+    """`export_process.start_child`, keeping each child it starts."""
+
+    def __init__(self) -> None:
+        self.children: list[BaseProcess] = []
+        self._start = export_process.start_child  # the real one, before the patch
+
+    def __call__(self, *args: Any) -> tuple[BaseProcess, Any]:
+        child, reader = self._start(*args)
+        self.children.append(child)
+        return child, reader
+
+
+@pytest.fixture
+def spawned(monkeypatch: pytest.MonkeyPatch) -> Spawned:
+    spy = Spawned()
+    monkeypatch.setattr(export_process, "start_child", spy)
+    return spy
+
+
+def test_every_export_comes_from_a_child_and_equals_the_in_process_file(
+    client: TestClient, spawned: Spawned
+) -> None:
+    oh = login(client, "owner", "owner-pass-1")
+    body = {"name": "p", "task_type": "classification", "classes": ["a", "b"]}
+    pid = client.post("/api/v1/projects", headers=oh, json=body).json()["id"]
+    files = {"archive": ("a.zip", zip_of(wavs(6)))}
+    assert client.post(f"/api/v1/projects/{pid}/clips", headers=oh, files=files).status_code == 201
+    ann = annotator(client, "ann")
+    for _ in range(4):
+        task = client.get(f"/api/v1/projects/{pid}/next", headers=ann).json()
+        r = client.post(f"/api/v1/tasks/{task['task_id']}/answer", headers=ann, json={"answer": "a"})
+        assert r.status_code in (200, 201), r.text
+    db: Database = client.app.state.db
+    for path, order in KINDS:
+        before = len(spawned.children)
+        r = client.get(f"/api/v1/projects/{pid}/{path}", headers=oh)
+        assert r.status_code == 200, (path, r.text)
+        assert len(spawned.children) == before + 1, path  # one child per download
+        assert spawned.children[-1].exitcode == 0
+        order = ExportOrder(pid, order.what, order.format, order.table)
+        assert r.content == b"".join(in_thread(db, order)), path
+        assert r.content.count(b"\n") >= 2, path  # a header or a record, and rows
+
+
+def _big_project(db: Database, clips: int) -> int:
+    with db.write() as s:
+        user = create_user(s, "boss", hash_password("boss-pass-1"), "owner")
+        boss = Principal(user.id, user.username, "owner")
+        project = create_project(
+            s, boss, ProjectConfig(name="big", task_type="classification", classes=["a", "b"])
+        )
+        s.add_all(
+            Clip(
+                project_id=project.id,
+                file_name=f"c{i}.wav",
+                sha256=f"{i:064d}",
+                path=f"audio/{i}.wav",
+                duration=1.0,
+                sample_rate=8000,
+                status="queued",
+                rank=float(i),
+            )
+            for i in range(clips)
+        )
+        s.flush()
+        return int(project.id)
+
+
+def test_the_child_runs_below_the_server_and_ends_when_the_download_stops(
+    client: TestClient, spawned: Spawned
+) -> None:
+    db: Database = client.app.state.db
+    pid = _big_project(db, 3000)  # a JSONL file of several pipe buffers: the child waits to write
+    pieces = in_child(db, ExportOrder(pid, "labels", "jsonl"))
+    first = next(pieces)
+    assert first.startswith(b'{"record":"clip"')
+    child = psutil.Process(spawned.children[-1].pid)
+    assert child.nice() == os.nice(0) + db.settings.export_nice
+    assert child.name() == export_process.PROCESS_NAME
+    assert child.status() != psutil.STATUS_ZOMBIE  # still writing: the rest of the file waits
+    pieces.close()  # the client went away
+    assert spawned.children[-1].exitcode is not None  # ended and reaped
+    rest = b"".join(in_child(db, ExportOrder(pid, "labels", "jsonl")))
+    assert rest.count(b'"record":"clip"') == 3000  # and a whole download has every clip
+
+
+def test_a_failing_child_breaks_the_download(client: TestClient, spawned: Spawned) -> None:
+    db: Database = client.app.state.db
+    with pytest.raises(ListenloopError, match=r"project 9999 failed \(exit 1\)"):
+        b"".join(in_child(db, ExportOrder(9999, "labels", "csv")))  # no such project
+    assert spawned.children[-1].exitcode == 1
+
+
+def test_export_process_off_reads_in_the_server(client: TestClient, spawned: Spawned) -> None:
+    db: Database = client.app.state.db
+    pid = _big_project(db, 3)
+    db.settings = db.settings.model_copy(update={"export_process": False})
+    oh = login(client, "boss", "boss-pass-1")
+    r = client.get(f"/api/v1/projects/{pid}/export", headers=oh)
+    assert r.status_code == 200 and r.text.count("\n") == 4 and not spawned.children
