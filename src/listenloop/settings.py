@@ -108,7 +108,7 @@ class Settings(BaseModel):
         True, description="Produce exports in a child process (0/false/off: in the server's thread pool)."
     )
     export_nice: int = Field(
-        10, ge=0, le=19, description="How far below the server's CPU priority the export process runs (nice)."
+        19, ge=0, le=19, description="How far below the server's CPU priority the export process runs (nice)."
     )
     # what clients may send
     json_body_limit: Bytes = Field(1 << 20, description="Largest body of any route but the uploads.")
