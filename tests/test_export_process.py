@@ -113,6 +113,7 @@ def test_the_child_runs_below_the_server_and_ends_when_the_download_stops(
     child = psutil.Process(spawned.children[-1].pid)
     assert child.nice() == min(19, os.nice(0) + db.settings.export_nice)  # 19: the lowest
     assert child.name() == export_process.PROCESS_NAME
+    assert child.parent().nice() == child.nice()  # the fork server too: its imports wait as well
     assert child.status() != psutil.STATUS_ZOMBIE  # still writing: the rest of the file waits
     pieces.close()  # the client went away
     assert spawned.children[-1].exitcode is not None  # ended and reaped
