@@ -107,6 +107,12 @@ class Settings(BaseModel):
     export_process: bool = Field(
         True, description="Produce exports in a child process (0/false/off: in the server's thread pool)."
     )
+    export_process_min_clips: int = Field(
+        2000,
+        ge=0,
+        description="Projects with fewer clips export in the server's thread pool (a child's start, "
+        "about 0.3 s, costs more than their export).",
+    )
     export_nice: int = Field(
         19, ge=0, le=19, description="How far below the server's CPU priority the export process runs (nice)."
     )

@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listenloop.engine import projects as ops
@@ -39,12 +40,15 @@ from listenloop.engine.labelstudio import iter_labelstudio
 from listenloop.errors import ListenloopError
 from listenloop.settings import Settings
 from listenloop.store.database import Database
-from listenloop.store.models import Project
+from listenloop.store.models import Clip, Project
 
 PROCESS_NAME = "ll-export"  # at most 15 characters
 PIPE_CHUNK = 1 << 16  # bytes per relayed piece: a pipe's buffer on Linux
 CONTEXT = multiprocessing.get_context("forkserver")
-CONTEXT.set_forkserver_preload([__name__])
+# The CLI too: every child re-runs the server's main script (multiprocessing recreates
+# `__main__`), which for `listenloop serve` imports the CLI: 130 ms per download, unless the
+# fork server has imported it already. (Its own preload of "__main__" is lost on Python 3.11.)
+CONTEXT.set_forkserver_preload([__name__, "listenloop.cli"])
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,24 @@ def in_child(db: Database, order: ExportOrder) -> Iterator[bytes]:
         reader.close()
 
 
+def has_clips(session: Session, project_id: int, count: int) -> bool:
+    """Whether the project has at least `count` clips (at most `count` index entries read)."""
+    if count <= 0:
+        return True
+    first = select(Clip.id).where(Clip.project_id == project_id).order_by(Clip.id)
+    return session.scalar(first.offset(count - 1).limit(1)) is not None
+
+
 def export_bytes(db: Database, order: ExportOrder) -> Iterator[bytes]:
     """`order`'s export as bytes in pieces: from a child process where the database can be opened
-    from one and the settings allow it, else from this process."""
-    if db.in_memory or not db.settings.export_process:
+    from one, the settings allow it and the project has `export_process_min_clips` clips, else
+    from this process (a small project's export takes less than a child's start)."""
+    settings = db.settings
+    if db.in_memory or not settings.export_process:
         return in_thread(db, order)
+    with db.read_only() as session:
+        if not has_clips(session, order.project_id, settings.export_process_min_clips):
+            return in_thread(db, order)
     return in_child(db, order)
 
 
