@@ -570,3 +570,38 @@ def _wait_polling(child, db_file: Path) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("the learning child never opened its database")
+
+
+def test_a_killed_learning_child_is_started_again_but_not_in_a_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The out-of-memory killer (SIGKILL) or a crash ends the learning child: the server used to
+    go on with no learning and say nothing. The parent starts it again, once a minute at most."""
+    import psutil
+
+    from listenloop.engine.learning import process as learning_process
+    from listenloop.engine.learning.process import LearningProcess
+    from listenloop.store.database import Database
+
+    monkeypatch.setattr(learning_process, "WATCH_SECONDS", 0.2)
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    Database(url).upgrade()
+    process = LearningProcess(url, tmp_path / "d", poll_seconds=0.1)
+    process.start()
+    try:
+        first = process.pid
+        assert first is not None
+        _wait_polling(psutil.Process(first), tmp_path / "g.db")
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while process.pid in (None, first) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = process.pid
+        assert second not in (None, first) and process.restarts == 1
+        _wait_polling(psutil.Process(second), tmp_path / "g.db")  # a working service again
+        os.kill(second, signal.SIGKILL)  # within the minute: not again
+        time.sleep(1.5)
+        assert not process.running and process.restarts == 1
+    finally:
+        process.stop()
+    assert not process.running

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,9 @@ log = logging.getLogger("listenloop.learning")
 # for the parent's word) or SIGTERM to the parent alone took up to 15 s. Ending the child then
 # loses nothing: its workers end with it, and a lease still held expires.
 STOP_SECONDS = 3.0
+WATCH_SECONDS = 1.0  # how often the parent looks whether the child still runs
+RESTART_SECONDS = 60.0  # a child that keeps dying is restarted at most this often
+STOPPED = (0, -signal.SIGTERM)  # exit codes of a child that was stopped, not killed
 
 
 class LearningProcess:
@@ -53,9 +59,50 @@ class LearningProcess:
         self._context = multiprocessing.get_context("spawn")  # no fork of a process with threads
         self._stop: Any = None
         self._process: Any = None
+        self._lock = threading.RLock()  # start, stop and the watcher's restart
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._restarted_at = -math.inf
+        self.restarts = 0
 
     def start(self) -> None:
-        """Start the child (it polls every `poll_seconds`)."""
+        """Start the child (it polls every `poll_seconds`), and a thread that restarts it when it
+        is killed (`revive`)."""
+        with self._lock:
+            self._spawn()
+            if self._watcher is None:
+                self._stopping.clear()
+                self._watcher = threading.Thread(
+                    target=self._watch, name="listenloop-learning-watch", daemon=True
+                )
+                self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_SECONDS):
+            self.revive()
+
+    def revive(self) -> bool:
+        """Start the child again if it was killed (SIGKILL: the kernel's out-of-memory killer, or
+        a `kill -9` of it alone) or crashed (a signal such as SIGSEGV, or an exit code above 0),
+        at most once every RESTART_SECONDS; True when it did. Without this the server went on
+        serving with no learning and said nothing. A child that Ctrl+C (its clean exit, 0) or
+        SIGTERM ended is not restarted: those reach it when the whole group stops."""
+        with self._lock:
+            child = self._process
+            if child is None or child.is_alive() or self._stopping.is_set():
+                return False
+            code = child.exitcode
+            if code in STOPPED or time.monotonic() - self._restarted_at < RESTART_SECONDS:
+                return False
+            log.warning("learning service: its process ended (exit code %s); starting it again", code)
+            with contextlib.suppress(OSError):
+                self._stop.close()
+            self._restarted_at = time.monotonic()
+            self.restarts += 1
+            self._spawn()
+            return True
+
+    def _spawn(self) -> None:
         if self.running:
             return
         reader, self._stop = self._context.Pipe(duplex=False)
@@ -67,6 +114,14 @@ class LearningProcess:
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Ask the child to stop (a running round is abandoned, its lease freed); kill it after `timeout`."""
+        self._stopping.set()
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.join()
+        with self._lock:
+            self._stop_child(timeout)
+
+    def _stop_child(self, timeout: float) -> None:
         if self._process is None:
             return
         with contextlib.suppress(OSError):  # BrokenPipeError: the child is gone already
