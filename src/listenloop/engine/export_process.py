@@ -46,7 +46,7 @@ PROCESS_NAME = "ll-export"  # at most 15 characters
 PIPE_CHUNK = 1 << 16  # bytes per relayed piece: a pipe's buffer on Linux
 CONTEXT = multiprocessing.get_context("forkserver")
 # The CLI too: every child re-runs the server's main script (multiprocessing recreates
-# `__main__`), which for `listenloop serve` imports the CLI: 130 ms per download, unless the
+# `__main__`), which for `listenloop serve` imports the CLI: 150 ms per download, unless the
 # fork server has imported it already. (Its own preload of "__main__" is lost on Python 3.11.)
 CONTEXT.set_forkserver_preload([__name__, "listenloop.cli"])
 
@@ -76,7 +76,8 @@ def export_pieces(session: Session, project: Project, order: ExportOrder) -> Ite
 
 def in_thread(db: Database, order: ExportOrder) -> Iterator[bytes]:
     """The export read in this process, from one read-only session that lives as long as the
-    iteration (an in-memory database, which no other process can open, or `export_process` off)."""
+    iteration: a small project's, an in-memory database's (no other process can open it), any
+    with `export_process` off, and the child's own work."""
     with db.read_only() as session:
         for piece in export_pieces(session, ops.load_project(session, order.project_id), order):
             yield piece.encode()
