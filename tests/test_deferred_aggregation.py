@@ -25,6 +25,7 @@ from listenloop.server.http_protocol import REQUESTS
 from listenloop.server.settle_soon import IDLE_GAP
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, PendingAggregate
+from row_support import queued_clip
 
 CLASSES = [str(d) for d in range(10)]
 
@@ -46,18 +47,7 @@ def _world(path: Path, most: int = 3) -> tuple[Database, int, list[Principal]]:
         )
         project = create_project(s, Principal(owner.id, "owner", "owner"), config)
         for i in range(3):
-            s.add(
-                Clip(
-                    project_id=project.id,
-                    file_name=f"c{i}.wav",
-                    sha256=f"{i:064d}",
-                    path=f"audio/{i}.wav",
-                    duration=1.0,
-                    sample_rate=8000,
-                    status="queued",
-                    rank=float(i),
-                )
-            )
+            s.add(queued_clip(project.id, i))
         pid = project.id
         who = [Principal(p.id, p.username, "annotator") for p in people]
     return db, pid, who

@@ -28,6 +28,7 @@ from listenloop.engine.live.tasks import (
 from listenloop.engine.projects import create_project
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Project, Task, WorkerTrust, utcnow
+from row_support import queued_clip
 
 
 @pytest.fixture
@@ -48,20 +49,7 @@ def world(tmp_path: Path) -> tuple[Database, int, list[Principal]]:
         )
         project = create_project(s, Principal(owner.id, "owner", "owner"), config)
         for i in range(6):
-            s.add(
-                Clip(
-                    project_id=project.id,
-                    file_name=f"c{i}.wav",
-                    sha256=f"{i:064d}",
-                    path=f"audio/{i}.wav",
-                    duration=1.0,
-                    sample_rate=8000,
-                    status="queued",
-                    rank=float(i),
-                    is_gold=i >= 4,
-                    gold_label="0" if i >= 4 else None,
-                )
-            )
+            s.add(queued_clip(project.id, i, is_gold=i >= 4, gold_label="0" if i >= 4 else None))
         pid = project.id
         who = [Principal(p.id, p.username, "annotator") for p in people]
     yield db, pid, who
@@ -345,20 +333,7 @@ def make_project(db: Database, regular: int, gold: int, **config: object) -> tup
             ),
         )
         for i in range(regular + gold):
-            s.add(
-                Clip(
-                    project_id=project.id,
-                    file_name=f"c{i}.wav",
-                    sha256=f"{i:064d}",
-                    path=f"audio/{i}.wav",
-                    duration=1.0,
-                    sample_rate=8000,
-                    status="queued",
-                    rank=float(i),
-                    is_gold=i >= regular,
-                    gold_label="0" if i >= regular else None,
-                )
-            )
+            s.add(queued_clip(project.id, i, is_gold=i >= regular, gold_label="0" if i >= regular else None))
         return project.id, [Principal(p.id, p.username, "annotator") for p in people]
 
 

@@ -23,7 +23,7 @@ from listenloop.engine.export_process import ExportOrder, in_child, in_thread
 from listenloop.engine.projects import create_project
 from listenloop.errors import ListenloopError
 from listenloop.store.database import Database
-from listenloop.store.models import Clip
+from row_support import queued_clip
 
 LS_AUDIO = "http://testserver/api/v1/clips/{clip_id}/audio"  # TestClient's base URL
 KINDS = [
@@ -110,19 +110,7 @@ def _big_project(db: Database, clips: int) -> int:
         project = create_project(
             s, boss, ProjectConfig(name="big", task_type="classification", classes=["a", "b"])
         )
-        s.add_all(
-            Clip(
-                project_id=project.id,
-                file_name=f"c{i}.wav",
-                sha256=f"{i:064d}",
-                path=f"audio/{i}.wav",
-                duration=1.0,
-                sample_rate=8000,
-                status="queued",
-                rank=float(i),
-            )
-            for i in range(clips)
-        )
+        s.add_all(queued_clip(project.id, i) for i in range(clips))
         s.flush()
         return int(project.id)
 

@@ -34,6 +34,7 @@ from listenloop.store.clip_tallies import tallies
 from listenloop.store.database import Database
 from listenloop.store.label_tallies import label_tallies
 from listenloop.store.models import Clip, Event, Project, Task, utcnow
+from row_support import queued_clip
 
 BIG = ("tasks", "clips", "events")
 
@@ -59,15 +60,10 @@ def _project(
         project = create_project(s, boss, config)
         for i in range(regular + gold):
             s.add(
-                Clip(
-                    project_id=project.id,
-                    file_name=f"c{i}.wav",
-                    sha256=f"{i:064d}",
-                    path=f"audio/{i}.wav",
-                    duration=1.0,
-                    sample_rate=8000,
+                queued_clip(
+                    project.id,
+                    i,
                     status="done" if i == 0 else "queued",  # a seed clip, then the queue
-                    rank=float(i),
                     is_gold=i >= regular,
                     gold_label="0" if i >= regular else None,
                     seed_label="3" if i == 0 else None,
