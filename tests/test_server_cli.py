@@ -154,7 +154,12 @@ def test_serve_with_workers_answers_and_children_die_with_parent(tmp_path: Path)
         wait_http(base)
         r = httpx.post(f"{base}/api/v1/token", data={"username": "o", "password": "owner-pass-1"}, timeout=30)
         assert r.status_code == 200
+        # the port answers once one worker is up; the other may still be importing (2 slow cores)
+        deadline = time.monotonic() + 60
         serving, learning = _serving_and_learning(proc.pid, port)
+        while (len(serving), len(learning)) != (2, 1) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            serving, learning = _serving_and_learning(proc.pid, port)
         assert len(serving) == 2, f"{len(serving)} processes serve the port, not 2"
         assert len(learning) == 1, f"{len(learning)} learning services, not one"
         for worker in serving:  # the workers run none of their own
