@@ -18,7 +18,7 @@ from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
 from listenloop.engine.errors import ConflictError
 from listenloop.engine.live import tasks as live
-from listenloop.engine.live.settle import settle_all, settle_pending
+from listenloop.engine.live.settle import apply_pending, plan_clips, settle_all, settle_pending
 from listenloop.engine.live.tasks import next_task, reaggregate_clips, submit_answer, undo_answer
 from listenloop.engine.projects import create_project
 from listenloop.server.http_protocol import REQUESTS
@@ -130,6 +130,49 @@ def test_an_undo_settles_its_clip_first(tmp_path: Path) -> None:
         undo_answer(conn, task.task_id, b)
     settle_all(db)
     assert _clips(db)[0][1] == "done"
+    db.dispose()
+
+
+def test_a_plan_read_before_a_new_answer_or_an_undo_is_not_written(tmp_path: Path) -> None:
+    """The server reads and aggregates a pending clip outside the write transaction; an answer
+    (or an undo and a new answer: the same count again) stored in between leaves the clip
+    pending and unchanged, and a plan read afterwards settles it as aggregating it then would."""
+    db, pid, (a, b, _) = _world(tmp_path / "l.db", most=5)
+    with db.write() as s:  # one clip
+        for clip in s.scalars(select(Clip)).all()[1:]:
+            clip.status = "done"
+    _answer(db, pid, a, "1", defer=True)
+    with db.direct_read() as conn:
+        stale = plan_clips(conn, [1])
+    assert [p.plan.answers for p in stale] == [1]
+    with db.direct() as conn:  # meanwhile b answers (they disagree: the clip stays open)
+        task = next_task(conn, pid, b)
+        submit_answer(conn, task.task_id, b, "2", defer_aggregate=True)
+    with db.direct() as conn:
+        assert apply_pending(conn, stale) == []
+    assert _pending(db) == 1 and _clips(db)[0][1:3] == ("queued", None)
+    with db.direct_read() as conn:
+        stale = plan_clips(conn, [1])
+    assert [p.plan.answers for p in stale] == [2]
+    with db.direct() as conn:  # then takes it back and answers again: two answers, as planned
+        undo_answer(conn, task.task_id, b)
+        submit_answer(conn, task.task_id, b, "3", defer_aggregate=True)
+    assert _pending(db) == 1 and _clips(db)[0][5] == 2
+    with db.direct() as conn:
+        assert apply_pending(conn, stale) == []
+    live._EARLY_PRIORS.clear()
+    with db.direct_read() as conn:
+        fresh = plan_clips(conn, [1])
+    with db.direct() as conn:
+        assert apply_pending(conn, fresh) == [1]
+    assert _pending(db) == 0
+    with db.direct_read() as conn:
+        assert plan_clips(conn, [1]) == []  # settled: nothing left to plan
+    settled = _clips(db)[0]
+    live._EARLY_PRIORS.clear()
+    with db.direct() as conn:
+        reaggregate_clips(conn, pid, [1])
+    assert _clips(db)[0] == settled and settled[5] == 2
     db.dispose()
 
 

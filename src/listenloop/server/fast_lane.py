@@ -164,14 +164,17 @@ class AnnotatorFastLane:
         settler.last_request = time.monotonic()
         queued = len(requests) > 1 and settler.room()
         group: GroupCommit = self.state.group_commit
-        work = partial(submit_answer, task_id=task_id, who=who, value=answer, defer_aggregate=queued)
+        deferred: list[int] = []
+        work = partial(
+            submit_answer, task_id=task_id, who=who, value=answer, defer_aggregate=queued, deferred=deferred
+        )
         try:
             result = await group.run(work)
         except Exception:  # rolled back: the full application answers it, errors and all
             return _replaying(body, None, receive)
         await _respond(send, 201, result)
-        if queued:
-            settler.deferred()
+        for clip in deferred:
+            settler.deferred(clip)
         return None
 
 

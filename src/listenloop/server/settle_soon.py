@@ -6,9 +6,10 @@ Settling in every short lull measured worse than not deferring at all: a crowd's
 has many lulls of a millisecond, and a slice of settling in each delayed the requests that came
 right after (BENCHMARKS.md, "Issue 17: SQLite's writers in turn, deferred aggregation in the
 first second"). The settling runs on the loop's own thread, so it never overlaps a request's
-write transaction of this process, in slices of `SLICE` clips (a few milliseconds). At most
-`MAX_DEFERRED` clips wait per process: past that, answers are aggregated at once again (under a
-sustained overload deferring would pile up work).
+write transaction of this process, in slices of `SLICE` clips (a few milliseconds), each read and
+aggregated before its short write transaction (`engine/live/settle.py`). Each process settles
+the clips it deferred. At most `MAX_DEFERRED` clips wait per process: past that, answers are
+aggregated at once again (under a sustained overload deferring would pile up work).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import logging
 import time
 
-from listenloop.engine.live.settle import SETTLE_WITHIN, settle_pending
+from listenloop.engine.live.settle import SETTLE_WITHIN, apply_pending, plan_clips
 from listenloop.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -32,19 +33,24 @@ class SettleSoon:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.waiting = 0  # clips this process left pending (an estimate: others may settle them)
+        self.clips: dict[int, None] = {}  # the clips this process left pending, oldest first
         self.last_request = 0.0  # when an annotator's request last came (time.monotonic)
         self._first: float | None = None  # when the oldest of them was deferred
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def waiting(self) -> int:
+        """How many clips this process left pending (others may have settled some)."""
+        return len(self.clips)
+
     def room(self) -> bool:
         """Whether another answer may leave its clip waiting."""
-        return self.waiting < MAX_DEFERRED
+        return len(self.clips) < MAX_DEFERRED
 
-    def deferred(self) -> None:
-        """A clip was left pending."""
-        self.waiting += 1
+    def deferred(self, clip_id: int) -> None:
+        """The clip `clip_id` was left pending."""
+        self.clips[clip_id] = None
         if self._first is None:
             self._first = time.monotonic()
         self._arm()
@@ -61,17 +67,25 @@ class SettleSoon:
         due = self._first is not None and now - self._first >= SETTLE_WITHIN
         if due or now - self.last_request >= IDLE_GAP:
             self._slice()
-        if self.waiting:
+        if self.clips:
             self._arm()
         else:
             self._first = None
 
     def _slice(self) -> None:
+        batch = list(self.clips)[:SLICE]
         try:
-            with self.db.direct() as conn:
-                done = settle_pending(conn, SLICE)
+            with self.db.direct_read() as conn:  # outside the write transaction: see settle.py
+                plans = plan_clips(conn, batch)
+            settled: list[int] = []
+            if plans:
+                with self.db.direct() as conn:
+                    settled = apply_pending(conn, plans)
         except Exception:  # the lock timed out or the database is away: the next tick retries
             log.warning("settling deferred clips failed; retrying", exc_info=True)
             return
-        # fewer than a slice: none left (another worker may have settled some of ours)
-        self.waiting = max(self.waiting - done, 0) if done == SLICE else 0
+        # what stays: the clips answered (or undone) between the read and the write
+        moved = {pending.plan.clip_id for pending in plans}.difference(settled)
+        for clip in batch:
+            if clip not in moved:
+                del self.clips[clip]

@@ -360,6 +360,15 @@ PENDING_ADD_PG = Prepared(pg_insert(PA).values(_pending).on_conflict_do_nothing(
 PENDING_TAKE = Prepared(select(PA.c.clip_id, PA.c.project_id, PA.c.user_id).limit(bp("n")))
 PENDING_ONE = Prepared(select(PA.c.user_id).where(PA.c.clip_id == bp("clip")))
 PENDING_DROP = Prepared(PA.delete().where(PA.c.clip_id == bp("clip")))
+# What settling a pending clip outside the write transaction checks again inside it: the clip's
+# answer count and status, and its pending row's start (an undo drops the row, so an undo and a
+# new answer leave a new one). PostgreSQL locks both rows: two workers never settle a clip twice.
+PENDING_MARK = Prepared(
+    select(C.c.n_answers, C.c.status, PA.c.since, PA.c.user_id, PA.c.project_id)
+    .select_from(PA.join(C, C.c.id == PA.c.clip_id))
+    .where(PA.c.clip_id == bp("clip"))
+)
+PENDING_MARK_PG = Prepared(PENDING_MARK.stmt.with_for_update())
 
 
 MEDIA = Prepared(

@@ -47,7 +47,13 @@ from listenloop.engine.errors import ConflictError, ForbiddenError, NotFoundErro
 from listenloop.engine.gamification import level_of, points_for
 from listenloop.engine.labels import normalize_label
 from listenloop.engine.lifecycle import state_refusal
-from listenloop.engine.live.aggregate import PRIOR_ANSWERS, aggregate_clip, early_class_prior, rating_noise_of
+from listenloop.engine.live.aggregate import (
+    PRIOR_ANSWERS,
+    ClipVerdict,
+    aggregate_clip,
+    early_class_prior,
+    rating_noise_of,
+)
 from listenloop.engine.live.views import ProjectView, load_view
 from listenloop.engine.projects import blocked_reason, refusal
 from listenloop.settings import Settings
@@ -267,10 +273,22 @@ def _early_prior(conn: Connection, project: ProjectView) -> list[float] | None:
     return prior
 
 
-def reaggregate_clip(
-    conn: Connection, project: ProjectView, clip_id: int, user: int | None, now: datetime
-) -> None:
-    """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
+@dataclass(frozen=True)
+class ClipPlan:
+    """What re-aggregating a clip would write, from what was read (`plan_clip`): its status as
+    read, its answers' count and the verdict; `silver` when a clip the verdict finishes
+    becomes a control question."""
+
+    clip_id: int
+    status: str
+    answers: int
+    verdict: ClipVerdict
+    silver: bool
+
+
+def plan_clip(conn: Connection, project: ProjectView, clip_id: int) -> ClipPlan:
+    """Read one clip's answers with the current skills and aggregate them (reads only: the
+    deferred settling runs this outside the write transaction)."""
     status = (q.CLIP_STATUS_PG if _pg(conn) else q.CLIP_STATUS).scalar(conn, {"clip": clip_id})
     rows = q.ANSWERS.all(conn, {"clip": clip_id})
     trusts = [float(r[1]) for r in rows]
@@ -292,22 +310,33 @@ def reaggregate_clip(
         noise=noise,
         prior=prior,
     )
+    silver = (
+        status == "queued"
+        and verdict.done
+        and not verdict.low_agreement
+        and project.task_type in SILVER_TASKS
+        and is_silver(
+            verdict.label, verdict.confidence, [r[0] for r in rows], trusts, [float(r[5]) for r in rows]
+        )
+    )
+    return ClipPlan(clip_id, status, len(rows), verdict, silver)
+
+
+def apply_plan(
+    conn: Connection, project: ProjectView, plan: ClipPlan, user: int | None, now: datetime
+) -> None:
+    """Write a clip's plan inside the caller's write transaction: its aggregate, and where the
+    redundancy policy finished a queued clip, its status, event and labelled count."""
+    status, verdict = plan.status, plan.verdict
     if status == "queued" and verdict.done:
         status = "low_agreement" if verdict.low_agreement else "done"
-        silver = (
-            status == "done"
-            and project.task_type in SILVER_TASKS
-            and is_silver(
-                verdict.label, verdict.confidence, [r[0] for r in rows], trusts, [float(r[5]) for r in rows]
-            )
-        )
-        if silver:  # a control question from now on, for those who never answered it
-            q.SILVER.run(conn, {"clip": clip_id})
+        if plan.silver:  # a control question from now on, for those who never answered it
+            q.SILVER.run(conn, {"clip": plan.clip_id})
         data = {
-            "clip": clip_id,
+            "clip": plan.clip_id,
             "label": verdict.label,
             "confidence": verdict.confidence,
-            "answers": len(rows),
+            "answers": plan.answers,
         }
         _event(conn, project.id, user, "clip_" + status, data, now)
         if status == "done" and verdict.label is not None and verdict.label != CANT_TELL:
@@ -315,8 +344,8 @@ def reaggregate_clip(
     q.CLIP_SET.run(
         conn,
         {
-            "clip": clip_id,
-            "v_n": len(rows),
+            "clip": plan.clip_id,
+            "v_n": plan.answers,
             "v_label": verdict.label,
             "v_confidence": verdict.confidence,
             "v_soft": verdict.soft,
@@ -324,6 +353,13 @@ def reaggregate_clip(
             "now": now,
         },
     )
+
+
+def reaggregate_clip(
+    conn: Connection, project: ProjectView, clip_id: int, user: int | None, now: datetime
+) -> None:
+    """Re-aggregate one clip with the current skills and let the redundancy policy decide."""
+    apply_plan(conn, project, plan_clip(conn, project, clip_id), user, now)
 
 
 def reaggregate_clips(
@@ -345,12 +381,14 @@ def submit_answer(
     value: Any,
     now: datetime | None = None,
     defer_aggregate: bool = False,
+    deferred: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Store `value` as the answer to task `task_id`: `{task_id, clip_id, points, total_points, level}`.
+    """Store `value` as the answer to task `task_id`: `{task_id, points, total_points, level}`.
 
     `defer_aggregate`: a regular clip's re-aggregation waits in `pending_aggregates` (its answer
-    count goes up at once) for `settle.settle_pending`; the server asks for it while other
-    requests queue, so that a crowd's simultaneous answers are not each held up by it.
+    count goes up at once) for `engine/live/settle.py`; the server asks for it while other
+    requests queue, so that a crowd's simultaneous answers are not each held up by it. The clip
+    is then appended to `deferred` (the server's, to settle it: the reply never names a clip).
 
     NotFoundError: no such task; ForbiddenError: another annotator's task, or the annotator was
     blocked (which ended the lease); ConflictError:
@@ -408,6 +446,8 @@ def submit_answer(
         now,
         defer_aggregate,
     )
+    if defer_aggregate and task.kind == "regular" and deferred is not None:
+        deferred.append(int(task.clip_id))
     return {
         "task_id": task_id,
         "points": points,
