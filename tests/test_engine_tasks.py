@@ -497,7 +497,7 @@ def test_a_consistency_pass_counts_less_than_a_control_and_undoes_exactly(world)
 
 
 def test_the_early_class_prior_is_reestimated_as_answers_grow(world, monkeypatch) -> None:
-    """Its EM costs half an answered pair: cached until EARLY_PRIOR_STEP or 5 % more answers came in."""
+    """Its EM costs half an answered pair: cached until EARLY_PRIOR_STEP or a quarter more answers came in."""
     import listenloop.engine.live.tasks as tasks_module
 
     db, pid, (a, b, c) = world

@@ -73,3 +73,33 @@ def test_prepared_statements_match_the_orm(database_url: str) -> None:
         assert s.get(Event, event).data == {"check": True, "clip": clip.id}
         assert s.scalar(select(ProjectMember.added_at)) == now
     db.dispose()
+
+
+SHARED_SOFT = Prepared(select(C.c.soft, C.c.id).order_by(C.c.id), shared_json=True)
+
+
+def test_shared_json_is_decoded_once_per_text(database_url: str) -> None:
+    """`shared_json`: rows holding the same JSON text get the same decoded object (the confusion
+    matrices of an annotator's answers); a different text, a different object; NULL stays None."""
+    db = Database(database_url)
+    db.upgrade()
+    with db.write() as s:
+        user = User(username="u", password_hash="x", role="annotator")
+        project = Project(name="p", owner=user, task_type="classification", classes=["a", "b"])
+        softs = [{"a": 0.25, "b": 0.75}, {"a": 0.25, "b": 0.75}, {"a": 1.0, "b": 0.0}, None]
+        for i, soft in enumerate(softs):
+            clip = Clip(
+                project=project, file_name=f"{i}.wav", sha256=f"{i}" * 64, path=f"a/{i}.wav", duration=1.0
+            )
+            clip.sample_rate = 8000
+            clip.soft = soft
+            s.add(clip)
+        s.add_all([user, project])
+    with db.direct_read() as conn:
+        rows = SHARED_SOFT.all(conn, {})
+        again = SHARED_SOFT.all(conn, {})
+    assert [r.soft for r in rows] == softs
+    if db.sqlite:  # (PostgreSQL's driver decodes JSON itself: nothing to share)
+        assert rows[0].soft is rows[1].soft is again[0].soft
+        assert rows[2].soft is not rows[0].soft
+    db.dispose()

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql import Executable, Select
+from sqlalchemy.types import JSON
 
 
 @dataclass
@@ -32,19 +33,46 @@ class _Compiled:
     to_db: dict[str, Callable[[Any], Any]]
     columns: tuple[Any, ...]  # the selected (or returned) columns
     row: Any  # a namedtuple class named by them, or None
+    shared_json: bool = False  # JSON values decoded once per text and shared (`Prepared`)
     from_db: tuple[Callable[[Any], Any] | None, ...] | None = None  # set at the first result
 
     def convert(self, cursor: Any, raw: Sequence[Any]) -> Any:
         """A row of driver values as the columns' types read them."""
         if self.from_db is None:  # some drivers' processors depend on the type code they report
-            self.from_db = tuple(
-                column.type.dialect_impl(self.dialect).result_processor(self.dialect, described[1])
-                for column, described in zip(self.columns, cursor.description, strict=True)
-            )
+            processors = []
+            for column, described in zip(self.columns, cursor.description, strict=True):
+                process = column.type.dialect_impl(self.dialect).result_processor(self.dialect, described[1])
+                if process is not None and self.shared_json and isinstance(column.type, JSON):
+                    process = _decoded_once(process)
+                processors.append(process)
+            self.from_db = tuple(processors)
         return self.row(*(v if f is None else f(v) for f, v in zip(self.from_db, raw, strict=True)))
 
 
-def _compile(stmt: Any, dialect: Dialect) -> _Compiled:
+# Texts a shared-JSON column remembers at most (then it starts again): an annotator's confusion
+# matrix is read with each clip they answered, and decoding it was a tenth of the server's work.
+JSON_MEMO = 4096
+
+
+def _decoded_once(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`process`, remembering what it made of each JSON text (drivers that decode JSON
+    themselves hand over objects, which pass through)."""
+    memo: dict[Any, Any] = {}
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, str | bytes):
+            return process(value)
+        found = memo.get(value, memo)
+        if found is memo:
+            if len(memo) >= JSON_MEMO:
+                memo.clear()
+            found = memo[value] = process(value)
+        return found
+
+    return read
+
+
+def _compile(stmt: Any, dialect: Dialect, shared_json: bool = False) -> _Compiled:
     compiled = stmt.compile(dialect=dialect)
     binds = compiled.binds
     names = tuple(compiled.positiontup) if compiled.positional else tuple(binds)
@@ -64,32 +92,34 @@ def _compile(stmt: Any, dialect: Dialect) -> _Compiled:
             to_db[name] = process
     columns = tuple(stmt.selected_columns if isinstance(stmt, Select) else stmt.exported_columns)
     row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None  # type: ignore[misc]
-    return _Compiled(
-        dialect, compiled.string, compiled.positional, names, fixed, defaults, to_db, columns, row
-    )
+    sql, positional = compiled.string, compiled.positional
+    return _Compiled(dialect, sql, positional, names, fixed, defaults, to_db, columns, row, shared_json)
 
 
 class Prepared:
     """A Core statement with bind parameters, compiled on first use for each dialect (or ahead,
     by `compile_all`)."""
 
-    def __init__(self, stmt: Executable, dialect: str | None = None) -> None:
-        """`dialect`: the one dialect the statement is written for (e.g. a SQLite upsert), if any."""
+    def __init__(self, stmt: Executable, dialect: str | None = None, shared_json: bool = False) -> None:
+        """`dialect`: the one dialect the statement is written for (e.g. a SQLite upsert), if any.
+        `shared_json`: each JSON text is decoded once and the same object handed to every row
+        that holds it (for values the caller only reads: it must not change them)."""
         self.stmt = stmt
         self.dialect = dialect
+        self.shared_json = shared_json
         self._compiled: dict[str, _Compiled] = {}
         _ALL.append(self)
 
     def compile_for(self, dialect: Dialect) -> None:
         """Compile for `dialect` now, if not done yet."""
         if dialect.name not in self._compiled:
-            self._compiled[dialect.name] = _compile(self.stmt, dialect)
+            self._compiled[dialect.name] = _compile(self.stmt, dialect, self.shared_json)
 
     def _for(self, conn: Connection) -> _Compiled:
         dialect = conn.dialect
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            compiled = self._compiled[dialect.name] = _compile(self.stmt, dialect)
+            compiled = self._compiled[dialect.name] = _compile(self.stmt, dialect, self.shared_json)
         return compiled
 
     def _cursor(self, conn: Connection, params: dict[str, Any]) -> tuple[Any, _Compiled]:

@@ -309,7 +309,8 @@ ANSWERS = Prepared(
         )
     )
     .where(T.c.clip_id == bp("clip"), T.c.kind == "regular", T.c.answered_at.is_not(None))
-    .order_by(T.c.answered_at, T.c.id)
+    .order_by(T.c.answered_at, T.c.id),
+    shared_json=True,  # the confusion matrices are only read
 )
 # The project's newest regular answers (clip, answer, annotator's trust), at most `n`: what the
 # class prior before the first Dawid-Skene fit is estimated from (`crowd.worker_prior.class_prior`);

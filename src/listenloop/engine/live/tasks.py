@@ -67,6 +67,9 @@ CONSISTENCY_DELAY = timedelta(seconds=60)  # a repeat comes at least this long a
 # An unanswered lease is deleted this long after it ran out (until then a late answer gets its
 # 409 "expired"); the annotator may then be given that clip again.
 RECLAIM_AFTER = timedelta(hours=1)
+# The draws of `next` (check questions, control clips): one generator per process, since seeding
+# a new one from the system's entropy cost more than the draws themselves.
+_RNG = random.Random()
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def next_task(
     current one plays: a second lease (at most two are open), or the second open one again.
     """
     now = now or utcnow()
-    rng = rng or random.Random()
+    rng = rng or _RNG
     conn = connection_of(session)
     view = load_view(conn, project) if isinstance(project, int) else project
     _ensure_member(conn, view, who, now)
@@ -250,13 +253,14 @@ def _check(
 # The class prior before the first fit, per project and process: (the project's answers_used
 # when it was estimated, answers it was estimated from, prior). Its EM over up to PRIOR_ANSWERS
 # answers cost about 1 ms at 1,000 answers, half a whole answered pair, so it is re-estimated
-# only after EARLY_PRIOR_STEP more answers, or 5 % more once it rests on more (every 50 at most).
+# only after EARLY_PRIOR_STEP more answers, or a quarter more once it rests on more (every 250
+# at most: at every 50, at 700 answers a second it was 7 % of a server process's work).
 # Re-estimated on every answer of a project's first hundred, it was a quarter of the server's
 # work while a crowd's first answers arrive together (issue 17, the first second of a load).
 _EARLY_PRIORS: dict[int, tuple[int, int, list[float] | None]] = {}
 _EARLY_PRIORS_LOCK = threading.Lock()
 EARLY_PRIOR_STEP = 8
-EARLY_PRIOR_REFRESH = 0.05
+EARLY_PRIOR_REFRESH = 0.25
 
 
 def _early_prior(conn: Connection, project: ProjectView) -> list[float] | None:

@@ -44,7 +44,10 @@ class ProjectView:
 
 _P = Project.__table__
 _FIELDS = [f.name for f in fields(ProjectView)]
-_SELECT = Prepared(select(*(_P.c[name] for name in _FIELDS)).where(_P.c.id == bindparam("project")))
+# (a view is read-only: its classes and class prior are shared between views of the same text)
+_SELECT = Prepared(
+    select(*(_P.c[name] for name in _FIELDS)).where(_P.c.id == bindparam("project")), shared_json=True
+)
 
 
 def load_view(session: AnyConnection, project_id: int) -> ProjectView:
