@@ -4,7 +4,9 @@ matrices the request path uses, and the learning service's refresh on a real SQL
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from listenloop.crowd.worker_model import fit_project_skills, stored_evidence
 from listenloop.crowd.worker_prior import PRIOR_TRUST, unknown_confusion
 from listenloop.engine.accounts import Principal, create_user
 from listenloop.engine.config import ProjectConfig
+from listenloop.engine.learning import service as service_module
 from listenloop.engine.learning.service import LearningService
 from listenloop.engine.learning.skills import (
     MIN_ANSWERS,
@@ -127,7 +130,9 @@ def test_the_request_path_uses_stored_confusions(tmp_path: Path) -> None:
     assert verdict.confidence == pytest.approx(0.8)  # 1 / (1 + 0.25)
 
 
-def test_the_service_refreshes_skills_from_live_answers(tmp_path: Path) -> None:
+def test_the_service_refreshes_skills_from_live_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = Database(f"sqlite:///{tmp_path / 's.db'}")
     db.upgrade()
     rng = random.Random(0)
@@ -168,8 +173,22 @@ def test_the_service_refreshes_skills_from_live_answers(tmp_path: Path) -> None:
                 submit_answer(s, task.task_id, who, answer)
     service = LearningService(db, tmp_path, inline=True)
     assert pid in service.skills_due_projects()
+    fitted_in: list[tuple[str, int]] = []
+    real_refresh = service_module.crowd_skills.refresh
+
+    def refresh(*args: object) -> object:  # where the fit runs: its own thread, niced (Linux)
+        fitted_in.append(
+            (threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        )
+        return real_refresh(*args)
+
+    monkeypatch.setattr(service_module.crowd_skills, "refresh", refresh)
     outcome = service.refresh_skills(pid)
     assert outcome.state == "ran", outcome.error
+    [(thread, nice)] = fitted_in
+    assert thread.startswith("listenloop-skills")
+    assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + service_module.SKILLS_NICE)
+    service.stop()
     with db.read() as s:
         project = s.get(Project, pid)
         assert project.class_prior == pytest.approx([0.5, 0.5], abs=0.01)
