@@ -125,3 +125,50 @@ def test_the_load_client_reads_sized_and_chunked_bodies_on_one_connection() -> N
     assert asyncio.run(main()) == [(200, b"hello"), (201, b"abcde"), (204, b"")]
     assert seen[0].startswith(b"GET /a HTTP/1.1\r\n") and b"Authorization: Bearer tok\r\n" in seen[0]
     assert b"Content-Length: 7" in seen[1] and seen[2] == b'{"x":1}'
+
+
+def test_the_load_client_notes_when_the_project_ran_dry() -> None:
+    """A project holds answers for so many pairs: `annotate` notes when `next` first found nothing
+    (204) and the answers acknowledged by then, so a fast server's rate is not diluted by the
+    idle rest of the phase."""
+    import asyncio
+
+    from listenloop.bench.load_client import annotate
+
+    work = {"left": 5}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            size = [
+                int(x.split(b":")[1]) for x in head.split(b"\r\n") if x.lower().startswith(b"content-length")
+            ]
+            if size:
+                await reader.readexactly(size[0])
+            if head.startswith(b"GET") and work["left"] > 0:
+                work["left"] -= 1
+                body = b'{"task_id": %d}' % work["left"]
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif head.startswith(b"GET"):
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+        writer.close()
+
+    async def main() -> object:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        result = await annotate(f"http://127.0.0.1:{port}", 1, ["tok"], ["a"], seconds=0.5)
+        server.close()
+        return result
+
+    result = asyncio.run(main())
+    assert len(result.acked) == 5 and result.acked_before_dry == 5
+    assert result.ran_dry_s is not None and 0 < result.ran_dry_s < 0.5
+    figures = result.summary()
+    assert figures["answers_per_s_with_work"] == round(5 / result.ran_dry_s, 1)
+    assert figures["answers_per_s_with_work"] > figures["answers_per_s"]  # the idle rest no longer counts

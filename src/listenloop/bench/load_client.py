@@ -105,6 +105,12 @@ class LoadResult:
     codes: dict[str, int] = field(default_factory=dict)
     acked: list[str] = field(default_factory=list)
     client_cpu_s: float = 0.0
+    # When `next` first answered 204 (seconds into the phase; None: never) and the answers
+    # acknowledged by then. A project has answers for so many pairs (clips x their maximum
+    # answers): a fast enough server runs it dry before the phase ends, and answers/s over
+    # the whole phase then counts the idle rest too.
+    ran_dry_s: float | None = None
+    acked_before_dry: int = 0
 
     @property
     def failures(self) -> int:
@@ -124,7 +130,16 @@ class LoadResult:
             "answer_p50_ms": percentile_ms(lat.get("answer", []), 50),
             "answer_p99_ms": percentile_ms(lat.get("answer", []), 99),
             "client_cpu_ms_per_request": round(1000 * self.client_cpu_s / max(n, 1), 3),
+            "ran_dry_s": None if self.ran_dry_s is None else round(self.ran_dry_s, 2),
+            "answers_per_s_with_work": self.answers_per_s_with_work,
         }
+
+    @property
+    def answers_per_s_with_work(self) -> float | None:
+        """Answers a second until the project ran dry (None: it never did, or at once)."""
+        if self.ran_dry_s is None or self.ran_dry_s <= 0:
+            return None
+        return round(self.acked_before_dry / self.ran_dry_s, 1)
 
 
 async def annotate(
@@ -168,6 +183,9 @@ async def annotate(
             while time.monotonic() < stop:
                 status, data = await timed(conn, "next", "GET", f"/api/v1/projects/{pid}/next")
                 if status != 200:  # 204: nothing to do now; anything else: do not hammer
+                    if status == 204 and result.ran_dry_s is None:
+                        result.ran_dry_s = time.monotonic() - t0
+                        result.acked_before_dry = len(result.acked)
                     await asyncio.sleep(0.05)
                     continue
                 task = json.loads(data)["task_id"]

@@ -58,6 +58,9 @@ class ServeRow:
     serving_cpu_ms: float | None = None
     background_cpu_ms: float | None = None
     client_cpu_ms: float | None = None  # the load client's CPU per request (it shares the machine)
+    # when `next` first found nothing to do (seconds; None: never), and answers/s until then
+    ran_dry_s: float | None = None
+    answers_per_s_with_work: float | None = None
 
 
 def free_port() -> int:
@@ -208,6 +211,8 @@ async def _phase(
         failures=result.failures,
         codes=result.codes,
         client_cpu_ms=figures["client_cpu_ms_per_request"],
+        ran_dry_s=figures["ran_dry_s"],
+        answers_per_s_with_work=figures["answers_per_s_with_work"],
     )
     return row, result.acked
 
@@ -316,8 +321,16 @@ def format_row(r: ServeRow) -> str:
         f"{ms(r.answer_p50_ms)}/{ms(r.answer_p99_ms)} ms, 5xx {r.server_errors}, failures {r.failures}, "
         f"acked {r.acked}, stored once {r.stored_once}, server CPU per answer "
         f"{_ms(r.serving_cpu_ms)} ms serving + {_ms(r.background_cpu_ms)} ms background, "
-        f"client CPU {_ms(r.client_cpu_ms)} ms/request"
+        f"client CPU {_ms(r.client_cpu_ms)} ms/request" + _dry(r)
     )
+
+
+def _dry(r: ServeRow) -> str:
+    """When the project ran dry, and the rate until then (the phase's rate counts the idle rest)."""
+    if r.ran_dry_s is None:
+        return ""
+    rate = r.answers_per_s_with_work
+    return f"; the project ran out of work at {r.ran_dry_s:g} s ({rate} answers/s until then)"
 
 
 def _ms(v: float | None) -> str:
