@@ -8,8 +8,10 @@ right after (BENCHMARKS.md, "Issue 17: SQLite's writers in turn, deferred aggreg
 first second"). The settling runs on the loop's own thread, so it never overlaps a request's
 write transaction of this process, in slices of `SLICE` clips (a few milliseconds), each read and
 aggregated before its short write transaction (`engine/live/settle.py`). Each process settles
-the clips it deferred. At most `MAX_DEFERRED` clips wait per process: past that, answers are
-aggregated at once again (under a sustained overload deferring would pile up work).
+the clips it deferred; what a process that died left is settled when it starts again (the
+application's start-up runs `settle_all`, as does its shutdown). At most `MAX_DEFERRED` clips
+wait per process: past that, answers are aggregated at once again (under a sustained overload
+deferring would pile up work).
 """
 
 from __future__ import annotations
