@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from listenloop.bench.serve import clips_zip
 from listenloop.demo import DEMO_DIR
+from listenloop.errors import ListenloopError
 
 
 def bench(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -70,6 +73,25 @@ def test_bad_think_is_one_line(tmp_path: Path) -> None:
 def test_demo_clips_zip_has_every_clip() -> None:
     blob, classes = clips_zip(DEMO_DIR / "recordings", limit=20)
     assert classes == [str(d) for d in range(10)] and blob[:2] == b"PK"
+
+
+def test_clips_zip_takes_a_dataset_folder(tmp_path: Path) -> None:
+    """A labels.csv folder (what `bench campaign` takes) gives the files it lists, by their path."""
+    import io
+    import shutil
+    import zipfile
+
+    recordings = sorted((DEMO_DIR / "recordings").iterdir())[:3]
+    (tmp_path / "a").mkdir()
+    for wav in recordings:
+        shutil.copy(wav, tmp_path / "a" / wav.name)
+    rows = "".join(f"a/{wav.name},{wav.name[0]}\n" for wav in recordings)
+    (tmp_path / "labels.csv").write_text("file,label\n" + rows)
+    blob, _ = clips_zip(tmp_path)
+    assert zipfile.ZipFile(io.BytesIO(blob)).namelist() == [f"a/{wav.name}" for wav in recordings]
+    (tmp_path / "labels.csv").write_text("file,label\n" + rows + "a/gone.wav,1\n")
+    with pytest.raises(ListenloopError, match=r"1 listed files missing, e\.g\. a/gone\.wav"):
+        clips_zip(tmp_path)
 
 
 def test_request_path_bench_times_pairs_in_process(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from listenloop.bench.load_client import annotate
+from listenloop.datasets import LABELS_FILE, read_table
 from listenloop.errors import ListenloopError
 
 OWNER, OWNER_PASSWORD = "bench-owner", "bench-owner-pass"
@@ -71,15 +72,25 @@ def free_port() -> int:
 
 
 def clips_zip(folder: Path, limit: int | None = None) -> tuple[bytes, list[str]]:
-    """A zip of the audio files in `folder` (sorted, at most `limit`) and the classes in its labels.csv."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
-    if not files:
+    """A zip of the audio files in `folder`, or of those its labels.csv lists (a dataset folder),
+    sorted, at most `limit`; and the classes (the ten digits)."""
+    if (folder / LABELS_FILE).is_file():
+        names = sorted(set(read_table(folder)["file"]))
+        missing = [name for name in names if not (folder / name).is_file()]
+        if missing:
+            raise ListenloopError(
+                f"{folder / LABELS_FILE}: {len(missing)} listed files missing, e.g. {missing[0]}"
+            )
+    else:
+        audio = (".wav", ".flac", ".ogg", ".mp3")
+        names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in audio)
+    if not names:
         raise ListenloopError(f"{folder}: no audio files")
-    files = files[:limit] if limit else files
+    names = names[:limit] if limit else names
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        for p in files:
-            z.write(p, p.name)
+        for name in names:
+            z.write(folder / name, name)
     return buf.getvalue(), [str(d) for d in range(10)]
 
 

@@ -24,7 +24,11 @@ def bench_serve(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
     clips: Annotated[
-        Path | None, typer.Option(help="Folder of audio clips for the project (default: the demo's FSDD).")
+        Path | None,
+        typer.Option(
+            help="Folder of audio clips for the project, or a dataset folder with labels.csv (default: the "
+            "demo's 300 FSDD clips, which 64 annotators without a pause answer in a few seconds)."
+        ),
     ] = None,
     yardstick: Annotated[
         bool,

@@ -32,8 +32,8 @@ def demo(
             "--crowd",
             min=0,
             max=MAX_SIZE,
-            help="Simulated annotators of mixed skill (one a spammer) who label in the background "
-            "at a human pace, so that clips finish and the model retrains; 0 turns them off.",
+            help="Simulated annotators of mixed skill (one a spammer from three up) who label in the "
+            "background at a human pace, so that clips finish and the model retrains; 0 turns them off.",
         ),
     ] = DEFAULT_SIZE,
     crowd_speed: Annotated[
