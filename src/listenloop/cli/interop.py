@@ -30,7 +30,7 @@ def import_labelstudio(
         Path, typer.Option("--audio", help="The folder the tasks' audio is under (or a zip of it).")
     ],
     db: DB = "sqlite:///./listenloop.db",
-    data: DATA = Path("."),
+    data: DATA = Path("listenloop-data"),
     report: Annotated[
         Path | None, typer.Option("--report", help="Write the full report (JSON) here.")
     ] = None,
@@ -85,7 +85,7 @@ def export_hf(
     project: Annotated[int, typer.Argument(help="The project's id.")],
     out: Annotated[Path, typer.Option("--out", help="The folder to write the dataset to (save_to_disk).")],
     db: DB = "sqlite:///./listenloop.db",
-    data: DATA = Path("."),
+    data: DATA = Path("listenloop-data"),
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Write the project's final labels as a Hugging Face `datasets` audio dataset (`load_from_disk`
