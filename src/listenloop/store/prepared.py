@@ -10,6 +10,7 @@ writes and reads. The statements run inside the caller's transaction (`Database.
 
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,25 +50,18 @@ class _Compiled:
         return self.row(*(v if f is None else f(v) for f, v in zip(self.from_db, raw, strict=True)))
 
 
-# Texts a shared-JSON column remembers at most (then it starts again): an annotator's confusion
+# Texts a shared-JSON column remembers at most (the least recently read go): an annotator's confusion
 # matrix is read with each clip they answered, and decoding it was a tenth of the server's work.
 JSON_MEMO = 4096
 
 
 def _decoded_once(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`process`, remembering what it made of each JSON text (drivers that decode JSON
+    """`process`, remembering what it made of the last JSON_MEMO texts (drivers that decode JSON
     themselves hand over objects, which pass through)."""
-    memo: dict[Any, Any] = {}
+    cached = functools.lru_cache(maxsize=JSON_MEMO)(process)
 
     def read(value: Any) -> Any:
-        if not isinstance(value, str | bytes):
-            return process(value)
-        found = memo.get(value, memo)
-        if found is memo:
-            if len(memo) >= JSON_MEMO:
-                memo.clear()
-            found = memo[value] = process(value)
-        return found
+        return cached(value) if isinstance(value, str | bytes) else process(value)
 
     return read
 

@@ -11,7 +11,7 @@ never hands it out beyond its maximum), and settles the clips in the next lull, 
 would already call done may get an answer more, never more than its maximum. Rows left by a
 crash are settled when the server starts (`settle_all`).
 
-The server reads and aggregates the clips outside any write transaction (`plan_pending`), then
+The server reads and aggregates the clips outside any write transaction (`plan_clips`), then
 writes the verdicts in a short one (`apply_pending`), each only where the clip is as it was read
 (its answer count, status and pending row); a clip that moved stays pending for the next slice.
 With the write transaction the one thing the server's processes take in turn, aggregating
@@ -57,7 +57,8 @@ def plan_clips(session: AnyConnection, clip_ids: list[int]) -> list[PendingPlan]
         view = views.get(mark.project_id)
         if view is None:
             view = views[mark.project_id] = load_view(conn, mark.project_id)
-        plans.append(PendingPlan(view, plan_clip(conn, view, clip), (int(mark[0]), str(mark[1]), mark[2])))
+        plan = plan_clip(conn, view, clip, lock=False)  # apply_pending locks and checks the mark
+        plans.append(PendingPlan(view, plan, (int(mark[0]), str(mark[1]), mark[2])))
     return plans
 
 

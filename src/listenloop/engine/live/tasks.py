@@ -290,10 +290,12 @@ class ClipPlan:
     silver: bool
 
 
-def plan_clip(conn: Connection, project: ProjectView, clip_id: int) -> ClipPlan:
+def plan_clip(conn: Connection, project: ProjectView, clip_id: int, lock: bool = True) -> ClipPlan:
     """Read one clip's answers with the current skills and aggregate them (reads only: the
-    deferred settling runs this outside the write transaction)."""
-    status = (q.CLIP_STATUS_PG if _pg(conn) else q.CLIP_STATUS).scalar(conn, {"clip": clip_id})
+    deferred settling runs this outside the write transaction, with `lock` False: on PostgreSQL
+    the clip's row is otherwise locked for the caller's write)."""
+    status_stmt = q.CLIP_STATUS_PG if lock and _pg(conn) else q.CLIP_STATUS
+    status = status_stmt.scalar(conn, {"clip": clip_id})
     rows = q.ANSWERS.all(conn, {"clip": clip_id})
     trusts = [float(r[1]) for r in rows]
     noise = None
