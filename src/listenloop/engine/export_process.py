@@ -38,6 +38,7 @@ from listenloop.engine import projects as ops
 from listenloop.engine.exports import iter_export_answers, iter_export_crowdkit, iter_export_project
 from listenloop.engine.labelstudio import iter_labelstudio
 from listenloop.errors import ListenloopError
+from listenloop.priority import NICEST, lower_priority
 from listenloop.settings import Settings
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Project
@@ -89,9 +90,7 @@ def _fork_server_at(nice: int) -> None:
     so that its imports (about 2 s of CPU) do not compete with the request path either."""
 
     def start() -> None:
-        with contextlib.suppress(OSError):
-            if os.getpriority(os.PRIO_PROCESS, 0) < nice:
-                os.setpriority(os.PRIO_PROCESS, 0, nice)  # Linux: this thread only
+        lower_priority(at_least=nice)  # Linux: this thread only
         forkserver.ensure_running()
 
     starter = threading.Thread(target=start, name="listenloop-export-start")
@@ -101,7 +100,7 @@ def _fork_server_at(nice: int) -> None:
 
 def start_child(db: Database, order: ExportOrder) -> tuple[BaseProcess, Connection]:
     """A child producing `order`'s export from `db`, and the end of the pipe it writes to."""
-    nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + db.settings.export_nice)
+    nice = min(NICEST, os.getpriority(os.PRIO_PROCESS, 0) + db.settings.export_nice)
     _fork_server_at(nice)
     reader, writer = CONTEXT.Pipe(duplex=False)
     args = (writer, db.url, db.settings.model_dump(), asdict(order), nice)
@@ -159,9 +158,7 @@ def _produce(out: Connection, url: str, settings: dict[str, Any], order: dict[st
     about PIPE_CHUNK bytes, at CPU priority `nice` (`export_nice` below the server's)."""
     with contextlib.suppress(OSError):  # Linux: `ps` and `top` name it (a fork server's child
         Path("/proc/self/comm").write_text(PROCESS_NAME)  # would show as the fork server)
-    with contextlib.suppress(OSError):
-        if os.getpriority(os.PRIO_PROCESS, 0) < nice:  # the fork server's may be lower already
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    lower_priority(at_least=nice)  # (the fork server's may be lower already)
     db = Database(url, Settings.model_validate(settings))
     buffer = bytearray()
     try:

@@ -26,17 +26,17 @@ import asyncio
 import ipaddress
 import math
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
 from fastapi import HTTPException, Request, status
+
+from listenloop.priority import lower_priority
 
 T = TypeVar("T")
 
@@ -160,13 +160,6 @@ class LoginThrottle:
         self.addresses.forgive(attempt.address, attempt.at)
 
 
-def _lower_priority() -> None:
-    """Make the calling thread (and the threads it starts) yield the CPU to the event loop."""
-    with suppress(AttributeError, OSError):  # not Linux, or not allowed: keep the priority
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HASH_NICE))
-
-
 class HashGate:
     """At most `slots` password hashes at once; `queue` more wait up to `wait` seconds, the
     rest are refused at once (429)."""
@@ -180,7 +173,9 @@ class HashGate:
         self.waiting = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphore = asyncio.Semaphore(slots)
-        self._threads = ThreadPoolExecutor(slots, "password-hash", initializer=_lower_priority)
+        self._threads = ThreadPoolExecutor(
+            slots, "password-hash", initializer=lower_priority, initargs=(HASH_NICE,)
+        )  # the hashes yield the CPU to the event loop
 
     def _gate(self) -> asyncio.Semaphore:
         # One semaphore per event loop: tests may run one app under several loops in turn.

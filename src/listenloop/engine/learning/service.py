@@ -54,6 +54,7 @@ from listenloop.engine import lifecycle
 from listenloop.engine.config import DEFAULT_QUEUE, queue_of
 from listenloop.engine.learning import skills as crowd_skills
 from listenloop.engine.learning import spammers
+from listenloop.priority import lower_priority
 from listenloop.store.database import Database
 from listenloop.store.models import Clip, Event, ModelRun, Project, Task, utcnow
 
@@ -235,13 +236,6 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _nice_thread() -> None:
-    """Lower the calling thread's CPU priority by SKILLS_NICE (Linux: per thread)."""
-    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + SKILLS_NICE))
-
-
 def _lower_priority(tids: list[int] | None = None) -> None:
     """Nice threads `tids` (default: every thread of this process) to WORKER_NICE and, where the
     OS has it, SCHED_IDLE (on Linux both are per thread; threads and processes started later
@@ -253,13 +247,10 @@ def _lower_priority(tids: list[int] | None = None) -> None:
         except OSError:
             tids = [0]
     for tid in tids:
-        try:
-            if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICE:
-                os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICE)
-            if idle is not None:
+        lower_priority(at_least=WORKER_NICE, tid=tid)
+        if idle is not None:
+            with contextlib.suppress(OSError):  # a thread that just ended, or no permission
                 os.sched_setscheduler(tid, idle, os.sched_param(0))
-        except OSError:  # a thread that just ended, or no permission: nothing to do
-            continue
 
 
 def run_round(kwargs: dict[str, Any], scheduler: str | None = None) -> dict[str, Any]:
@@ -505,7 +496,9 @@ class LearningService:
         """The thread that fits skills, at SKILLS_NICE (started on first use)."""
         with self._skills_lock:
             if self._skills is None:
-                self._skills = ThreadPoolExecutor(1, "listenloop-skills", initializer=_nice_thread)
+                self._skills = ThreadPoolExecutor(
+                    1, "listenloop-skills", initializer=lower_priority, initargs=(SKILLS_NICE,)
+                )
             return self._skills
 
     def refresh_skills(self, project_id: int) -> Outcome:
