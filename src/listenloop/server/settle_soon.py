@@ -41,11 +41,6 @@ class SettleSoon:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def waiting(self) -> int:
-        """How many clips this process left pending (others may have settled some)."""
-        return len(self.clips)
-
     def room(self) -> bool:
         """Whether another answer may leave its clip waiting."""
         return len(self.clips) < MAX_DEFERRED

@@ -358,7 +358,7 @@ BUMP = Prepared(C.update().where(C.c.id == bp("clip")).values(n_answers=C.c.n_an
 _pending = {"clip_id": bp("clip"), "project_id": bp("project"), "user_id": bp("user"), "since": bp("now")}
 PENDING_ADD = Prepared(sqlite_insert(PA).values(_pending).on_conflict_do_nothing(), "sqlite")
 PENDING_ADD_PG = Prepared(pg_insert(PA).values(_pending).on_conflict_do_nothing(), "postgresql")
-PENDING_TAKE = Prepared(select(PA.c.clip_id, PA.c.project_id, PA.c.user_id).limit(bp("n")))
+PENDING_TAKE = Prepared(select(PA.c.clip_id).limit(bp("n")))
 PENDING_ONE = Prepared(select(PA.c.user_id).where(PA.c.clip_id == bp("clip")))
 PENDING_DROP = Prepared(PA.delete().where(PA.c.clip_id == bp("clip")))
 # What settling a pending clip outside the write transaction checks again inside it: the clip's
